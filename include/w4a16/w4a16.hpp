@@ -1,0 +1,210 @@
+// w4a16: weight-only INT4 quantized matrix multiplication (4-bit weights, 16-bit activations).
+//
+// This is the header to read first. The whole data flow of one linear layer is:
+//
+//   fp32/fp16/bf16 weight [N, K]  --quantize()-->  QuantizedWeight  --save/load-->  file
+//   y[M, N] = x[M, K] * dequant(W)^T (+ bias)      --gemm()-->  y
+//
+// Vocabulary (same words as the docs and the CLI): M tokens, K reduction (in_features),
+// N outputs (out_features); W is stored [N, K] like torch.nn.Linear. A *group* is a run of g
+// consecutive weights along K of one output row sharing one scale (and zero); there are
+// ceil(K/g) groups per row and the last one may be ragged (shorter than g).
+//
+// Errors: every entry point validates its input and throws w4a16::Error (with an ErrorCode)
+// on bad input; nothing is written to an output that is reported as failed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "w4a16/float16.hpp"
+
+namespace w4a16 {
+
+// ---------------------------------------------------------------------------------------------
+// Basic types
+// ---------------------------------------------------------------------------------------------
+
+// Element types. fp16/bf16 are carried as raw uint16_t bits (see float16.hpp).
+enum class DType : uint8_t { f16, bf16, f32 };
+
+size_t dtype_size(DType dtype);
+std::string_view to_string(DType dtype);        // "fp16", "bf16", "fp32"
+DType parse_dtype(std::string_view name);       // accepts fp16|f16|float16, bf16|bfloat16, fp32|f32|float32
+
+// How a 4-bit code q in [0, 15] becomes a weight value (s = the group's scale):
+//   sym:        w = (q - 8) * s
+//   asym:       w = (q - z) * s        z an integer zero per group, z in [0, 16]
+//   float_zero: w = (q - 8) * s + zf   zf a float zero per group (torch "tinygemm" convention)
+enum class ZeroMode : uint8_t { sym, asym, float_zero };
+std::string_view to_string(ZeroMode mode);      // "sym", "asym", "float"
+ZeroMode parse_zero_mode(std::string_view name);
+
+enum class ErrorCode : int { invalid_argument = 1, format = 2, io = 3, unsupported = 4, internal = 5 };
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const noexcept { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+// A dense row-major matrix that the caller owns: rows x cols elements of dtype, contiguous.
+struct MatrixRef {
+  const void* data = nullptr;
+  DType dtype = DType::f16;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+struct MutableMatrixRef {
+  void* data = nullptr;
+  DType dtype = DType::f16;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// QuantizedWeight: the portable logical format of one linear layer
+// ---------------------------------------------------------------------------------------------
+
+struct QuantizedLayout {
+  int64_t n = 0;           // output features (rows of W)
+  int64_t k = 0;           // input features (columns of W, the reduction)
+  int64_t group_size = 0;  // g: 32, 64, 128, 256, ... or k for per-channel; any g >= 1 is accepted
+  ZeroMode zero_mode = ZeroMode::sym;
+  DType scale_dtype = DType::f16;  // dtype of scales and of float zeros
+
+  int64_t groups() const { return (k + group_size - 1) / group_size; }  // ceil(K/g)
+  int64_t row_bytes() const { return (k + 1) / 2; }                    // code bytes per row
+};
+
+// An optional bias [N], kept in its own dtype so imported values stay bit-exact.
+struct Bias {
+  DType dtype = DType::f32;
+  std::vector<std::byte> data;  // [N] elements of dtype, or empty for "no bias"
+};
+
+class QuantizedWeight {
+ public:
+  // Validates everything and throws Error(invalid_argument) with the reason otherwise.
+  //   codes  [N, ceil(K/2)] bytes: code of (n, k) is the low nibble of byte (n, k/2) for even k
+  //          and the high nibble for odd k; an odd K leaves the last high nibble as padding
+  //          (written 0, ignored on read).
+  //   scales [N, ceil(K/g)] of scale_dtype, finite.
+  //   zeros  sym: empty; asym: [N, ceil(K/g)] uint8 in [0, 16]; float: [N, ceil(K/g)] of
+  //          scale_dtype, finite.
+  //   perm   empty, or [K] int32, a permutation of 0..K-1 (act-order): stored column k of W
+  //          multiplies input feature perm[k], i.e. y[m, n] = sum_k x[m, perm[k]] * w(n, k).
+  QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> codes, std::vector<std::byte> scales,
+                  std::vector<std::byte> zeros = {}, std::vector<int32_t> perm = {}, Bias bias = {});
+
+  const QuantizedLayout& layout() const { return layout_; }
+  int64_t n() const { return layout_.n; }
+  int64_t k() const { return layout_.k; }
+  int64_t group_size() const { return layout_.group_size; }
+  int64_t groups() const { return layout_.groups(); }
+  ZeroMode zero_mode() const { return layout_.zero_mode; }
+  DType scale_dtype() const { return layout_.scale_dtype; }
+
+  const std::vector<uint8_t>& codes() const { return codes_; }
+  const std::vector<std::byte>& scales() const { return scales_; }
+  const std::vector<std::byte>& zeros() const { return zeros_; }
+  const std::vector<int32_t>& perm() const { return perm_; }
+  const Bias& bias() const { return bias_; }
+  bool has_perm() const { return !perm_.empty(); }
+  bool has_bias() const { return !bias_.data.empty(); }
+
+  // Element access (no bounds checks beyond debug asserts; indices come from the layout).
+  uint8_t code(int64_t row, int64_t col) const {
+    const uint8_t byte = codes_[size_t(row * layout_.row_bytes() + col / 2)];
+    return (col & 1) ? uint8_t(byte >> 4) : uint8_t(byte & 0x0F);
+  }
+  float scale(int64_t row, int64_t group) const;
+  int zero_int(int64_t row, int64_t group) const;      // asym: z; sym: 8; float: 8
+  float zero_float(int64_t row, int64_t group) const;  // float: zf; otherwise 0
+  float bias_value(int64_t row) const;                 // 0 without bias
+
+  // Dequantized value of stored element (row, col), in fp32. Exact: (q - z) * s needs at most
+  // 5 + 11 significant bits for fp16 scales (8 + 5 for bf16), and fp32 has 24; only the
+  // float-zero mode's final addition rounds once.
+  float value(int64_t row, int64_t col) const;
+
+ private:
+  QuantizedLayout layout_;
+  std::vector<uint8_t> codes_;
+  std::vector<std::byte> scales_;
+  std::vector<std::byte> zeros_;
+  std::vector<int32_t> perm_;
+  Bias bias_;
+};
+
+// W as fp32 [N, K] in the *original* input-feature order (perm undone), so that
+// y = x * dequantize(W)^T holds for every layer.
+std::vector<float> dequantize(const QuantizedWeight& w);
+
+// ---------------------------------------------------------------------------------------------
+// Quantization (round-to-nearest, RTN)
+// ---------------------------------------------------------------------------------------------
+
+struct QuantizeOptions {
+  int64_t group_size = 128;               // 0 means per-channel (g = K)
+  ZeroMode zero_mode = ZeroMode::sym;
+  std::optional<DType> scale_dtype;       // default: the dtype of the source weight
+};
+
+// Quantizes w [N, K] (fp32, fp16 or bf16) group by group; the exact rule and the error bound it
+// guarantees are in docs/formats.md ("RTN quantizer"). NaN/Inf weights are rejected with an
+// error naming the row and column. `bias`, when given, is [N] (rows = 1 or cols = 1).
+QuantizedWeight quantize(const MatrixRef& w, const QuantizeOptions& options = {},
+                         const std::optional<MatrixRef>& bias = std::nullopt);
+
+// ---------------------------------------------------------------------------------------------
+// Matrix multiplication
+// ---------------------------------------------------------------------------------------------
+
+// The oracle: y[M, N] = x[M, K] * dequant(W)^T (+ bias), x and y fp16 or bf16 (may differ),
+// products accumulated in double and rounded once to y's dtype (nearest-even, overflow to
+// +-inf, NaN in a row of x propagates to that row of y).
+void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y);
+
+// y = x * dequant(W)^T (+ bias) with the best available kernel.
+void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y);
+
+// ---------------------------------------------------------------------------------------------
+// Files (safetensors; the on-disk layout is specified in docs/formats.md)
+// ---------------------------------------------------------------------------------------------
+
+// "model.layers.0.mlp.down_proj.weight" -> "model.layers.0.mlp.down_proj"; a module name is
+// returned unchanged. Everywhere a layer name is accepted, both forms work.
+std::string module_name(std::string_view tensor_or_module);
+
+// Loads one quantized layer (and its `<module>.bias`, when present) from a w4a16 safetensors file.
+QuantizedWeight load_quantized(const std::filesystem::path& path, std::string_view layer);
+
+// Lists the quantized layers (module names) of a w4a16 safetensors file, in file order.
+std::vector<std::string> list_quantized(const std::filesystem::path& path);
+
+// Writes layers to a new safetensors file (replacing it). Layer names may be given in either form.
+void save_quantized(const std::filesystem::path& path,
+                    const std::vector<std::pair<std::string, const QuantizedWeight*>>& layers);
+
+// ---------------------------------------------------------------------------------------------
+// Version
+// ---------------------------------------------------------------------------------------------
+
+inline constexpr int kVersionMajor = 0;
+inline constexpr int kVersionMinor = 1;
+inline constexpr int kVersionPatch = 0;
+std::string_view version();  // "0.1.0"
+
+}  // namespace w4a16
