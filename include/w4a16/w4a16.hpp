@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -177,8 +178,87 @@ QuantizedWeight quantize(const MatrixRef& w, const QuantizeOptions& options = {}
 // +-inf, NaN in a row of x propagates to that row of y).
 void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y);
 
-// y = x * dequant(W)^T (+ bias) with the best available kernel.
-void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y);
+// ---------------------------------------------------------------------------------------------
+// Fast kernels: pack once, gemm many times
+// ---------------------------------------------------------------------------------------------
+
+// fused: dequantize in registers, never write 16-bit weights (the default for a quantized weight).
+// decoupled: the paper's pipeline — dequantize a panel of W to 16-bit into a workspace, then run
+//            the dense kernel on it (kept to measure what that round trip costs).
+// dense: 16-bit weights (for a quantized weight: dequantized once, lazily, on first use) — the
+//        FP16/BF16 baseline.
+enum class Strategy : uint8_t { automatic, fused, decoupled, dense };
+// data_parallel: threads own disjoint column tiles; split_k: S threads share a tile, each reduces
+// a slice of the groups, partial sums reduced in a fixed order (bitwise deterministic for fixed S).
+enum class Partition : uint8_t { automatic, data_parallel, split_k };
+std::string_view to_string(Strategy s);   // "auto", "fused", "decoupled", "dense"
+std::string_view to_string(Partition p);  // "auto", "dp", "splitk"
+Strategy parse_strategy(std::string_view name);
+Partition parse_partition(std::string_view name);
+
+struct GemmOptions {
+  Strategy strategy = Strategy::automatic;
+  Partition partition = Partition::automatic;
+  int split_k = 0;   // S for split_k (0 = chosen by the rule in docs/kernels.md); clamped to the groups
+  int threads = 0;   // 0 = the CPUs this process may run on (affinity mask / cgroup quota)
+  int64_t decoupled_panel_bytes = 0;  // decoupled workspace per thread; 0 = 1 MiB (L2-resident)
+};
+
+// What gemm() will do (or did) for one call: the resolved options and why.
+struct GemmPlan {
+  Strategy strategy = Strategy::fused;
+  Partition partition = Partition::data_parallel;
+  int split_k = 1;
+  int threads = 1;
+  std::string isa;    // kernel table used: "avx512bf16", "avx512", "avx2" or "scalar"
+  std::string kernel; // kernel family, e.g. "q4_bf16 (vdpbf16ps)"
+  std::string notes;  // clamps and rule decisions, human-readable
+};
+
+// A weight in the CPU kernels' private layout (see src/cpu/kernels.hpp). Immutable after pack(),
+// shareable across threads; cheap to move.
+class PackedWeight {
+ public:
+  PackedWeight();
+  PackedWeight(PackedWeight&&) noexcept;
+  PackedWeight& operator=(PackedWeight&&) noexcept;
+  ~PackedWeight();
+
+  int64_t n() const;
+  int64_t k() const;
+  bool is_quantized() const;  // false for pack_dense() weights
+  const QuantizedLayout& layout() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+  explicit PackedWeight(std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+PackedWeight pack(const QuantizedWeight& w);
+// A dense fp16/bf16 weight [N, K] (+ optional bias [N]) packed for the dense kernels: the FP16
+// baseline for weights that were never quantized. Only Strategy::dense (or automatic) runs it.
+PackedWeight pack_dense(const MatrixRef& w, const std::optional<MatrixRef>& bias = std::nullopt);
+// The QuantizedWeight a packed weight was made from, bit for bit (tests, debugging).
+QuantizedWeight unpack(const PackedWeight& w);
+
+// y = x * dequant(W)^T (+ bias). Reentrant: concurrent calls with different outputs are safe
+// (a call that finds the thread pool busy runs on its own thread). After the first call for a
+// shape, no heap allocation happens on the hot path (workspaces are cached per thread).
+void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& options = {});
+GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOptions& options = {});
+
+// Convenience: packs on every call (use pack() + gemm() for repeated calls).
+void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y, const GemmOptions& options = {});
+
+// The instruction set the kernels use. W4A16_ISA=scalar|avx2|avx512|avx512bf16 in the environment
+// (read once) or set_isa_cap() caps it below what this CPU supports (avx512 = AVX-512 without the
+// BF16 dot instructions); a cap above the CPU's level is ignored. Returns the active level name.
+std::string_view active_isa();
+void set_isa_cap(std::string_view isa);  // "" resets to the environment / CPU default
+std::vector<std::string> supported_isas();  // levels this CPU can run, lowest first
 
 // ---------------------------------------------------------------------------------------------
 // Files (safetensors; the on-disk layout is specified in docs/formats.md)

@@ -1,0 +1,315 @@
+// Quantized layers inside safetensors files: writing, reading with full cross-checks, listing,
+// and the public load/save/list functions of w4a16.hpp. The layout is specified in
+// docs/formats.md ("w4a16 layers"); quantized_file.hpp has the one-screen summary.
+#include "io/quantized_file.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/check.hpp"
+
+namespace w4a16 {
+
+std::string module_name(std::string_view tensor_or_module) {
+  constexpr std::string_view suffix = ".weight";
+  if (tensor_or_module.size() >= suffix.size() && tensor_or_module.ends_with(suffix)) {
+    tensor_or_module.remove_suffix(suffix.size());
+  }
+  return std::string(tensor_or_module);
+}
+
+namespace io {
+
+namespace {
+
+constexpr std::string_view kMetadataSuffix = ".w4a16";
+
+// The names of one layer's tensors and metadata key.
+struct LayerNames {
+  std::string module;
+  std::string metadata_key;  // <module>.w4a16
+  std::string codes;         // <module>.w4a16.codes
+  std::string scales;        // <module>.w4a16.scales
+  std::string zeros;         // <module>.w4a16.zeros
+  std::string perm;          // <module>.w4a16.perm
+  std::string bias;          // <module>.bias
+
+  explicit LayerNames(std::string_view layer) : module(module_name(layer)) {
+    metadata_key = module + std::string(kMetadataSuffix);
+    codes = metadata_key + ".codes";
+    scales = metadata_key + ".scales";
+    zeros = metadata_key + ".zeros";
+    perm = metadata_key + ".perm";
+    bias = module + ".bias";
+  }
+};
+
+std::span<const std::byte> as_bytes(const void* data, size_t size) {
+  return {static_cast<const std::byte*>(data), size};
+}
+
+// --- reading helpers: each failure is a format error that names the layer --------------------
+
+using nlohmann::json;
+
+template <typename... Args>
+[[noreturn]] void layer_fail(const LayerNames& names, fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(ErrorCode::format,
+              fmt::format("quantized layer '{}': {}", names.module, fmt::format(format, std::forward<Args>(args)...)));
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+// The tensor `name`, which must exist (when `required`) with one of `dtypes` and exactly `shape`.
+const TensorInfo* expect_tensor(const SafetensorsFile& file, const LayerNames& names, const std::string& name,
+                                bool required, std::initializer_list<StDType> dtypes,
+                                const std::vector<int64_t>& shape) {
+  const TensorInfo* tensor = file.find(name);
+  if (tensor == nullptr) {
+    if (required) layer_fail(names, "tensor '{}' is missing", name);
+    return nullptr;
+  }
+  if (std::find(dtypes.begin(), dtypes.end(), tensor->dtype) == dtypes.end()) {
+    std::vector<std::string_view> expected;
+    for (const StDType d : dtypes) expected.push_back(st_dtype_name(d));
+    layer_fail(names, "tensor '{}' has dtype {}, expected {}", name, st_dtype_name(tensor->dtype),
+               fmt::join(expected, " or "));
+  }
+  if (tensor->shape != shape) {
+    layer_fail(names, "tensor '{}' has shape {}, expected {}", name, shape_text(tensor->shape), shape_text(shape));
+  }
+  return tensor;
+}
+
+template <typename T>
+std::vector<T> copy_data(const SafetensorsFile& file, const TensorInfo& tensor) {
+  const auto bytes = file.data(tensor);
+  std::vector<T> out(bytes.size() / sizeof(T));
+  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+  return out;
+}
+
+// A short rendering of a metadata value for error messages (never a recursive dump of a nested
+// value: the metadata string comes from the file and can nest arrays millions deep).
+std::string describe(const json& value) {
+  if (value.is_structured()) return value.is_array() ? "an array" : "an object";
+  std::string text = value.dump(-1, ' ', true, json::error_handler_t::replace);
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text;
+}
+
+int64_t metadata_int(const json& meta, const LayerNames& names, const char* key) {
+  const auto it = meta.find(key);
+  if (it == meta.end()) layer_fail(names, "metadata has no \"{}\"", key);
+  if (!it->is_number_integer()) layer_fail(names, "metadata \"{}\" is not an integer ({})", key, describe(*it));
+  if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)) {
+    layer_fail(names, "metadata \"{}\" = {} is too large", key, describe(*it));
+  }
+  return it->get<int64_t>();
+}
+
+const std::string& metadata_string(const json& meta, const LayerNames& names, const char* key) {
+  const auto it = meta.find(key);
+  if (it == meta.end()) layer_fail(names, "metadata has no \"{}\"", key);
+  if (!it->is_string()) layer_fail(names, "metadata \"{}\" is not a string ({})", key, describe(*it));
+  return it->get_ref<const std::string&>();
+}
+
+}  // namespace
+
+void add_quantized(SafetensorsWriter& writer, std::string_view layer, const QuantizedWeight& weight) {
+  const LayerNames names(layer);
+  require(!names.module.empty(), "add_quantized: layer name '{}' gives an empty module name", layer);
+  for (const std::string* name : {&names.codes, &names.scales, &names.zeros, &names.perm, &names.bias}) {
+    require(!writer.contains(*name), "add_quantized: layer '{}': the writer already holds tensor '{}'", names.module,
+            *name);
+  }
+  const QuantizedLayout& l = weight.layout();
+  const StDType scale_dtype = to_st_dtype(l.scale_dtype);
+
+  nlohmann::ordered_json meta;
+  meta["format"] = "w4a16";
+  meta["version"] = kFormatVersion;
+  meta["n"] = l.n;
+  meta["k"] = l.k;
+  meta["group_size"] = l.group_size;
+  meta["zero_mode"] = to_string(l.zero_mode);
+  meta["scale_dtype"] = to_string(l.scale_dtype);
+  meta["act_order"] = weight.has_perm();
+
+  writer.add(names.codes, StDType::U8, {l.n, l.row_bytes()}, as_bytes(weight.codes().data(), weight.codes().size()));
+  writer.add(names.scales, scale_dtype, {l.n, l.groups()}, weight.scales());
+  switch (l.zero_mode) {
+    case ZeroMode::sym: break;
+    case ZeroMode::asym: writer.add(names.zeros, StDType::U8, {l.n, l.groups()}, weight.zeros()); break;
+    case ZeroMode::float_zero: writer.add(names.zeros, scale_dtype, {l.n, l.groups()}, weight.zeros()); break;
+  }
+  if (weight.has_perm()) {
+    writer.add(names.perm, StDType::I32, {l.k},
+               as_bytes(weight.perm().data(), weight.perm().size() * sizeof(int32_t)));
+  }
+  if (weight.has_bias()) {
+    writer.add(names.bias, to_st_dtype(weight.bias().dtype), {l.n}, weight.bias().data);
+  }
+  writer.set_metadata(names.metadata_key, meta.dump());
+}
+
+QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view layer) {
+  const LayerNames names(layer);
+  const auto meta_it = file.metadata().find(names.metadata_key);
+  if (meta_it == file.metadata().end()) {
+    const auto modules = quantized_modules(file);
+    fail(ErrorCode::invalid_argument, "no quantized layer '{}' in the file (no __metadata__ key '{}'); it has: {}",
+         names.module, names.metadata_key, modules.empty() ? std::string("none") : fmt::format("{}", fmt::join(modules, ", ")));
+  }
+
+  const json meta = json::parse(meta_it->second, nullptr, /*allow_exceptions=*/false);
+  if (meta.is_discarded()) layer_fail(names, "metadata '{}' is not valid JSON", names.metadata_key);
+  if (!meta.is_object()) layer_fail(names, "metadata '{}' is not a JSON object", names.metadata_key);
+
+  const std::string& format = metadata_string(meta, names, "format");
+  if (format != "w4a16") layer_fail(names, "metadata \"format\" is '{}', expected 'w4a16'", format);
+  const int64_t version = metadata_int(meta, names, "version");
+  if (version != kFormatVersion) {
+    layer_fail(names, "format version {} is not supported (this reader knows version {})", version, kFormatVersion);
+  }
+
+  QuantizedLayout l;
+  l.n = metadata_int(meta, names, "n");
+  l.k = metadata_int(meta, names, "k");
+  l.group_size = metadata_int(meta, names, "group_size");
+  if (l.n <= 0 || l.k <= 0) layer_fail(names, "metadata n={} and k={} must be positive", l.n, l.k);
+  if (l.k > INT32_MAX) layer_fail(names, "metadata k={} is too large (max {})", l.k, INT32_MAX);
+  if (l.group_size < 1 || l.group_size > l.k) {
+    layer_fail(names, "metadata group_size={} is outside [1, k={}]", l.group_size, l.k);
+  }
+  const std::string& zero_mode = metadata_string(meta, names, "zero_mode");
+  if (zero_mode == "sym") {
+    l.zero_mode = ZeroMode::sym;
+  } else if (zero_mode == "asym") {
+    l.zero_mode = ZeroMode::asym;
+  } else if (zero_mode == "float") {
+    l.zero_mode = ZeroMode::float_zero;
+  } else {
+    layer_fail(names, "metadata zero_mode '{}' is not sym, asym or float", zero_mode);
+  }
+  const std::string& scale_dtype = metadata_string(meta, names, "scale_dtype");
+  if (scale_dtype == "fp16") {
+    l.scale_dtype = DType::f16;
+  } else if (scale_dtype == "bf16") {
+    l.scale_dtype = DType::bf16;
+  } else if (scale_dtype == "fp32") {
+    l.scale_dtype = DType::f32;
+  } else {
+    layer_fail(names, "metadata scale_dtype '{}' is not fp16, bf16 or fp32", scale_dtype);
+  }
+  const auto act_order_it = meta.find("act_order");
+  if (act_order_it == meta.end()) layer_fail(names, "metadata has no \"act_order\"");
+  if (!act_order_it->is_boolean()) layer_fail(names, "metadata \"act_order\" is not true or false");
+  const bool act_order = act_order_it->get<bool>();
+
+  // Every tensor must match the metadata exactly; sizes then follow from the container's checks.
+  const StDType st_scale = to_st_dtype(l.scale_dtype);
+  const std::vector<int64_t> per_group = {l.n, l.groups()};
+  const TensorInfo* codes = expect_tensor(file, names, names.codes, true, {StDType::U8}, {l.n, l.row_bytes()});
+  const TensorInfo* scales = expect_tensor(file, names, names.scales, true, {st_scale}, per_group);
+  const TensorInfo* zeros = nullptr;
+  switch (l.zero_mode) {
+    case ZeroMode::sym:
+      if (file.find(names.zeros) != nullptr) layer_fail(names, "tensor '{}' is present in sym mode", names.zeros);
+      break;
+    case ZeroMode::asym: zeros = expect_tensor(file, names, names.zeros, true, {StDType::U8}, per_group); break;
+    case ZeroMode::float_zero: zeros = expect_tensor(file, names, names.zeros, true, {st_scale}, per_group); break;
+  }
+  const TensorInfo* perm = nullptr;
+  if (act_order) {
+    perm = expect_tensor(file, names, names.perm, true, {StDType::I32}, {l.k});
+  } else if (file.find(names.perm) != nullptr) {
+    layer_fail(names, "tensor '{}' is present but metadata says act_order=false", names.perm);
+  }
+  const TensorInfo* bias =
+      expect_tensor(file, names, names.bias, false, {StDType::F16, StDType::BF16, StDType::F32}, {l.n});
+
+  Bias stored_bias;
+  if (bias != nullptr) {
+    stored_bias.dtype = *to_dtype(bias->dtype);
+    stored_bias.data = copy_data<std::byte>(file, *bias);
+  }
+  try {
+    return QuantizedWeight(l, copy_data<uint8_t>(file, *codes), copy_data<std::byte>(file, *scales),
+                           zeros ? copy_data<std::byte>(file, *zeros) : std::vector<std::byte>{},
+                           perm ? copy_data<int32_t>(file, *perm) : std::vector<int32_t>{}, std::move(stored_bias));
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::invalid_argument) throw;
+    layer_fail(names, "{}", e.what());
+  }
+}
+
+std::vector<std::string> quantized_modules(const SafetensorsFile& file) {
+  std::set<std::string> modules;  // modules with a metadata key <module>.w4a16
+  for (const auto& [key, value] : file.metadata()) {
+    if (key.size() > kMetadataSuffix.size() && key.ends_with(kMetadataSuffix)) {
+      modules.insert(key.substr(0, key.size() - kMetadataSuffix.size()));
+    }
+  }
+  // File order: by the position of each module's codes tensor; modules without one go last, by name.
+  std::vector<std::string> ordered;
+  ordered.reserve(modules.size());
+  for (const TensorInfo& tensor : file.tensors()) {
+    constexpr std::string_view codes_suffix = ".w4a16.codes";
+    if (!tensor.name.ends_with(codes_suffix)) continue;
+    const auto it = modules.find(tensor.name.substr(0, tensor.name.size() - codes_suffix.size()));
+    if (it == modules.end()) continue;
+    ordered.push_back(*it);
+    modules.erase(it);
+  }
+  ordered.insert(ordered.end(), modules.begin(), modules.end());
+  return ordered;
+}
+
+}  // namespace io
+
+// --- public API (w4a16.hpp) --------------------------------------------------------------------
+
+namespace {
+
+// Prefixes errors from the file layer with the path when they do not name it already.
+template <typename F>
+auto with_path(const std::filesystem::path& path, F&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    const std::string text = e.what();
+    if (text.find(path.string()) != std::string::npos) throw;
+    throw Error(e.code(), fmt::format("'{}': {}", path.string(), text));
+  }
+}
+
+}  // namespace
+
+QuantizedWeight load_quantized(const std::filesystem::path& path, std::string_view layer) {
+  return with_path(path, [&] { return io::read_quantized(io::SafetensorsFile::open(path), layer); });
+}
+
+std::vector<std::string> list_quantized(const std::filesystem::path& path) {
+  return with_path(path, [&] { return io::quantized_modules(io::SafetensorsFile::open(path)); });
+}
+
+void save_quantized(const std::filesystem::path& path,
+                    const std::vector<std::pair<std::string, const QuantizedWeight*>>& layers) {
+  io::SafetensorsWriter writer;
+  std::set<std::string> seen;
+  for (const auto& [layer, weight] : layers) {
+    require(weight != nullptr, "save_quantized: layer '{}' has a null weight", layer);
+    const std::string module = module_name(layer);
+    require(seen.insert(module).second, "save_quantized: layer '{}' is given twice", module);
+    io::add_quantized(writer, module, *weight);
+  }
+  writer.write(path);
+}
+
+}  // namespace w4a16

@@ -1,0 +1,520 @@
+// safetensors reading (memory-mapped, fully validated) and writing.
+//
+// The reader trusts nothing in the file: every size, offset and name is checked before any byte
+// of the data buffer is touched, and all arithmetic on file-provided numbers is overflow-checked.
+// What is accepted (docs/formats.md, "safetensors container"):
+//   - u64 little-endian header length H <= kMaxHeaderBytes, H <= file size - 8;
+//   - the header is one JSON object starting with '{' (trailing whitespace allowed), no key
+//     repeated in any object (nlohmann keeps the last duplicate silently, so duplicates are caught
+//     with a parse callback);
+//   - every entry other than "__metadata__" is {"dtype": known name, "shape": [non-negative
+//     integers], "data_offsets": [begin, end]} with begin <= end and end - begin = numel * dtype
+//     size (other keys in an entry are ignored, as the reference reader does);
+//   - sorted by offsets, the tensors tile the data buffer exactly: the first starts at 0, each
+//     starts where the previous ended, the last ends at the end of the file;
+//   - "__metadata__", when present, is an object of string values.
+#include "io/safetensors.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <fmt/ranges.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+#include "common/check.hpp"
+
+static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; big-endian hosts are not supported");
+
+namespace w4a16::io {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// dtypes
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+struct StDTypeInfo {
+  StDType dtype;
+  std::string_view name;
+  size_t size;
+};
+
+// One row per safetensors dtype, in enum order.
+constexpr std::array<StDTypeInfo, 15> kStDTypes = {{
+    {StDType::BOOL, "BOOL", 1},
+    {StDType::U8, "U8", 1},
+    {StDType::I8, "I8", 1},
+    {StDType::I16, "I16", 2},
+    {StDType::U16, "U16", 2},
+    {StDType::F16, "F16", 2},
+    {StDType::BF16, "BF16", 2},
+    {StDType::I32, "I32", 4},
+    {StDType::U32, "U32", 4},
+    {StDType::F32, "F32", 4},
+    {StDType::F64, "F64", 8},
+    {StDType::I64, "I64", 8},
+    {StDType::U64, "U64", 8},
+    {StDType::F8_E4M3, "F8_E4M3", 1},
+    {StDType::F8_E5M2, "F8_E5M2", 1},
+}};
+
+const StDTypeInfo& info(StDType dtype) {
+  const size_t i = size_t(dtype);
+  if (i >= kStDTypes.size() || kStDTypes[i].dtype != dtype) {
+    fail(ErrorCode::internal, "invalid safetensors dtype value {}", int(dtype));
+  }
+  return kStDTypes[i];
+}
+
+}  // namespace
+
+size_t st_dtype_size(StDType dtype) { return info(dtype).size; }
+
+std::string_view st_dtype_name(StDType dtype) { return info(dtype).name; }
+
+std::optional<StDType> parse_st_dtype(std::string_view name) {
+  for (const auto& entry : kStDTypes) {
+    if (entry.name == name) return entry.dtype;
+  }
+  return std::nullopt;
+}
+
+std::optional<DType> to_dtype(StDType dtype) {
+  switch (dtype) {
+    case StDType::F16: return DType::f16;
+    case StDType::BF16: return DType::bf16;
+    case StDType::F32: return DType::f32;
+    default: return std::nullopt;
+  }
+}
+
+StDType to_st_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::f16: return StDType::F16;
+    case DType::bf16: return StDType::BF16;
+    case DType::f32: return StDType::F32;
+  }
+  fail(ErrorCode::invalid_argument, "invalid dtype value {}", int(dtype));
+}
+
+int64_t TensorInfo::numel() const {
+  int64_t count = 1;
+  for (const int64_t dim : shape) {
+    const auto product = checked_mul(count, dim);
+    if (!product) fail(ErrorCode::invalid_argument, "tensor '{}': shape product overflows or is negative", name);
+    count = *product;
+  }
+  return count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SafetensorsFile
+// ---------------------------------------------------------------------------------------------
+
+// A read-only private mapping of a whole file; unmapped on destruction.
+struct SafetensorsFile::Mapping {
+  void* address = nullptr;
+  size_t size = 0;
+
+  Mapping(void* a, size_t s) : address(a), size(s) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() {
+    if (address != nullptr) ::munmap(address, size);
+  }
+};
+
+SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
+SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept = default;
+SafetensorsFile::~SafetensorsFile() = default;
+
+namespace {
+
+// A non-negative JSON integer that fits in uint64, or nullopt (negative, fractional, non-number).
+std::optional<uint64_t> as_uint64(const json& value) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  if (value.is_number_integer() && value.get<int64_t>() >= 0) return uint64_t(value.get<int64_t>());
+  return std::nullopt;
+}
+
+// A short rendering of a JSON value for error messages. Only flat values are dumped: dump() recurses,
+// and a hostile header can nest arrays millions deep.
+std::string describe(const json& value) {
+  if (value.is_object()) return fmt::format("an object with {} keys", value.size());
+  if (value.is_array()) {
+    const bool flat = std::none_of(value.begin(), value.end(), [](const json& v) { return v.is_structured(); });
+    if (!flat || value.size() > 16) return fmt::format("an array of {} elements", value.size());
+  }
+  std::string text = value.dump(-1, ' ', true, json::error_handler_t::replace);
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text;
+}
+
+// Parses the header JSON, rejecting a key repeated within any one object. nlohmann keeps the last
+// of two equal keys without telling anyone, so each object's keys are collected while parsing.
+json parse_header_json(std::string_view text, std::string_view source) {
+  std::vector<std::set<std::string, std::less<>>> open_objects;  // keys seen, one set per open object
+  std::string duplicate;
+  const json::parser_callback_t callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: open_objects.emplace_back(); break;
+      case json::parse_event_t::object_end:
+        if (!open_objects.empty()) open_objects.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open_objects.empty() && duplicate.empty()) {
+          const auto& key = parsed.get_ref<const std::string&>();
+          if (!open_objects.back().insert(key).second) duplicate = key;
+        }
+        break;
+      default: break;
+    }
+    return true;
+  };
+  json header;
+  try {
+    header = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
+  } catch (const json::exception& e) {
+    fail(ErrorCode::format, "safetensors {}: header is not valid JSON: {}", source, e.what());
+  }
+  if (!duplicate.empty()) {
+    fail(ErrorCode::format, "safetensors {}: header repeats the key '{}' (duplicate tensor or field names are ambiguous)",
+         source, duplicate);
+  }
+  return header;
+}
+
+TensorInfo parse_entry(const std::string& name, const json& entry, std::string_view source) {
+  if (!entry.is_object()) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': entry is not a JSON object (got {})", source, name,
+         describe(entry));
+  }
+  TensorInfo tensor;
+  tensor.name = name;
+
+  const auto dtype_it = entry.find("dtype");
+  if (dtype_it == entry.end()) fail(ErrorCode::format, "safetensors {}: tensor '{}': missing \"dtype\"", source, name);
+  if (!dtype_it->is_string()) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': \"dtype\" is not a string (got {})", source, name,
+         describe(*dtype_it));
+  }
+  const auto dtype = parse_st_dtype(dtype_it->get_ref<const std::string&>());
+  if (!dtype) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': unknown dtype {}", source, name, describe(*dtype_it));
+  }
+  tensor.dtype = *dtype;
+
+  const auto shape_it = entry.find("shape");
+  if (shape_it == entry.end()) fail(ErrorCode::format, "safetensors {}: tensor '{}': missing \"shape\"", source, name);
+  if (!shape_it->is_array()) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': \"shape\" is not an array (got {})", source, name,
+         describe(*shape_it));
+  }
+  int64_t numel = 1;
+  for (const json& dim_value : *shape_it) {
+    if (dim_value.is_number_integer() && !dim_value.is_number_unsigned() && dim_value.get<int64_t>() < 0) {
+      fail(ErrorCode::format, "safetensors {}: tensor '{}': negative dimension {} in shape", source, name,
+           dim_value.get<int64_t>());
+    }
+    const auto dim = as_uint64(dim_value);
+    if (!dim) {
+      fail(ErrorCode::format, "safetensors {}: tensor '{}': shape dimension {} is not a non-negative integer", source,
+           name, describe(dim_value));
+    }
+    if (*dim > uint64_t(INT64_MAX)) {
+      fail(ErrorCode::format, "safetensors {}: tensor '{}': shape dimension {} is too large", source, name, *dim);
+    }
+    const auto product = checked_mul(numel, int64_t(*dim));
+    if (!product) {
+      fail(ErrorCode::format, "safetensors {}: tensor '{}': shape {} has more elements than fit in 64 bits", source,
+           name, describe(*shape_it));
+    }
+    numel = *product;
+    tensor.shape.push_back(int64_t(*dim));
+  }
+
+  const auto offsets_it = entry.find("data_offsets");
+  if (offsets_it == entry.end()) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': missing \"data_offsets\"", source, name);
+  }
+  if (!offsets_it->is_array() || offsets_it->size() != 2) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': \"data_offsets\" is not an array [begin, end] (got {})",
+         source, name, describe(*offsets_it));
+  }
+  const auto begin = as_uint64((*offsets_it)[0]);
+  const auto end = as_uint64((*offsets_it)[1]);
+  if (!begin || !end) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets {} are not non-negative integers", source, name,
+         describe(*offsets_it));
+  }
+  if (*begin > *end) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets begin {} is after end {}", source, name, *begin,
+         *end);
+  }
+  tensor.begin = *begin;
+  tensor.end = *end;
+
+  const auto nbytes = checked_mul(numel, int64_t(st_dtype_size(tensor.dtype)));
+  if (!nbytes) {
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': {} elements of {} overflow a 64-bit byte count", source,
+         name, numel, st_dtype_name(tensor.dtype));
+  }
+  if (uint64_t(*nbytes) != tensor.nbytes()) {
+    fail(ErrorCode::format,
+         "safetensors {}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {} bytes", source,
+         name, describe(*shape_it), st_dtype_name(tensor.dtype), *nbytes, tensor.begin, tensor.end, tensor.nbytes());
+  }
+  return tensor;
+}
+
+}  // namespace
+
+SafetensorsFile SafetensorsFile::parse(std::span<const std::byte> bytes) { return parse_bytes(bytes, "(memory)"); }
+
+SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, std::string_view source) {
+  if (bytes.size() < 8) {
+    fail(ErrorCode::format, "safetensors {}: file is {} bytes, too short for the 8-byte header length", source,
+         bytes.size());
+  }
+  uint64_t header_bytes = 0;
+  std::memcpy(&header_bytes, bytes.data(), 8);  // little-endian (static_assert above)
+  if (header_bytes > kMaxHeaderBytes) {
+    fail(ErrorCode::format, "safetensors {}: header length {} exceeds the {}-byte limit", source, header_bytes,
+         kMaxHeaderBytes);
+  }
+  if (header_bytes > bytes.size() - 8) {
+    fail(ErrorCode::format, "safetensors {}: header length {} runs past the end of the {}-byte file", source,
+         header_bytes, bytes.size());
+  }
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8, size_t(header_bytes));
+  const json header = parse_header_json(text, source);
+  if (!header.is_object()) {
+    fail(ErrorCode::format, "safetensors {}: header is not a JSON object (got {})", source, describe(header));
+  }
+  if (text.empty() || text.front() != '{') {
+    fail(ErrorCode::format, "safetensors {}: header does not start with '{{'", source);
+  }
+
+  SafetensorsFile file;
+  file.source_ = std::string(source);
+  file.buffer_ = bytes.subspan(size_t(8 + header_bytes));
+  const uint64_t buffer_size = file.buffer_.size();
+
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") {
+      if (!entry.is_object()) {
+        fail(ErrorCode::format, "safetensors {}: __metadata__ is not a JSON object (got {})", source,
+             describe(entry));
+      }
+      for (const auto& [key, value] : entry.items()) {
+        if (!value.is_string()) {
+          fail(ErrorCode::format, "safetensors {}: __metadata__ value of '{}' is not a string (got {})", source, key,
+               describe(value));
+        }
+        file.metadata_.emplace(key, value.get<std::string>());
+      }
+      continue;
+    }
+    TensorInfo tensor = parse_entry(name, entry, source);
+    if (tensor.end > buffer_size) {
+      fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets [{}, {}] run past the {}-byte data buffer",
+           source, name, tensor.begin, tensor.end, buffer_size);
+    }
+    file.tensors_.push_back(std::move(tensor));
+  }
+
+  // Sorted by offsets, the tensors must tile [0, buffer_size) exactly. Equal begins (zero-size
+  // tensors) are ordered by end, then by name, so the order is total and deterministic.
+  std::sort(file.tensors_.begin(), file.tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  uint64_t covered = 0;  // the data buffer is tiled up to here
+  const TensorInfo* previous = nullptr;
+  for (const TensorInfo& tensor : file.tensors_) {
+    if (tensor.begin < covered) {
+      fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' [{}, {}]", source,
+           tensor.name, tensor.begin, tensor.end, previous->name, previous->begin, previous->end);
+    }
+    if (tensor.begin > covered) {
+      fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets [{}, {}] leave a gap of {} unused bytes at {}",
+           source, tensor.name, tensor.begin, tensor.end, tensor.begin - covered, covered);
+    }
+    covered = tensor.end;
+    previous = &tensor;
+  }
+  if (covered != buffer_size) {
+    fail(ErrorCode::format, "safetensors {}: the tensors end at byte {} of the {}-byte data buffer ({} trailing bytes)",
+         source, covered, buffer_size, buffer_size - covered);
+  }
+  for (size_t i = 0; i < file.tensors_.size(); ++i) file.index_.emplace(file.tensors_[i].name, i);
+  return file;
+}
+
+SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
+  const std::string name = path.string();
+  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(ErrorCode::io, "cannot open '{}': {}", name, std::strerror(errno));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail(ErrorCode::io, "cannot stat '{}': {}", name, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail(ErrorCode::io, "'{}' is not a regular file", name);
+  const uint64_t size = uint64_t(st.st_size);
+  if (size < 8) {
+    fail(ErrorCode::format, "safetensors '{}': file is {} bytes, too short for the 8-byte header length", name, size);
+  }
+  void* address = ::mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
+  if (address == MAP_FAILED) fail(ErrorCode::io, "cannot map '{}': {}", name, std::strerror(errno));
+  auto mapping = std::make_unique<Mapping>(address, size_t(size));
+
+  const std::span<const std::byte> bytes(static_cast<const std::byte*>(address), size_t(size));
+  SafetensorsFile file = parse_bytes(bytes, fmt::format("'{}'", name));
+  file.mapping_ = std::move(mapping);  // the spans in `file` point into this mapping, which stays put
+  return file;
+}
+
+const TensorInfo* SafetensorsFile::find(std::string_view name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+std::span<const std::byte> SafetensorsFile::data(const TensorInfo& tensor) const {
+  if (tensor.begin > tensor.end || tensor.end > buffer_.size()) {
+    fail(ErrorCode::invalid_argument, "safetensors {}: tensor '{}' offsets [{}, {}] are outside the {}-byte buffer",
+         source_, tensor.name, tensor.begin, tensor.end, buffer_.size());
+  }
+  return buffer_.subspan(size_t(tensor.begin), size_t(tensor.end - tensor.begin));
+}
+
+// ---------------------------------------------------------------------------------------------
+// SafetensorsWriter
+// ---------------------------------------------------------------------------------------------
+
+void SafetensorsWriter::add(std::string name, StDType dtype, std::vector<int64_t> shape,
+                            std::span<const std::byte> data) {
+  require(name != "__metadata__", "safetensors writer: '__metadata__' is reserved and cannot name a tensor");
+  require(!contains(name), "safetensors writer: tensor '{}' is added twice", name);
+  int64_t numel = 1;
+  for (const int64_t dim : shape) {
+    require(dim >= 0, "safetensors writer: tensor '{}': negative dimension {}", name, dim);
+    const auto product = checked_mul(numel, dim);
+    require(product.has_value(), "safetensors writer: tensor '{}': shape overflows", name);
+    numel = *product;
+  }
+  const auto nbytes = checked_mul(numel, int64_t(st_dtype_size(dtype)));
+  require(nbytes.has_value(), "safetensors writer: tensor '{}': byte count overflows", name);
+  require(uint64_t(*nbytes) == data.size(), "safetensors writer: tensor '{}': {} elements of {} need {} bytes, got {}",
+          name, numel, st_dtype_name(dtype), *nbytes, data.size());
+  require(data.data() != nullptr || data.empty(), "safetensors writer: tensor '{}': null data", name);
+  entries_.push_back(Entry{std::move(name), dtype, std::move(shape), data, nullptr});
+}
+
+void SafetensorsWriter::add_owned(std::string name, StDType dtype, std::vector<int64_t> shape,
+                                  std::vector<std::byte> data) {
+  auto owned = std::make_shared<std::vector<std::byte>>(std::move(data));
+  add(std::move(name), dtype, std::move(shape), std::span<const std::byte>(*owned));
+  entries_.back().owned = std::move(owned);
+}
+
+void SafetensorsWriter::set_metadata(std::string key, std::string value) { metadata_[std::move(key)] = std::move(value); }
+
+bool SafetensorsWriter::contains(std::string_view name) const {
+  return std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.name == name; });
+}
+
+namespace {
+
+// A JSON string literal; invalid UTF-8 is the caller's error.
+std::string json_string(const std::string& text, std::string_view what) {
+  try {
+    return json(text).dump();
+  } catch (const json::exception&) {
+    fail(ErrorCode::invalid_argument, "safetensors writer: {} is not valid UTF-8", what);
+  }
+}
+
+// Writes all of `data` to fd, retrying short writes and EINTR.
+bool write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t written = ::write(fd, p, size);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += written;
+    size -= size_t(written);
+  }
+  return true;
+}
+
+}  // namespace
+
+void SafetensorsWriter::write(const std::filesystem::path& path) const {
+  // Header: metadata first (when any), then tensors in insertion order, each entry's keys in the
+  // order dtype, shape, data_offsets (the reference writer's order), offsets contiguous from 0.
+  std::string header = "{";
+  bool first = true;
+  if (!metadata_.empty()) {
+    json metadata = json::object();
+    for (const auto& [key, value] : metadata_) metadata[key] = value;
+    try {
+      header += "\"__metadata__\":" + metadata.dump();
+    } catch (const json::exception&) {
+      fail(ErrorCode::invalid_argument, "safetensors writer: metadata is not valid UTF-8");
+    }
+    first = false;
+  }
+  uint64_t offset = 0;
+  for (const Entry& entry : entries_) {
+    if (!first) header += ',';
+    first = false;
+    header += json_string(entry.name, fmt::format("tensor name '{}'", entry.name));
+    header += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", st_dtype_name(entry.dtype),
+                          fmt::join(entry.shape, ","), offset, offset + entry.data.size());
+    offset += entry.data.size();
+  }
+  header += '}';
+  header.append((8 - header.size() % 8) % 8, ' ');
+  require(header.size() <= kMaxHeaderBytes, "safetensors writer: header of {} bytes exceeds the {}-byte limit",
+          header.size(), kMaxHeaderBytes);
+
+  const std::string target = path.string();
+  const std::string temporary = target + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(ErrorCode::io, "cannot create '{}': {}", temporary, std::strerror(errno));
+
+  const auto give_up = [&](std::string_view what, int error) {
+    ::unlink(temporary.c_str());
+    fail(ErrorCode::io, "cannot write '{}' ({} failed: {})", target, what, std::strerror(error));
+  };
+  const uint64_t header_length = header.size();  // little-endian on disk (static_assert above)
+  bool ok = write_all(fd, &header_length, 8) && write_all(fd, header.data(), header.size());
+  for (size_t i = 0; ok && i < entries_.size(); ++i) ok = write_all(fd, entries_[i].data.data(), entries_[i].data.size());
+  if (!ok) {
+    const int error = errno;
+    ::close(fd);
+    give_up("write", error);
+  }
+  if (::close(fd) != 0) give_up("close", errno);
+  if (::rename(temporary.c_str(), target.c_str()) != 0) give_up("rename", errno);
+}
+
+}  // namespace w4a16::io

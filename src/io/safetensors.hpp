@@ -63,11 +63,15 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
+  // parse() and open() share this; `source` names the bytes in error messages.
+  static SafetensorsFile parse_bytes(std::span<const std::byte> bytes, std::string_view source);
   struct Mapping;
   std::unique_ptr<Mapping> mapping_;  // owns the mmap when opened from a path
   std::span<const std::byte> buffer_;  // the data buffer (after the header)
   std::vector<TensorInfo> tensors_;
+  std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
   std::map<std::string, std::string> metadata_;
+  std::string source_;  // "'<path>'" or "(memory)", for error messages
 };
 
 // Collects tensors and metadata, then writes a file: the header lists tensors in the order they

@@ -1,0 +1,142 @@
+/* w4a16: weight-only INT4 quantized matrix multiplication, plain C interface (C99 and later, or C++).
+ *
+ * This header is for foreign-function interfaces (C, Python ctypes/cffi, Rust, ...). It wraps the
+ * C++ API of <w4a16/w4a16.hpp>; read that header for the full description of the format.
+ *
+ * Vocabulary: y[M, N] = x[M, K] * dequant(W)^T, W stored [N, K] row-major like torch.nn.Linear
+ * (N = out_features, K = in_features = the reduction). A group is a run of g consecutive weights
+ * along K of one output row sharing one scale (and zero); there are ceil(K/g) groups per row.
+ *
+ * Conventions shared by every function:
+ *   - Each returns a w4a16_status; W4A16_OK (0) means success. On failure nothing is written to the
+ *     caller's output buffers, an output handle pointer is set to NULL, and w4a16_last_error()
+ *     describes what went wrong. No C++ exception ever crosses this interface.
+ *   - Every pointer argument is required: NULL gives W4A16_ERROR_INVALID_ARGUMENT
+ *     (w4a16_weight_free(NULL) is the one exception, and is a no-op).
+ *   - Matrices are dense, contiguous and row-major. fp16 and bf16 elements are raw uint16_t bit
+ *     patterns; fp32 elements are float. Sizes are element counts, not bytes.
+ *   - Strings are NUL-terminated; paths are passed to the operating system unchanged (UTF-8 on
+ *     Linux and macOS).
+ *   - A w4a16_weight is immutable once created: functions taking `const w4a16_weight*` may run
+ *     concurrently on the same handle from several threads; w4a16_weight_free must not race with
+ *     them.
+ */
+#ifndef W4A16_W4A16_H_
+#define W4A16_W4A16_H_
+
+#include <stdint.h>
+
+#define W4A16_VERSION_MAJOR 0
+#define W4A16_VERSION_MINOR 1
+#define W4A16_VERSION_PATCH 0
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every enum below has a *_MAX_ENUM_ member so that its size is that of an int32_t on every
+ * compiler and a value received from a foreign caller can be range-checked without undefined
+ * behavior. It is not a valid argument. */
+
+/* Result of every call. The error values equal those of w4a16::ErrorCode in the C++ API. */
+typedef enum w4a16_status {
+  W4A16_OK = 0,
+  W4A16_ERROR_INVALID_ARGUMENT = 1, /* bad pointer, size, dtype, shape mismatch, NaN/Inf weight */
+  W4A16_ERROR_FORMAT = 2,           /* a file exists but its content is malformed or inconsistent */
+  W4A16_ERROR_IO = 3,               /* a file cannot be opened, read or written */
+  W4A16_ERROR_UNSUPPORTED = 4,      /* valid request this build or machine cannot serve */
+  W4A16_ERROR_INTERNAL = 5,         /* a bug in w4a16: please report it with the message */
+  W4A16_ERROR_OUT_OF_MEMORY = 6,    /* an allocation failed */
+  W4A16_STATUS_MAX_ENUM_ = 0x7FFFFFFF
+} w4a16_status;
+
+/* Element types. fp16 = IEEE binary16, bf16 = bfloat16, both as raw uint16_t bits. */
+typedef enum w4a16_dtype {
+  W4A16_DTYPE_F16 = 0,
+  W4A16_DTYPE_BF16 = 1,
+  W4A16_DTYPE_F32 = 2,
+  W4A16_DTYPE_MAX_ENUM_ = 0x7FFFFFFF
+} w4a16_dtype;
+
+/* How a 4-bit code q in [0, 15] becomes a weight value (s = the group's scale):
+ *   SYM:   w = (q - 8) * s
+ *   ASYM:  w = (q - z) * s        z an integer zero per group, z in [0, 16]
+ *   FLOAT: w = (q - 8) * s + zf   zf a float zero per group (torch "tinygemm" convention) */
+typedef enum w4a16_zero_mode {
+  W4A16_ZERO_SYM = 0,
+  W4A16_ZERO_ASYM = 1,
+  W4A16_ZERO_FLOAT = 2,
+  W4A16_ZERO_MAX_ENUM_ = 0x7FFFFFFF
+} w4a16_zero_mode;
+
+/* An opaque quantized weight of one linear layer (codes, scales, zeros, group size, optional
+ * act-order permutation and bias). Created by w4a16_quantize or w4a16_weight_load, owned by the
+ * caller, released with w4a16_weight_free. */
+typedef struct w4a16_weight w4a16_weight;
+
+/* The message of the last call that failed on the calling thread ("" if none has failed). A
+ * successful call does not clear it. The string is owned by the library and stays valid until
+ * the next failing call on the same thread. Never returns NULL. */
+const char* w4a16_last_error(void);
+
+/* The library version as "MAJOR.MINOR.PATCH". Compare with the W4A16_VERSION_* macros to detect
+ * a header/library mismatch. Static storage, never NULL. */
+const char* w4a16_version(void);
+
+/* Quantizes w [n, k] (row-major, w_dtype fp16, bf16 or fp32) with round-to-nearest, group by
+ * group along k, and returns a new handle in *out (free it with w4a16_weight_free).
+ *   group_size  g >= 1, or 0 for per-channel (g = k); a g larger than k is taken as k. Common
+ *               values are 32, 64, 128, 256. The last group of a row may be shorter than g.
+ *   zero_mode   W4A16_ZERO_SYM, _ASYM or _FLOAT.
+ *   scale_dtype dtype in which scales (and float zeros) are stored: fp16, bf16 or fp32.
+ * NaN/Inf in w, n <= 0, k <= 0 or a scale that overflows scale_dtype give
+ * W4A16_ERROR_INVALID_ARGUMENT. The weight has no bias and no permutation. */
+w4a16_status w4a16_quantize(const void* w, w4a16_dtype w_dtype, int64_t n, int64_t k, int64_t group_size,
+                            w4a16_zero_mode zero_mode, w4a16_dtype scale_dtype, w4a16_weight** out);
+
+/* Loads one quantized layer from a w4a16 safetensors file (the format written by
+ * w4a16_weight_save and by `w4a16 quantize`), with its bias when the file has one. `layer` is the
+ * module name ("model.layers.0.mlp.down_proj") or the tensor name (the same + ".weight").
+ * Returns a new handle in *out. A missing or unreadable file is W4A16_ERROR_IO, a malformed one
+ * W4A16_ERROR_FORMAT, a layer the file does not hold W4A16_ERROR_INVALID_ARGUMENT (the message
+ * lists the layers it has). */
+w4a16_status w4a16_weight_load(const char* path, const char* layer, w4a16_weight** out);
+
+/* Writes the weight as the only layer of a new safetensors file at `path` (an existing file is
+ * replaced), under the module name `layer` (either form, as for w4a16_weight_load). */
+w4a16_status w4a16_weight_save(const w4a16_weight* weight, const char* path, const char* layer);
+
+/* The weight's shape: *n = output features (rows of W), *k = input features (columns). */
+w4a16_status w4a16_weight_shape(const w4a16_weight* weight, int64_t* n, int64_t* k);
+
+/* The weight's quantization settings: the group size g (k for per-channel; 1 <= g <= k), the
+ * zero mode and the dtype of its scales. */
+w4a16_status w4a16_weight_info(const w4a16_weight* weight, int64_t* group_size, w4a16_zero_mode* zero_mode,
+                               w4a16_dtype* scale_dtype);
+
+/* Writes the dequantized weight as fp32 [n, k] row-major into out, in the original input-feature
+ * order (an act-order permutation is undone), so that y = x * out^T. out_elems must equal n * k
+ * (see w4a16_weight_shape). The bias is not included. */
+w4a16_status w4a16_weight_dequantize(const w4a16_weight* weight, float* out, int64_t out_elems);
+
+/* y[m, n] = x[m, k] * dequant(W)^T (+ bias) with the best kernel for this machine.
+ *   x       [m, k] row-major, x_dtype fp16 or bf16.
+ *   y       [m, n] row-major, y_dtype fp16 or bf16 (may differ from x_dtype); must not overlap x.
+ *   m >= 1; k and n must equal the weight's K and N (a mismatch is W4A16_ERROR_INVALID_ARGUMENT).
+ * Products are accumulated in fp32 (or wider) and rounded once to y_dtype. */
+w4a16_status w4a16_gemm(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight, void* y,
+                        w4a16_dtype y_dtype, int64_t n);
+
+/* The same as w4a16_gemm computed by the scalar reference kernel (the oracle every fast kernel is
+ * tested against): accumulation in double, one rounding to y_dtype. Slow; meant for tests. */
+w4a16_status w4a16_gemm_reference(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight,
+                                  void* y, w4a16_dtype y_dtype, int64_t n);
+
+/* Releases a weight created by w4a16_quantize or w4a16_weight_load. NULL is allowed (no-op). */
+void w4a16_weight_free(w4a16_weight* weight);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* W4A16_W4A16_H_ */

@@ -1,0 +1,114 @@
+// AVX-512 helpers shared by the avx512 and avx512bf16 kernel files. Everything here has internal
+// linkage (anonymous namespace) so that the copies compiled with different flags never mix.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "cpu/kernels.hpp"
+
+namespace w4a16::cpu {
+namespace {
+
+// 16 consecutive values of a scale-typed array as fp32.
+inline __m512 load16_as_f32(const void* base, DType dtype, int64_t index) {
+  switch (dtype) {
+    case DType::f16:
+      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + index)));
+    case DType::bf16: {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + index));
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+    }
+    case DType::f32: return _mm512_loadu_ps(static_cast<const float*>(base) + index);
+  }
+  return _mm512_setzero_ps();
+}
+
+// Scale and zero coefficient of 16 columns (block b of the tile) for one group; see kernels.hpp:
+// value = (q - 8) * s + coef, coef = (8 - z) * s (asym), zf (float), 0 (sym).
+struct GroupParams {
+  __m512 scale, coef;
+};
+inline GroupParams group_params(const Q4Tile& w, int64_t group, int b) {
+  const int64_t index = group * kTileN + 16 * b;
+  GroupParams p;
+  p.scale = load16_as_f32(w.scales, w.scale_dtype, index);
+  switch (w.zero_mode) {
+    case ZeroMode::sym: p.coef = _mm512_setzero_ps(); break;
+    case ZeroMode::asym: {
+      const __m128i z8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(w.zeros) + index));
+      const __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z8));
+      p.coef = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(8.0f), z), p.scale);
+      break;
+    }
+    case ZeroMode::float_zero: p.coef = load16_as_f32(w.zeros, w.scale_dtype, index); break;
+  }
+  return p;
+}
+
+// fp32 lookup table of q - 8 for vpermps (which reads only the low 4 bits of each index).
+inline __m512 centered_code_table_f32() {
+  return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+// Round 16 fp32 to bf16 (nearest even), as the low 16 bits of each 32-bit lane. NaN is not
+// expected here (panel values are finite products of validated scales).
+inline __m512i f32_to_bf16_lanes(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)), odd);
+  return _mm512_srli_epi32(rounded, 16);
+}
+
+}  // namespace
+}  // namespace w4a16::cpu
+
+namespace w4a16::cpu {
+namespace {
+
+// Register-blocked fp32 micro-kernel: acc[MR rows][4 x 16 columns] += x[r][k] * W[k][0..63] for
+// k in [k0, k1). `row(k, b)` yields the 16 fp32 weights of block b at row k (from an fp32
+// panel, or widened from fp16 / bf16 on the fly). 24 accumulators + 4 weight vectors + 1
+// broadcast fit the 32 zmm registers at MR = 6.
+template <int MR, typename Row>
+inline void fma_rows_x64(const float* x, int64_t ld, int64_t k0, int64_t k1, Row row, __m512 (&acc)[MR][4]) {
+  for (int64_t k = k0; k < k1; ++k) {
+    __m512 wk[4];
+    for (int b = 0; b < 4; ++b) wk[b] = row(k, b);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 xb = _mm512_set1_ps(x[r * ld + k]);
+      for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_fmadd_ps(wk[b], xb, acc[r][b]);
+    }
+  }
+}
+
+template <int MR>
+inline void zero_acc(__m512 (&acc)[MR][4]) {
+  for (int r = 0; r < MR; ++r)
+    for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_setzero_ps();
+}
+
+template <int MR>
+inline void store_acc(const __m512 (&acc)[MR][4], float* out) {
+  for (int r = 0; r < MR; ++r)
+    for (int b = 0; b < 4; ++b) _mm512_storeu_ps(out + r * kTileN + 16 * b, acc[r][b]);
+}
+
+// Calls f.template operator()<MR>(row0) for row blocks of 6 and one remainder block.
+template <typename F>
+inline void for_row_blocks(int64_t m, F&& f) {
+  int64_t r = 0;
+  for (; r + 6 <= m; r += 6) f.template operator()<6>(r);
+  switch (m - r) {
+    case 5: f.template operator()<5>(r); break;
+    case 4: f.template operator()<4>(r); break;
+    case 3: f.template operator()<3>(r); break;
+    case 2: f.template operator()<2>(r); break;
+    case 1: f.template operator()<1>(r); break;
+    default: break;
+  }
+}
+
+}  // namespace
+}  // namespace w4a16::cpu

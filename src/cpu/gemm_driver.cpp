@@ -1,0 +1,333 @@
+// gemm() on packed weights: the plan (strategy, partition, split factor, threads), activation
+// preparation (perm, padding, fp32 widening, group sums), the parallel loop over work items
+// (tile, K-slice) and the epilogue (split-K reduction in a fixed order, bias, rounding).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <mutex>
+
+#include "common/check.hpp"
+#include "cpu/dispatch.hpp"
+#include "cpu/packed_weight.hpp"
+#include "cpu/reference.hpp"
+#include "cpu/thread_pool.hpp"
+
+namespace w4a16 {
+
+using cpu::kChunkK;
+using cpu::kTileN;
+
+std::string_view to_string(Strategy s) {
+  switch (s) {
+    case Strategy::automatic: return "auto";
+    case Strategy::fused: return "fused";
+    case Strategy::decoupled: return "decoupled";
+    case Strategy::dense: return "dense";
+  }
+  return "?";
+}
+
+std::string_view to_string(Partition p) {
+  switch (p) {
+    case Partition::automatic: return "auto";
+    case Partition::data_parallel: return "dp";
+    case Partition::split_k: return "splitk";
+  }
+  return "?";
+}
+
+Strategy parse_strategy(std::string_view name) {
+  for (Strategy s : {Strategy::automatic, Strategy::fused, Strategy::decoupled, Strategy::dense}) {
+    if (name == to_string(s)) return s;
+  }
+  fail(ErrorCode::invalid_argument, "unknown strategy '{}' (expected auto, fused, decoupled or dense)", name);
+}
+
+Partition parse_partition(std::string_view name) {
+  for (Partition p : {Partition::automatic, Partition::data_parallel, Partition::split_k}) {
+    if (name == to_string(p)) return p;
+  }
+  fail(ErrorCode::invalid_argument, "unknown partition '{}' (expected auto, dp or splitk)", name);
+}
+
+namespace {
+
+// K is split in "units": groups for the int4 strategies, chunks of 8 for dense weights.
+int64_t split_units(const PackedWeight::Impl& p, Strategy s) {
+  return s == Strategy::dense ? p.geom.chunks() : p.geom.groups;
+}
+
+constexpr int64_t kSplitKMinK = 1024;  // the auto rule splits K only when each slice stays long
+
+// Reusable per-thread workspace: grows to the largest shape seen, never shrinks.
+struct Workspace {
+  AlignedBuffer<std::byte> x;        // prepared activations [M][K']
+  AlignedBuffer<float> group_sums;   // [M][G]
+  AlignedBuffer<float> partials;     // split-K: [tiles][S][M][64]
+  AlignedBuffer<float> tile_out;     // data-parallel: [M][64] per thread
+  AlignedBuffer<uint16_t> panel;     // decoupled: dense 16-bit panel ring
+};
+Workspace& thread_workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
+}  // namespace
+
+GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOptions& o) {
+  const auto& p = w.impl();
+  GemmPlan plan;
+  plan.isa = cpu::active_kernels().name;
+  plan.strategy = o.strategy == Strategy::automatic ? (p.quantized ? Strategy::fused : Strategy::dense) : o.strategy;
+  if (!p.quantized && plan.strategy != Strategy::dense) {
+    fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",
+         to_string(plan.strategy));
+  }
+  require(o.threads >= 0, "threads must be >= 0 (0 = all available), got {}", o.threads);
+  require(o.split_k >= 0, "split-K factor must be >= 0 (0 = automatic), got {}", o.split_k);
+  require(o.decoupled_panel_bytes >= 0, "decoupled panel bytes must be >= 0, got {}", o.decoupled_panel_bytes);
+  const int available = cpu::available_cpus();
+  plan.threads = o.threads > 0 ? o.threads : available;
+
+  const int64_t units = split_units(p, plan.strategy);
+  std::string notes;
+  Partition part = o.partition;
+  if (part == Partition::automatic) {
+    part = (p.tiles < plan.threads && p.layout.k >= kSplitKMinK && units >= 2) ? Partition::split_k
+                                                                               : Partition::data_parallel;
+    notes += fmt::format("auto partition: {} column tiles for {} threads, K={} -> {}; ", p.tiles, plan.threads,
+                         p.layout.k, to_string(part));
+  }
+  int s = 1;
+  if (part == Partition::split_k) {
+    s = o.split_k > 0 ? o.split_k : int(std::max<int64_t>(2, (plan.threads + p.tiles - 1) / p.tiles));
+    if (s > units) {
+      notes += fmt::format("split-K {} clamped to {} (the number of {}); ", s, units,
+                           plan.strategy == Strategy::dense ? "8-wide K chunks" : "groups");
+      s = int(units);
+    }
+  } else if (o.split_k > 1) {
+    notes += fmt::format("split-K {} ignored: partition is data-parallel; ", o.split_k);
+  }
+  plan.partition = part;
+  plan.split_k = s;
+  const int64_t items = p.tiles * s;
+  if (plan.threads > items) {
+    notes += fmt::format("threads {} capped to {} work items; ", plan.threads, items);
+    plan.threads = int(items);
+  }
+
+  const auto& kt = cpu::active_kernels();
+  const bool bf16_dot = act == DType::bf16 && kt.q4_bf16 != nullptr;
+  switch (plan.strategy) {
+    case Strategy::fused:
+      plan.kernel = bf16_dot ? "q4_bf16 (vdpbf16ps)" : "q4_f32 (fp32 FMA)";
+      break;
+    case Strategy::decoupled:
+    case Strategy::dense: {
+      const DType wd = p.quantized ? act : p.layout.scale_dtype;
+      plan.kernel = wd == DType::f16 ? "dense_f16 (fp32 FMA)"
+                    : (act == DType::bf16 && kt.dense_bf16) ? "dense_bf16 (vdpbf16ps)"
+                                                            : "dense_bf16 (fp32 FMA)";
+      if (plan.strategy == Strategy::decoupled) plan.kernel = "dequant panel + " + plan.kernel;
+      break;
+    }
+    case Strategy::automatic: break;
+  }
+  if (!notes.empty()) notes.resize(notes.size() - 2);
+  plan.notes = notes;
+  return plan;
+}
+
+void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& o) {
+  const auto& p = w.impl();
+  check_matrix(x, "gemm: x");
+  check_matrix(y, "gemm: y");
+  require(x.dtype == DType::f16 || x.dtype == DType::bf16, "gemm: x must be fp16 or bf16, got {}", to_string(x.dtype));
+  require(y.dtype == DType::f16 || y.dtype == DType::bf16, "gemm: y must be fp16 or bf16, got {}", to_string(y.dtype));
+  require(x.cols == p.layout.k, "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, p.layout.k);
+  require(y.rows == x.rows && y.cols == p.layout.n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols,
+          x.rows, p.layout.n);
+  const GemmPlan plan = plan_gemm(x.rows, w, x.dtype, o);
+  const auto& kt = cpu::active_kernels();
+  const int64_t m = x.rows, kp = p.k_padded, groups = p.geom.groups;
+
+  // Which kernel reads x, and in which form.
+  const DType dense_dtype = p.quantized ? x.dtype : p.layout.scale_dtype;
+  bool x_bf16 = false;
+  if (plan.strategy == Strategy::fused) x_bf16 = x.dtype == DType::bf16 && kt.q4_bf16;
+  if (plan.strategy != Strategy::fused) x_bf16 = dense_dtype == DType::bf16 && x.dtype == DType::bf16 && kt.dense_bf16;
+  cpu::DenseKernel dense_kernel = dense_dtype == DType::f16 ? kt.dense_f16
+                                  : x_bf16                  ? kt.dense_bf16
+                                                            : kt.dense_bf16_f32;
+
+  // Prepare activations: permuted, padded into K', widened to fp32 unless the bf16 kernel reads them.
+  Workspace& ws = thread_workspace();
+  cpu::Activations act;
+  act.m = m;
+  act.ld = kp;
+  const bool direct = x_bf16 && !p.x_padded && p.perm.empty();
+  if (direct) {
+    act.data = x.data;
+    act.ld = x.cols;
+  } else {
+    const size_t elem = x_bf16 ? 2 : 4;
+    ws.x.reserve_discard(size_t(m * kp) * elem);
+    std::memset(ws.x.data(), 0, size_t(m * kp) * elem);  // padding must be zero
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t k = 0; k < p.layout.k; ++k) {
+        const int64_t src = p.perm.empty() ? k : p.perm[size_t(k)];
+        const int64_t dst = r * kp + p.padded_k(k);
+        if (x_bf16) {
+          reinterpret_cast<uint16_t*>(ws.x.data())[dst] = static_cast<const uint16_t*>(x.data)[r * x.cols + src];
+        } else {
+          reinterpret_cast<float*>(ws.x.data())[dst] = load_as_f32(x.data, x.dtype, r * x.cols + src);
+        }
+      }
+    }
+    act.data = ws.x.data();
+  }
+  if (plan.strategy == Strategy::fused && p.layout.zero_mode != ZeroMode::sym) {
+    ws.group_sums.reserve_discard(size_t(m * groups));
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t g = 0; g < groups; ++g) {
+        double sum = 0;
+        const int64_t end = std::min(p.layout.k, (g + 1) * p.layout.group_size);
+        for (int64_t k = g * p.layout.group_size; k < end; ++k) {
+          const int64_t src = p.perm.empty() ? k : p.perm[size_t(k)];
+          sum += load_as_f32(x.data, x.dtype, r * x.cols + src);
+        }
+        ws.group_sums[size_t(r * groups + g)] = float(sum);
+      }
+    }
+    act.group_sums = ws.group_sums.data();
+  }
+
+  // Work items: (tile, slice), tile-major; each part takes a contiguous run of items so that a
+  // thread streams a contiguous stretch of the packed weight.
+  const int s_count = plan.split_k;
+  const int64_t units = split_units(p, plan.strategy);
+  const int64_t items = p.tiles * s_count;
+  const bool split = plan.partition == Partition::split_k && s_count > 1;
+  if (split) ws.partials.reserve_discard(size_t(items * m * kTileN));
+  float* partials = ws.partials.data();
+  const int parts = plan.threads;
+  const int64_t panel_bytes = o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes : (int64_t(1) << 20);
+
+  auto finish_tile = [&](int64_t t, const float* acc) {  // acc [m][64] -> y, with bias
+    const int64_t cols = std::min(kTileN, p.layout.n - t * kTileN);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t n = t * kTileN + c;
+        float v = acc[r * kTileN + c];
+        if (!p.bias_f32.empty()) v += p.bias_f32[size_t(n)];
+        store_from_f32(y.data, y.dtype, r * y.cols + n, v);
+      }
+    }
+  };
+
+  auto run_part = [&](int part) {
+    Workspace& local = thread_workspace();
+    const int64_t begin = items * part / parts, end = items * (part + 1) / parts;
+    if (!split) local.tile_out.reserve_discard(size_t(m * kTileN));
+    // Decoupled: items are processed in batches whose dense panels fit the panel budget.
+    int64_t item = begin;
+    while (item < end) {
+      int64_t batch_end = item + 1;
+      const auto slice_units = [&](int64_t it) {
+        const int64_t s = it % s_count;
+        return std::pair{units * s / s_count, units * (s + 1) / s_count};
+      };
+      if (plan.strategy == Strategy::decoupled) {
+        int64_t bytes = 0;
+        batch_end = item;
+        while (batch_end < end) {
+          const auto [u0, u1] = slice_units(batch_end);
+          const int64_t need = (p.geom.chunk_end(u1 - 1) - p.geom.chunk_begin(u0)) * kChunkK * kTileN * 2;
+          if (batch_end > item && bytes + need > panel_bytes) break;
+          bytes += need;
+          ++batch_end;
+        }
+        local.panel.reserve_discard(size_t(bytes / 2));
+        int64_t offset = 0;  // stage 1: dequantize the whole batch into the panel ring
+        for (int64_t it = item; it < batch_end; ++it) {
+          const auto [u0, u1] = slice_units(it);
+          kt.dequant(p.tile(it / s_count), u0, u1, dense_dtype, local.panel.data() + offset);
+          offset += (p.geom.chunk_end(u1 - 1) - p.geom.chunk_begin(u0)) * kChunkK * kTileN;
+        }
+      }
+      int64_t offset = 0;
+      for (int64_t it = item; it < batch_end; ++it) {
+        const int64_t t = it / s_count;
+        const auto [u0, u1] = slice_units(it);
+        float* out = split ? partials + it * m * kTileN : local.tile_out.data();
+        switch (plan.strategy) {
+          case Strategy::fused: {
+            const cpu::Q4Kernel k4 = x_bf16 ? kt.q4_bf16 : kt.q4_f32;
+            k4(p.tile(t), act, u0, u1, out);
+            break;
+          }
+          case Strategy::dense: {
+            dense_kernel(p.dense_tile(dense_dtype, t), act, u0, u1, out);  // units are chunks here
+            break;
+          }
+          case Strategy::decoupled: {
+            // The panel holds chunks [c0, c1) of this item; the dense kernel indexes K' from the
+            // panel base, so shift the activations to the same origin.
+            const int64_t c0 = p.geom.chunk_begin(u0), c1 = p.geom.chunk_end(u1 - 1);
+            cpu::Activations shifted = act;
+            shifted.data = static_cast<const std::byte*>(act.data) + c0 * kChunkK * (x_bf16 ? 2 : 4);
+            dense_kernel(local.panel.data() + offset, shifted, 0, c1 - c0, out);
+            offset += (c1 - c0) * kChunkK * kTileN;
+            break;
+          }
+          case Strategy::automatic: break;
+        }
+        if (!split) finish_tile(t, out);
+      }
+      item = batch_end;
+    }
+  };
+  // A worker must not throw out of the pool (allocation of its workspace can): the first error
+  // is kept and rethrown here, so a failed call never reports success.
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  auto guarded = [&](auto& body) {
+    return [&](int part) {
+      try {
+        body(part);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    };
+  };
+  cpu::ThreadPool::instance().run(parts, plan.threads, guarded(run_part));
+  if (error) std::rethrow_exception(error);
+
+  if (split) {  // reduce partial sums in slice order 0..S-1: bitwise deterministic for fixed S
+    auto reduce_part = [&](int part) {
+      Workspace& local = thread_workspace();
+      local.tile_out.reserve_discard(size_t(m * kTileN));
+      for (int64_t t = p.tiles * part / parts; t < p.tiles * (part + 1) / parts; ++t) {
+        float* acc = local.tile_out.data();
+        std::memcpy(acc, partials + (t * s_count) * m * kTileN, size_t(m * kTileN) * sizeof(float));
+        for (int s = 1; s < s_count; ++s) {
+          const float* src = partials + (t * s_count + s) * m * kTileN;
+          for (int64_t i = 0; i < m * kTileN; ++i) acc[i] += src[i];
+        }
+        finish_tile(t, acc);
+      }
+    };
+    cpu::ThreadPool::instance().run(parts, plan.threads, guarded(reduce_part));
+    if (error) std::rethrow_exception(error);
+  }
+}
+
+void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y, const GemmOptions& options) {
+  check_gemm_args(x, w, y);
+  gemm(x, pack(w), y, options);
+}
+
+}  // namespace w4a16

@@ -1,0 +1,99 @@
+// The CPU kernel contract: packed layouts, micro-kernel signatures and the per-ISA kernel table.
+//
+// Packed int4 layout (made once by pack(), see packed_weight.cpp). Output columns are cut into
+// tiles of kTileN = 64 (four 16-lane fp32 vectors; N is padded with code 8 / scale 0 columns).
+// K is cut into chunks of kChunkK = 8; every group is padded to whole chunks (gp = ceil(g/8)*8,
+// the last group to ceil(L/8)*8), so a chunk never straddles two groups. Per tile:
+//
+//   codes   [chunks][64] uint32   one word per column per chunk, nibbles:
+//             bits  0-3 k0 | 4-7 k2 | 8-11 k4 | 12-15 k6 | 16-19 k1 | 20-23 k3 | 24-27 k5 | 28-31 k7
+//           The low 16 bits hold the even k and the high 16 bits the odd k of the chunk, so one
+//           16-bit shift right by 4j leaves the pair (k_2j, k_2j+1) of every column in the low
+//           nibble of each half: the operand layout of vdpbf16ps (a pair of adjacent k per
+//           32-bit lane, lanes = columns, hence no horizontal sums). A 32-bit shift by 4j puts
+//           k_{order[j]} (order = 0,2,4,6,1,3,5,7) in the low nibble of each lane for the fp32
+//           kernels, whose table lookup (vpermps) ignores the higher bits.
+//   scales  [G][64] in the scale dtype (fp16, bf16 or fp32), kept 16-bit so the byte ratio to
+//           a dense weight stays what the format promises.
+//   zeros   [G][64] uint8 (asym) or scale dtype (float zero); absent for sym.
+//
+// Dense layouts (the FP16 baseline and the decoupled workspace), per tile:
+//   bf16    [K'/2][64] uint32: bf16 pair (k even in the low half, k+1 in the high half)
+//   fp16    [K'][64]   uint16: one fp16 per column per k (vcvtph2ps widens 16 columns at once)
+//
+// Every kernel reduces over whole groups (or whole chunks for dense) and *overwrites* an fp32
+// tile out[m][64]: the driver adds bias, reduces split-K partials and rounds to the output dtype.
+#pragma once
+
+#include <cstdint>
+
+#include "w4a16/w4a16.hpp"
+
+namespace w4a16::cpu {
+
+inline constexpr int64_t kTileN = 64;
+inline constexpr int64_t kChunkK = 8;
+
+// Where the groups of a packed weight start, in chunks.
+struct GroupGeometry {
+  int64_t groups = 0;             // G = ceil(K/g)
+  int64_t chunks_per_group = 0;   // ceil(g/8)
+  int64_t last_group_chunks = 0;  // ceil(L/8), L = length of the last group
+  int64_t chunks() const { return (groups - 1) * chunks_per_group + last_group_chunks; }
+  int64_t chunk_begin(int64_t group) const { return group * chunks_per_group; }
+  int64_t chunk_end(int64_t group) const {
+    return group == groups - 1 ? chunks() : (group + 1) * chunks_per_group;
+  }
+};
+
+// One tile of a packed int4 weight.
+struct Q4Tile {
+  const uint32_t* codes = nullptr;  // [chunks][64]
+  const void* scales = nullptr;     // [G][64] scale dtype
+  const void* zeros = nullptr;      // [G][64] uint8 (asym) / scale dtype (float) / nullptr (sym)
+  DType scale_dtype = DType::f16;
+  ZeroMode zero_mode = ZeroMode::sym;
+  GroupGeometry geom;
+};
+
+// Activations as the kernels read them: rows of the padded, permuted K' (zeros in padding).
+struct Activations {
+  const void* data = nullptr;          // [m][ld]: bf16 bits for *_bf16 kernels, fp32 otherwise
+  int64_t ld = 0;                      // elements between rows
+  const float* group_sums = nullptr;   // [m][G] sum of each group of x (asym/float zero), else nullptr
+  int64_t m = 0;
+};
+
+// out[r][c] = sum over groups [g0, g1) of  s[g][c] * sum_{k in g} x[r][k] * (q[k][c] - 8)
+//                                        + coef[g][c] * group_sums[r][g]
+// with coef = (8 - z) * s (asym), zf (float zero), 0 (sym). out is [x.m][64] fp32.
+using Q4Kernel = void (*)(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
+
+// out[r][c] = sum over chunks [c0, c1) of the dense tile (layout per kernel, see above).
+using DenseKernel = void (*)(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+
+// Decoupled stage 1: writes groups [g0, g1) of the tile as dense 16-bit weights (q - z) * s (+ zf),
+// rounded once to nearest even, into `panel` in the dense layout of `dtype` (bf16 pairs or
+// fp16), starting at the first chunk of g0.
+using DequantKernel = void (*)(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
+
+enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
+
+struct KernelTable {
+  Isa isa = Isa::scalar;
+  const char* name = "scalar";
+  Q4Kernel q4_f32 = nullptr;          // x fp32
+  Q4Kernel q4_bf16 = nullptr;         // x bf16 pairs (vdpbf16ps); nullptr where the ISA lacks it
+  DenseKernel dense_f16 = nullptr;    // fp16 weights, x fp32
+  DenseKernel dense_bf16_f32 = nullptr;  // bf16 pair weights, x fp32
+  DenseKernel dense_bf16 = nullptr;   // bf16 pair weights, x bf16 pairs; nullptr where the ISA lacks it
+  DequantKernel dequant = nullptr;
+};
+
+// The tables each ISA's object library defines (a nullptr-returning stub where not compiled).
+const KernelTable* scalar_kernels();
+const KernelTable* avx2_kernels();
+const KernelTable* avx512_kernels();
+const KernelTable* avx512bf16_kernels();
+
+}  // namespace w4a16::cpu

@@ -1,0 +1,43 @@
+// PackedWeight::Impl: a QuantizedWeight in the CPU kernels' layout (kernels.hpp), plus lazily
+// made dense copies for the dense strategy.
+#pragma once
+
+#include <mutex>
+
+#include "common/aligned_buffer.hpp"
+#include "cpu/kernels.hpp"
+
+namespace w4a16 {
+
+struct PackedWeight::Impl {
+  QuantizedLayout layout;        // n, k, g, zero mode, scale dtype of the source
+  bool quantized = true;         // false: made by pack_dense(), only `dense_*` is filled
+  int64_t tiles = 0;             // ceil(N / 64)
+  cpu::GroupGeometry geom;       // group -> chunk mapping (groups padded to whole chunks)
+  int64_t k_padded = 0;          // chunks * 8: the K' the kernels see
+  bool x_padded = false;         // K' differs from K or groups are padded: x is copied into K'
+
+  AlignedBuffer<uint32_t> codes;     // [tiles][chunks][64]
+  AlignedBuffer<std::byte> scales;   // [tiles][G][64] scale dtype
+  AlignedBuffer<std::byte> zeros;    // [tiles][G][64] uint8 / scale dtype; empty for sym
+  std::vector<int32_t> perm;         // [K] or empty
+  Bias bias;                         // as given
+  std::vector<float> bias_f32;       // [N] or empty
+
+  // Dense 16-bit copies in the dense layouts of kernels.hpp, indexed by DType (f16, bf16).
+  mutable std::once_flag dense_once[2];
+  mutable AlignedBuffer<uint16_t> dense[2];
+
+  // Position in K' of stored column k (groups padded to whole chunks).
+  int64_t padded_k(int64_t k) const {
+    const int64_t g = k / layout.group_size;
+    return g * geom.chunks_per_group * cpu::kChunkK + (k - g * layout.group_size);
+  }
+  size_t scale_bytes() const { return dtype_size(layout.scale_dtype); }
+  cpu::Q4Tile tile(int64_t t) const;
+  // The dense copy for dtype (f16 or bf16), made on first use; thread-safe.
+  const uint16_t* dense_tile(DType dtype, int64_t t) const;
+  int64_t dense_tile_elems() const { return k_padded * cpu::kTileN; }
+};
+
+}  // namespace w4a16

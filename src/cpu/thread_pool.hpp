@@ -1,0 +1,46 @@
+// A fork-join pool of persistent std::threads.
+//
+// Why not OpenMP: the library must be reentrant (two user threads may call gemm at once) and must
+// not impose an OpenMP runtime on users who link their own; a 100-line pool with static
+// assignment gives deterministic work placement and a cost we can see.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace w4a16::cpu {
+
+class ThreadPool {
+ public:
+  // The shared pool, sized to available_cpus() - 1 workers (the caller is the other thread).
+  static ThreadPool& instance();
+
+  // Runs fn(i) for i in [0, parts) on min(parts, threads) threads and waits. The calling thread
+  // is part 0's runner. If another call is using the pool, this one runs every part on the
+  // calling thread (same results: parts, not threads, define the work).
+  void run(int parts, int threads, const std::function<void(int)>& fn);
+
+  int max_threads() const { return int(workers_.size()) + 1; }
+  ~ThreadPool();
+
+ private:
+  explicit ThreadPool(int workers);
+  void worker_loop(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex busy_;  // held by the call that owns the pool
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  int parts_ = 0, threads_ = 0, pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+// CPUs this process may run on: the affinity mask, further capped by a cgroup v2/v1 CPU quota.
+int available_cpus();
+
+}  // namespace w4a16::cpu
