@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/commands.hpp"
+#include "cli/gemm_options.hpp"
 #include "common/check.hpp"
 
 namespace w4a16::cli {
@@ -20,6 +21,7 @@ struct DemoArgs {
   int64_t m = 1, k = 4096, n = 14336, group_size = 128;
   std::string zero = "sym", dtype = "bf16";
   int repeats = 5;
+  GemmFlags flags;
 };
 
 // splitmix64 -> Box-Muller: fast, reproducible normal samples.
@@ -84,9 +86,10 @@ void run_demo(const DemoArgs& a) {
   start = std::chrono::steady_clock::now();
   const PackedWeight packed = pack(loaded);
   const double pack_s = seconds_since(start);
-  gemm(x, packed, {y.data(), act, a.m, a.n});  // first call: sizes the workspaces
-  const double gemm_ms = median_ms(a.repeats, [&] { gemm(x, packed, {y.data(), act, a.m, a.n}); });
-  const GemmPlan plan = plan_gemm(a.m, packed, act);
+  const GemmOptions options = a.flags.options();
+  gemm(x, packed, {y.data(), act, a.m, a.n}, options);  // first call: sizes the workspaces
+  const double gemm_ms = median_ms(a.repeats, [&] { gemm(x, packed, {y.data(), act, a.m, a.n}, options); });
+  const GemmPlan plan = plan_gemm(a.m, packed, act, options);
   const double ref_ms = median_ms(1, [&] { reference_gemm(x, loaded, {y_ref.data(), act, a.m, a.n}); });
 
   // Kernel vs oracle, and the quantized layer vs the unquantized one (both in fp64).
@@ -109,9 +112,7 @@ void run_demo(const DemoArgs& a) {
   fmt::print("  pack for the CPU kernels       {:9.1f} ms\n", pack_s * 1e3);
   fmt::print("  gemm, median of {}             {:9.3f} ms   {:.2f} GB/s of quantized weight (cache-warm)\n", a.repeats,
              gemm_ms, weight_bytes / (gemm_ms * 1e6));
-  fmt::print("    plan: {} {} S={} threads={} isa={} kernel={}{}{}\n", to_string(plan.strategy),
-             to_string(plan.partition), plan.split_k, plan.threads, plan.isa, plan.kernel, plan.notes.empty() ? "" : "; ",
-             plan.notes);
+  fmt::print("    plan: {}\n", describe(plan));
   fmt::print("  reference gemm (fp64 oracle)   {:9.3f} ms\n", ref_ms);
   fmt::print("  kernel vs oracle               max relative difference {:.3g}\n", kernel_max_rel);
   fmt::print("  quantized vs unquantized layer relative RMS error of y {:.4f}\n", std::sqrt(qerr / qref));
@@ -129,6 +130,7 @@ Command register_demo(CLI::App& app) {
   sub->add_option("--zero", args->zero, "zero-point mode")->default_val("sym")->check(CLI::IsMember({"sym", "asym", "float"}));
   sub->add_option("--dtype", args->dtype, "activation and scale dtype")->default_val("bf16")->check(CLI::IsMember({"fp16", "bf16"}));
   sub->add_option("--repeats", args->repeats, "timed gemm calls (median reported)")->default_val(5)->check(CLI::PositiveNumber);
+  args->flags.add_to(*sub);
   return {sub, [args] { run_demo(*args); }};
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/gemm_options.hpp"
 #include "cli/tensor_args.hpp"
 #include "io/quantized_file.hpp"
 
@@ -14,6 +15,7 @@ namespace {
 
 struct GemmArgs {
   std::string weights, tensor, input, output;
+  GemmFlags flags;
 };
 
 void run_gemm(const GemmArgs& args) {
@@ -29,8 +31,11 @@ void run_gemm(const GemmArgs& args) {
 
   std::vector<std::byte> y_bytes(size_t(x.rows * w.n()) * dtype_size(x.dtype));
   const MutableMatrixRef y{y_bytes.data(), x.dtype, x.rows, w.n()};
+  const PackedWeight packed = pack(w);
+  const GemmOptions options = args.flags.options();
+  const GemmPlan plan = plan_gemm(x.rows, packed, x.dtype, options);
   const auto start = std::chrono::steady_clock::now();
-  gemm(x, w, y);
+  gemm(x, packed, y, options);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 
   io::SafetensorsWriter writer;
@@ -39,6 +44,7 @@ void run_gemm(const GemmArgs& args) {
   fmt::print("y[{}, {}] = x[{}, {}] * W^T  (M x K x N = {}x{}x{}, g={}, {}, x {}): {:.3f} ms -> {}\n", y.rows, y.cols,
              x.rows, x.cols, x.rows, w.k(), w.n(), w.group_size(), to_string(w.zero_mode()), to_string(x.dtype), ms,
              args.output);
+  fmt::print("plan: {}\n", describe(plan));
 }
 
 }  // namespace
@@ -53,6 +59,7 @@ Command register_gemm(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--output,-o", args->output, "safetensors file to write, with tensor 'y' [M, N] in x's dtype")
       ->required();
+  args->flags.add_to(*sub);
   return {sub, [args] { run_gemm(*args); }};
 }
 

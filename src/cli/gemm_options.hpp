@@ -1,0 +1,43 @@
+// The --strategy/--partition/--split-k/--threads options shared by `gemm` and `demo`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "w4a16/w4a16.hpp"
+
+namespace w4a16::cli {
+
+struct GemmFlags {
+  std::string strategy = "auto", partition = "auto";
+  int split_k = 0, threads = 0;
+
+  void add_to(CLI::App& app) {
+    app.add_option("--strategy", strategy, "fused | decoupled | dense (W dequantized once: the FP16 baseline) | auto")
+        ->check(CLI::IsMember({"auto", "fused", "decoupled", "dense"}));
+    app.add_option("--partition", partition, "dp (data-parallel) | splitk | auto")
+        ->check(CLI::IsMember({"auto", "dp", "splitk"}));
+    app.add_option("--split-k", split_k, "split factor S for --partition splitk (0 = automatic)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--threads", threads, "threads (0 = the CPUs this process may use)")->check(CLI::NonNegativeNumber);
+  }
+  GemmOptions options() const {
+    GemmOptions o;
+    o.strategy = parse_strategy(strategy);
+    o.partition = parse_partition(partition);
+    o.split_k = split_k;
+    o.threads = threads;
+    return o;
+  }
+};
+
+inline std::string describe(const GemmPlan& plan) {
+  std::string s = std::string(to_string(plan.strategy)) + " " + std::string(to_string(plan.partition)) +
+                  " S=" + std::to_string(plan.split_k) + " threads=" + std::to_string(plan.threads) +
+                  " isa=" + plan.isa + " kernel=" + plan.kernel;
+  if (!plan.notes.empty()) s += " (" + plan.notes + ")";
+  return s;
+}
+
+}  // namespace w4a16::cli
