@@ -13,7 +13,6 @@
 
 #include <immintrin.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
 #include <random>
 #include <string>
@@ -39,11 +39,18 @@ namespace w4a16::bench {
 // The machine
 // ---------------------------------------------------------------------------------------------
 
-// Last-level cache size: sysconf where the kernel reports it, else 32 MiB (the dev machine's
-// L3, `lscpu`: "L3 cache: 32 MiB (1 instance)").
+// L3 size from sysfs (".../cpu0/cache/index3/size", e.g. "32768K"), else 32 MiB (the dev
+// machine's L3, `lscpu`: "L3 cache: 32 MiB (1 instance)"). Not sysconf(_SC_LEVEL3_CACHE_SIZE):
+// glibc derives it from cpuid and reports 320 MiB for this 32 MiB L3 under KVM.
 inline int64_t l3_bytes() {
-  const long reported = sysconf(_SC_LEVEL3_CACHE_SIZE);
-  return reported > 0 ? int64_t(reported) : int64_t(32) << 20;
+  std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index3/size");
+  int64_t value = 0;
+  char unit = 0;
+  if (in >> value && value > 0) {
+    if (in >> unit) value <<= (unit == 'K' ? 10 : unit == 'M' ? 20 : 0);
+    return value;
+  }
+  return int64_t(32) << 20;
 }
 
 // Weights are rotated over at least this many bytes so every call streams them from DRAM.
@@ -84,7 +91,8 @@ class HugeBuffer {
 // Streaming read kernels: sum [begin, end) as 64-bit integers (the sum keeps the loads alive)
 // ---------------------------------------------------------------------------------------------
 
-// One loop step reads kBlock bytes: 8 cache lines (512 B) from each of kStreams sub-ranges.
+// One loop step reads 8 cache lines (kReadBlock = 512 B) from each of kStreams equal sub-ranges;
+// `bytes` must be a multiple of kStreams * 512 (the callers pass 2 MiB multiples).
 // kPrefetch > 0 issues prefetcht0 that many bytes ahead on every line.
 inline constexpr size_t kReadBlock = 512;
 
@@ -104,7 +112,11 @@ __attribute__((target("avx512f"))) uint64_t read_sum_avx512(const std::byte* beg
   }
   __m512i sum = _mm512_add_epi64(_mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3])),
                                  _mm512_add_epi64(_mm512_add_epi64(acc[4], acc[5]), _mm512_add_epi64(acc[6], acc[7])));
-  return uint64_t(_mm512_reduce_add_epi64(sum));
+  alignas(64) uint64_t lanes[8];  // (not _mm512_reduce_add_epi64: GCC 12 warns inside it)
+  _mm512_store_si512(lanes, sum);
+  uint64_t total = 0;
+  for (uint64_t lane : lanes) total += lane;
+  return total;
 }
 
 template <int kStreams, int kPrefetch>
@@ -145,11 +157,15 @@ inline std::vector<ReadVariant> read_variants() {
   if (f.avx512f && f.os_saves_zmm) {
     v.push_back({"avx512 streams:1 prefetch:0", &read_sum_avx512<1, 0>});
     v.push_back({"avx512 streams:1 prefetch:1024", &read_sum_avx512<1, 1024>});
+    v.push_back({"avx512 streams:1 prefetch:2048", &read_sum_avx512<1, 2048>});
+    v.push_back({"avx512 streams:2 prefetch:0", &read_sum_avx512<2, 0>});
     v.push_back({"avx512 streams:4 prefetch:0", &read_sum_avx512<4, 0>});
     v.push_back({"avx512 streams:4 prefetch:512", &read_sum_avx512<4, 512>});
   } else if (f.avx2 && f.os_saves_ymm) {
     v.push_back({"avx2 streams:1 prefetch:0", &read_sum_avx2<1, 0>});
     v.push_back({"avx2 streams:1 prefetch:1024", &read_sum_avx2<1, 1024>});
+    v.push_back({"avx2 streams:1 prefetch:2048", &read_sum_avx2<1, 2048>});
+    v.push_back({"avx2 streams:2 prefetch:0", &read_sum_avx2<2, 0>});
     v.push_back({"avx2 streams:4 prefetch:0", &read_sum_avx2<4, 0>});
     v.push_back({"avx2 streams:4 prefetch:512", &read_sum_avx2<4, 512>});
   }
@@ -168,7 +184,7 @@ inline size_t read_slice_bytes(const HugeBuffer& buf, int threads) {
 inline double timed_read_pass(const HugeBuffer& buf, int threads, ReadKernel kernel) {
   using Clock = std::chrono::steady_clock;
   const size_t slice = read_slice_bytes(buf, threads);
-  std::vector<Clock::time_point> start(size_t(threads)), stop(size_t(threads));
+  std::vector<Clock::time_point> start(static_cast<size_t>(threads)), stop(static_cast<size_t>(threads));
   std::barrier sync(threads);
   auto body = [&](int t) {
     sync.arrive_and_wait();  // all threads exist before anyone starts reading
@@ -184,6 +200,20 @@ inline double timed_read_pass(const HugeBuffer& buf, int threads, ReadKernel ker
   const auto first = *std::min_element(start.begin(), start.end());
   const auto last = *std::max_element(stop.begin(), stop.end());
   return std::chrono::duration<double>(last - first).count();
+}
+
+// "AnonHugePages" of /proc/self/smaps_rollup in kB: how much anonymous memory THP backs.
+inline int64_t anon_huge_pages_kb() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string key;
+  int64_t kb = -1;
+  while (in >> key) {
+    if (key == "AnonHugePages:") {
+      in >> kb;
+      break;
+    }
+  }
+  return kb;
 }
 
 inline size_t read_buffer_bytes() { return size_t(std::max<int64_t>(int64_t(1) << 30, 8 * l3_bytes())); }

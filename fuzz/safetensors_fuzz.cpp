@@ -4,6 +4,8 @@
 // returns a file whose every tensor span lies inside the input; read_quantized on every listed
 // module either throws w4a16::Error or returns a QuantizedWeight that matches the file. Any other
 // exception, crash, sanitizer report or failed check below is a bug.
+#include "safetensors_fuzz.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -12,7 +14,6 @@
 
 #include "io/quantized_file.hpp"
 #include "io/safetensors.hpp"
-#include "safetensors_fuzz.hpp"
 
 namespace w4a16::fuzz {
 Stats& stats() {

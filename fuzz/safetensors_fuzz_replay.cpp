@@ -46,18 +46,55 @@ struct Rng {
   bool chance(int percent) { return below(100) < size_t(percent); }
 };
 
-constexpr uint8_t kInterestingBytes[] = {0x00, 0x01, 0x7F, 0x80, 0xFF, '{', '}', '[', ']', '"', ',', ':',
-                                         '-', '0', '1', '9', '.', 'e', ' ', '\\', 0x10, 0x11, 0x7C, 0xC0};
+constexpr uint8_t kInterestingBytes[] = {0x00, 0x01, 0x7F, 0x80, 0xFF, '{', '}', '[',  ']',  '"',  ',',  ':',
+                                         '-',  '0',  '1',  '9',  '.',  'e', ' ', '\\', 0x10, 0x11, 0x7C, 0xC0};
 
 // Tokens that the header holds; replacing one with another keeps most of the JSON valid.
 constexpr std::string_view kTokens[] = {
-    "\"F16\"",       "\"BF16\"",  "\"F32\"",      "\"U8\"",     "\"I8\"",     "\"I32\"",   "\"I64\"",
-    "\"F64\"",       "\"BOOL\"",  "\"F8_E4M3\"",  "\"shape\"",  "\"dtype\"",  "[]",        "[0]",
-    "[1,1]",         "0",         "1",            "2",          "8",          "16",        "17",
-    "-1",            "1.5",       "null",         "true",       "false",      "{}",        "\"\"",
-    "\\\"sym\\\"",   "\\\"asym\\\"", "\\\"float\\\"", "\\\"fp16\\\"", "\\\"bf16\\\"", "\\\"fp32\\\"",
-    "\"data_offsets\"", "\"__metadata__\"", "\\\"version\\\"", "\\\"act_order\\\"", "\\\"group_size\\\"",
-    "4294967296",    "18446744073709551615",  "9223372036854775807",   ".w4a16",    ".bias",
+    "\"F16\"",
+    "\"BF16\"",
+    "\"F32\"",
+    "\"U8\"",
+    "\"I8\"",
+    "\"I32\"",
+    "\"I64\"",
+    "\"F64\"",
+    "\"BOOL\"",
+    "\"F8_E4M3\"",
+    "\"shape\"",
+    "\"dtype\"",
+    "[]",
+    "[0]",
+    "[1,1]",
+    "0",
+    "1",
+    "2",
+    "8",
+    "16",
+    "17",
+    "-1",
+    "1.5",
+    "null",
+    "true",
+    "false",
+    "{}",
+    "\"\"",
+    "\\\"sym\\\"",
+    "\\\"asym\\\"",
+    "\\\"float\\\"",
+    "\\\"fp16\\\"",
+    "\\\"bf16\\\"",
+    "\\\"fp32\\\"",
+    "\"data_offsets\"",
+    "\"__metadata__\"",
+    "\\\"version\\\"",
+    "\\\"act_order\\\"",
+    "\\\"group_size\\\"",
+    "4294967296",
+    "18446744073709551615",
+    "9223372036854775807",
+    ".w4a16",
+    ".bias",
 };
 
 uint64_t read_u64(const Bytes& b) {
@@ -143,15 +180,21 @@ void mutate_once(Bytes& b, const std::vector<Bytes>& seeds, Rng& rng) {
       while (digits < he && b[digits] >= '0' && b[digits] <= '9') ++digits;
       std::string replacement;
       switch (rng.below(4)) {
-        case 0: replacement = std::to_string(rng.below(64)); break;
+        case 0:
+          replacement = std::to_string(rng.below(64));
+          break;
         case 1: {
           uint64_t value = 0;
           for (size_t i = pos; i < digits && i < pos + 18; ++i) value = value * 10 + (b[i] - '0');
           replacement = std::to_string(value + (rng.chance(50) ? 1 : uint64_t(-1)));
           break;
         }
-        case 2: replacement = std::to_string(rng.next() >> rng.below(64)); break;
-        default: replacement = std::string(1, char('0' + rng.below(10))); break;
+        case 2:
+          replacement = std::to_string(rng.next() >> rng.below(64));
+          break;
+        default:
+          replacement = std::string(1, char('0' + rng.below(10)));
+          break;
       }
       splice_header(b, pos, digits - pos, replacement, rng);
       break;

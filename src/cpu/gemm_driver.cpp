@@ -75,59 +75,88 @@ Workspace& thread_workspace() {
 
 }  // namespace
 
-GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOptions& o) {
-  const auto& p = w.impl();
-  GemmPlan plan;
-  plan.isa = cpu::active_kernels().name;
-  plan.strategy = o.strategy == Strategy::automatic ? (p.quantized ? Strategy::fused : Strategy::dense) : o.strategy;
-  if (!p.quantized && plan.strategy != Strategy::dense) {
+namespace {
+
+// The plan without strings: what gemm() needs on its hot path (no allocation).
+struct ResolvedPlan {
+  Strategy strategy = Strategy::fused;
+  Partition partition = Partition::data_parallel;
+  bool auto_partition = false;
+  int split_k = 1;
+  int split_requested = 1;  // before clamping to the number of K units
+  bool split_ignored = false;
+  int threads = 1;
+  int threads_requested = 1;
+};
+
+ResolvedPlan resolve_plan(const PackedWeight::Impl& p, const GemmOptions& o) {
+  ResolvedPlan r;
+  r.strategy = o.strategy == Strategy::automatic ? (p.quantized ? Strategy::fused : Strategy::dense) : o.strategy;
+  if (!p.quantized && r.strategy != Strategy::dense) {
     fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",
-         to_string(plan.strategy));
+         to_string(r.strategy));
   }
   require(o.threads >= 0, "threads must be >= 0 (0 = all available), got {}", o.threads);
   require(o.split_k >= 0, "split-K factor must be >= 0 (0 = automatic), got {}", o.split_k);
   require(o.decoupled_panel_bytes >= 0, "decoupled panel bytes must be >= 0, got {}", o.decoupled_panel_bytes);
-  const int available = cpu::available_cpus();
-  plan.threads = o.threads > 0 ? o.threads : available;
+  static const int available = cpu::available_cpus();
+  r.threads = r.threads_requested = o.threads > 0 ? o.threads : available;
 
-  const int64_t units = split_units(p, plan.strategy);
+  const int64_t units = split_units(p, r.strategy);
+  r.partition = o.partition;
+  if (r.partition == Partition::automatic) {
+    r.auto_partition = true;
+    r.partition = (p.tiles < r.threads && p.layout.k >= kSplitKMinK && units >= 2) ? Partition::split_k
+                                                                                  : Partition::data_parallel;
+  }
+  if (r.partition == Partition::split_k) {
+    r.split_requested = o.split_k > 0 ? o.split_k : int(std::max<int64_t>(2, (r.threads + p.tiles - 1) / p.tiles));
+    r.split_k = int(std::min<int64_t>(r.split_requested, units));
+  } else {
+    r.split_ignored = o.split_k > 1;
+  }
+  r.threads = int(std::min<int64_t>(r.threads, p.tiles * r.split_k));
+  return r;
+}
+
+}  // namespace
+
+GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOptions& o) {
+  const auto& p = w.impl();
+  require(m > 0, "plan_gemm: M={} must be positive", m);
+  const ResolvedPlan r = resolve_plan(p, o);
+  GemmPlan plan;
+  plan.isa = cpu::active_kernels().name;
+  plan.strategy = r.strategy;
+  plan.partition = r.partition;
+  plan.split_k = r.split_k;
+  plan.threads = r.threads;
+
   std::string notes;
-  Partition part = o.partition;
-  if (part == Partition::automatic) {
-    part = (p.tiles < plan.threads && p.layout.k >= kSplitKMinK && units >= 2) ? Partition::split_k
-                                                                               : Partition::data_parallel;
-    notes += fmt::format("auto partition: {} column tiles for {} threads, K={} -> {}; ", p.tiles, plan.threads,
-                         p.layout.k, to_string(part));
+  if (r.auto_partition) {
+    notes += fmt::format("auto partition: {} column tiles for {} threads, K={} -> {}; ", p.tiles, r.threads_requested,
+                         p.layout.k, to_string(r.partition));
   }
-  int s = 1;
-  if (part == Partition::split_k) {
-    s = o.split_k > 0 ? o.split_k : int(std::max<int64_t>(2, (plan.threads + p.tiles - 1) / p.tiles));
-    if (s > units) {
-      notes += fmt::format("split-K {} clamped to {} (the number of {}); ", s, units,
-                           plan.strategy == Strategy::dense ? "8-wide K chunks" : "groups");
-      s = int(units);
-    }
-  } else if (o.split_k > 1) {
-    notes += fmt::format("split-K {} ignored: partition is data-parallel; ", o.split_k);
+  if (r.split_k < r.split_requested) {
+    notes += fmt::format("split-K {} clamped to {} (the number of {}); ", r.split_requested, r.split_k,
+                         r.strategy == Strategy::dense ? "8-wide K chunks" : "groups");
   }
-  plan.partition = part;
-  plan.split_k = s;
-  const int64_t items = p.tiles * s;
-  if (plan.threads > items) {
-    notes += fmt::format("threads {} capped to {} work items; ", plan.threads, items);
-    plan.threads = int(items);
+  if (r.split_ignored) notes += fmt::format("split-K {} ignored: partition is data-parallel; ", o.split_k);
+  if (r.threads < r.threads_requested) {
+    notes += fmt::format("threads {} capped to {} work items; ", r.threads_requested, r.threads);
   }
+  if (!notes.empty()) notes.resize(notes.size() - 2);
+  plan.notes = notes;
 
   const auto& kt = cpu::active_kernels();
-  const bool bf16_dot = act == DType::bf16 && kt.q4_bf16 != nullptr;
   switch (plan.strategy) {
     case Strategy::fused:
-      plan.kernel = bf16_dot ? "q4_bf16 (vdpbf16ps)" : "q4_f32 (fp32 FMA)";
+      plan.kernel = (act == DType::bf16 && kt.q4_bf16) ? "q4_bf16 (vdpbf16ps)" : "q4_f32 (fp32 FMA)";
       break;
     case Strategy::decoupled:
     case Strategy::dense: {
       const DType wd = p.quantized ? act : p.layout.scale_dtype;
-      plan.kernel = wd == DType::f16 ? "dense_f16 (fp32 FMA)"
+      plan.kernel = wd == DType::f16                            ? "dense_f16 (fp32 FMA)"
                     : (act == DType::bf16 && kt.dense_bf16) ? "dense_bf16 (vdpbf16ps)"
                                                             : "dense_bf16 (fp32 FMA)";
       if (plan.strategy == Strategy::decoupled) plan.kernel = "dequant panel + " + plan.kernel;
@@ -135,8 +164,6 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
     }
     case Strategy::automatic: break;
   }
-  if (!notes.empty()) notes.resize(notes.size() - 2);
-  plan.notes = notes;
   return plan;
 }
 
@@ -149,7 +176,7 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
   require(x.cols == p.layout.k, "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, p.layout.k);
   require(y.rows == x.rows && y.cols == p.layout.n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols,
           x.rows, p.layout.n);
-  const GemmPlan plan = plan_gemm(x.rows, w, x.dtype, o);
+  const ResolvedPlan plan = resolve_plan(p, o);
   const auto& kt = cpu::active_kernels();
   const int64_t m = x.rows, kp = p.k_padded, groups = p.geom.groups;
 
@@ -303,7 +330,8 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
       }
     };
   };
-  cpu::ThreadPool::instance().run(parts, plan.threads, guarded(run_part));
+  auto guarded_run = guarded(run_part);
+  cpu::ThreadPool::instance().run(parts, plan.threads, guarded_run);
   if (error) std::rethrow_exception(error);
 
   if (split) {  // reduce partial sums in slice order 0..S-1: bitwise deterministic for fixed S
@@ -320,7 +348,8 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
         finish_tile(t, acc);
       }
     };
-    cpu::ThreadPool::instance().run(parts, plan.threads, guarded(reduce_part));
+    auto guarded_reduce = guarded(reduce_part);
+    cpu::ThreadPool::instance().run(parts, plan.threads, guarded_reduce);
     if (error) std::rethrow_exception(error);
   }
 }

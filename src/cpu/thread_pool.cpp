@@ -61,35 +61,37 @@ void ThreadPool::worker_loop(int index) {
     if (stop_) return;
     seen = generation_;
     if (index >= threads_) continue;
-    const auto* task = task_;
+    const auto call = call_;
+    void* const ctx = ctx_;
     const int parts = parts_, threads = threads_;
     lock.unlock();
-    for (int p = index; p < parts; p += threads) (*task)(p);
+    for (int p = index; p < parts; p += threads) call(ctx, p);
     lock.lock();
     if (--pending_ == 0) done_.notify_one();
   }
 }
 
-void ThreadPool::run(int parts, int threads, const std::function<void(int)>& fn) {
+void ThreadPool::run_erased(int parts, int threads, void (*call)(void*, int), void* ctx) {
   threads = std::clamp(threads, 1, std::min(parts, max_threads()));
   std::unique_lock busy(busy_, std::try_to_lock);
   if (threads == 1 || !busy.owns_lock()) {
-    for (int p = 0; p < parts; ++p) fn(p);
+    for (int p = 0; p < parts; ++p) call(ctx, p);
     return;
   }
   {
     std::lock_guard lock(mutex_);
-    task_ = &fn;
+    call_ = call;
+    ctx_ = ctx;
     parts_ = parts;
     threads_ = threads;
     pending_ = threads - 1;
     ++generation_;
   }
   wake_.notify_all();
-  for (int p = 0; p < parts; p += threads) fn(p);
+  for (int p = 0; p < parts; p += threads) call(ctx, p);
   std::unique_lock lock(mutex_);
   done_.wait(lock, [&] { return pending_ == 0; });
-  task_ = nullptr;
+  call_ = nullptr;
 }
 
 }  // namespace w4a16::cpu

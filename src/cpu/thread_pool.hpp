@@ -6,7 +6,6 @@
 #pragma once
 
 #include <condition_variable>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -21,7 +20,12 @@ class ThreadPool {
   // Runs fn(i) for i in [0, parts) on min(parts, threads) threads and waits. The calling thread
   // is part 0's runner. If another call is using the pool, this one runs every part on the
   // calling thread (same results: parts, not threads, define the work).
-  void run(int parts, int threads, const std::function<void(int)>& fn);
+  // `fn` is any callable taking the part index; it is passed by reference (no std::function, so
+  // no allocation on the hot path). It must not throw.
+  template <typename F>
+  void run(int parts, int threads, F& fn) {
+    run_erased(parts, threads, [](void* ctx, int part) { (*static_cast<F*>(ctx))(part); }, &fn);
+  }
 
   int max_threads() const { return int(workers_.size()) + 1; }
   ~ThreadPool();
@@ -29,12 +33,14 @@ class ThreadPool {
  private:
   explicit ThreadPool(int workers);
   void worker_loop(int index);
+  void run_erased(int parts, int threads, void (*call)(void*, int), void* ctx);
 
   std::vector<std::thread> workers_;
   std::mutex busy_;  // held by the call that owns the pool
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(int)>* task_ = nullptr;
+  void (*call_)(void*, int) = nullptr;
+  void* ctx_ = nullptr;
   int parts_ = 0, threads_ = 0, pending_ = 0;
   uint64_t generation_ = 0;
   bool stop_ = false;

@@ -3,10 +3,10 @@
 // docs/formats.md ("w4a16 layers"); quantized_file.hpp has the one-screen summary.
 #include "io/quantized_file.hpp"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -144,13 +144,17 @@ void add_quantized(SafetensorsWriter& writer, std::string_view layer, const Quan
   writer.add(names.codes, StDType::U8, {l.n, l.row_bytes()}, as_bytes(weight.codes().data(), weight.codes().size()));
   writer.add(names.scales, scale_dtype, {l.n, l.groups()}, weight.scales());
   switch (l.zero_mode) {
-    case ZeroMode::sym: break;
-    case ZeroMode::asym: writer.add(names.zeros, StDType::U8, {l.n, l.groups()}, weight.zeros()); break;
-    case ZeroMode::float_zero: writer.add(names.zeros, scale_dtype, {l.n, l.groups()}, weight.zeros()); break;
+    case ZeroMode::sym:
+      break;
+    case ZeroMode::asym:
+      writer.add(names.zeros, StDType::U8, {l.n, l.groups()}, weight.zeros());
+      break;
+    case ZeroMode::float_zero:
+      writer.add(names.zeros, scale_dtype, {l.n, l.groups()}, weight.zeros());
+      break;
   }
   if (weight.has_perm()) {
-    writer.add(names.perm, StDType::I32, {l.k},
-               as_bytes(weight.perm().data(), weight.perm().size() * sizeof(int32_t)));
+    writer.add(names.perm, StDType::I32, {l.k}, as_bytes(weight.perm().data(), weight.perm().size() * sizeof(int32_t)));
   }
   if (weight.has_bias()) {
     writer.add(names.bias, to_st_dtype(weight.bias().dtype), {l.n}, weight.bias().data);
@@ -164,7 +168,8 @@ QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view lay
   if (meta_it == file.metadata().end()) {
     const auto modules = quantized_modules(file);
     fail(ErrorCode::invalid_argument, "no quantized layer '{}' in the file (no __metadata__ key '{}'); it has: {}",
-         names.module, names.metadata_key, modules.empty() ? std::string("none") : fmt::format("{}", fmt::join(modules, ", ")));
+         names.module, names.metadata_key,
+         modules.empty() ? std::string("none") : fmt::format("{}", fmt::join(modules, ", ")));
   }
 
   const json meta = json::parse(meta_it->second, nullptr, /*allow_exceptions=*/false);
@@ -222,8 +227,12 @@ QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view lay
     case ZeroMode::sym:
       if (file.find(names.zeros) != nullptr) layer_fail(names, "tensor '{}' is present in sym mode", names.zeros);
       break;
-    case ZeroMode::asym: zeros = expect_tensor(file, names, names.zeros, true, {StDType::U8}, per_group); break;
-    case ZeroMode::float_zero: zeros = expect_tensor(file, names, names.zeros, true, {st_scale}, per_group); break;
+    case ZeroMode::asym:
+      zeros = expect_tensor(file, names, names.zeros, true, {StDType::U8}, per_group);
+      break;
+    case ZeroMode::float_zero:
+      zeros = expect_tensor(file, names, names.zeros, true, {st_scale}, per_group);
+      break;
   }
   const TensorInfo* perm = nullptr;
   if (act_order) {

@@ -16,6 +16,7 @@
 #include "io/safetensors.hpp"
 
 #include <fcntl.h>
+#include <fmt/ranges.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,8 +26,6 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <fmt/ranges.h>
-
 #include <nlohmann/json.hpp>
 #include <set>
 #include <system_error>
@@ -35,7 +34,8 @@
 
 #include "common/check.hpp"
 
-static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; big-endian hosts are not supported");
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; big-endian hosts are not supported");
 
 namespace w4a16::io {
 
@@ -95,18 +95,25 @@ std::optional<StDType> parse_st_dtype(std::string_view name) {
 
 std::optional<DType> to_dtype(StDType dtype) {
   switch (dtype) {
-    case StDType::F16: return DType::f16;
-    case StDType::BF16: return DType::bf16;
-    case StDType::F32: return DType::f32;
-    default: return std::nullopt;
+    case StDType::F16:
+      return DType::f16;
+    case StDType::BF16:
+      return DType::bf16;
+    case StDType::F32:
+      return DType::f32;
+    default:
+      return std::nullopt;
   }
 }
 
 StDType to_st_dtype(DType dtype) {
   switch (dtype) {
-    case DType::f16: return StDType::F16;
-    case DType::bf16: return StDType::BF16;
-    case DType::f32: return StDType::F32;
+    case DType::f16:
+      return StDType::F16;
+    case DType::bf16:
+      return StDType::BF16;
+    case DType::f32:
+      return StDType::F32;
   }
   fail(ErrorCode::invalid_argument, "invalid dtype value {}", int(dtype));
 }
@@ -171,7 +178,9 @@ json parse_header_json(std::string_view text, std::string_view source) {
   std::string duplicate;
   const json::parser_callback_t callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
     switch (event) {
-      case json::parse_event_t::object_start: open_objects.emplace_back(); break;
+      case json::parse_event_t::object_start:
+        open_objects.emplace_back();
+        break;
       case json::parse_event_t::object_end:
         if (!open_objects.empty()) open_objects.pop_back();
         break;
@@ -181,7 +190,8 @@ json parse_header_json(std::string_view text, std::string_view source) {
           if (!open_objects.back().insert(key).second) duplicate = key;
         }
         break;
-      default: break;
+      default:
+        break;
     }
     return true;
   };
@@ -192,8 +202,9 @@ json parse_header_json(std::string_view text, std::string_view source) {
     fail(ErrorCode::format, "safetensors {}: header is not valid JSON: {}", source, e.what());
   }
   if (!duplicate.empty()) {
-    fail(ErrorCode::format, "safetensors {}: header repeats the key '{}' (duplicate tensor or field names are ambiguous)",
-         source, duplicate);
+    fail(ErrorCode::format,
+         "safetensors {}: header repeats the key '{}' (duplicate tensor or field names are ambiguous)", source,
+         duplicate);
   }
   return header;
 }
@@ -270,8 +281,8 @@ TensorInfo parse_entry(const std::string& name, const json& entry, std::string_v
 
   const auto nbytes = checked_mul(numel, int64_t(st_dtype_size(tensor.dtype)));
   if (!nbytes) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': {} elements of {} overflow a 64-bit byte count", source,
-         name, numel, st_dtype_name(tensor.dtype));
+    fail(ErrorCode::format, "safetensors {}: tensor '{}': {} elements of {} overflow a 64-bit byte count", source, name,
+         numel, st_dtype_name(tensor.dtype));
   }
   if (uint64_t(*nbytes) != tensor.nbytes()) {
     fail(ErrorCode::format,
@@ -317,8 +328,7 @@ SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, s
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       if (!entry.is_object()) {
-        fail(ErrorCode::format, "safetensors {}: __metadata__ is not a JSON object (got {})", source,
-             describe(entry));
+        fail(ErrorCode::format, "safetensors {}: __metadata__ is not a JSON object (got {})", source, describe(entry));
       }
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) {
@@ -433,7 +443,9 @@ void SafetensorsWriter::add_owned(std::string name, StDType dtype, std::vector<i
   entries_.back().owned = std::move(owned);
 }
 
-void SafetensorsWriter::set_metadata(std::string key, std::string value) { metadata_[std::move(key)] = std::move(value); }
+void SafetensorsWriter::set_metadata(std::string key, std::string value) {
+  metadata_[std::move(key)] = std::move(value);
+}
 
 bool SafetensorsWriter::contains(std::string_view name) const {
   return std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.name == name; });
@@ -507,7 +519,8 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   };
   const uint64_t header_length = header.size();  // little-endian on disk (static_assert above)
   bool ok = write_all(fd, &header_length, 8) && write_all(fd, header.data(), header.size());
-  for (size_t i = 0; ok && i < entries_.size(); ++i) ok = write_all(fd, entries_[i].data.data(), entries_[i].data.size());
+  for (size_t i = 0; ok && i < entries_.size(); ++i)
+    ok = write_all(fd, entries_[i].data.data(), entries_[i].data.size());
   if (!ok) {
     const int error = errno;
     ::close(fd);

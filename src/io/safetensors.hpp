@@ -25,7 +25,7 @@ namespace w4a16::io {
 enum class StDType : uint8_t { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8_E4M3, F8_E5M2 };
 
 size_t st_dtype_size(StDType dtype);
-std::string_view st_dtype_name(StDType dtype);                // "F16", ...
+std::string_view st_dtype_name(StDType dtype);                 // "F16", ...
 std::optional<StDType> parse_st_dtype(std::string_view name);  // nullopt when unknown
 std::optional<DType> to_dtype(StDType dtype);                  // F16/BF16/F32 -> DType
 StDType to_st_dtype(DType dtype);
@@ -66,7 +66,7 @@ class SafetensorsFile {
   // parse() and open() share this; `source` names the bytes in error messages.
   static SafetensorsFile parse_bytes(std::span<const std::byte> bytes, std::string_view source);
   struct Mapping;
-  std::unique_ptr<Mapping> mapping_;  // owns the mmap when opened from a path
+  std::unique_ptr<Mapping> mapping_;   // owns the mmap when opened from a path
   std::span<const std::byte> buffer_;  // the data buffer (after the header)
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_

@@ -1,8 +1,18 @@
-// The AVX2 + FMA + F16C kernel table (kernels in progress: scalar twins until they land).
+// The AVX2 + FMA + F16C kernel table. No bf16 dot instruction here: q4_bf16 and dense_bf16 stay
+// nullptr, and the driver widens bf16 activations to fp32 for q4_f32 / dense_bf16_f32.
 #include "cpu/kernels.hpp"
 
 namespace w4a16::cpu {
 
-const KernelTable* avx2_kernels() { return nullptr; }
+void q4_f32__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
+void dense_f16_f32__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+void dense_bf16_f32__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+void dequant_panel__avx2(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
+
+const KernelTable* avx2_kernels() {
+  static const KernelTable table = {Isa::avx2, "avx2", q4_f32__avx2, nullptr, dense_f16_f32__avx2,
+                                    dense_bf16_f32__avx2, nullptr, dequant_panel__avx2};
+  return &table;
+}
 
 }  // namespace w4a16::cpu

@@ -75,9 +75,12 @@ template <int MR, typename Row>
 inline void fma_rows_x64(const float* x, int64_t ld, int64_t k0, int64_t k1, Row row, __m512 (&acc)[MR][4]) {
   for (int64_t k = k0; k < k1; ++k) {
     __m512 wk[4];
+    #pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) wk[b] = row(k, b);
+    #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512 xb = _mm512_set1_ps(x[r * ld + k]);
+      #pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_fmadd_ps(wk[b], xb, acc[r][b]);
     }
   }
@@ -85,13 +88,17 @@ inline void fma_rows_x64(const float* x, int64_t ld, int64_t k0, int64_t k1, Row
 
 template <int MR>
 inline void zero_acc(__m512 (&acc)[MR][4]) {
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_setzero_ps();
 }
 
 template <int MR>
 inline void store_acc(const __m512 (&acc)[MR][4], float* out) {
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) _mm512_storeu_ps(out + r * kTileN + 16 * b, acc[r][b]);
 }
 

@@ -18,44 +18,66 @@ constexpr int kOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 // Decode (small M): the weight tile is dequantized in registers and never stored. MR rows
 // share each dequantized vector; NB of the 4 column blocks are done per pass (NB = 4 keeps 4
 // independent FMA chains for M = 1; at MR = 3..4 two passes of NB = 2 keep within 32 zmm).
+// NA accumulator sets alternate over the 8 k of a chunk: at MR = 1 that makes 8 independent FMA
+// chains, enough to cover the FMA latency.
 template <int MR, int NB>
 void q4_f32_decode(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, int b0, float* out) {
+  constexpr int NA = MR == 1 ? 2 : 1;
   const __m512 table = centered_code_table_f32();
   const auto* xf = static_cast<const float*>(x.data);
+  const uint32_t* codes = w.codes + 16 * b0;
+  const int64_t ld = x.ld;
   __m512 y[MR][NB];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) y[r][b] = _mm512_setzero_ps();
   for (int64_t g = g0; g < g1; ++g) {
-    __m512 acc[MR][NB];
-    for (int r = 0; r < MR; ++r)
-      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-    for (int64_t chunk = w.geom.chunk_begin(g); chunk < w.geom.chunk_end(g); ++chunk) {
-      const uint32_t* words = w.codes + chunk * kTileN + 16 * b0;  // (NB x 16 columns) of this chunk
+    __m512 acc[NA][MR][NB];
+#pragma GCC unroll 8
+    for (int a = 0; a < NA; ++a)
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int b = 0; b < NB; ++b) acc[a][r][b] = _mm512_setzero_ps();
+    const int64_t chunk_end = w.geom.chunk_end(g);
+    for (int64_t chunk = w.geom.chunk_begin(g); chunk < chunk_end; ++chunk) {
+      const uint32_t* words = codes + chunk * kTileN;  // (NB x 16 columns) of this chunk
       _mm_prefetch(reinterpret_cast<const char*>(words + 8 * kTileN), _MM_HINT_T0);
       __m512i packed[NB];
+#pragma GCC unroll 8
       for (int b = 0; b < NB; ++b) packed[b] = _mm512_load_si512(words + 16 * b);
       const float* xk = xf + chunk * kChunkK;
+#pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
+#pragma GCC unroll 8
         for (int b = 0; b < NB; ++b) {
           const __m512i index = _mm512_srli_epi32(packed[b], 4 * j);
           const __m512 wq = _mm512_permutexvar_ps(index, table);  // (q - 8) of 16 columns
+#pragma GCC unroll 8
           for (int r = 0; r < MR; ++r) {
-            acc[r][b] = _mm512_fmadd_ps(wq, _mm512_set1_ps(xk[r * x.ld + kOrder[j]]), acc[r][b]);
+            acc[j % NA][r][b] = _mm512_fmadd_ps(wq, _mm512_set1_ps(xk[r * ld + kOrder[j]]), acc[j % NA][r][b]);
           }
         }
       }
     }
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) {
       const GroupParams p = group_params(w, g, b0 + b);
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        y[r][b] = _mm512_fmadd_ps(p.scale, acc[r][b], y[r][b]);
+        __m512 sum = acc[0][r][b];
+        if constexpr (NA == 2) sum = _mm512_add_ps(sum, acc[1][r][b]);
+        y[r][b] = _mm512_fmadd_ps(p.scale, sum, y[r][b]);
         if (x.group_sums) {
           y[r][b] = _mm512_fmadd_ps(p.coef, _mm512_set1_ps(x.group_sums[r * w.geom.groups + g]), y[r][b]);
         }
       }
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) _mm512_storeu_ps(out + r * kTileN + 16 * (b0 + b), y[r][b]);
 }
 
@@ -80,8 +102,10 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
     for (int64_t chunk = cb; chunk < ce; ++chunk) {
+      #pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) {
         const __m512i packed = _mm512_load_si512(w.codes + chunk * kTileN + 16 * b);
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const __m512 wq = _mm512_permutexvar_ps(_mm512_srli_epi32(packed, 4 * j), table);
           _mm512_store_ps(panel.data() + ((chunk - cb) * kChunkK + kOrder[j]) * kTileN + 16 * b, wq);
@@ -89,6 +113,7 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
       }
     }
     GroupParams p[4];
+    #pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) p[b] = group_params(w, g, b);
     const float* pw = panel.data();
     for_row_blocks(x.m, [&]<int MR>(int64_t r0) {
@@ -96,8 +121,10 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
       zero_acc(acc);
       auto row = [&](int64_t k, int b) { return _mm512_load_ps(pw + k * kTileN + 16 * b); };
       fma_rows_x64<MR>(xf + r0 * x.ld + cb * kChunkK, x.ld, 0, (ce - cb) * kChunkK, row, acc);
+      #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         float* o = out + (r0 + r) * kTileN;
+        #pragma GCC unroll 8
         for (int b = 0; b < 4; ++b) {
           __m512 v = _mm512_fmadd_ps(p[b].scale, acc[r][b], _mm512_loadu_ps(o + 16 * b));
           if (x.group_sums) {

@@ -28,45 +28,68 @@ inline __m512i broadcast_pair(const uint16_t* x) {
   return _mm512_set1_epi32(int(pair));
 }
 
+// NA accumulator sets alternate over the 4 pairs of a chunk: at MR = 1 that doubles the number of
+// independent vdpbf16ps chains (8), enough to cover its latency.
 template <int MR, int NB>
 void q4_bf16_decode(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, int b0, float* out) {
+  constexpr int NA = MR == 1 ? 2 : 1;
   const __m512i table = centered_code_table_bf16();
   const auto* xb = static_cast<const uint16_t*>(x.data);
+  const uint32_t* codes = w.codes + 16 * b0;
+  const int64_t ld = x.ld;
   __m512 y[MR][NB];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) y[r][b] = _mm512_setzero_ps();
   for (int64_t g = g0; g < g1; ++g) {
-    __m512 acc[MR][NB];
-    for (int r = 0; r < MR; ++r)
-      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-    for (int64_t chunk = w.geom.chunk_begin(g); chunk < w.geom.chunk_end(g); ++chunk) {
-      const uint32_t* words = w.codes + chunk * kTileN + 16 * b0;
+    __m512 acc[NA][MR][NB];
+#pragma GCC unroll 8
+    for (int a = 0; a < NA; ++a)
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int b = 0; b < NB; ++b) acc[a][r][b] = _mm512_setzero_ps();
+    const int64_t chunk_end = w.geom.chunk_end(g);
+    for (int64_t chunk = w.geom.chunk_begin(g); chunk < chunk_end; ++chunk) {
+      const uint32_t* words = codes + chunk * kTileN;
       _mm_prefetch(reinterpret_cast<const char*>(words + 8 * kTileN), _MM_HINT_T0);
       __m512i packed[NB];
+#pragma GCC unroll 8
       for (int b = 0; b < NB; ++b) packed[b] = _mm512_load_si512(words + 16 * b);
       const uint16_t* xk = xb + chunk * kChunkK;
+#pragma GCC unroll 8
       for (int j = 0; j < 4; ++j) {
         __m512i xpair[MR];
-        for (int r = 0; r < MR; ++r) xpair[r] = broadcast_pair(xk + r * x.ld + 2 * j);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) xpair[r] = broadcast_pair(xk + r * ld + 2 * j);
+#pragma GCC unroll 8
         for (int b = 0; b < NB; ++b) {
           const __m512i wq = _mm512_permutexvar_epi16(_mm512_srli_epi16(packed[b], 4 * j), table);
+#pragma GCC unroll 8
           for (int r = 0; r < MR; ++r) {
-            acc[r][b] = _mm512_dpbf16_ps(acc[r][b], (__m512bh)wq, (__m512bh)xpair[r]);
+            acc[j % NA][r][b] = _mm512_dpbf16_ps(acc[j % NA][r][b], (__m512bh)wq, (__m512bh)xpair[r]);
           }
         }
       }
     }
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) {
       const GroupParams p = group_params(w, g, b0 + b);
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        y[r][b] = _mm512_fmadd_ps(p.scale, acc[r][b], y[r][b]);
+        __m512 sum = acc[0][r][b];
+        if constexpr (NA == 2) sum = _mm512_add_ps(sum, acc[1][r][b]);
+        y[r][b] = _mm512_fmadd_ps(p.scale, sum, y[r][b]);
         if (x.group_sums) {
           y[r][b] = _mm512_fmadd_ps(p.coef, _mm512_set1_ps(x.group_sums[r * w.geom.groups + g]), y[r][b]);
         }
       }
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) _mm512_storeu_ps(out + r * kTileN + 16 * (b0 + b), y[r][b]);
 }
 
@@ -86,9 +109,12 @@ inline void dot_rows_x64(const uint16_t* x, int64_t ld, const uint32_t* w, int64
                          __m512 (&acc)[MR][4]) {
   for (int64_t p = p0; p < p1; ++p) {
     __m512i wp[4];
+    #pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) wp[b] = _mm512_load_si512(w + p * kTileN + 16 * b);
+    #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512i xp = broadcast_pair(x + r * ld + 2 * p);
+      #pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], (__m512bh)wp[b], (__m512bh)xp);
     }
   }
@@ -105,8 +131,10 @@ void q4_bf16_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t 
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
     for (int64_t chunk = cb; chunk < ce; ++chunk) {
+      #pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) {
         const __m512i packed = _mm512_load_si512(w.codes + chunk * kTileN + 16 * b);
+        #pragma GCC unroll 8
         for (int j = 0; j < 4; ++j) {
           const __m512i wq = _mm512_permutexvar_epi16(_mm512_srli_epi16(packed, 4 * j), table);
           _mm512_store_si512(panel.data() + ((chunk - cb) * 4 + j) * kTileN + 16 * b, wq);
@@ -114,13 +142,16 @@ void q4_bf16_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t 
       }
     }
     GroupParams p[4];
+    #pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) p[b] = group_params(w, g, b);
     for_row_blocks(x.m, [&]<int MR>(int64_t r0) {
       __m512 acc[MR][4];
       zero_acc(acc);
       dot_rows_x64<MR>(xb + r0 * x.ld + cb * kChunkK, x.ld, panel.data(), 0, (ce - cb) * 4, acc);
+      #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         float* o = out + (r0 + r) * kTileN;
+        #pragma GCC unroll 8
         for (int b = 0; b < 4; ++b) {
           __m512 v = _mm512_fmadd_ps(p[b].scale, acc[r][b], _mm512_loadu_ps(o + 16 * b));
           if (x.group_sums) {

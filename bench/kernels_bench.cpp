@@ -1,0 +1,419 @@
+// Micro-benchmarks of the CPU GEMM kernel families: fused int4, decoupled int4 (dequantize a
+// panel, then the dense kernel), and the dense 16-bit baseline, at the Llama-3-8B MLP shape
+// (N = 14336, K = 4096, g = 128, sym) plus a small-N split-K shape.
+//
+//   w4a16_bench_kernels [--w4a16_read_bw=GBPS_1T,GBPS_2T] [google benchmark flags]
+//
+// What every benchmark does, in order (see bench/README.md for the counters):
+//   1. Weights: random non-zero bf16 [N, K] (one per shape), quantized once (RTN, sym, scales in
+//      the activation dtype) and packed into as many independent copies as it takes to exceed
+//      4x the L3 (rotation_bytes()); a dense baseline packs the same values unquantized.
+//   2. Verification: one gemm() on copy 0 (also the warm-up that sizes the workspaces), checked
+//      on a sample of the output against w4a16::reference_gemm (dense: a double dot product of
+//      the same 16-bit weights). A mismatch skips the benchmark with the error.
+//   3. Timing: one gemm() per iteration, cycling through the copies so that every call streams
+//      its weight from DRAM; the "hot" variants use one copy, which stays cache-resident.
+//
+// Limitations: the machine has 2 cores, so thread counts stop at 2; the read bandwidth is
+// measured once at start-up and other processes running at the same time lower both it and
+// the kernel numbers (Google Benchmark prints the load average in its context).
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+
+namespace w4a16::bench {
+namespace {
+
+// A sample of the output may differ from the reference by at most this fraction of the sample's
+// largest |reference| value. Generous on purpose: the output is rounded to 16 bits (2^-9 for
+// bf16), the decoupled strategy rounds every weight to 16 bits once more, and fp32 accumulation
+// order differs from the reference's double; the tests hold the tight, derived bounds. This
+// check only guards against timing a kernel that computes the wrong thing.
+constexpr double kTolerance = 2e-2;
+
+// Measured read bandwidth (GB/s) by thread count; index 0 unused.
+double g_read_gbps[3] = {0, 0, 0};
+double read_gbps(int threads) { return g_read_gbps[std::clamp(threads, 1, 2)]; }
+
+// Seconds per call of the dense baseline, by (act dtype, M, threads): the "vs_dense" column.
+std::map<std::tuple<DType, int64_t, int>, double> g_dense_seconds;
+
+// ---------------------------------------------------------------------------------------------
+// Weights, activations and their caches (built on first use, kept for the whole run)
+// ---------------------------------------------------------------------------------------------
+
+// [N, K] random bf16, never zero, one per shape.
+const std::vector<uint16_t>& source_weight(int64_t n, int64_t k) {
+  static std::map<std::pair<int64_t, int64_t>, std::vector<uint16_t>> cache;
+  auto& w = cache[{n, k}];
+  if (w.empty()) w = random_bf16(size_t(n * k), uint64_t(n * 1000003 + k));
+  return w;
+}
+
+// [M, K] random activations in dtype.
+const std::vector<uint16_t>& activations(int64_t m, int64_t k, DType dtype) {
+  static std::map<std::tuple<int64_t, int64_t, DType>, std::vector<uint16_t>> cache;
+  auto& x = cache[{m, k, dtype}];
+  if (x.empty()) x = to_dtype(random_bf16(size_t(m * k), uint64_t(m * 7919 + k)), dtype);
+  return x;
+}
+
+enum class Kind { q4, dense };
+
+// Independent packed copies of one weight, cycled through to defeat the caches.
+struct WeightSet {
+  Kind kind = Kind::q4;
+  int64_t n = 0, k = 0;
+  DType dtype = DType::bf16;                 // q4: scale dtype; dense: weight dtype
+  std::optional<QuantizedWeight> quantized;  // q4: the weight every copy was packed from
+  std::vector<uint16_t> dense_values;        // dense: [N, K] the weight every copy was packed from
+  std::vector<PackedWeight> copies;
+  double bytes = 0;  // weight bytes one call streams: codes + scales (+ zeros), or 2 B per weight
+
+  void ensure_copies(size_t count) {
+    while (copies.size() < count) {
+      if (kind == Kind::q4) {
+        copies.push_back(pack(*quantized));
+      } else {
+        copies.push_back(pack_dense(MatrixRef{dense_values.data(), dtype, n, k}));
+      }
+    }
+  }
+};
+
+WeightSet& weight_set(Kind kind, int64_t n, int64_t k, int64_t g, DType dtype) {
+  static std::map<std::tuple<Kind, int64_t, int64_t, int64_t, DType>, std::unique_ptr<WeightSet>> cache;
+  auto& slot = cache[{kind, n, k, g, dtype}];
+  if (slot) return *slot;
+  auto set = std::make_unique<WeightSet>();
+  set->kind = kind;
+  set->dtype = dtype;
+  set->n = n;
+  set->k = k;
+  const auto& src = source_weight(n, k);
+  if (kind == Kind::q4) {
+    QuantizeOptions q;
+    q.group_size = g;
+    q.zero_mode = ZeroMode::sym;
+    q.scale_dtype = dtype;
+    set->quantized.emplace(quantize(MatrixRef{src.data(), DType::bf16, n, k}, q));
+    const QuantizedWeight& w = *set->quantized;
+    set->bytes = double(w.codes().size() + w.scales().size() + w.zeros().size());
+  } else {
+    set->dense_values = to_dtype(src, dtype);
+    set->bytes = double(n * k) * 2;
+  }
+  slot = std::move(set);
+  return *slot;
+}
+
+// Copies needed so that their total exceeds rotation_bytes() (at least 2).
+size_t rotation_copies(double bytes_per_copy) {
+  return std::max<size_t>(2, size_t(double(rotation_bytes()) / bytes_per_copy) + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification against the reference on a sample of the output
+// ---------------------------------------------------------------------------------------------
+
+// Rows {0, 1, M-1} (those that exist) x 64 random columns (all columns when N <= 64).
+struct Sample {
+  std::vector<int64_t> rows, cols;
+};
+
+Sample output_sample(int64_t m, int64_t n) {
+  Sample s;
+  for (int64_t r : {int64_t(0), int64_t(1), m - 1}) {
+    if (r < m && std::find(s.rows.begin(), s.rows.end(), r) == s.rows.end()) s.rows.push_back(r);
+  }
+  if (n <= 64) {
+    for (int64_t c = 0; c < n; ++c) s.cols.push_back(c);
+  } else {
+    std::mt19937_64 rng(static_cast<uint64_t>(n));
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    for (int64_t c = 0; c < n; ++c) all[size_t(c)] = c;
+    std::shuffle(all.begin(), all.end(), rng);
+    s.cols.assign(all.begin(), all.begin() + 64);
+  }
+  return s;
+}
+
+// The reference values of the sample, [rows][cols], as the output dtype rounds them.
+std::vector<float> reference_sample(const WeightSet& ws, const std::vector<uint16_t>& x, DType act, int64_t k,
+                                    const Sample& s) {
+  const int64_t rows = int64_t(s.rows.size()), cols = int64_t(s.cols.size());
+  std::vector<uint16_t> xs(size_t(rows * k));  // [rows, K] the sampled rows of x
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(&xs[size_t(r * k)], &x[size_t(s.rows[size_t(r)] * k)], size_t(k) * 2);
+  }
+  std::vector<float> ref(size_t(rows * cols));
+  if (ws.kind == Kind::q4) {
+    // The sampled output columns are rows of W: a QuantizedWeight of just those rows.
+    const QuantizedWeight& w = *ws.quantized;
+    const size_t code_row = size_t(w.layout().row_bytes());
+    const size_t scale_row = size_t(w.groups()) * dtype_size(w.scale_dtype());
+    std::vector<uint8_t> codes(size_t(cols) * code_row);      // [cols, ceil(K/2)]
+    std::vector<std::byte> scales(size_t(cols) * scale_row);  // [cols, G]
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t n = size_t(s.cols[size_t(c)]);
+      std::memcpy(&codes[size_t(c) * code_row], &w.codes()[n * code_row], code_row);
+      std::memcpy(&scales[size_t(c) * scale_row], &w.scales()[n * scale_row], scale_row);
+    }
+    QuantizedLayout layout = w.layout();
+    layout.n = cols;
+    const QuantizedWeight sub(layout, std::move(codes), std::move(scales));
+    std::vector<uint16_t> y(size_t(rows * cols));
+    reference_gemm(MatrixRef{xs.data(), act, rows, k}, sub, MutableMatrixRef{y.data(), act, rows, cols});
+    for (size_t i = 0; i < y.size(); ++i) ref[i] = to_f32(y[i], act);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint16_t* wr = &ws.dense_values[size_t(s.cols[size_t(c)] * k)];
+        double acc = 0;
+        for (int64_t i = 0; i < k; ++i) acc += double(to_f32(xs[size_t(r * k + i)], act)) * to_f32(wr[i], ws.dtype);
+        ref[size_t(r * cols + c)] = to_f32(act == DType::f16 ? f64_to_f16(acc) : f64_to_bf16(acc), act);
+      }
+    }
+  }
+  return ref;
+}
+
+// Empty when y matches the reference on the sample, else what differs.
+std::string verify(const WeightSet& ws, const std::vector<uint16_t>& x, const std::vector<uint16_t>& y, DType act,
+                   int64_t m, int64_t n, int64_t k) {
+  const Sample s = output_sample(m, n);
+  const std::vector<float> ref = reference_sample(ws, x, act, k, s);
+  double max_ref = 0, max_err = 0;
+  int64_t worst_r = 0, worst_c = 0;
+  for (size_t r = 0; r < s.rows.size(); ++r) {
+    for (size_t c = 0; c < s.cols.size(); ++c) {
+      const double want = ref[r * s.cols.size() + c];
+      const double got = to_f32(y[size_t(s.rows[r] * n + s.cols[c])], act);
+      max_ref = std::max(max_ref, std::abs(want));
+      const double err = std::isfinite(got) ? std::abs(got - want) : INFINITY;
+      if (!(err <= max_err)) {
+        max_err = err;
+        worst_r = s.rows[r];
+        worst_c = s.cols[c];
+      }
+    }
+  }
+  if (max_err <= kTolerance * std::max(max_ref, 1e-30)) return {};
+  return fmt::format(
+      "output differs from the reference: max |y - ref| = {:.4g} at (m={}, n={}), {:.3g} of max |ref| "
+      "{:.4g} (tolerance {})",
+      max_err, worst_r, worst_c, max_err / max_ref, max_ref, kTolerance);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One benchmark configuration
+// ---------------------------------------------------------------------------------------------
+
+struct Config {
+  Kind kind = Kind::q4;
+  Strategy strategy = Strategy::fused;
+  Partition partition = Partition::data_parallel;
+  int split_k = 1;
+  int threads = 1;
+  DType act = DType::bf16;
+  int64_t m = 1, n = 14336, k = 4096, g = 128;
+  int64_t panel_bytes = 0;  // decoupled only
+  bool rotate = true;       // false: one copy, cache-resident ("hot")
+
+  std::string name() const {
+    std::string family = kind == Kind::dense ? "dense" : fmt::format("q4_{}", to_string(strategy));
+    std::string out = fmt::format("{}/{}/M:{}/N:{}/K:{}", family, to_string(act), m, n, k);
+    if (kind == Kind::q4) out += fmt::format("/g:{}", g);
+    out += partition == Partition::split_k ? fmt::format("/splitk:{}", split_k) : std::string("/dp");
+    if (strategy == Strategy::decoupled) out += fmt::format("/panel:{}MiB", panel_bytes >> 20);
+    out += fmt::format("/threads:{}", threads);
+    out += rotate ? "/cold" : "/hot";
+    return out;
+  }
+};
+
+void run_gemm(benchmark::State& state, const Config& c) {
+  try {
+    WeightSet& ws = weight_set(c.kind, c.n, c.k, c.g, c.act);
+    const size_t copies = c.rotate ? rotation_copies(ws.bytes) : 1;
+    ws.ensure_copies(copies);
+    const std::vector<uint16_t>& x = activations(c.m, c.k, c.act);
+    std::vector<uint16_t> y(size_t(c.m * c.n), 0x7FC0);  // [M, N], NaN-filled: unwritten outputs fail
+    const MatrixRef xr{x.data(), c.act, c.m, c.k};
+    const MutableMatrixRef yr{y.data(), c.act, c.m, c.n};
+
+    GemmOptions o;
+    o.strategy = c.kind == Kind::dense ? Strategy::dense : c.strategy;
+    o.partition = c.partition;
+    o.split_k = c.split_k;
+    o.threads = c.threads;
+    o.decoupled_panel_bytes = c.panel_bytes;
+    const GemmPlan plan = plan_gemm(c.m, ws.copies[0], c.act, o);
+
+    gemm(xr, ws.copies[0], yr, o);  // verification, and the warm-up that sizes the workspaces
+    if (std::string error = verify(ws, x, y, c.act, c.m, c.n, c.k); !error.empty()) {
+      state.SkipWithError(error.c_str());
+      return;
+    }
+
+    size_t i = 1 % copies;  // copy 0 was just read: start from one that is not cached
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+      gemm(xr, ws.copies[i], yr, o);
+      benchmark::DoNotOptimize(y.data());
+      if (++i == copies) i = 0;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double per_call = seconds / double(state.iterations());
+
+    using benchmark::Counter;
+    state.counters["wbytes"] = Counter(ws.bytes, Counter::kIsIterationInvariantRate);
+    state.counters["flops"] =
+        Counter(2.0 * double(c.m) * double(c.n) * double(c.k), Counter::kIsIterationInvariantRate);
+    state.counters["bw_pct"] = 100.0 * ws.bytes / per_call / 1e9 / read_gbps(plan.threads);
+    const auto key = std::tuple{c.act, c.m, c.threads};
+    if (c.kind == Kind::dense && c.rotate && c.n == 14336) g_dense_seconds[key] = per_call;
+    if (c.kind == Kind::q4 && c.rotate && g_dense_seconds.count(key) && c.n == 14336) {
+      state.counters["vs_dense"] = g_dense_seconds[key] / per_call;
+    }
+    state.SetLabel(fmt::format("{} {} {} S={} T={} | {}", plan.isa, plan.kernel, to_string(plan.partition),
+                               plan.split_k, plan.threads,
+                               c.rotate ? fmt::format("rotated {}x{:.1f}MB", copies, ws.bytes / 1e6)
+                                        : fmt::format("one copy {:.2f}MB", ws.bytes / 1e6)));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+bool g_min_time_given = false;  // --benchmark_min_time on the command line wins over ours
+
+void register_config(const Config& c) {
+  auto* b = benchmark::RegisterBenchmark(c.name().c_str(), [c](benchmark::State& s) { run_gemm(s, c); })
+                ->UseRealTime()
+                ->Unit(c.n * c.k > (int64_t(1) << 24) ? benchmark::kMillisecond : benchmark::kMicrosecond);
+  // Enough calls for a stable mean within the ~3 minute budget: an M = 128 call takes about
+  // 0.1 s, an M = 1 call about a millisecond.
+  if (!g_min_time_given) b->MinTime(c.m >= 16 ? 0.5 : 0.25);
+}
+
+// The default set (README "What runs").
+void register_default_set() {
+  const std::vector<int64_t> ms_bf16 = {1, 16, 128}, ms_f16 = {1, 128};
+  // Dense baseline first: the int4 rows that follow report their speed-up over it (vs_dense).
+  for (DType act : {DType::bf16, DType::f16}) {
+    for (int64_t m : act == DType::bf16 ? ms_bf16 : ms_f16) {
+      for (int t : {1, 2}) {
+        Config c;
+        c.kind = Kind::dense;
+        c.strategy = Strategy::dense;
+        c.act = act;
+        c.m = m;
+        c.threads = t;
+        register_config(c);
+      }
+    }
+  }
+  for (DType act : {DType::bf16, DType::f16}) {
+    for (int64_t m : act == DType::bf16 ? ms_bf16 : ms_f16) {
+      for (int t : {1, 2}) {
+        Config c;
+        c.act = act;
+        c.m = m;
+        c.threads = t;
+        register_config(c);
+      }
+    }
+  }
+  // Decoupled: the panel of dequantized 16-bit weights sized for L2, for the LLC, and beyond it
+  // (the whole dequantized weight goes through DRAM, as in the paper's pipeline).
+  for (int64_t panel : {int64_t(1) << 20, int64_t(16) << 20, int64_t(256) << 20}) {
+    for (int64_t m : ms_bf16) {
+      for (int t : {1, 2}) {
+        Config c;
+        c.strategy = Strategy::decoupled;
+        c.panel_bytes = panel;
+        c.m = m;
+        c.threads = t;
+        register_config(c);
+      }
+    }
+  }
+  // Split-K vs data-parallel where there is one column tile (N = 64) and a long K: cold (rotated)
+  // and cache-resident (one copy).
+  for (bool rotate : {true, false}) {
+    for (int t : {1, 2}) {
+      for (int s : {1, 2}) {
+        Config c;
+        c.n = 64;
+        c.k = 16384;
+        c.m = 1;
+        c.threads = t;
+        c.partition = s == 1 ? Partition::data_parallel : Partition::split_k;
+        c.split_k = s;
+        c.rotate = rotate;
+        register_config(c);
+      }
+    }
+  }
+}
+
+// --w4a16_read_bw=A,B: use these GB/s for 1 and 2 threads instead of measuring (saves ~5 s).
+bool take_read_bw_flag(int& argc, char** argv) {
+  const std::string prefix = "--w4a16_read_bw=";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind(prefix, 0) != 0) continue;
+    const std::string value = arg.substr(prefix.size());
+    const size_t comma = value.find(',');
+    g_read_gbps[1] = std::stod(value.substr(0, comma));
+    g_read_gbps[2] = comma == std::string::npos ? g_read_gbps[1] : std::stod(value.substr(comma + 1));
+    for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+    --argc;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+}  // namespace w4a16::bench
+
+int main(int argc, char** argv) {
+  using namespace w4a16::bench;
+  const bool given_bw = take_read_bw_flag(argc, argv);
+  for (int i = 1; i < argc; ++i) g_min_time_given |= std::string(argv[i]).rfind("--benchmark_min_time", 0) == 0;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+
+  benchmark::AddCustomContext("w4a16_cpu", cpu_brand());
+  benchmark::AddCustomContext("w4a16_isa", std::string(w4a16::active_isa()));
+  if (given_bw) {
+    for (int t : {1, 2}) {
+      benchmark::AddCustomContext(fmt::format("read_bw_{}t", t), fmt::format("{:.2f} GB/s (given)", g_read_gbps[t]));
+    }
+  } else {
+    const HugeBuffer buf(read_buffer_bytes());
+    for (int t : {1, 2}) {
+      const ReadBandwidth bw = measure_read_bandwidth(buf, t);
+      g_read_gbps[t] = bw.gbps;
+      benchmark::AddCustomContext(fmt::format("read_bw_{}t", t), fmt::format("{:.2f} GB/s (best pass; {}; {} MiB)",
+                                                                             bw.gbps, bw.variant, bw.bytes >> 20));
+    }
+  }
+  benchmark::AddCustomContext("rotation", fmt::format("weights cycled over > {} MiB of copies (4x L3 {} MiB)",
+                                                      rotation_bytes() >> 20, l3_bytes() >> 20));
+  register_default_set();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
