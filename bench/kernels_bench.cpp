@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -287,7 +288,7 @@ void run_gemm(benchmark::State& state, const Config& c) {
     if (c.kind == Kind::q4 && c.rotate && g_dense_seconds.count(key) && c.n == 14336) {
       state.counters["vs_dense"] = g_dense_seconds[key] / per_call;
     }
-    state.SetLabel(fmt::format("{} {} {} S={} T={} | {}", plan.isa, plan.kernel, to_string(plan.partition),
+    state.SetLabel(fmt::format("{} {} {} S={} T={}; {}", plan.isa, plan.kernel, to_string(plan.partition),
                                plan.split_k, plan.threads,
                                c.rotate ? fmt::format("rotated {}x{:.1f}MB", copies, ws.bytes / 1e6)
                                         : fmt::format("one copy {:.2f}MB", ws.bytes / 1e6)));

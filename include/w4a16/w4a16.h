@@ -127,6 +127,43 @@ w4a16_status w4a16_weight_dequantize(const w4a16_weight* weight, float* out, int
 w4a16_status w4a16_gemm(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight, void* y,
                         w4a16_dtype y_dtype, int64_t n);
 
+/* How w4a16_gemm_ex computes (see docs/kernels.md). Zero-initialize for the defaults. */
+typedef enum w4a16_strategy {
+  W4A16_STRATEGY_AUTO = 0,      /* fused for a quantized weight */
+  W4A16_STRATEGY_FUSED = 1,     /* dequantize in registers */
+  W4A16_STRATEGY_DECOUPLED = 2, /* dequantize a panel to 16-bit in memory, then a dense kernel */
+  W4A16_STRATEGY_DENSE = 3,     /* W dequantized once to 16-bit: the FP16/BF16 baseline */
+  W4A16_STRATEGY_MAX_ENUM_ = 0x7FFFFFFF
+} w4a16_strategy;
+
+typedef enum w4a16_partition {
+  W4A16_PARTITION_AUTO = 0,
+  W4A16_PARTITION_DATA_PARALLEL = 1, /* threads own disjoint column tiles */
+  W4A16_PARTITION_SPLIT_K = 2,       /* threads share a tile, each reduces a slice of K */
+  W4A16_PARTITION_MAX_ENUM_ = 0x7FFFFFFF
+} w4a16_partition;
+
+typedef struct w4a16_gemm_options {
+  w4a16_strategy strategy;
+  w4a16_partition partition;
+  int32_t split_k; /* S for split-K; 0 = automatic; clamped to the number of groups */
+  int32_t threads; /* 0 = the CPUs this process may run on */
+} w4a16_gemm_options;
+
+/* w4a16_gemm with explicit options (NULL = defaults). The weight is packed for the CPU kernels
+ * once, on the first gemm call on the handle. Results are bitwise reproducible for a fixed
+ * strategy and split factor, whatever the thread count. */
+w4a16_status w4a16_gemm_ex(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight,
+                           void* y, w4a16_dtype y_dtype, int64_t n, const w4a16_gemm_options* options);
+
+/* Caps the instruction set the kernels use: "scalar", "avx2", "avx512" (no BF16 dot) or
+ * "avx512bf16"; NULL or "" restores the default (W4A16_ISA from the environment, else the best
+ * this CPU supports). A cap above what the CPU supports is ignored. */
+w4a16_status w4a16_set_isa(const char* isa);
+
+/* The instruction set the kernels use now (a static string). */
+const char* w4a16_active_isa(void);
+
 /* The same as w4a16_gemm computed by the scalar reference kernel (the oracle every fast kernel is
  * tested against): accumulation in double, one rounding to y_dtype. Slow; meant for tests. */
 w4a16_status w4a16_gemm_reference(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <ios>
+#include <mutex>
 #include <new>
 #include <string>
 #include <utility>
@@ -32,6 +33,13 @@ static_assert(sizeof(w4a16_status) == 4 && sizeof(w4a16_dtype) == 4 && sizeof(w4
 struct w4a16_weight {
   explicit w4a16_weight(w4a16::QuantizedWeight w) : weight(std::move(w)) {}
   w4a16::QuantizedWeight weight;
+  // The CPU kernels' layout, made on the first gemm (std::call_once: const calls may run at once).
+  mutable std::once_flag packed_once;
+  mutable w4a16::PackedWeight packed;
+  const w4a16::PackedWeight& cpu_packed() const {
+    std::call_once(packed_once, [&] { packed = w4a16::pack(weight); });
+    return packed;
+  }
 };
 
 namespace {
@@ -156,8 +164,32 @@ w4a16_status guarded(const char* function, Body&& body) noexcept {
 // A new handle, or an exception; the caller stores it only once everything else succeeded.
 w4a16_weight* new_handle(w4a16::QuantizedWeight weight) { return new w4a16_weight(std::move(weight)); }
 
+w4a16::GemmOptions to_options(const w4a16_gemm_options* o) {
+  w4a16::GemmOptions out;
+  if (o == nullptr) return out;
+  switch (o->strategy) {
+    case W4A16_STRATEGY_AUTO: out.strategy = w4a16::Strategy::automatic; break;
+    case W4A16_STRATEGY_FUSED: out.strategy = w4a16::Strategy::fused; break;
+    case W4A16_STRATEGY_DECOUPLED: out.strategy = w4a16::Strategy::decoupled; break;
+    case W4A16_STRATEGY_DENSE: out.strategy = w4a16::Strategy::dense; break;
+    default: invalid("options->strategy = {} is not a w4a16_strategy value", int(o->strategy));
+  }
+  switch (o->partition) {
+    case W4A16_PARTITION_AUTO: out.partition = w4a16::Partition::automatic; break;
+    case W4A16_PARTITION_DATA_PARALLEL: out.partition = w4a16::Partition::data_parallel; break;
+    case W4A16_PARTITION_SPLIT_K: out.partition = w4a16::Partition::split_k; break;
+    default: invalid("options->partition = {} is not a w4a16_partition value", int(o->partition));
+  }
+  if (o->split_k < 0) invalid("options->split_k = {} must be >= 0", o->split_k);
+  if (o->threads < 0) invalid("options->threads = {} must be >= 0", o->threads);
+  out.split_k = o->split_k;
+  out.threads = o->threads;
+  return out;
+}
+
 w4a16_status gemm_impl(const char* function, bool reference, const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k,
-                       const w4a16_weight* weight, void* y, w4a16_dtype y_dtype, int64_t n) {
+                       const w4a16_weight* weight, void* y, w4a16_dtype y_dtype, int64_t n,
+                       const w4a16_gemm_options* options) {
   return guarded(function, [&] {
     require_ptr(x, "x");
     require_ptr(weight, "weight");
@@ -172,7 +204,8 @@ w4a16_status gemm_impl(const char* function, bool reference, const void* x, w4a1
     if (reference) {
       w4a16::reference_gemm(xr, w, yr);
     } else {
-      w4a16::gemm(xr, w, yr);
+      const w4a16::GemmOptions o = to_options(options);
+      w4a16::gemm(xr, weight->cpu_packed(), yr, o);
     }
   });
 }
@@ -274,12 +307,26 @@ w4a16_status w4a16_weight_dequantize(const w4a16_weight* weight, float* out, int
 
 w4a16_status w4a16_gemm(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight, void* y,
                         w4a16_dtype y_dtype, int64_t n) {
-  return gemm_impl("w4a16_gemm", false, x, x_dtype, m, k, weight, y, y_dtype, n);
+  return gemm_impl("w4a16_gemm", false, x, x_dtype, m, k, weight, y, y_dtype, n, nullptr);
+}
+
+w4a16_status w4a16_gemm_ex(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight,
+                           void* y, w4a16_dtype y_dtype, int64_t n, const w4a16_gemm_options* options) {
+  return gemm_impl("w4a16_gemm_ex", false, x, x_dtype, m, k, weight, y, y_dtype, n, options);
+}
+
+w4a16_status w4a16_set_isa(const char* isa) {
+  return guarded("w4a16_set_isa", [&] { w4a16::set_isa_cap(isa == nullptr ? "" : isa); });
+}
+
+const char* w4a16_active_isa(void) {
+  // The names are string literals in the kernel tables: static storage.
+  return w4a16::active_isa().data();
 }
 
 w4a16_status w4a16_gemm_reference(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight,
                                   void* y, w4a16_dtype y_dtype, int64_t n) {
-  return gemm_impl("w4a16_gemm_reference", true, x, x_dtype, m, k, weight, y, y_dtype, n);
+  return gemm_impl("w4a16_gemm_reference", true, x, x_dtype, m, k, weight, y, y_dtype, n, nullptr);
 }
 
 void w4a16_weight_free(w4a16_weight* weight) { delete weight; }

@@ -38,7 +38,8 @@ struct LayerNames {
   std::string perm;          // <module>.w4a16.perm
   std::string bias;          // <module>.bias
 
-  explicit LayerNames(std::string_view layer) : module(module_name(layer)) {
+  explicit LayerNames(std::string_view layer, bool strip_weight = true)
+      : module(strip_weight ? module_name(layer) : std::string(layer)) {
     metadata_key = module + std::string(kMetadataSuffix);
     codes = metadata_key + ".codes";
     scales = metadata_key + ".scales";
@@ -163,8 +164,16 @@ void add_quantized(SafetensorsWriter& writer, std::string_view layer, const Quan
 }
 
 QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view layer) {
-  const LayerNames names(layer);
-  const auto meta_it = file.metadata().find(names.metadata_key);
+  LayerNames names(layer);
+  auto meta_it = file.metadata().find(names.metadata_key);
+  if (meta_it == file.metadata().end() && names.module != layer) {
+    // A module whose own name ends in ".weight" (written by another tool) is found as given.
+    LayerNames exact(layer, /*strip_weight=*/false);
+    if (const auto it = file.metadata().find(exact.metadata_key); it != file.metadata().end()) {
+      names = std::move(exact);
+      meta_it = it;
+    }
+  }
   if (meta_it == file.metadata().end()) {
     const auto modules = quantized_modules(file);
     fail(ErrorCode::invalid_argument, "no quantized layer '{}' in the file (no __metadata__ key '{}'); it has: {}",

@@ -474,3 +474,55 @@ TEST(CApiLastError, IsPerThread) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CApiOptions, EveryStrategyAndPartitionMatchesTheReference) {
+  const WeightPtr w = make_weight(W4A16_ZERO_ASYM);
+  const HostMatrix x = random_matrix(DType::bf16, 6, kK, 21);
+  HostMatrix ref(DType::bf16, 6, kN);
+  ASSERT_EQ(w4a16_gemm_reference(x.data(), W4A16_DTYPE_BF16, 6, kK, w.get(), ref.data(), W4A16_DTYPE_BF16, kN),
+            W4A16_OK);
+  for (w4a16_strategy s : {W4A16_STRATEGY_AUTO, W4A16_STRATEGY_FUSED, W4A16_STRATEGY_DECOUPLED, W4A16_STRATEGY_DENSE}) {
+    for (w4a16_partition p : {W4A16_PARTITION_AUTO, W4A16_PARTITION_DATA_PARALLEL, W4A16_PARTITION_SPLIT_K}) {
+      const w4a16_gemm_options o = {s, p, 2, 2};
+      HostMatrix y(DType::bf16, 6, kN);
+      y.poison();
+      ASSERT_EQ(w4a16_gemm_ex(x.data(), W4A16_DTYPE_BF16, 6, kK, w.get(), y.data(), W4A16_DTYPE_BF16, kN, &o),
+                W4A16_OK)
+          << last_error();
+      for (int i = 0; i < 6 * kN; ++i) {
+        // Dense and decoupled round W to bf16 (2^-8 relative per weight): a loose bound suffices
+        // here; tests/cpu/kernels_test.cpp holds the derived one.
+        EXPECT_NEAR(y.get(i), ref.get(i), 0.02 * std::abs(ref.get(i)) + 0.02) << s << " " << p << " " << i;
+      }
+    }
+  }
+}
+
+TEST(CApiOptions, RejectsBadOptions) {
+  const WeightPtr w = make_weight();
+  const HostMatrix x = random_matrix(DType::f16, 1, kK, 2);
+  HostMatrix y(DType::f16, 1, kN);
+  const w4a16_gemm_options bad[] = {{static_cast<w4a16_strategy>(9), W4A16_PARTITION_AUTO, 0, 0},
+                                    {W4A16_STRATEGY_AUTO, static_cast<w4a16_partition>(5), 0, 0},
+                                    {W4A16_STRATEGY_AUTO, W4A16_PARTITION_SPLIT_K, -1, 0},
+                                    {W4A16_STRATEGY_AUTO, W4A16_PARTITION_AUTO, 0, -3}};
+  for (const auto& o : bad) {
+    EXPECT_EQ(w4a16_gemm_ex(x.data(), W4A16_DTYPE_F16, 1, kK, w.get(), y.data(), W4A16_DTYPE_F16, kN, &o),
+              W4A16_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(last_error().find("w4a16_gemm_ex"), std::string::npos) << last_error();
+  }
+}
+
+TEST(CApiOptions, SetIsaCapsAndRestores) {
+  const std::string before = w4a16_active_isa();
+  ASSERT_EQ(w4a16_set_isa("scalar"), W4A16_OK);
+  EXPECT_STREQ(w4a16_active_isa(), "scalar");
+  EXPECT_EQ(w4a16_set_isa("sse9"), W4A16_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("unknown ISA"), std::string::npos) << last_error();
+  ASSERT_EQ(w4a16_set_isa(nullptr), W4A16_OK);
+  EXPECT_EQ(std::string(w4a16_active_isa()), before);
+}
+
+}  // namespace

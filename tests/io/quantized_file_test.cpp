@@ -231,6 +231,29 @@ TEST(QuantizedFile, ListInFileOrderAndIgnoreForeignTensors) {
   expect_same(load_quantized(path, "a.proj.weight"), b);
 }
 
+// A module whose own name ends in ".weight" (another tool's choice) is listed and loads as listed.
+TEST(QuantizedFile, ModuleNamedLikeATensor) {
+  TempDir dir;
+  const QuantizedWeight w = make_weight(2, 32, 32, ZeroMode::sym, DType::f16, false);
+  SafetensorsWriter writer;
+  add_quantized(writer, "odd", w);
+  const auto path = dir / "o.safetensors";
+  writer.write(path);
+  // Rename the layer to "odd.weight" by rewriting names and the metadata key.
+  const auto file = SafetensorsFile::open(path);
+  SafetensorsWriter renamed;
+  for (const auto& t : file.tensors()) {
+    const auto data = file.data(t);
+    renamed.add_owned("odd.weight" + t.name.substr(3), t.dtype, t.shape,
+                      std::vector<std::byte>(data.begin(), data.end()));
+  }
+  renamed.set_metadata("odd.weight.w4a16", file.metadata().at("odd.w4a16"));
+  renamed.write(dir / "renamed.safetensors");
+  EXPECT_EQ(list_quantized(dir / "renamed.safetensors"), std::vector<std::string>{"odd.weight"});
+  expect_same(load_quantized(dir / "renamed.safetensors", "odd.weight"), w);
+  expect_same(load_quantized(dir / "renamed.safetensors", "odd.weight.weight"), w);
+}
+
 TEST(QuantizedFile, ListEmptyFile) {
   TempDir dir;
   SafetensorsWriter().write(dir / "e.safetensors");

@@ -1,19 +1,29 @@
 // Fused int4 kernels with fp32 arithmetic (AVX2 + FMA + F16C): fp16 and bf16 activations (the
 // driver widens bf16 x to fp32 here: AVX2 has no bf16 dot instruction).
 //
-// Layout trick: a 64-column tile is 8 ymm column blocks. One packed word vector (8 columns x one
-// chunk of 8 k) holds the even k in its low 16 bits and the odd k in its high 16 bits, so the
-// word and the word shifted right by 16 each hold 4 codes at nibbles p = 0..3 (k = 2p and 2p+1),
-// and centered_nibble_f32<p> (avx2_common.hpp: and + or + sub, the magic-exponent trick) turns
-// nibble p of both into exact fp32 (q - 8) with the same 3 constants. Scale and zero are applied
-// once per group on the fp32 accumulators: y += s * acc + coef * sum(x over the group).
+// Layout: a 64-column tile is 8 ymm column blocks; one packed word vector is 8 columns x one
+// chunk of 8 k, code position j (bits 4j..4j+3) holding k = kOrder[j] (kernels.hpp). Every code
+// becomes an exact fp32 (q - 8) in 3 instructions (avx2_common.hpp), and the scale and zero are
+// applied once per group on the fp32 accumulators: y += s * acc + coef * sum(x over the group).
 //
 // Decode (M <= 4): the tile is dequantized in registers and never stored; MR rows share every
 // dequantized vector. The 64 columns are done in passes of NB blocks so that MR x NB
-// accumulators, 2 MR broadcasts of x and the temporaries fit 16 ymm (1 x 8, 2 x 4, 3..4 x 2);
-// the running sum y lives in `out` (L1), updated once per group and pass.
+// accumulators, MR broadcasts of x and the temporaries fit 16 ymm; the running sum y lives in
+// `out` (L1), updated once per group and pass. Measured on the Zen 4 dev machine (AVX2 code,
+// one core, L2-resident tile, ns per 64 weights per row; /tmp bench, best of 75 runs):
+//
+//   shape (MR x 8 NB)          1 x 64  1 x 32  2 x 32  2 x 16  3 x 16  4 x 16
+//   magic exponent              2.74    2.61    1.80    2.22    1.61    1.66
+//   sign extension + cvtdq2ps   3.20    3.18    1.73    2.18    1.56    1.31
+//
+// so M = 1 uses the magic exponent (1 x 32) and M = 2..4 the sign extension: at MR >= 2 the
+// kernel is FMA-bound and the conversion's vsubps competes with the FMAs for Zen 4's FP pipes.
+// (On Intel cores, where shifts and vcvtdq2ps share ports 0/1 with the FMAs, the magic exponent
+// should win at every M; re-measure there before changing this.)
+//
 // Prefill (M > 4): each group is dequantized once into an fp32 panel [k][64] (L1/L2) that every
-// block of 6 rows reuses through the 6 x 16 register-blocked micro-kernel.
+// block of 6 rows reuses through the 6 x 16 register-blocked micro-kernel (~92% of the FMA peak
+// at M = 64 on the dev machine).
 #include "common/aligned_buffer.hpp"
 #include "cpu/avx2/avx2_common.hpp"
 
@@ -21,10 +31,24 @@ namespace w4a16::cpu {
 
 namespace {
 
+// q - 8 as fp32 for code position J of the 8 packed words at `words`, by sign extension: after
+// XOR with 0x88888888 each nibble is q - 8 as a signed 4-bit number; slli moves nibble J to the
+// top of the lane (position 7 is there already) and srai 28 sign-extends it.
+struct SignExtendCodes {
+  template <int J>
+  static __m256 at(const uint32_t* words) {
+    __m256i word = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(words)),
+                                    _mm256_set1_epi32(int(0x88888888u)));
+    if constexpr (J != 7) word = _mm256_slli_epi32(word, 28 - 4 * J);
+    return _mm256_cvtepi32_ps(_mm256_srai_epi32(word, 28));
+  }
+};
+
 // acc[r][b] += x[r][k] * (q[k] - 8) over the chunks [cb, ce) of one group, column blocks
-// b0 .. b0 + NB - 1. Pass 0 prefetches whole chunk rows (256 B) 8 chunks ahead, which covers the
-// columns of the later passes too.
-template <int MR, int NB>
+// b0 .. b0 + NB - 1. Words are re-read from L1 at each position rather than held in registers
+// (measured faster: it leaves the registers to the accumulators). Pass 0 prefetches whole chunk
+// rows (256 B) 8 chunks ahead, which covers the columns of the later passes too.
+template <int MR, int NB, typename Codes>
 inline void q4_decode_group_pass(const uint32_t* codes, const float* x, int64_t ld, int64_t cb, int64_t ce, int b0,
                                  __m256 (&acc)[MR][NB]) {
   for (int64_t chunk = cb; chunk < ce; ++chunk) {
@@ -34,23 +58,15 @@ inline void q4_decode_group_pass(const uint32_t* codes, const float* x, int64_t 
       for (int line = 0; line < 4; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
     }
     const float* xk = x + chunk * kChunkK;
-    for_each_nibble([&]<int P>() {
-      __m256 x_even[MR], x_odd[MR];  // x[r][2P], x[r][2P + 1]
+    for_each_position([&]<int J>() {
+      __m256 wq[NB];  // (q - 8) of the 8 columns of each block, k = kOrder[J]
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; ++b) wq[b] = Codes::template at<J>(words + 8 * b);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        x_even[r] = _mm256_broadcast_ss(xk + r * ld + 2 * P);
-        x_odd[r] = _mm256_broadcast_ss(xk + r * ld + 2 * P + 1);
-      }
+        const __m256 xb = _mm256_broadcast_ss(xk + r * ld + kOrder[J]);
 #pragma GCC unroll 8
-      for (int b = 0; b < NB; ++b) {
-        const __m256i word = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 8 * b));
-        const __m256 w_even = centered_nibble_f32<P>(word);                         // k = 2P
-        const __m256 w_odd = centered_nibble_f32<P>(_mm256_srli_epi32(word, 16));  // k = 2P + 1
-#pragma GCC unroll 8
-        for (int r = 0; r < MR; ++r) {
-          acc[r][b] = _mm256_fmadd_ps(w_even, x_even[r], acc[r][b]);
-          acc[r][b] = _mm256_fmadd_ps(w_odd, x_odd[r], acc[r][b]);
-        }
+        for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_fmadd_ps(wq[b], xb, acc[r][b]);
       }
     });
   }
@@ -75,20 +91,28 @@ inline void q4_group_epilogue(const Q4Tile& w, const Activations& x, int64_t g, 
   }
 }
 
-template <int MR, int NB>
-void q4_f32_decode(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  const auto* xf = static_cast<const float*>(x.data);
-  for (int64_t i = 0; i < MR * kTileN; ++i) out[i] = 0.0f;
+// One function per shape (noinline): inlined into the dispatcher, the shapes share one frame and
+// register allocation, which measurably slowed M = 1 (2.64 -> 3.18 ns per 64 weights).
+template <int MR, int NB, typename Codes>
+[[gnu::noinline]] void q4_f32_decode(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, int64_t r0, float* out) {
+  const auto* xf = static_cast<const float*>(x.data) + r0 * x.ld;
+  for (int64_t i = 0; i < MR * kTileN; ++i) out[r0 * kTileN + i] = 0.0f;
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
     for (int b0 = 0; b0 < 8; b0 += NB) {
       __m256 acc[MR][NB];
       zero_acc(acc);
-      q4_decode_group_pass<MR, NB>(w.codes, xf, x.ld, cb, ce, b0, acc);
-      q4_group_epilogue<MR, NB>(w, x, g, 0, b0, acc, out);
+      q4_decode_group_pass<MR, NB, Codes>(w.codes, xf, x.ld, cb, ce, b0, acc);
+      q4_group_epilogue<MR, NB>(w, x, g, r0, b0, acc, out);
     }
   }
 }
+
+// Up to this M, every block of rows dequantizes the codes again in registers; above it, the
+// per-group fp32 panel is cheaper. Measured (ns per 64 weights per row, registers / panel):
+// M = 5: 1.29 / 2.00, 6: 1.45 / 1.73, 8: 1.54 / 2.02, 12: 1.45 / 1.44, 16: 1.41 / 1.46,
+// 24: 1.45 / 1.29, 64: 1.45 / 1.23.
+constexpr int64_t kRegisterDequantMaxM = 16;
 
 // Prefill: per group, panel[k][64] = q - 8 (fp32), then 6 x 16 register blocks over it.
 void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
@@ -101,11 +125,9 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
     for (int64_t chunk = cb; chunk < ce; ++chunk) {
       float* rows = panel.data() + (chunk - cb) * kChunkK * kTileN;  // [8][64] of this chunk
       for (int b = 0; b < 8; ++b) {
-        const __m256i word = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.codes + chunk * kTileN + 8 * b));
-        const __m256i word_odd = _mm256_srli_epi32(word, 16);
-        for_each_nibble([&]<int P>() {
-          _mm256_store_ps(rows + (2 * P) * kTileN + 8 * b, centered_nibble_f32<P>(word));
-          _mm256_store_ps(rows + (2 * P + 1) * kTileN + 8 * b, centered_nibble_f32<P>(word_odd));
+        for_each_position([&]<int J>() {
+          _mm256_store_ps(rows + kOrder[J] * kTileN + 8 * b,
+                          MagicExponentCodes::at<J>(w.codes + chunk * kTileN + 8 * b));
         });
       }
     }
@@ -115,7 +137,7 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
       for (int b0 = 0; b0 < 8; b0 += NB) {
         __m256 acc[MR][NB];
         zero_acc(acc);
-        auto row = [&](int64_t k, int b) { return _mm256_load_ps(pw + k * kTileN + 8 * b); };
+        auto row = [&](int64_t k, int b, bool) { return _mm256_load_ps(pw + k * kTileN + 8 * b); };
         fma_rows<MR, NB>(xf + r0 * x.ld + cb * kChunkK, x.ld, 0, kg, b0, row, acc);
         q4_group_epilogue<MR, NB>(w, x, g, r0, b0, acc, out);
       }
@@ -126,13 +148,12 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
 }  // namespace
 
 void q4_f32__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  switch (x.m) {
-    case 1: return q4_f32_decode<1, 8>(w, x, g0, g1, out);
-    case 2: return q4_f32_decode<2, 4>(w, x, g0, g1, out);
-    case 3: return q4_f32_decode<3, 2>(w, x, g0, g1, out);
-    case 4: return q4_f32_decode<4, 2>(w, x, g0, g1, out);
-    default: return q4_f32_prefill(w, x, g0, g1, out);
+  if (x.m == 1) return q4_f32_decode<1, 4, MagicExponentCodes>(w, x, g0, g1, 0, out);
+  if (x.m <= kRegisterDequantMaxM) {
+    for_row_blocks(x.m, [&]<int MR, int NB>(int64_t r0) { q4_f32_decode<MR, NB, SignExtendCodes>(w, x, g0, g1, r0, out); });
+    return;
   }
+  q4_f32_prefill(w, x, g0, g1, out);
 }
 
 }  // namespace w4a16::cpu
