@@ -37,10 +37,12 @@ inline __m256 load8_as_f32(const void* base, DType dtype, int64_t index) {
       return _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + index)));
     case DType::bf16: {
-      const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + index));
+      const __m128i bits =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + index));
       return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
     }
-    case DType::f32: return _mm256_loadu_ps(static_cast<const float*>(base) + index);
+    case DType::f32:
+      return _mm256_loadu_ps(static_cast<const float*>(base) + index);
   }
   return _mm256_setzero_ps();
 }
@@ -56,24 +58,29 @@ inline GroupParams group_params(const Q4Tile& w, int64_t group, int b) {
   GroupParams p;
   p.scale = load8_as_f32(w.scales, w.scale_dtype, index);
   switch (w.zero_mode) {
-    case ZeroMode::sym: p.coef = _mm256_setzero_ps(); break;
+    case ZeroMode::sym:
+      p.coef = _mm256_setzero_ps();
+      break;
     case ZeroMode::asym: {
-      const __m128i z8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(w.zeros) + index));
+      const __m128i z8 =
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(w.zeros) + index));
       const __m256 z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(z8));
       p.coef = _mm256_mul_ps(_mm256_sub_ps(_mm256_set1_ps(8.0f), z), p.scale);
       break;
     }
-    case ZeroMode::float_zero: p.coef = load8_as_f32(w.zeros, w.scale_dtype, index); break;
+    case ZeroMode::float_zero:
+      p.coef = load8_as_f32(w.zeros, w.scale_dtype, index);
+      break;
   }
   return p;
 }
 
 // q - 8 as fp32 for nibble P (bits 4P..4P+3) of each 32-bit lane: the magic-exponent trick of
-// the header comment. P = 0..3; the other nibbles of the word are masked off. The asm statement
-// makes the three constants opaque, so they are reloaded from the constant pool at each use (a
-// load, no ALU work) instead of being hoisted out of the k loop: the 12 constants of the four
-// positions would otherwise stay live in registers and push accumulators to the stack (measured
-// at M = 1: 1 x 64 columns 3.89 -> 2.74 ns per 64 weights, 1 x 32 columns 2.69 -> 2.61).
+// the header comment. P = 0..3; the other nibbles of the word are masked off. The empty asm
+// statement hides the three constants from GCC's optimizers, which otherwise keep the 12
+// constants of the four positions live across the whole k loop and push accumulators to the
+// stack; hidden, most become memory operands of and/or/sub (measured at M = 1: 1 x 64 columns
+// 3.89 -> 2.74 ns per 64 weights, 1 x 32 columns 2.69 -> 2.61).
 template <int P>
 inline __m256 centered_nibble_f32(__m256i word) {
   static_assert(P >= 0 && P <= 3);
@@ -102,8 +109,8 @@ struct MagicExponentCodes {
 // Calls f.template operator()<J>() for J = 0..7 (the code positions of a packed word).
 template <typename F>
 inline void for_each_position(F&& f) {
-  [&]<int... J>(std::integer_sequence<int, J...>) { (f.template operator()<J>(), ...); }(
-      std::make_integer_sequence<int, 8>());
+  [&]<int... J>(std::integer_sequence<int, J...>) { (f.template operator()<J>(), ...); }
+  (std::make_integer_sequence<int, 8>());
 }
 
 // Calls f.template operator()<P>() for P = 0..3 (the nibble positions of a half-word).
@@ -133,8 +140,7 @@ inline __m256i f32_to_bf16_high(__m256 v) {
   const __m256i rounded = _mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)), odd);
   const __m256i quiet_nan = _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000));
   const __m256 is_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-  return _mm256_castps_si256(
-      _mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet_nan), is_nan));
+  return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet_nan), is_nan));
 }
 
 // ---- Register-blocked fp32 micro-kernel -------------------------------------------------------
@@ -179,12 +185,23 @@ inline void for_row_blocks(int64_t m, F&& f) {
   int64_t r = 0;
   for (; r + 6 <= m; r += 6) f.template operator()<6, 2>(r);
   switch (m - r) {
-    case 5: f.template operator()<5, 2>(r); break;
-    case 4: f.template operator()<4, 2>(r); break;
-    case 3: f.template operator()<3, 2>(r); break;
-    case 2: f.template operator()<2, 4>(r); break;
-    case 1: f.template operator()<1, 8>(r); break;
-    default: break;
+    case 5:
+      f.template operator()<5, 2>(r);
+      break;
+    case 4:
+      f.template operator()<4, 2>(r);
+      break;
+    case 3:
+      f.template operator()<3, 2>(r);
+      break;
+    case 2:
+      f.template operator()<2, 4>(r);
+      break;
+    case 1:
+      f.template operator()<1, 8>(r);
+      break;
+    default:
+      break;
   }
 }
 

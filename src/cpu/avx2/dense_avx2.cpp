@@ -5,8 +5,8 @@
 //
 // Layouts (kernels.hpp): fp16 [K'][64]: one vcvtph2ps widens the 8 columns of a block at row k;
 // bf16 pairs [K'/2][64] uint32 (k even low, k + 1 high): the fp32 value of a bf16 is its bits at
-// the top of the lane, i.e. a 16-bit left shift for even k and a mask of the high half for odd k
-// (fma_rows passes the parity as a constant). Both widenings are exact.
+// the top of the lane, i.e. a 16-bit left shift for even k, and for odd k the high half with the
+// low half cleared (fma_rows passes the parity as a constant). Both widenings are exact.
 #include "cpu/avx2/avx2_common.hpp"
 
 namespace w4a16::cpu {
@@ -31,7 +31,7 @@ template <int MR, int NB, typename Row>
 // One row of bf16-pair weights: each pair word is loaded once and yields both k (shift for the
 // even, mask for the odd). Through fma_rows (one k at a time, 1 x 8) GCC hoisted the odd step's
 // 8 loads above the even step's FMAs and kept an accumulator on the stack, a store-load in the
-// FMA chain (measured 3.8 ns per 64 weights; this loop: see the report in the file header).
+// FMA chain (measured 3.8 ns per 64 weights at M = 1; this loop 1.54, fp16 weights 1.60).
 [[gnu::noinline]] void dense_bf16_one_row(const uint32_t* w, const float* x, int64_t k0, int64_t k1, float* out) {
   const __m256i high_half = _mm256_set1_epi32(int(0xFFFF0000u));
   __m256 acc[8];

@@ -6,24 +6,26 @@
 // becomes an exact fp32 (q - 8) in 3 instructions (avx2_common.hpp), and the scale and zero are
 // applied once per group on the fp32 accumulators: y += s * acc + coef * sum(x over the group).
 //
-// Decode (M <= 4): the tile is dequantized in registers and never stored; MR rows share every
-// dequantized vector. The 64 columns are done in passes of NB blocks so that MR x NB
-// accumulators, MR broadcasts of x and the temporaries fit 16 ymm; the running sum y lives in
-// `out` (L1), updated once per group and pass. Measured on the Zen 4 dev machine (AVX2 code,
-// one core, L2-resident tile, ns per 64 weights per row; /tmp bench, best of 75 runs):
+// Three regimes, chosen by M:
+//  * M = 1 (decode): the tile is dequantized in registers and never stored, 1 row x 32 columns
+//    per pass, codes by the magic exponent (and + or + sub).
+//  * M = 2..16: still dequantized in registers, once per block of rows that share it: blocks of
+//    6 rows x 16 columns (2 x 32, 3..5 x 16 for the rest), codes by sign extension (xor + slli +
+//    srai + vcvtdq2ps). The running sum y lives in `out` (L1), updated once per group and pass.
+//  * M > 16 (prefill): each group is dequantized once into an fp32 panel [k][64] (L1/L2) that
+//    every block of 6 rows reuses through the 6 x 16 register-blocked micro-kernel.
 //
-//   shape (MR x 8 NB)          1 x 64  1 x 32  2 x 32  2 x 16  3 x 16  4 x 16
+// Measured on the Zen 4 dev machine (AVX2 code, one core, L2-resident tiles, ns per 64 weights
+// per row, best of 75 runs of a bench that includes this file):
+//
+//   decode code conversion     1 x 64  1 x 32  2 x 32  2 x 16  3 x 16  4 x 16
 //   magic exponent              2.74    2.61    1.80    2.22    1.61    1.66
 //   sign extension + cvtdq2ps   3.20    3.18    1.73    2.18    1.56    1.31
 //
-// so M = 1 uses the magic exponent (1 x 32) and M = 2..4 the sign extension: at MR >= 2 the
-// kernel is FMA-bound and the conversion's vsubps competes with the FMAs for Zen 4's FP pipes.
-// (On Intel cores, where shifts and vcvtdq2ps share ports 0/1 with the FMAs, the magic exponent
-// should win at every M; re-measure there before changing this.)
-//
-// Prefill (M > 4): each group is dequantized once into an fp32 panel [k][64] (L1/L2) that every
-// block of 6 rows reuses through the 6 x 16 register-blocked micro-kernel (~92% of the FMA peak
-// at M = 64 on the dev machine).
+// At MR >= 2 the kernel is FMA-bound and the magic exponent's vsubps competes with the FMAs for
+// Zen 4's FP pipes. (On Intel cores, where shifts and vcvtdq2ps share ports 0/1 with the FMAs
+// and and/or also run on port 5, the magic exponent should win at every M: re-measure there
+// before changing this.) For the register/panel crossover see kRegisterDequantMaxM.
 #include "common/aligned_buffer.hpp"
 #include "cpu/avx2/avx2_common.hpp"
 
@@ -94,7 +96,8 @@ inline void q4_group_epilogue(const Q4Tile& w, const Activations& x, int64_t g, 
 // One function per shape (noinline): inlined into the dispatcher, the shapes share one frame and
 // register allocation, which measurably slowed M = 1 (2.64 -> 3.18 ns per 64 weights).
 template <int MR, int NB, typename Codes>
-[[gnu::noinline]] void q4_f32_decode(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, int64_t r0, float* out) {
+[[gnu::noinline]] void q4_f32_decode(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, int64_t r0,
+                                     float* out) {
   const auto* xf = static_cast<const float*>(x.data) + r0 * x.ld;
   for (int64_t i = 0; i < MR * kTileN; ++i) out[r0 * kTileN + i] = 0.0f;
   for (int64_t g = g0; g < g1; ++g) {
@@ -150,7 +153,13 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
 void q4_f32__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   if (x.m == 1) return q4_f32_decode<1, 4, MagicExponentCodes>(w, x, g0, g1, 0, out);
   if (x.m <= kRegisterDequantMaxM) {
-    for_row_blocks(x.m, [&]<int MR, int NB>(int64_t r0) { q4_f32_decode<MR, NB, SignExtendCodes>(w, x, g0, g1, r0, out); });
+    for_row_blocks(x.m, [&]<int MR, int NB>(int64_t r0) {
+      if constexpr (MR == 1) {  // a last single row: the M = 1 kernel (1 x 64 would not fit 16 ymm here)
+        q4_f32_decode<1, 4, MagicExponentCodes>(w, x, g0, g1, r0, out);
+      } else {
+        q4_f32_decode<MR, NB, SignExtendCodes>(w, x, g0, g1, r0, out);
+      }
+    });
     return;
   }
   q4_f32_prefill(w, x, g0, g1, out);

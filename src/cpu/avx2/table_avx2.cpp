@@ -10,8 +10,16 @@ void dense_bf16_f32__avx2(const void* tile, const Activations& x, int64_t c0, in
 void dequant_panel__avx2(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
 
 const KernelTable* avx2_kernels() {
-  static const KernelTable table = {Isa::avx2, "avx2", q4_f32__avx2, nullptr, dense_f16_f32__avx2,
-                                    dense_bf16_f32__avx2, nullptr, dequant_panel__avx2};
+  static const KernelTable table = {
+      .isa = Isa::avx2,
+      .name = "avx2",
+      .q4_f32 = q4_f32__avx2,
+      .q4_bf16 = nullptr,  // no bf16 dot instruction: the driver widens bf16 x to fp32
+      .dense_f16 = dense_f16_f32__avx2,
+      .dense_bf16_f32 = dense_bf16_f32__avx2,
+      .dense_bf16 = nullptr,  // likewise
+      .dequant = dequant_panel__avx2,
+  };
   return &table;
 }
 
