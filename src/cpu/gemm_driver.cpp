@@ -9,6 +9,7 @@
 
 #include "common/check.hpp"
 #include "cpu/dispatch.hpp"
+#include "cpu/gemm_internal.hpp"
 #include "cpu/packed_weight.hpp"
 #include "cpu/reference.hpp"
 #include "cpu/thread_pool.hpp"
@@ -168,6 +169,14 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
 }
 
 void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& o) {
+  cpu::gemm_ablation(x, w, y, o, cpu::Ablation::none);
+}
+
+void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& options,
+                        Ablation ablation) {
+  GemmOptions o = options;
+  if (ablation == Ablation::widen_copy) o.strategy = Strategy::decoupled;
+  if (ablation == Ablation::int4_stream) o.strategy = Strategy::fused;
   const auto& p = w.impl();
   check_matrix(x, "gemm: x");
   check_matrix(y, "gemm: y");
@@ -242,6 +251,13 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
   const int parts = plan.threads;
   const int64_t panel_bytes = o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes : (int64_t(1) << 20);
 
+  // Kernels of this call (the ablations fall back to the scalar twins where an ISA has none).
+  const auto* scalar = cpu::scalar_kernels();
+  cpu::Q4Kernel q4_kernel = x_bf16 ? kt.q4_bf16 : kt.q4_f32;
+  if (ablation == Ablation::int4_stream) q4_kernel = kt.stream ? kt.stream : scalar->stream;
+  cpu::DequantKernel stage1 = kt.dequant;
+  if (ablation == Ablation::widen_copy) stage1 = kt.widen ? kt.widen : scalar->widen;
+
   auto finish_tile = [&](int64_t t, const float* acc) {  // acc [m][64] -> y, with bias
     const int64_t cols = std::min(kTileN, p.layout.n - t * kTileN);
     for (int64_t r = 0; r < m; ++r) {
@@ -280,7 +296,7 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
         int64_t offset = 0;  // stage 1: dequantize the whole batch into the panel ring
         for (int64_t it = item; it < batch_end; ++it) {
           const auto [u0, u1] = slice_units(it);
-          kt.dequant(p.tile(it / s_count), u0, u1, dense_dtype, local.panel.data() + offset);
+          stage1(p.tile(it / s_count), u0, u1, dense_dtype, local.panel.data() + offset);
           offset += (p.geom.chunk_end(u1 - 1) - p.geom.chunk_begin(u0)) * kChunkK * kTileN;
         }
       }
@@ -291,8 +307,7 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
         float* out = split ? partials + it * m * kTileN : local.tile_out.data();
         switch (plan.strategy) {
           case Strategy::fused: {
-            const cpu::Q4Kernel k4 = x_bf16 ? kt.q4_bf16 : kt.q4_f32;
-            k4(p.tile(t), act, u0, u1, out);
+            q4_kernel(p.tile(t), act, u0, u1, out);
             break;
           }
           case Strategy::dense: {

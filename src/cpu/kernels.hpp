@@ -88,6 +88,12 @@ struct KernelTable {
   DenseKernel dense_bf16_f32 = nullptr;  // bf16 pair weights, x fp32
   DenseKernel dense_bf16 = nullptr;   // bf16 pair weights, x bf16 pairs; nullptr where the ISA lacks it
   DequantKernel dequant = nullptr;
+  // Ablations for the bottleneck study (`w4a16 bench --study`), not for results: `widen` is the
+  // decoupled stage with the dequantization arithmetic replaced by a plain widening copy of each
+  // code to 16 bits (same bytes written as `dequant`); `stream` only reads the packed codes and
+  // scales of its groups and XOR-reduces them into out (the floor: the int4 weight read alone).
+  DequantKernel widen = nullptr;
+  Q4Kernel stream = nullptr;
 };
 
 // The tables each ISA's object library defines (a nullptr-returning stub where not compiled).

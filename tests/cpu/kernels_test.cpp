@@ -2,7 +2,11 @@
 // fp64 reference, over a pairwise covering set of edge cases (see kernel_check.hpp).
 #include <gtest/gtest.h>
 
+#include "common/aligned_buffer.hpp"
+#include "cpu/dispatch.hpp"
+#include "cpu/gemm_internal.hpp"
 #include "cpu/kernel_check.hpp"
+#include "cpu/packed_weight.hpp"
 
 namespace w4a16::test {
 namespace {
@@ -214,6 +218,42 @@ TEST(Kernels, DenseBaselineFromUnquantizedWeights) {
     fused.strategy = Strategy::fused;
     EXPECT_THROW(gemm(x.ref(), packed, y.mut(), fused), Error);
   }
+}
+
+}  // namespace
+}  // namespace w4a16::test
+
+namespace w4a16::test {
+namespace {
+
+// The study's ablation kernels: the widening copy writes exactly the codes, in the dense layout,
+// on every ISA; the stream ablation runs everywhere and leaves no poison behind.
+TEST(Kernels, AblationsRunOnEveryIsa) {
+  KernelInput in;
+  in.m = 2, in.k = 3 * 128 + 64, in.n = 70, in.g = 128;
+  const PreparedInput p = prepare(in, 31);
+  for (const auto& isa : supported_isas()) {
+    set_isa_cap(isa);
+    for (auto ablation : {cpu::Ablation::widen_copy, cpu::Ablation::int4_stream}) {
+      HostMatrix y(in.act, in.m, in.n);
+      y.poison();
+      cpu::gemm_ablation(p.x.ref(), p.packed, y.mut(), {}, ablation);
+      for (int64_t i = 0; i < in.m * in.n; ++i) ASSERT_FALSE(std::isnan(y.get(i))) << isa << " " << i;
+    }
+    const auto& kt = cpu::active_kernels();
+    if (!kt.widen) continue;
+    const auto tile = p.packed.impl().tile(0);
+    const int64_t elems = tile.geom.chunks() * cpu::kChunkK * cpu::kTileN;
+    for (DType dtype : {DType::bf16, DType::f16}) {
+      std::vector<uint16_t> fast(size_t(elems) + 32, 0xFFFF), generic(size_t(elems) + 32, 0xFFFF);
+      AlignedBuffer<uint16_t> aligned{static_cast<size_t>(elems)};
+      kt.widen(tile, 0, tile.geom.groups, dtype, aligned.data());
+      std::copy(aligned.data(), aligned.data() + elems, fast.begin());
+      cpu::scalar_kernels()->widen(tile, 0, tile.geom.groups, dtype, generic.data());
+      EXPECT_EQ(fast, generic) << isa << " " << to_string(dtype);
+    }
+  }
+  set_isa_cap("");
 }
 
 }  // namespace

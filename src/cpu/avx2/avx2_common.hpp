@@ -122,22 +122,16 @@ inline void for_each_nibble(F&& f) {
   f.template operator()<3>();
 }
 
-// a * b rounded to fp32, never contracted with a following add into an FMA (GCC contracts
-// vector mul + add at -ffp-contract=fast, its C++ default): the decoupled stage must round
-// twice, exactly like the portable twin, to be bitwise identical to it.
-inline __m256 mul_no_contract(__m256 a, __m256 b) {
-  __m256 p = _mm256_mul_ps(a, b);
-  __asm__("" : "+x"(p));
-  return p;
-}
-
-// fp32 -> bf16 round to nearest even, exactly as f32_to_bf16 (check.hpp / float16.hpp), NaN
-// included (quieted). The bf16 bits are the HIGH 16 bits of each 32-bit lane; the low 16 bits are
-// garbage for the caller to shift out or blend away.
+// fp32 -> bf16 round to nearest even, exactly as f32_to_bf16 (w4a16/float16.hpp): bits + 0x7FFF
+// + (bit 16), then the high half; NaN is quieted instead (kMayBeNaN; without it a NaN whose
+// payload sits in the low bits would round to inf). The bf16 bits are the HIGH 16 bits of each
+// 32-bit lane; the low 16 bits are garbage for the caller to shift out or blend away.
+template <bool kMayBeNaN>
 inline __m256i f32_to_bf16_high(__m256 v) {
   const __m256i bits = _mm256_castps_si256(v);
   const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
   const __m256i rounded = _mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)), odd);
+  if constexpr (!kMayBeNaN) return rounded;
   const __m256i quiet_nan = _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000));
   const __m256 is_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
   return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet_nan), is_nan));

@@ -9,10 +9,10 @@
 // Three regimes, chosen by M:
 //  * M = 1 (decode): the tile is dequantized in registers and never stored, 1 row x 32 columns
 //    per pass, codes by the magic exponent (and + or + sub).
-//  * M = 2..16: still dequantized in registers, once per block of rows that share it: blocks of
+//  * M = 2..32: still dequantized in registers, once per block of rows that share it: blocks of
 //    6 rows x 16 columns (2 x 32, 3..5 x 16 for the rest), codes by sign extension (xor + slli +
 //    srai + vcvtdq2ps). The running sum y lives in `out` (L1), updated once per group and pass.
-//  * M > 16 (prefill): each group is dequantized once into an fp32 panel [k][64] (L1/L2) that
+//  * M > 32 (prefill): each group is dequantized once into an fp32 panel [k][64] (L1/L2) that
 //    every block of 6 rows reuses through the 6 x 16 register-blocked micro-kernel.
 //
 // Measured on the Zen 4 dev machine (AVX2 code, one core, L2-resident tiles, ns per 64 weights
@@ -111,11 +111,12 @@ template <int MR, int NB, typename Codes>
   }
 }
 
-// Up to this M, every block of rows dequantizes the codes again in registers; above it, the
-// per-group fp32 panel is cheaper. Measured (ns per 64 weights per row, registers / panel):
-// M = 5: 1.29 / 2.00, 6: 1.45 / 1.73, 8: 1.54 / 2.02, 12: 1.45 / 1.44, 16: 1.41 / 1.46,
-// 24: 1.45 / 1.29, 64: 1.45 / 1.23.
-constexpr int64_t kRegisterDequantMaxM = 16;
+// Up to this M, every block of 6 rows dequantizes the codes again in registers (the conversion
+// runs on the pipes the FMAs leave free); above it, the per-group fp32 panel is cheaper. Measured
+// (ns per 64 weights per row, registers / panel): M = 2: 1.82 / 3.53, 5: 1.28 / 1.90,
+// 8: 1.40 / 1.75, 16: 1.28 / 1.40, 24: 1.26 / 1.30, 32: 1.30 / 1.30, 48: 1.27 / 1.23,
+// 64: 1.27 / 1.22.
+constexpr int64_t kRegisterDequantMaxM = 32;
 
 // Prefill: per group, panel[k][64] = q - 8 (fp32), then 6 x 16 register blocks over it.
 void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {

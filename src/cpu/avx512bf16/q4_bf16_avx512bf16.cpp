@@ -192,11 +192,14 @@ void q4_f32__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
 void dense_f16_f32__avx512(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
 void dense_bf16_f32__avx512(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
 void dequant_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
+void widen_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
+void stream_q4__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
 
 const KernelTable* avx512bf16_kernels() {
   static const KernelTable table = {Isa::avx512bf16,     "avx512bf16",          q4_f32__avx512,
                                     q4_bf16__avx512bf16, dense_f16_f32__avx512, dense_bf16_f32__avx512,
-                                    dense_bf16_bf16__avx512bf16, dequant_panel__avx512};
+                                    dense_bf16_bf16__avx512bf16, dequant_panel__avx512,
+                                    widen_panel__avx512, stream_q4__avx512};
   return &table;
 }
 
