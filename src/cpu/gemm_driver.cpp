@@ -149,22 +149,20 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
   if (!notes.empty()) notes.resize(notes.size() - 2);
   plan.notes = notes;
 
+  // Kernel names follow the files: family__isa (docs/kernels.md).
   const auto& kt = cpu::active_kernels();
+  const bool x_bf16 = act == DType::bf16;
+  const DType wd = p.quantized ? act : p.layout.scale_dtype;
+  const std::string dense = wd == DType::f16                 ? "dense_f16_f32"
+                            : (x_bf16 && kt.dense_bf16) ? "dense_bf16_bf16"
+                                                        : "dense_bf16_f32";
   switch (plan.strategy) {
-    case Strategy::fused:
-      plan.kernel = (act == DType::bf16 && kt.q4_bf16) ? "q4_bf16 (vdpbf16ps)" : "q4_f32 (fp32 FMA)";
-      break;
-    case Strategy::decoupled:
-    case Strategy::dense: {
-      const DType wd = p.quantized ? act : p.layout.scale_dtype;
-      plan.kernel = wd == DType::f16                            ? "dense_f16 (fp32 FMA)"
-                    : (act == DType::bf16 && kt.dense_bf16) ? "dense_bf16 (vdpbf16ps)"
-                                                            : "dense_bf16 (fp32 FMA)";
-      if (plan.strategy == Strategy::decoupled) plan.kernel = "dequant panel + " + plan.kernel;
-      break;
-    }
+    case Strategy::fused: plan.kernel = (x_bf16 && kt.q4_bf16) ? "q4_bf16" : "q4_f32"; break;
+    case Strategy::decoupled: plan.kernel = "dequant_panel + " + dense; break;
+    case Strategy::dense: plan.kernel = dense; break;
     case Strategy::automatic: break;
   }
+  plan.kernel += std::string("__") + kt.name;
   return plan;
 }
 

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -45,29 +46,46 @@ ThreadPool::ThreadPool(int workers) {
 }
 
 ThreadPool::~ThreadPool() {
+  stop_.store(true);
   {
     std::lock_guard lock(mutex_);
-    stop_ = true;
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(300);
+}  // namespace
+
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    std::unique_lock lock(mutex_);
-    wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-    if (stop_) return;
-    seen = generation_;
-    if (index >= threads_) continue;
-    const auto call = call_;
-    void* const ctx = ctx_;
-    const int parts = parts_, threads = threads_;
-    lock.unlock();
-    for (int p = index; p < parts; p += threads) call(ctx, p);
-    lock.lock();
-    if (--pending_ == 0) done_.notify_one();
+    // Spin a little for the next job, then sleep.
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+    int polls = 0;
+    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+      cpu_relax();
+      if (++polls % 256 == 0 && std::chrono::steady_clock::now() > spin_until) {
+        std::unique_lock lock(mutex_);
+        sleepers_.fetch_add(1);
+        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        sleepers_.fetch_sub(1);
+        break;
+      }
+    }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
+    // Every worker acknowledges every job (after running its parts, if it has any), so the job's
+    // fields are not rewritten while any worker may still read them.
+    const int threads = threads_;
+    for (int p = index; index < threads && p < parts_; p += threads) call_(ctx_, p);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -78,20 +96,18 @@ void ThreadPool::run_erased(int parts, int threads, void (*call)(void*, int), vo
     for (int p = 0; p < parts; ++p) call(ctx, p);
     return;
   }
-  {
-    std::lock_guard lock(mutex_);
-    call_ = call;
-    ctx_ = ctx;
-    parts_ = parts;
-    threads_ = threads;
-    pending_ = threads - 1;
-    ++generation_;
+  call_ = call;
+  ctx_ = ctx;
+  parts_ = parts;
+  threads_ = threads;
+  pending_.store(int(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1);  // seq_cst: ordered before the sleepers_ check below
+  if (sleepers_.load() > 0) {
+    { std::lock_guard lock(mutex_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
   for (int p = 0; p < parts; p += threads) call(ctx, p);
-  std::unique_lock lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
-  call_ = nullptr;
+  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
 }  // namespace w4a16::cpu

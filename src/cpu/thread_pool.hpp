@@ -5,6 +5,7 @@
 // assignment gives deterministic work placement and a cost we can see.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -37,13 +38,18 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   std::mutex busy_;  // held by the call that owns the pool
+  // A job is published by writing the fields below and then bumping generation_ (release);
+  // workers spin on generation_ for a while after each job (waking a sleeping thread costs tens
+  // of microseconds, as much as a whole decode GEMV of a small layer) and then sleep on wake_.
   std::mutex mutex_;
-  std::condition_variable wake_, done_;
+  std::condition_variable wake_;
   void (*call_)(void*, int) = nullptr;
   void* ctx_ = nullptr;
-  int parts_ = 0, threads_ = 0, pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  int parts_ = 0, threads_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // CPUs this process may run on: the affinity mask, further capped by a cgroup v2/v1 CPU quota.
