@@ -1,6 +1,6 @@
 // The streaming DRAM read, variant by variant: the denominator of every "% of bandwidth" that
-// w4a16_bench_kernels reports (it takes the best variant, see bench_common.hpp), next to a plain
-// compiler-vectorized read-sum (the "simple read-sum over 1 GiB" of KERNEL-NOTES) for contrast.
+// w4a16_bench_kernels reports (it takes the best variant, see bench_common.hpp). The variants
+// include a plain compiler-vectorized read-sum (the "simple read-sum over 1 GiB" of KERNEL-NOTES).
 //
 //   w4a16_bench_bandwidth [--benchmark_filter=threads:2] [google benchmark flags]
 //
@@ -14,15 +14,6 @@
 
 namespace w4a16::bench {
 namespace {
-
-// The read a first attempt would write: one uint64 stream, one accumulator, left to the
-// compiler (baseline x86-64 flags: 16-byte SSE2 loads).
-uint64_t read_sum_plain(const std::byte* begin, size_t bytes) {
-  const auto* p = reinterpret_cast<const uint64_t*>(begin);
-  uint64_t sum = 0;
-  for (size_t i = 0; i < bytes / sizeof(uint64_t); ++i) sum += p[i];
-  return sum;
-}
 
 const HugeBuffer& shared_buffer() {
   static const HugeBuffer buf(read_buffer_bytes());
@@ -47,10 +38,10 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("w4a16_cpu", cpu_brand());
   benchmark::AddCustomContext("read_buffer", fmt::format("{} MiB, 2 MiB aligned, MADV_HUGEPAGE, L3 {} MiB",
                                                          read_buffer_bytes() >> 20, l3_bytes() >> 20));
+  shared_buffer();  // allocate (and touch) it now, so the THP figure below includes it
   benchmark::AddCustomContext("anon_huge_pages",
                               fmt::format("{} MiB with the buffer allocated", anon_huge_pages_kb() >> 10));
-  std::vector<ReadVariant> variants = read_variants();
-  variants.push_back({"plain-loop streams:1 prefetch:0", &read_sum_plain});
+  const std::vector<ReadVariant> variants = read_variants();
   for (int threads : {1, 2}) {
     for (const auto& v : variants) {
       std::string name = "read/" + v.name + "/threads:" + std::to_string(threads);

@@ -43,9 +43,16 @@ namespace {
 // check only guards against timing a kernel that computes the wrong thing.
 constexpr double kTolerance = 2e-2;
 
-// Measured read bandwidth (GB/s) by thread count; index 0 unused.
+// The denominator of bw_pct. At start-up, every read variant over 1 GiB, best pass, by thread
+// count (index 0 unused). Then, right after each benchmark's timing loop, a probe: the start-up
+// winner over a smaller buffer (8x L3), best of 3 passes. bw_pct divides by the larger of the
+// two, so a disturbed measurement never flatters a kernel. Why the probe: on this 2-core machine
+// another process on the second core halves the two-thread read (33 instead of ~55 GB/s
+// measured), and a start-up number taken in such a moment made later, undisturbed kernels read
+// "155 %".
 double g_read_gbps[3] = {0, 0, 0};
-double read_gbps(int threads) { return g_read_gbps[std::clamp(threads, 1, 2)]; }
+ReadKernel g_read_kernel[3] = {nullptr, nullptr, nullptr};
+std::unique_ptr<HugeBuffer> g_probe_buffer;  // nullptr: no probes (--w4a16_read_bw given)
 
 // Seconds per call of the dense baseline, by (act dtype, M, threads): the "vs_dense" column.
 std::map<std::tuple<DType, int64_t, int>, double> g_dense_seconds;
@@ -278,18 +285,23 @@ void run_gemm(benchmark::State& state, const Config& c) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double per_call = seconds / double(state.iterations());
 
+    const int bw_threads = std::clamp(plan.threads, 1, 2);
+    double read_now = 0;
+    if (g_probe_buffer) read_now = probe_read_bandwidth(*g_probe_buffer, bw_threads, g_read_kernel[bw_threads]);
+
     using benchmark::Counter;
     state.counters["wbytes"] = Counter(ws.bytes, Counter::kIsIterationInvariantRate);
     state.counters["flops"] =
         Counter(2.0 * double(c.m) * double(c.n) * double(c.k), Counter::kIsIterationInvariantRate);
-    state.counters["bw_pct"] = 100.0 * ws.bytes / per_call / 1e9 / read_gbps(plan.threads);
+    state.counters["bw_pct"] = 100.0 * ws.bytes / per_call / 1e9 / std::max(g_read_gbps[bw_threads], read_now);
+    if (g_probe_buffer) state.counters["read_GBps"] = read_now;
     const auto key = std::tuple{c.act, c.m, c.threads};
     if (c.kind == Kind::dense && c.rotate && c.n == 14336) g_dense_seconds[key] = per_call;
     if (c.kind == Kind::q4 && c.rotate && g_dense_seconds.count(key) && c.n == 14336) {
       state.counters["vs_dense"] = g_dense_seconds[key] / per_call;
     }
-    state.SetLabel(fmt::format("{} {} {} S={} T={}; {}", plan.isa, plan.kernel, to_string(plan.partition),
-                               plan.split_k, plan.threads,
+    state.SetLabel(fmt::format("{} {} {} S={} T={}; {}", plan.isa, plan.kernel, to_string(plan.partition), plan.split_k,
+                               plan.threads,
                                c.rotate ? fmt::format("rotated {}x{:.1f}MB", copies, ws.bytes / 1e6)
                                         : fmt::format("one copy {:.2f}MB", ws.bytes / 1e6)));
   } catch (const std::exception& e) {
@@ -369,7 +381,8 @@ void register_default_set() {
   }
 }
 
-// --w4a16_read_bw=A,B: use these GB/s for 1 and 2 threads instead of measuring (saves ~5 s).
+// --w4a16_read_bw=A,B: use these GB/s for 1 and 2 threads instead of measuring (saves ~5 s and
+// the per-benchmark probes).
 bool take_read_bw_flag(int& argc, char** argv) {
   const std::string prefix = "--w4a16_read_bw=";
   for (int i = 1; i < argc; ++i) {
@@ -403,13 +416,20 @@ int main(int argc, char** argv) {
       benchmark::AddCustomContext(fmt::format("read_bw_{}t", t), fmt::format("{:.2f} GB/s (given)", g_read_gbps[t]));
     }
   } else {
-    const HugeBuffer buf(read_buffer_bytes());
-    for (int t : {1, 2}) {
-      const ReadBandwidth bw = measure_read_bandwidth(buf, t);
-      g_read_gbps[t] = bw.gbps;
-      benchmark::AddCustomContext(fmt::format("read_bw_{}t", t), fmt::format("{:.2f} GB/s (best pass; {}; {} MiB)",
-                                                                             bw.gbps, bw.variant, bw.bytes >> 20));
+    {
+      const HugeBuffer buf(read_buffer_bytes());
+      for (int t : {1, 2}) {
+        const ReadBandwidth bw = measure_read_bandwidth(buf, t);
+        g_read_gbps[t] = bw.gbps;
+        g_read_kernel[t] = bw.kernel;
+        benchmark::AddCustomContext(fmt::format("read_bw_{}t", t), fmt::format("{:.2f} GB/s (best pass; {}; {} MiB)",
+                                                                               bw.gbps, bw.variant, bw.bytes >> 20));
+      }
     }
+    g_probe_buffer = std::make_unique<HugeBuffer>(size_t(8 * l3_bytes()));
+    benchmark::AddCustomContext("read_probe", fmt::format("after each benchmark, {} MiB, best of 3 passes "
+                                                          "(read_GBps); bw_pct uses max(read_bw_Nt, read_GBps)",
+                                                          g_probe_buffer->size() >> 20));
   }
   benchmark::AddCustomContext("rotation", fmt::format("weights cycled over > {} MiB of copies (4x L3 {} MiB)",
                                                       rotation_bytes() >> 20, l3_bytes() >> 20));
