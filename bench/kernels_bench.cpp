@@ -379,6 +379,20 @@ void register_default_set() {
       }
     }
   }
+  // The reference for split-K: the 2-thread/1-thread speed-up of data-parallel where there are
+  // enough tiles (16 of them), with a weight of the same bytes (0.5 MB), cold and hot.
+  for (bool rotate : {true, false}) {
+    for (int t : {1, 2}) {
+      Config c;
+      c.n = 1024;
+      c.k = 1024;
+      c.m = 1;
+      c.threads = t;
+      c.partition = Partition::data_parallel;
+      c.rotate = rotate;
+      register_config(c);
+    }
+  }
 }
 
 // --w4a16_read_bw=A,B: use these GB/s for 1 and 2 threads instead of measuring (saves ~5 s and
