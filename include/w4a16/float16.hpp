@@ -32,8 +32,8 @@ inline uint16_t f32_to_f16(float f) {
   const uint16_t sign = uint16_t((x >> 16) & 0x8000u);
   uint32_t ax = x & 0x7FFFFFFFu;
   if (ax > 0x7F800000u) return uint16_t(sign | 0x7E00u | ((ax >> 13) & 0x3FFu));  // quiet NaN
-  if (ax >= 0x477FF000u) return uint16_t(sign | 0x7C00u);  // >= 65520 rounds to inf
-  if (ax >= 0x38800000u) {                                  // normal fp16 (>= 2^-14)
+  if (ax >= 0x477FF000u) return uint16_t(sign | 0x7C00u);                         // >= 65520 rounds to inf
+  if (ax >= 0x38800000u) {                                                        // normal fp16 (>= 2^-14)
     const uint32_t odd = (ax >> 13) & 1u;
     ax = ax - 0x38000000u + 0xFFFu + odd;  // rebias exponent 127 -> 15, round half to even
     return uint16_t(sign | (ax >> 13));

@@ -37,15 +37,15 @@ namespace w4a16 {
 enum class DType : uint8_t { f16, bf16, f32 };
 
 size_t dtype_size(DType dtype);
-std::string_view to_string(DType dtype);        // "fp16", "bf16", "fp32"
-DType parse_dtype(std::string_view name);       // accepts fp16|f16|float16, bf16|bfloat16, fp32|f32|float32
+std::string_view to_string(DType dtype);   // "fp16", "bf16", "fp32"
+DType parse_dtype(std::string_view name);  // accepts fp16|f16|float16, bf16|bfloat16, fp32|f32|float32
 
 // How a 4-bit code q in [0, 15] becomes a weight value (s = the group's scale):
 //   sym:        w = (q - 8) * s
 //   asym:       w = (q - z) * s        z an integer zero per group, z in [0, 16]
 //   float_zero: w = (q - 8) * s + zf   zf a float zero per group (torch "tinygemm" convention)
 enum class ZeroMode : uint8_t { sym, asym, float_zero };
-std::string_view to_string(ZeroMode mode);      // "sym", "asym", "float"
+std::string_view to_string(ZeroMode mode);  // "sym", "asym", "float"
 ZeroMode parse_zero_mode(std::string_view name);
 
 enum class ErrorCode : int { invalid_argument = 1, format = 2, io = 3, unsupported = 4, internal = 5 };
@@ -86,7 +86,7 @@ struct QuantizedLayout {
   DType scale_dtype = DType::f16;  // dtype of scales and of float zeros
 
   int64_t groups() const { return (k + group_size - 1) / group_size; }  // ceil(K/g)
-  int64_t row_bytes() const { return (k + 1) / 2; }                    // code bytes per row
+  int64_t row_bytes() const { return (k + 1) / 2; }                     // code bytes per row
 };
 
 // An optional bias [N], kept in its own dtype so imported values stay bit-exact.
@@ -158,9 +158,9 @@ std::vector<float> dequantize(const QuantizedWeight& w);
 // ---------------------------------------------------------------------------------------------
 
 struct QuantizeOptions {
-  int64_t group_size = 128;               // 0 means per-channel (g = K)
+  int64_t group_size = 128;  // 0 means per-channel (g = K)
   ZeroMode zero_mode = ZeroMode::sym;
-  std::optional<DType> scale_dtype;       // default: the dtype of the source weight
+  std::optional<DType> scale_dtype;  // default: the dtype of the source weight
 };
 
 // Quantizes w [N, K] (fp32, fp16 or bf16) group by group; the exact rule and the error bound it
@@ -199,8 +199,8 @@ Partition parse_partition(std::string_view name);
 struct GemmOptions {
   Strategy strategy = Strategy::automatic;
   Partition partition = Partition::automatic;
-  int split_k = 0;   // S for split_k (0 = chosen by the rule in docs/kernels.md); clamped to the groups
-  int threads = 0;   // 0 = the CPUs this process may run on (affinity mask / cgroup quota)
+  int split_k = 0;  // S for split_k (0 = chosen by the rule in docs/kernels.md); clamped to the groups
+  int threads = 0;  // 0 = the CPUs this process may run on (affinity mask / cgroup quota)
   int64_t decoupled_panel_bytes = 0;  // decoupled workspace per thread; 0 = 1 MiB (L2-resident)
 };
 
@@ -210,9 +210,9 @@ struct GemmPlan {
   Partition partition = Partition::data_parallel;
   int split_k = 1;
   int threads = 1;
-  std::string isa;    // kernel table used: "avx512bf16", "avx512", "avx2" or "scalar"
-  std::string kernel; // kernel family, e.g. "q4_bf16 (vdpbf16ps)"
-  std::string notes;  // clamps and rule decisions, human-readable
+  std::string isa;     // kernel table used: "avx512bf16", "avx512", "avx2" or "scalar"
+  std::string kernel;  // kernel family, e.g. "q4_bf16 (vdpbf16ps)"
+  std::string notes;   // clamps and rule decisions, human-readable
 };
 
 // A weight in the CPU kernels' private layout (see src/cpu/kernels.hpp). Immutable after pack(),
@@ -257,7 +257,7 @@ void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& 
 // (read once) or set_isa_cap() caps it below what this CPU supports (avx512 = AVX-512 without the
 // BF16 dot instructions); a cap above the CPU's level is ignored. Returns the active level name.
 std::string_view active_isa();
-void set_isa_cap(std::string_view isa);  // "" resets to the environment / CPU default
+void set_isa_cap(std::string_view isa);     // "" resets to the environment / CPU default
 std::vector<std::string> supported_isas();  // levels this CPU can run, lowest first
 
 // ---------------------------------------------------------------------------------------------

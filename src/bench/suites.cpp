@@ -23,10 +23,10 @@ std::vector<Suite> make_suites() {
   std::vector<Suite> all;
 
   Suite llm{"llm", "linear layers of Llama-2-7B, Llama-3-8B, Mistral-7B and Llama-2-70B", {}, {1, 4, 16, 64, 256}, {}};
-  add_decoder(llm.layers, "Llama-2-7B", 4096, 4096, 11008);    // MHA: k/v are 4096 x 4096
-  add_decoder(llm.layers, "Llama-3-8B", 4096, 1024, 14336);    // GQA 8 kv heads x 128
-  add_decoder(llm.layers, "Mistral-7B", 4096, 1024, 14336);    // same dims as Llama-3-8B
-  add_decoder(llm.layers, "Llama-2-70B", 8192, 1024, 28672);   // GQA 8 kv heads x 128
+  add_decoder(llm.layers, "Llama-2-7B", 4096, 4096, 11008);   // MHA: k/v are 4096 x 4096
+  add_decoder(llm.layers, "Llama-3-8B", 4096, 1024, 14336);   // GQA 8 kv heads x 128
+  add_decoder(llm.layers, "Mistral-7B", 4096, 1024, 14336);   // same dims as Llama-3-8B
+  add_decoder(llm.layers, "Llama-2-70B", 8192, 1024, 28672);  // GQA 8 kv heads x 128
   llm.models = {{"Llama-2-7B", 32}, {"Llama-3-8B", 32}, {"Mistral-7B", 32}, {"Llama-2-70B", 80}};
   all.push_back(llm);
 
@@ -36,22 +36,25 @@ std::vector<Suite> make_suites() {
   quick.models = {{"Llama-3-8B", 32}};
   all.push_back(quick);
 
-  Suite kn{"kn", "K >> N as in decoding: GQA k/v, down projections, their /8 column-parallel shards, small N", {},
-           {1, 4, 16}, {}};
+  Suite kn{"kn",
+           "K >> N as in decoding: GQA k/v, down projections, their /8 column-parallel shards, small N",
+           {},
+           {1, 4, 16},
+           {}};
   kn.layers = {
-      {"GQA", "k/v 4096->1024", 4096, 1024},      {"GQA", "k/v 8192->1024", 8192, 1024},
-      {"MLP", "down 14336->4096", 14336, 4096},   {"MLP", "down 28672->8192", 28672, 8192},
-      {"TP/8", "k/v 4096->128", 4096, 128},       {"TP/8", "k/v 8192->128", 8192, 128},
-      {"TP/8", "down 14336->512", 14336, 512},    {"TP/8", "down 28672->1024", 28672, 1024},
-      {"small-N", "16384->64", 16384, 64},        {"small-N", "8192->64", 8192, 64},
+      {"GQA", "k/v 4096->1024", 4096, 1024},    {"GQA", "k/v 8192->1024", 8192, 1024},
+      {"MLP", "down 14336->4096", 14336, 4096}, {"MLP", "down 28672->8192", 28672, 8192},
+      {"TP/8", "k/v 4096->128", 4096, 128},     {"TP/8", "k/v 8192->128", 8192, 128},
+      {"TP/8", "down 14336->512", 14336, 512},  {"TP/8", "down 28672->1024", 28672, 1024},
+      {"small-N", "16384->64", 16384, 64},      {"small-N", "8192->64", 8192, 64},
       {"small-N", "28672->128", 28672, 128},
   };
   all.push_back(kn);
 
   // The study: the vendor split-K kernel's tuning shapes at M = 24 (every K, N pair of the list;
   // K = 3904 = 30.5 x 128 exercises a ragged last group), plus the kn shapes over the batch list.
-  Suite paper{"paper", "the paper's study: M=24 x {12288,1792,7808,3904,1536}^2, plus the kn shapes", {}, {1, 4, 16, 64},
-              {}};
+  Suite paper{
+      "paper", "the paper's study: M=24 x {12288,1792,7808,3904,1536}^2, plus the kn shapes", {}, {1, 4, 16, 64}, {}};
   const int64_t dims[] = {12288, 1792, 7808, 3904, 1536};
   for (int64_t k : dims) {
     for (int64_t n : dims) paper.layers.push_back({"Ascend split-K", "M=24", k, n, 1, 24});
@@ -102,7 +105,8 @@ std::vector<Shape> parse_shapes(std::string_view text) {
     if (item.empty()) continue;
     const auto parts = split(item, ',');
     require(parts.size() == 3, "--shapes: '{}' is not M,K,N", item);
-    out.push_back({parse_int(parts[0], "--shapes M"), parse_int(parts[1], "--shapes K"), parse_int(parts[2], "--shapes N")});
+    out.push_back(
+        {parse_int(parts[0], "--shapes M"), parse_int(parts[1], "--shapes K"), parse_int(parts[2], "--shapes N")});
   }
   require(!out.empty(), "--shapes: no shape in '{}'", text);
   return out;

@@ -168,17 +168,33 @@ w4a16::GemmOptions to_options(const w4a16_gemm_options* o) {
   w4a16::GemmOptions out;
   if (o == nullptr) return out;
   switch (o->strategy) {
-    case W4A16_STRATEGY_AUTO: out.strategy = w4a16::Strategy::automatic; break;
-    case W4A16_STRATEGY_FUSED: out.strategy = w4a16::Strategy::fused; break;
-    case W4A16_STRATEGY_DECOUPLED: out.strategy = w4a16::Strategy::decoupled; break;
-    case W4A16_STRATEGY_DENSE: out.strategy = w4a16::Strategy::dense; break;
-    default: invalid("options->strategy = {} is not a w4a16_strategy value", int(o->strategy));
+    case W4A16_STRATEGY_AUTO:
+      out.strategy = w4a16::Strategy::automatic;
+      break;
+    case W4A16_STRATEGY_FUSED:
+      out.strategy = w4a16::Strategy::fused;
+      break;
+    case W4A16_STRATEGY_DECOUPLED:
+      out.strategy = w4a16::Strategy::decoupled;
+      break;
+    case W4A16_STRATEGY_DENSE:
+      out.strategy = w4a16::Strategy::dense;
+      break;
+    default:
+      invalid("options->strategy = {} is not a w4a16_strategy value", int(o->strategy));
   }
   switch (o->partition) {
-    case W4A16_PARTITION_AUTO: out.partition = w4a16::Partition::automatic; break;
-    case W4A16_PARTITION_DATA_PARALLEL: out.partition = w4a16::Partition::data_parallel; break;
-    case W4A16_PARTITION_SPLIT_K: out.partition = w4a16::Partition::split_k; break;
-    default: invalid("options->partition = {} is not a w4a16_partition value", int(o->partition));
+    case W4A16_PARTITION_AUTO:
+      out.partition = w4a16::Partition::automatic;
+      break;
+    case W4A16_PARTITION_DATA_PARALLEL:
+      out.partition = w4a16::Partition::data_parallel;
+      break;
+    case W4A16_PARTITION_SPLIT_K:
+      out.partition = w4a16::Partition::split_k;
+      break;
+    default:
+      invalid("options->partition = {} is not a w4a16_partition value", int(o->partition));
   }
   if (o->split_k < 0) invalid("options->split_k = {} must be >= 0", o->split_k);
   if (o->threads < 0) invalid("options->threads = {} must be >= 0", o->threads);

@@ -1,13 +1,13 @@
 // `w4a16 demo`: the whole data flow on random Llama-shaped weights — quantize, save, load,
 // gemm — printing the quantization error, the kernel's agreement with the oracle, and times.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <memory>
-#include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
@@ -62,8 +62,8 @@ double median_ms(int repeats, F&& f) {
 void run_demo(const DemoArgs& a) {
   const DType act = parse_dtype(a.dtype);
   require(act != DType::f32, "demo: --dtype must be fp16 or bf16");
-  fmt::print("w4a16 demo: one linear layer, M x K x N = {}x{}x{}, g={}, {}, {} activations and scales\n", a.m, a.k,
-             a.n, a.group_size, a.zero, a.dtype);
+  fmt::print("w4a16 demo: one linear layer, M x K x N = {}x{}x{}, g={}, {}, {} activations and scales\n", a.m, a.k, a.n,
+             a.group_size, a.zero, a.dtype);
 
   const auto w_bits = random_16bit(act, a.n * a.k, 0.02, 1);
   const MatrixRef w{w_bits.data(), act, a.n, a.k};
@@ -127,9 +127,15 @@ Command register_demo(CLI::App& app) {
   sub->add_option("-k", args->k, "input features")->default_val(4096)->check(CLI::PositiveNumber);
   sub->add_option("-n", args->n, "output features")->default_val(14336)->check(CLI::PositiveNumber);
   sub->add_option("--group-size,-g", args->group_size, "group size (0 = per-channel)")->default_val(128);
-  sub->add_option("--zero", args->zero, "zero-point mode")->default_val("sym")->check(CLI::IsMember({"sym", "asym", "float"}));
-  sub->add_option("--dtype", args->dtype, "activation and scale dtype")->default_val("bf16")->check(CLI::IsMember({"fp16", "bf16"}));
-  sub->add_option("--repeats", args->repeats, "timed gemm calls (median reported)")->default_val(5)->check(CLI::PositiveNumber);
+  sub->add_option("--zero", args->zero, "zero-point mode")
+      ->default_val("sym")
+      ->check(CLI::IsMember({"sym", "asym", "float"}));
+  sub->add_option("--dtype", args->dtype, "activation and scale dtype")
+      ->default_val("bf16")
+      ->check(CLI::IsMember({"fp16", "bf16"}));
+  sub->add_option("--repeats", args->repeats, "timed gemm calls (median reported)")
+      ->default_val(5)
+      ->check(CLI::PositiveNumber);
   args->flags.add_to(*sub);
   return {sub, [args] { run_demo(*args); }};
 }

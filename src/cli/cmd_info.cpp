@@ -23,8 +23,8 @@ void print_machine() {
   fmt::print("  avx2 {}  fma {}  f16c {}  bmi2 {}\n", yn(f.avx2), yn(f.fma), yn(f.f16c), yn(f.bmi2));
   fmt::print("  avx512f {}  avx512bw {}  avx512vl {}  avx512dq {}\n", yn(f.avx512f), yn(f.avx512bw), yn(f.avx512vl),
              yn(f.avx512dq));
-  fmt::print("  avx512_bf16 {}  avx512_vnni {}  avx512_vbmi {}  avx512_fp16 {}\n", yn(f.avx512_bf16),
-             yn(f.avx512_vnni), yn(f.avx512_vbmi), yn(f.avx512_fp16));
+  fmt::print("  avx512_bf16 {}  avx512_vnni {}  avx512_vbmi {}  avx512_fp16 {}\n", yn(f.avx512_bf16), yn(f.avx512_vnni),
+             yn(f.avx512_vbmi), yn(f.avx512_fp16));
   fmt::print("  usable: avx2+fma+f16c {}  avx512 {}  avx512bf16 {}\n", yn(f.has_avx2_fma_f16c()),
              yn(f.has_avx512_core()), yn(f.has_avx512_bf16()));
   const auto cuda = cuda::query_devices();
@@ -47,9 +47,9 @@ void print_file(const std::string& path) {
   for (const auto& module : modules) {
     const QuantizedWeight w = io::read_quantized(file, module);
     const double bits = 8.0 * double(w.codes().size() + w.scales().size() + w.zeros().size()) / double(w.n() * w.k());
-    fmt::print("  {:<48} N={} K={} g={} {} scales={} act-order={} bias={} ({:.3f} bits/weight)\n", module, w.n(),
-               w.k(), w.group_size(), to_string(w.zero_mode()), to_string(w.scale_dtype()),
-               w.has_perm() ? "yes" : "no", w.has_bias() ? "yes" : "no", bits);
+    fmt::print("  {:<48} N={} K={} g={} {} scales={} act-order={} bias={} ({:.3f} bits/weight)\n", module, w.n(), w.k(),
+               w.group_size(), to_string(w.zero_mode()), to_string(w.scale_dtype()), w.has_perm() ? "yes" : "no",
+               w.has_bias() ? "yes" : "no", bits);
   }
 }
 

@@ -122,7 +122,9 @@ Command register_quantize(CLI::App& app) {
   sub->add_option("--group-size,-g", args->group_size, "group size g along K; 0 = per-channel")
       ->default_val(128)
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--zero", args->zero, "zero-point mode")->default_val("sym")->check(CLI::IsMember({"sym", "asym", "float"}));
+  sub->add_option("--zero", args->zero, "zero-point mode")
+      ->default_val("sym")
+      ->check(CLI::IsMember({"sym", "asym", "float"}));
   sub->add_option("--dtype", args->dtype, "dtype of stored scales/zeros (default: the source weight's)")
       ->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
   return {sub, [args] { run_quantize(*args); }};

@@ -29,18 +29,27 @@ inline std::optional<int64_t> checked_mul(int64_t a, int64_t b) {
 // Reads element i of a buffer of dtype as fp32 / writes it from fp32 (rounding to nearest even).
 inline float load_as_f32(const void* data, DType dtype, int64_t i) {
   switch (dtype) {
-    case DType::f16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::bf16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::f32: return static_cast<const float*>(data)[i];
+    case DType::f16:
+      return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::bf16:
+      return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::f32:
+      return static_cast<const float*>(data)[i];
   }
   return 0.0f;
 }
 
 inline void store_from_f32(void* data, DType dtype, int64_t i, float value) {
   switch (dtype) {
-    case DType::f16: static_cast<uint16_t*>(data)[i] = f32_to_f16(value); break;
-    case DType::bf16: static_cast<uint16_t*>(data)[i] = f32_to_bf16(value); break;
-    case DType::f32: static_cast<float*>(data)[i] = value; break;
+    case DType::f16:
+      static_cast<uint16_t*>(data)[i] = f32_to_f16(value);
+      break;
+    case DType::bf16:
+      static_cast<uint16_t*>(data)[i] = f32_to_bf16(value);
+      break;
+    case DType::f32:
+      static_cast<float*>(data)[i] = value;
+      break;
   }
 }
 

@@ -16,10 +16,14 @@ namespace {
 
 const KernelTable* table_for(Isa isa) {
   switch (isa) {
-    case Isa::avx512bf16: return avx512bf16_kernels();
-    case Isa::avx512: return avx512_kernels();
-    case Isa::avx2: return avx2_kernels();
-    case Isa::scalar: return scalar_kernels();
+    case Isa::avx512bf16:
+      return avx512bf16_kernels();
+    case Isa::avx512:
+      return avx512_kernels();
+    case Isa::avx2:
+      return avx2_kernels();
+    case Isa::scalar:
+      return scalar_kernels();
   }
   return scalar_kernels();
 }

@@ -21,19 +21,26 @@ using cpu::kTileN;
 
 std::string_view to_string(Strategy s) {
   switch (s) {
-    case Strategy::automatic: return "auto";
-    case Strategy::fused: return "fused";
-    case Strategy::decoupled: return "decoupled";
-    case Strategy::dense: return "dense";
+    case Strategy::automatic:
+      return "auto";
+    case Strategy::fused:
+      return "fused";
+    case Strategy::decoupled:
+      return "decoupled";
+    case Strategy::dense:
+      return "dense";
   }
   return "?";
 }
 
 std::string_view to_string(Partition p) {
   switch (p) {
-    case Partition::automatic: return "auto";
-    case Partition::data_parallel: return "dp";
-    case Partition::split_k: return "splitk";
+    case Partition::automatic:
+      return "auto";
+    case Partition::data_parallel:
+      return "dp";
+    case Partition::split_k:
+      return "splitk";
   }
   return "?";
 }
@@ -63,11 +70,11 @@ constexpr int64_t kSplitKMinK = 1024;  // the auto rule splits K only when each 
 
 // Reusable per-thread workspace: grows to the largest shape seen, never shrinks.
 struct Workspace {
-  AlignedBuffer<std::byte> x;        // prepared activations [M][K']
-  AlignedBuffer<float> group_sums;   // [M][G]
-  AlignedBuffer<float> partials;     // split-K: [tiles][S][M][64]
-  AlignedBuffer<float> tile_out;     // data-parallel: [M][64] per thread
-  AlignedBuffer<uint16_t> panel;     // decoupled: dense 16-bit panel ring
+  AlignedBuffer<std::byte> x;       // prepared activations [M][K']
+  AlignedBuffer<float> group_sums;  // [M][G]
+  AlignedBuffer<float> partials;    // split-K: [tiles][S][M][64]
+  AlignedBuffer<float> tile_out;    // data-parallel: [M][64] per thread
+  AlignedBuffer<uint16_t> panel;    // decoupled: dense 16-bit panel ring
 };
 Workspace& thread_workspace() {
   thread_local Workspace ws;
@@ -108,7 +115,7 @@ ResolvedPlan resolve_plan(const PackedWeight::Impl& p, const GemmOptions& o) {
   if (r.partition == Partition::automatic) {
     r.auto_partition = true;
     r.partition = (p.tiles < r.threads && p.layout.k >= kSplitKMinK && units >= 2) ? Partition::split_k
-                                                                                  : Partition::data_parallel;
+                                                                                   : Partition::data_parallel;
   }
   if (r.partition == Partition::split_k) {
     r.split_requested = o.split_k > 0 ? o.split_k : int(std::max<int64_t>(2, (r.threads + p.tiles - 1) / p.tiles));
@@ -153,14 +160,21 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
   const auto& kt = cpu::active_kernels();
   const bool x_bf16 = act == DType::bf16;
   const DType wd = p.quantized ? act : p.layout.scale_dtype;
-  const std::string dense = wd == DType::f16                 ? "dense_f16_f32"
+  const std::string dense = wd == DType::f16            ? "dense_f16_f32"
                             : (x_bf16 && kt.dense_bf16) ? "dense_bf16_bf16"
                                                         : "dense_bf16_f32";
   switch (plan.strategy) {
-    case Strategy::fused: plan.kernel = (x_bf16 && kt.q4_bf16) ? "q4_bf16" : "q4_f32"; break;
-    case Strategy::decoupled: plan.kernel = "dequant_panel + " + dense; break;
-    case Strategy::dense: plan.kernel = dense; break;
-    case Strategy::automatic: break;
+    case Strategy::fused:
+      plan.kernel = (x_bf16 && kt.q4_bf16) ? "q4_bf16" : "q4_f32";
+      break;
+    case Strategy::decoupled:
+      plan.kernel = "dequant_panel + " + dense;
+      break;
+    case Strategy::dense:
+      plan.kernel = dense;
+      break;
+    case Strategy::automatic:
+      break;
   }
   plan.kernel += std::string("__") + kt.name;
   return plan;
@@ -170,8 +184,8 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
   cpu::gemm_ablation(x, w, y, o, cpu::Ablation::none);
 }
 
-void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& options,
-                        Ablation ablation) {
+void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y,
+                        const GemmOptions& options, Ablation ablation) {
   GemmOptions o = options;
   if (ablation == Ablation::widen_copy) o.strategy = Strategy::decoupled;
   if (ablation == Ablation::int4_stream) o.strategy = Strategy::fused;
@@ -181,8 +195,8 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
   require(x.dtype == DType::f16 || x.dtype == DType::bf16, "gemm: x must be fp16 or bf16, got {}", to_string(x.dtype));
   require(y.dtype == DType::f16 || y.dtype == DType::bf16, "gemm: y must be fp16 or bf16, got {}", to_string(y.dtype));
   require(x.cols == p.layout.k, "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, p.layout.k);
-  require(y.rows == x.rows && y.cols == p.layout.n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols,
-          x.rows, p.layout.n);
+  require(y.rows == x.rows && y.cols == p.layout.n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows,
+          p.layout.n);
   const ResolvedPlan plan = resolve_plan(p, o);
   const auto& kt = cpu::active_kernels();
   const int64_t m = x.rows, kp = p.k_padded, groups = p.geom.groups;
@@ -192,9 +206,7 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
   bool x_bf16 = false;
   if (plan.strategy == Strategy::fused) x_bf16 = x.dtype == DType::bf16 && kt.q4_bf16;
   if (plan.strategy != Strategy::fused) x_bf16 = dense_dtype == DType::bf16 && x.dtype == DType::bf16 && kt.dense_bf16;
-  cpu::DenseKernel dense_kernel = dense_dtype == DType::f16 ? kt.dense_f16
-                                  : x_bf16                  ? kt.dense_bf16
-                                                            : kt.dense_bf16_f32;
+  cpu::DenseKernel dense_kernel = dense_dtype == DType::f16 ? kt.dense_f16 : x_bf16 ? kt.dense_bf16 : kt.dense_bf16_f32;
 
   // Prepare activations: permuted, padded into K', widened to fp32 unless the bf16 kernel reads them.
   Workspace& ws = thread_workspace();
@@ -322,7 +334,8 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
             offset += (c1 - c0) * kChunkK * kTileN;
             break;
           }
-          case Strategy::automatic: break;
+          case Strategy::automatic:
+            break;
         }
         if (!split) finish_tile(t, out);
       }

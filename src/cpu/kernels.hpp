@@ -41,9 +41,7 @@ struct GroupGeometry {
   int64_t last_group_chunks = 0;  // ceil(L/8), L = length of the last group
   int64_t chunks() const { return (groups - 1) * chunks_per_group + last_group_chunks; }
   int64_t chunk_begin(int64_t group) const { return group * chunks_per_group; }
-  int64_t chunk_end(int64_t group) const {
-    return group == groups - 1 ? chunks() : (group + 1) * chunks_per_group;
-  }
+  int64_t chunk_end(int64_t group) const { return group == groups - 1 ? chunks() : (group + 1) * chunks_per_group; }
 };
 
 // One tile of a packed int4 weight.
@@ -58,9 +56,9 @@ struct Q4Tile {
 
 // Activations as the kernels read them: rows of the padded, permuted K' (zeros in padding).
 struct Activations {
-  const void* data = nullptr;          // [m][ld]: bf16 bits for *_bf16 kernels, fp32 otherwise
-  int64_t ld = 0;                      // elements between rows
-  const float* group_sums = nullptr;   // [m][G] sum of each group of x (asym/float zero), else nullptr
+  const void* data = nullptr;         // [m][ld]: bf16 bits for *_bf16 kernels, fp32 otherwise
+  int64_t ld = 0;                     // elements between rows
+  const float* group_sums = nullptr;  // [m][G] sum of each group of x (asym/float zero), else nullptr
   int64_t m = 0;
 };
 
@@ -82,11 +80,11 @@ enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
 struct KernelTable {
   Isa isa = Isa::scalar;
   const char* name = "scalar";
-  Q4Kernel q4_f32 = nullptr;          // x fp32
-  Q4Kernel q4_bf16 = nullptr;         // x bf16 pairs (vdpbf16ps); nullptr where the ISA lacks it
-  DenseKernel dense_f16 = nullptr;    // fp16 weights, x fp32
+  Q4Kernel q4_f32 = nullptr;             // x fp32
+  Q4Kernel q4_bf16 = nullptr;            // x bf16 pairs (vdpbf16ps); nullptr where the ISA lacks it
+  DenseKernel dense_f16 = nullptr;       // fp16 weights, x fp32
   DenseKernel dense_bf16_f32 = nullptr;  // bf16 pair weights, x fp32
-  DenseKernel dense_bf16 = nullptr;   // bf16 pair weights, x bf16 pairs; nullptr where the ISA lacks it
+  DenseKernel dense_bf16 = nullptr;      // bf16 pair weights, x bf16 pairs; nullptr where the ISA lacks it
   DequantKernel dequant = nullptr;
   // Ablations for the bottleneck study (`w4a16 bench --study`), not for results: `widen` is the
   // decoupled stage with the dequantization arithmetic replaced by a plain widening copy of each

@@ -103,7 +103,8 @@ PackedWeight pack(const QuantizedWeight& w) {
   // Padding columns of asym weights get z = 8 so that their coefficient (8 - z) * s is 0.
   if (w.zero_mode() == ZeroMode::asym) {
     for (int64_t n = w.n(); n < p->tiles * kTileN; ++n) {
-      for (int64_t g = 0; g < groups; ++g) p->zeros[size_t(((n / kTileN) * groups + g) * kTileN + n % kTileN)] = std::byte{8};
+      for (int64_t g = 0; g < groups; ++g)
+        p->zeros[size_t(((n / kTileN) * groups + g) * kTileN + n % kTileN)] = std::byte{8};
     }
   }
   p->perm = w.perm();

@@ -10,19 +10,19 @@
 namespace w4a16 {
 
 struct PackedWeight::Impl {
-  QuantizedLayout layout;        // n, k, g, zero mode, scale dtype of the source
-  bool quantized = true;         // false: made by pack_dense(), only `dense_*` is filled
-  int64_t tiles = 0;             // ceil(N / 64)
-  cpu::GroupGeometry geom;       // group -> chunk mapping (groups padded to whole chunks)
-  int64_t k_padded = 0;          // chunks * 8: the K' the kernels see
-  bool x_padded = false;         // K' differs from K or groups are padded: x is copied into K'
+  QuantizedLayout layout;   // n, k, g, zero mode, scale dtype of the source
+  bool quantized = true;    // false: made by pack_dense(), only `dense_*` is filled
+  int64_t tiles = 0;        // ceil(N / 64)
+  cpu::GroupGeometry geom;  // group -> chunk mapping (groups padded to whole chunks)
+  int64_t k_padded = 0;     // chunks * 8: the K' the kernels see
+  bool x_padded = false;    // K' differs from K or groups are padded: x is copied into K'
 
-  AlignedBuffer<uint32_t> codes;     // [tiles][chunks][64]
-  AlignedBuffer<std::byte> scales;   // [tiles][G][64] scale dtype
-  AlignedBuffer<std::byte> zeros;    // [tiles][G][64] uint8 / scale dtype; empty for sym
-  std::vector<int32_t> perm;         // [K] or empty
-  Bias bias;                         // as given
-  std::vector<float> bias_f32;       // [N] or empty
+  AlignedBuffer<uint32_t> codes;    // [tiles][chunks][64]
+  AlignedBuffer<std::byte> scales;  // [tiles][G][64] scale dtype
+  AlignedBuffer<std::byte> zeros;   // [tiles][G][64] uint8 / scale dtype; empty for sym
+  std::vector<int32_t> perm;        // [K] or empty
+  Bias bias;                        // as given
+  std::vector<float> bias_f32;      // [N] or empty
 
   // Dense 16-bit copies in the dense layouts of kernels.hpp, indexed by DType (f16, bf16).
   mutable std::once_flag dense_once[2];

@@ -15,10 +15,8 @@ namespace w4a16 {
 void check_gemm_args(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y) {
   check_matrix(x, "gemm: x");
   check_matrix(y, "gemm: y");
-  require(x.dtype == DType::f16 || x.dtype == DType::bf16, "gemm: x must be fp16 or bf16, got {}",
-          to_string(x.dtype));
-  require(y.dtype == DType::f16 || y.dtype == DType::bf16, "gemm: y must be fp16 or bf16, got {}",
-          to_string(y.dtype));
+  require(x.dtype == DType::f16 || x.dtype == DType::bf16, "gemm: x must be fp16 or bf16, got {}", to_string(x.dtype));
+  require(y.dtype == DType::f16 || y.dtype == DType::bf16, "gemm: y must be fp16 or bf16, got {}", to_string(y.dtype));
   require(x.cols == w.k(), "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, w.k());
   require(y.rows == x.rows && y.cols == w.n(), "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows,
           w.n());
@@ -36,8 +34,8 @@ void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableM
     }
   }
 
-  std::vector<double> out(size_t(m_total * n_total));  // [M, N] accumulators
-  std::vector<double> wrow(static_cast<size_t>(k_total));           // [K] one dequantized row of W
+  std::vector<double> out(size_t(m_total * n_total));      // [M, N] accumulators
+  std::vector<double> wrow(static_cast<size_t>(k_total));  // [K] one dequantized row of W
   for (int64_t n = 0; n < n_total; ++n) {
     for (int64_t g = 0; g < w.groups(); ++g) {
       const double s = w.scale(n, g), zf = w.zero_float(n, g);

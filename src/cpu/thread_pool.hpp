@@ -25,7 +25,8 @@ class ThreadPool {
   // no allocation on the hot path). It must not throw.
   template <typename F>
   void run(int parts, int threads, F& fn) {
-    run_erased(parts, threads, [](void* ctx, int part) { (*static_cast<F*>(ctx))(part); }, &fn);
+    run_erased(
+        parts, threads, [](void* ctx, int part) { (*static_cast<F*>(ctx))(part); }, &fn);
   }
 
   int max_threads() const { return int(workers_.size()) + 1; }

@@ -23,10 +23,12 @@ inline float tile_scale(const Q4Tile& w, int64_t group, int64_t col) {
 // coef of the contract in kernels.hpp: (8 - z) * s for asym, zf for float zero, 0 for sym.
 inline float tile_zero_coef(const Q4Tile& w, int64_t group, int64_t col) {
   switch (w.zero_mode) {
-    case ZeroMode::sym: return 0.0f;
+    case ZeroMode::sym:
+      return 0.0f;
     case ZeroMode::asym:
       return float(8 - int(static_cast<const uint8_t*>(w.zeros)[group * kTileN + col])) * tile_scale(w, group, col);
-    case ZeroMode::float_zero: return load_as_f32(w.zeros, w.scale_dtype, group * kTileN + col);
+    case ZeroMode::float_zero:
+      return load_as_f32(w.zeros, w.scale_dtype, group * kTileN + col);
   }
   return 0.0f;
 }

@@ -9,9 +9,12 @@ size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
 
 std::string_view to_string(DType dtype) {
   switch (dtype) {
-    case DType::f16: return "fp16";
-    case DType::bf16: return "bf16";
-    case DType::f32: return "fp32";
+    case DType::f16:
+      return "fp16";
+    case DType::bf16:
+      return "bf16";
+    case DType::f32:
+      return "fp32";
   }
   return "?";
 }
@@ -25,9 +28,12 @@ DType parse_dtype(std::string_view name) {
 
 std::string_view to_string(ZeroMode mode) {
   switch (mode) {
-    case ZeroMode::sym: return "sym";
-    case ZeroMode::asym: return "asym";
-    case ZeroMode::float_zero: return "float";
+    case ZeroMode::sym:
+      return "sym";
+    case ZeroMode::asym:
+      return "asym";
+    case ZeroMode::float_zero:
+      return "float";
   }
   return "?";
 }
@@ -45,8 +51,8 @@ void check_matrix_impl(const Matrix& m, std::string_view what) {
   require(m.data != nullptr, "{}: data pointer is null", what);
   require(m.rows > 0 && m.cols > 0, "{}: shape {}x{} must be positive", what, m.rows, m.cols);
   require(checked_mul(m.rows, m.cols).has_value(), "{}: shape {}x{} overflows", what, m.rows, m.cols);
-  require(m.dtype == DType::f16 || m.dtype == DType::bf16 || m.dtype == DType::f32,
-          "{}: invalid dtype value {}", what, int(m.dtype));
+  require(m.dtype == DType::f16 || m.dtype == DType::bf16 || m.dtype == DType::f32, "{}: invalid dtype value {}", what,
+          int(m.dtype));
 }
 }  // namespace
 

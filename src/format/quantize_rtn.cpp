@@ -46,9 +46,7 @@ double round_to_dtype(double v, DType dtype, std::byte* out) {
 }
 
 // clamp(rne(ratio) + offset, 0, 15); rounding happens before the offset is added, as documented.
-int clamp_code(double ratio, int offset) {
-  return int(std::clamp(std::nearbyint(ratio) + double(offset), 0.0, 15.0));
-}
+int clamp_code(double ratio, int offset) { return int(std::clamp(std::nearbyint(ratio) + double(offset), 0.0, 15.0)); }
 
 }  // namespace
 
@@ -93,7 +91,9 @@ QuantizedWeight quantize(const MatrixRef& w, const QuantizeOptions& options, con
       double s = 0.0, zf = 0.0;
       int zero = 8;
       switch (layout.zero_mode) {
-        case ZeroMode::sym: s = absmax / 7.5; break;
+        case ZeroMode::sym:
+          s = absmax / 7.5;
+          break;
         case ZeroMode::asym:
           lo = std::min(lo, 0.0);
           hi = std::max(hi, 0.0);
@@ -113,8 +113,8 @@ QuantizedWeight quantize(const MatrixRef& w, const QuantizeOptions& options, con
       if (layout.zero_mode == ZeroMode::float_zero) {
         stored_zf = round_to_dtype(zf, layout.scale_dtype, &zeros[gi * sbytes]);
         if (!std::isfinite(stored_zf)) {
-          fail(ErrorCode::invalid_argument, "quantize: float zero {} of row {} group {} overflows {}", zf, row,
-               group, to_string(layout.scale_dtype));
+          fail(ErrorCode::invalid_argument, "quantize: float zero {} of row {} group {} overflows {}", zf, row, group,
+               to_string(layout.scale_dtype));
         }
       }
       if (layout.zero_mode == ZeroMode::asym) {

@@ -9,21 +9,19 @@ namespace {
 
 bool is_float_dtype(DType d) { return d == DType::f16 || d == DType::bf16 || d == DType::f32; }
 
-void check_all_finite(const std::vector<std::byte>& data, DType dtype, int64_t groups,
-                      std::string_view what) {
+void check_all_finite(const std::vector<std::byte>& data, DType dtype, int64_t groups, std::string_view what) {
   const int64_t count = int64_t(data.size() / dtype_size(dtype));
   for (int64_t i = 0; i < count; ++i) {
     const float v = load_as_f32(data.data(), dtype, i);
-    require(std::isfinite(v), "QuantizedWeight: {} at row {} group {} is not finite ({})", what,
-            i / groups, i % groups, v);
+    require(std::isfinite(v), "QuantizedWeight: {} at row {} group {} is not finite ({})", what, i / groups, i % groups,
+            v);
   }
 }
 
 }  // namespace
 
-QuantizedWeight::QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> codes,
-                                 std::vector<std::byte> scales, std::vector<std::byte> zeros,
-                                 std::vector<int32_t> perm, Bias bias)
+QuantizedWeight::QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> codes, std::vector<std::byte> scales,
+                                 std::vector<std::byte> zeros, std::vector<int32_t> perm, Bias bias)
     : layout_(layout),
       codes_(std::move(codes)),
       scales_(std::move(scales)),
@@ -34,8 +32,8 @@ QuantizedWeight::QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> co
   require(l.n > 0 && l.k > 0, "QuantizedWeight: N={} and K={} must be positive", l.n, l.k);
   require(l.k <= INT32_MAX, "QuantizedWeight: K={} is too large (max {})", l.k, INT32_MAX);
   require(l.group_size >= 1, "QuantizedWeight: group size {} must be >= 1", l.group_size);
-  require(l.group_size <= l.k, "QuantizedWeight: group size {} exceeds K={} (use g = K for per-channel)",
-          l.group_size, l.k);
+  require(l.group_size <= l.k, "QuantizedWeight: group size {} exceeds K={} (use g = K for per-channel)", l.group_size,
+          l.k);
   require(is_float_dtype(l.scale_dtype), "QuantizedWeight: invalid scale dtype {}", int(l.scale_dtype));
   require(l.zero_mode == ZeroMode::sym || l.zero_mode == ZeroMode::asym || l.zero_mode == ZeroMode::float_zero,
           "QuantizedWeight: invalid zero mode {}", int(l.zero_mode));
@@ -47,8 +45,8 @@ QuantizedWeight::QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> co
           codes_.size(), *code_bytes);
   const int64_t scale_bytes = *group_count * int64_t(dtype_size(l.scale_dtype));
   require(int64_t(scales_.size()) == scale_bytes,
-          "QuantizedWeight: scales hold {} bytes, expected N*ceil(K/g) = {} values of {} ({} bytes)",
-          scales_.size(), *group_count, to_string(l.scale_dtype), scale_bytes);
+          "QuantizedWeight: scales hold {} bytes, expected N*ceil(K/g) = {} values of {} ({} bytes)", scales_.size(),
+          *group_count, to_string(l.scale_dtype), scale_bytes);
   check_all_finite(scales_, l.scale_dtype, l.groups(), "scale");
 
   switch (l.zero_mode) {
@@ -61,8 +59,8 @@ QuantizedWeight::QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> co
               *group_count);
       for (size_t i = 0; i < zeros_.size(); ++i) {
         const int z = int(zeros_[i]);
-        require(z <= 16, "QuantizedWeight: zero {} at row {} group {} is outside [0, 16]", z,
-                int64_t(i) / l.groups(), int64_t(i) % l.groups());
+        require(z <= 16, "QuantizedWeight: zero {} at row {} group {} is outside [0, 16]", z, int64_t(i) / l.groups(),
+                int64_t(i) % l.groups());
       }
       break;
     case ZeroMode::float_zero:

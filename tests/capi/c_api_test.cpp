@@ -488,8 +488,7 @@ TEST(CApiOptions, EveryStrategyAndPartitionMatchesTheReference) {
       const w4a16_gemm_options o = {s, p, 2, 2};
       HostMatrix y(DType::bf16, 6, kN);
       y.poison();
-      ASSERT_EQ(w4a16_gemm_ex(x.data(), W4A16_DTYPE_BF16, 6, kK, w.get(), y.data(), W4A16_DTYPE_BF16, kN, &o),
-                W4A16_OK)
+      ASSERT_EQ(w4a16_gemm_ex(x.data(), W4A16_DTYPE_BF16, 6, kK, w.get(), y.data(), W4A16_DTYPE_BF16, kN, &o), W4A16_OK)
           << last_error();
       for (int i = 0; i < 6 * kN; ++i) {
         // Dense and decoupled round W to bf16 (2^-8 relative per weight): a loose bound suffices

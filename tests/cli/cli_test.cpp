@@ -43,12 +43,14 @@ class Cli : public ::testing::Test {
   // A small "model": two linear layers (one with bias), an embedding and a norm.
   void write_model(const std::string& file) {
     io::SafetensorsWriter w;
-    w.add_owned("model.embed_tokens.weight", io::StDType::BF16, {50, 96}, bytes(test::random_matrix(DType::bf16, 50, 96, 1)));
+    w.add_owned("model.embed_tokens.weight", io::StDType::BF16, {50, 96},
+                bytes(test::random_matrix(DType::bf16, 50, 96, 1)));
     w.add_owned("model.layers.0.mlp.up_proj.weight", io::StDType::BF16, {70, 96},
                 bytes(test::random_matrix(DType::bf16, 70, 96, 2, 0.05f)));
     w.add_owned("model.layers.0.mlp.down_proj.weight", io::StDType::F16, {33, 200},
                 bytes(test::random_matrix(DType::f16, 33, 200, 3, 0.05f)));
-    w.add_owned("model.layers.0.mlp.down_proj.bias", io::StDType::F16, {33}, bytes(test::random_matrix(DType::f16, 1, 33, 4)));
+    w.add_owned("model.layers.0.mlp.down_proj.bias", io::StDType::F16, {33},
+                bytes(test::random_matrix(DType::f16, 1, 33, 4)));
     w.add_owned("model.norm.weight", io::StDType::F32, {96}, bytes(test::random_matrix(DType::f32, 1, 96, 5)));
     w.set_metadata("format", "pt");
     w.write(file);
@@ -62,8 +64,8 @@ class Cli : public ::testing::Test {
 
 TEST_F(Cli, QuantizeThenGemmReproducesTheReference) {
   write_model(path("model.safetensors"));
-  const Result q = run("quantize -i " + path("model.safetensors") + " -o " + path("q.safetensors") +
-                       " --group-size 64 --zero asym");
+  const Result q =
+      run("quantize -i " + path("model.safetensors") + " -o " + path("q.safetensors") + " --group-size 64 --zero asym");
   ASSERT_EQ(q.status, 0) << q.output;
   EXPECT_NE(q.output.find("model.layers.0.mlp.up_proj"), std::string::npos) << q.output;
   EXPECT_EQ(q.output.find("embed_tokens "), std::string::npos) << "embeddings are not quantized by default";

@@ -29,7 +29,8 @@ TEST(GemmContracts, NoHeapAllocationAfterTheFirstCallForAShape) {
   void* volatile probe = ::operator new(16);  // a direct call may not be elided, unlike a new-expression
   ::operator delete(probe);
   ASSERT_EQ(g_allocations.load() - start, 1) << "the allocation counter must see operator new";
-  for (auto [m, zero] : {std::pair{int64_t(1), ZeroMode::sym}, {int64_t(3), ZeroMode::asym}, {int64_t(20), ZeroMode::float_zero}}) {
+  for (auto [m, zero] :
+       {std::pair{int64_t(1), ZeroMode::sym}, {int64_t(3), ZeroMode::asym}, {int64_t(20), ZeroMode::float_zero}}) {
     KernelInput in;
     in.m = m, in.k = 1024 + 64, in.n = 200, in.g = 64, in.zero = zero, in.perm = true, in.bias = true;
     const PreparedInput p = prepare(in, 3);
@@ -44,8 +45,7 @@ TEST(GemmContracts, NoHeapAllocationAfterTheFirstCallForAShape) {
         gemm(p.x.ref(), p.packed, y.mut(), o);  // sizes workspaces, makes the dense copy
         const long before = g_allocations.load();
         for (int i = 0; i < 3; ++i) gemm(p.x.ref(), p.packed, y.mut(), o);
-        EXPECT_EQ(g_allocations.load() - before, 0)
-            << to_string(strategy) << " " << to_string(partition) << " M=" << m;
+        EXPECT_EQ(g_allocations.load() - before, 0) << to_string(strategy) << " " << to_string(partition) << " M=" << m;
       }
     }
   }

@@ -88,15 +88,15 @@ struct PreparedInput {
   PackedWeight packed;
   HostMatrix x;
   HostMatrix y_ref;
-  std::vector<double> abs_terms;    // [M, N] sum_k |x_k| * (8 s + |coef|): bounds every fp32 term
-  std::vector<double> abs_products; // [M, N] sum_k |x_k * w_k|: what 16-bit weight rounding scales
+  std::vector<double> abs_terms;     // [M, N] sum_k |x_k| * (8 s + |coef|): bounds every fp32 term
+  std::vector<double> abs_products;  // [M, N] sum_k |x_k * w_k|: what 16-bit weight rounding scales
 };
 
 inline PreparedInput prepare(const KernelInput& in, uint64_t seed) {
   const auto src = random_matrix(DType::f32, in.n, in.k, seed, 0.05f);
   const auto bias = random_matrix(DType::f32, 1, in.n, seed + 1);
-  QuantizedWeight q = quantize(src.ref(), {in.g, in.zero, in.scale},
-                               in.bias ? std::optional<MatrixRef>(bias.ref()) : std::nullopt);
+  QuantizedWeight q =
+      quantize(src.ref(), {in.g, in.zero, in.scale}, in.bias ? std::optional<MatrixRef>(bias.ref()) : std::nullopt);
   if (in.perm) {
     std::vector<int32_t> perm(size_t(in.k));
     for (int64_t i = 0; i < in.k; ++i) perm[size_t(i)] = int32_t(i);

@@ -36,8 +36,9 @@ TEST(KernelsLong, EveryExecutionVariantOnManyInputs) {
             HostMatrix y(in.act, in.m, in.n);
             y.poison();
             gemm(p.x.ref(), p.packed, y.mut(), o);
-            bad += check_output(p, y, strategy, isa + " " + std::string(to_string(strategy)) + " S=" +
-                                                    std::to_string(s) + " T=" + std::to_string(threads));
+            bad += check_output(p, y, strategy,
+                                isa + " " + std::string(to_string(strategy)) + " S=" + std::to_string(s) +
+                                    " T=" + std::to_string(threads));
           }
         }
       }

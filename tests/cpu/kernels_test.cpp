@@ -21,10 +21,14 @@ const std::vector<DType> kScale = {DType::f16, DType::bf16, DType::f32};
 // K as a function of g: g, 3g, 11g, 3g + g/2 (ragged last group).
 int64_t k_of(int64_t g, int which) {
   switch (which) {
-    case 0: return g;
-    case 1: return 3 * g;
-    case 2: return 11 * g;
-    default: return 3 * g + g / 2;
+    case 0:
+      return g;
+    case 1:
+      return 3 * g;
+    case 2:
+      return 11 * g;
+    default:
+      return 3 * g + g / 2;
   }
 }
 // Execution factors, rotated over the inputs so that every (S, threads) pair is met.
@@ -32,8 +36,8 @@ const std::vector<int> kSplit = {1, 2, 3, 7};
 const std::vector<int> kThreads = {1, 2, 3};
 
 std::vector<KernelInput> covering_inputs() {
-  const auto rows = pairwise_rows({int(kM.size()), int(kN.size()), int(kG.size()), 4, int(kZero.size()),
-                                   int(kAct.size()), int(kScale.size()), 2});
+  const auto rows = pairwise_rows(
+      {int(kM.size()), int(kN.size()), int(kG.size()), 4, int(kZero.size()), int(kAct.size()), int(kScale.size()), 2});
   std::vector<KernelInput> out;
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
@@ -86,8 +90,9 @@ TEST_P(KernelsOnIsa, AllStrategiesMatchTheReferenceOnACoveringSet) {
       HostMatrix y(p.in.act, p.in.m, p.in.n);
       y.poison();
       gemm(p.x.ref(), p.packed, y.mut(), o);
-      bad += check_output(p, y, strategy,
-                          std::string(to_string(strategy)) + " S=" + std::to_string(s) + " T=" + std::to_string(threads));
+      bad +=
+          check_output(p, y, strategy,
+                       std::string(to_string(strategy)) + " S=" + std::to_string(s) + " T=" + std::to_string(threads));
       ++runs;
     }
   }

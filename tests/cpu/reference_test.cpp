@@ -136,12 +136,12 @@ TEST(Reference, ValidatesArgumentsAndLeavesYUntouched) {
     EXPECT_THROW(gemm(xr, w, yr), Error);
     EXPECT_EQ(y.bits, before);
   };
-  expect_error({x.data(), DType::f16, 2, 63}, y.mut());                  // K mismatch
-  expect_error(x.ref(), {y.data(), DType::f16, 2, 4});                   // N mismatch
-  expect_error(x.ref(), {y.data(), DType::f16, 1, 5});                   // M mismatch
-  expect_error({nullptr, DType::f16, 2, 64}, y.mut());                   // null x
-  expect_error({x.data(), DType::f32, 2, 64}, y.mut());                  // fp32 activations
-  expect_error(x.ref(), {y.data(), DType(7), 2, 5});                     // garbage dtype
+  expect_error({x.data(), DType::f16, 2, 63}, y.mut());                       // K mismatch
+  expect_error(x.ref(), {y.data(), DType::f16, 2, 4});                        // N mismatch
+  expect_error(x.ref(), {y.data(), DType::f16, 1, 5});                        // M mismatch
+  expect_error({nullptr, DType::f16, 2, 64}, y.mut());                        // null x
+  expect_error({x.data(), DType::f32, 2, 64}, y.mut());                       // fp32 activations
+  expect_error(x.ref(), {y.data(), DType(7), 2, 5});                          // garbage dtype
   expect_error({x.data(), DType::f16, 0, 64}, {y.data(), DType::f16, 0, 5});  // empty
 }
 

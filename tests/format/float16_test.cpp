@@ -1,11 +1,11 @@
 // fp16/bf16 conversions: exhaustive round trips and the single-rounding guarantee from double.
+#include "w4a16/float16.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
-
-#include "w4a16/float16.hpp"
 
 namespace w4a16 {
 namespace {
@@ -47,8 +47,8 @@ uint16_t nearest_f16_by_search(double v) {
 }
 
 TEST(Float16, Fp32ToFp16RoundsToNearestEvenIncludingSubnormals) {
-  const double cases[] = {1.0 + 0x1p-11, 1.0 + 3 * 0x1p-11, 0x1p-25, 3 * 0x1p-25, 0x1p-24 * 1.5, 65504.0,
-                          65519.0,       0.1,                 -2.5e-5, 1e-7,     6.1e-5,         333.3};
+  const double cases[] = {1.0 + 0x1p-11, 1.0 + 3 * 0x1p-11, 0x1p-25, 3 * 0x1p-25, 0x1p-24 * 1.5, 65504.0, 65519.0,
+                          0.1,           -2.5e-5,           1e-7,    6.1e-5,      333.3};
   for (double v : cases) EXPECT_EQ(f32_to_f16(float(v)), nearest_f16_by_search(float(v))) << v;
 }
 

@@ -14,9 +14,12 @@ namespace {
 // Value of x after one rounding to dtype (the quantizer rounds its double scale this way).
 double stored(double x, DType dtype) {
   switch (dtype) {
-    case DType::f16: return f16_to_f32(f64_to_f16(x));
-    case DType::bf16: return bf16_to_f32(f64_to_bf16(x));
-    case DType::f32: return float(x);
+    case DType::f16:
+      return f16_to_f32(f64_to_f16(x));
+    case DType::bf16:
+      return bf16_to_f32(f64_to_bf16(x));
+    case DType::f32:
+      return float(x);
   }
   return 0;
 }
@@ -45,9 +48,15 @@ void check_bound(const test::HostMatrix& w, const QuantizedWeight& q, const Case
       }
       double s = 0, zf = 0, slope = 0;
       switch (c.mode) {
-        case ZeroMode::sym: s = absmax / 7.5, slope = 7.5; break;
-        case ZeroMode::asym: s = (std::max(hi, 0.0) - std::min(lo, 0.0)) / 15, slope = 15; break;
-        case ZeroMode::float_zero: s = (hi - lo) / 15, zf = lo + 8 * s, slope = 8; break;
+        case ZeroMode::sym:
+          s = absmax / 7.5, slope = 7.5;
+          break;
+        case ZeroMode::asym:
+          s = (std::max(hi, 0.0) - std::min(lo, 0.0)) / 15, slope = 15;
+          break;
+        case ZeroMode::float_zero:
+          s = (hi - lo) / 15, zf = lo + 8 * s, slope = 8;
+          break;
       }
       const double s_stored = q.scale(row, group);
       ASSERT_EQ(s_stored, stored(s, c.scale)) << "scale of row " << row << " group " << group;

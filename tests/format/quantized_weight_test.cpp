@@ -96,25 +96,46 @@ TEST(QuantizedWeight, RejectsInconsistentBuffers) {
   expect_invalid([&] { QuantizedWeight({2, 6, 4, ZeroMode::sym, DType::f16}, codes, scales); }, "codes hold");
   expect_invalid([&] { QuantizedWeight({2, 4, 2, ZeroMode::sym, DType::f16}, codes, scales); }, "scales hold");
   expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::sym, DType(9)}, codes, scales); }, "scale dtype");
-  expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, f16_values({1.0f, NAN})); },
-                 "not finite");
-  expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {std::byte{1}}); },
-                 "sym mode takes no zeros");
-  expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::asym, DType::f16}, codes, scales, {std::byte{1}}); },
-                 "asym zeros");
+  expect_invalid(
+      [&] {
+        QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, f16_values({1.0f, NAN}));
+      },
+      "not finite");
+  expect_invalid(
+      [&] {
+        QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {std::byte{1}});
+      },
+      "sym mode takes no zeros");
+  expect_invalid(
+      [&] {
+        QuantizedWeight({2, 4, 4, ZeroMode::asym, DType::f16}, codes, scales, {std::byte{1}});
+      },
+      "asym zeros");
   expect_invalid(
       [&] {
         QuantizedWeight({2, 4, 4, ZeroMode::asym, DType::f16}, codes, scales, {std::byte{3}, std::byte{17}});
       },
       "outside [0, 16]");
-  expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::float_zero, DType::f16}, codes, scales, {}); },
-                 "float zeros");
-  expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {}, {0, 1, 2}); },
-                 "perm has 3 entries");
-  expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {}, {0, 1, 1, 3}); },
-                 "not a permutation");
-  expect_invalid([&] { QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {}, {0, 1, 2, 4}); },
-                 "outside [0, K=4)");
+  expect_invalid(
+      [&] {
+        QuantizedWeight({2, 4, 4, ZeroMode::float_zero, DType::f16}, codes, scales, {});
+      },
+      "float zeros");
+  expect_invalid(
+      [&] {
+        QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {}, {0, 1, 2});
+      },
+      "perm has 3 entries");
+  expect_invalid(
+      [&] {
+        QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {}, {0, 1, 1, 3});
+      },
+      "not a permutation");
+  expect_invalid(
+      [&] {
+        QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {}, {0, 1, 2, 4});
+      },
+      "outside [0, K=4)");
   expect_invalid(
       [&] {
         QuantizedWeight({2, 4, 4, ZeroMode::sym, DType::f16}, codes, scales, {}, {}, {DType::f16, f16_values({1})});

@@ -32,17 +32,26 @@ struct HostMatrix {
   MutableMatrixRef mut() { return {data(), dtype, rows, cols}; }
   float get(int64_t i) const {
     switch (dtype) {
-      case DType::f16: return f16_to_f32(bits[size_t(i)]);
-      case DType::bf16: return bf16_to_f32(bits[size_t(i)]);
-      case DType::f32: return f32[size_t(i)];
+      case DType::f16:
+        return f16_to_f32(bits[size_t(i)]);
+      case DType::bf16:
+        return bf16_to_f32(bits[size_t(i)]);
+      case DType::f32:
+        return f32[size_t(i)];
     }
     return 0.0f;
   }
   void set(int64_t i, float v) {
     switch (dtype) {
-      case DType::f16: bits[size_t(i)] = f32_to_f16(v); break;
-      case DType::bf16: bits[size_t(i)] = f32_to_bf16(v); break;
-      case DType::f32: f32[size_t(i)] = v; break;
+      case DType::f16:
+        bits[size_t(i)] = f32_to_f16(v);
+        break;
+      case DType::bf16:
+        bits[size_t(i)] = f32_to_bf16(v);
+        break;
+      case DType::f32:
+        f32[size_t(i)] = v;
+        break;
     }
   }
   // Fills with a quiet NaN so that an element a kernel forgets to write is caught.

@@ -15,12 +15,15 @@ namespace {
 inline __m512 load16_as_f32(const void* base, DType dtype, int64_t index) {
   switch (dtype) {
     case DType::f16:
-      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + index)));
+      return _mm512_cvtph_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + index)));
     case DType::bf16: {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + index));
+      const __m256i bits =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + index));
       return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
     }
-    case DType::f32: return _mm512_loadu_ps(static_cast<const float*>(base) + index);
+    case DType::f32:
+      return _mm512_loadu_ps(static_cast<const float*>(base) + index);
   }
   return _mm512_setzero_ps();
 }
@@ -35,14 +38,19 @@ inline GroupParams group_params(const Q4Tile& w, int64_t group, int b) {
   GroupParams p;
   p.scale = load16_as_f32(w.scales, w.scale_dtype, index);
   switch (w.zero_mode) {
-    case ZeroMode::sym: p.coef = _mm512_setzero_ps(); break;
+    case ZeroMode::sym:
+      p.coef = _mm512_setzero_ps();
+      break;
     case ZeroMode::asym: {
-      const __m128i z8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(w.zeros) + index));
+      const __m128i z8 =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(w.zeros) + index));
       const __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z8));
       p.coef = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(8.0f), z), p.scale);
       break;
     }
-    case ZeroMode::float_zero: p.coef = load16_as_f32(w.zeros, w.scale_dtype, index); break;
+    case ZeroMode::float_zero:
+      p.coef = load16_as_f32(w.zeros, w.scale_dtype, index);
+      break;
   }
   return p;
 }
@@ -75,12 +83,12 @@ template <int MR, typename Row>
 inline void fma_rows_x64(const float* x, int64_t ld, int64_t k0, int64_t k1, Row row, __m512 (&acc)[MR][4]) {
   for (int64_t k = k0; k < k1; ++k) {
     __m512 wk[4];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) wk[b] = row(k, b);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512 xb = _mm512_set1_ps(x[r * ld + k]);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_fmadd_ps(wk[b], xb, acc[r][b]);
     }
   }
@@ -88,17 +96,17 @@ inline void fma_rows_x64(const float* x, int64_t ld, int64_t k0, int64_t k1, Row
 
 template <int MR>
 inline void zero_acc(__m512 (&acc)[MR][4]) {
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_setzero_ps();
 }
 
 template <int MR>
 inline void store_acc(const __m512 (&acc)[MR][4], float* out) {
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) _mm512_storeu_ps(out + r * kTileN + 16 * b, acc[r][b]);
 }
 
@@ -108,12 +116,23 @@ inline void for_row_blocks(int64_t m, F&& f) {
   int64_t r = 0;
   for (; r + 6 <= m; r += 6) f.template operator()<6>(r);
   switch (m - r) {
-    case 5: f.template operator()<5>(r); break;
-    case 4: f.template operator()<4>(r); break;
-    case 3: f.template operator()<3>(r); break;
-    case 2: f.template operator()<2>(r); break;
-    case 1: f.template operator()<1>(r); break;
-    default: break;
+    case 5:
+      f.template operator()<5>(r);
+      break;
+    case 4:
+      f.template operator()<4>(r);
+      break;
+    case 3:
+      f.template operator()<3>(r);
+      break;
+    case 2:
+      f.template operator()<2>(r);
+      break;
+    case 1:
+      f.template operator()<1>(r);
+      break;
+    default:
+      break;
   }
 }
 

@@ -5,8 +5,8 @@
 // into the low nibble of its lane, and vpermps with a 16-entry fp32 table of (q - 8) turns it
 // into a float (vpermps only reads the low 4 bits of each index, so no mask is needed). The
 // scale and zero are applied once per group: y += s * acc + coef * sum(x over the group).
-#include "cpu/avx512/avx512_common.hpp"
 #include "common/aligned_buffer.hpp"
+#include "cpu/avx512/avx512_common.hpp"
 
 namespace w4a16::cpu {
 
@@ -102,10 +102,10 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
     for (int64_t chunk = cb; chunk < ce; ++chunk) {
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) {
         const __m512i packed = _mm512_load_si512(w.codes + chunk * kTileN + 16 * b);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const __m512 wq = _mm512_permutexvar_ps(_mm512_srli_epi32(packed, 4 * j), table);
           _mm512_store_ps(panel.data() + ((chunk - cb) * kChunkK + kOrder[j]) * kTileN + 16 * b, wq);
@@ -113,7 +113,7 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
       }
     }
     GroupParams p[4];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) p[b] = group_params(w, g, b);
     const float* pw = panel.data();
     for_row_blocks(x.m, [&]<int MR>(int64_t r0) {
@@ -121,10 +121,10 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
       zero_acc(acc);
       auto row = [&](int64_t k, int b) { return _mm512_load_ps(pw + k * kTileN + 16 * b); };
       fma_rows_x64<MR>(xf + r0 * x.ld + cb * kChunkK, x.ld, 0, (ce - cb) * kChunkK, row, acc);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         float* o = out + (r0 + r) * kTileN;
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int b = 0; b < 4; ++b) {
           __m512 v = _mm512_fmadd_ps(p[b].scale, acc[r][b], _mm512_loadu_ps(o + 16 * b));
           if (x.group_sums) {
@@ -141,11 +141,16 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
 
 void q4_f32__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   switch (x.m) {
-    case 1: return q4_f32_decode_rows<1>(w, x, g0, g1, out);
-    case 2: return q4_f32_decode_rows<2>(w, x, g0, g1, out);
-    case 3: return q4_f32_decode_rows<3>(w, x, g0, g1, out);
-    case 4: return q4_f32_decode_rows<4>(w, x, g0, g1, out);
-    default: return q4_f32_prefill(w, x, g0, g1, out);
+    case 1:
+      return q4_f32_decode_rows<1>(w, x, g0, g1, out);
+    case 2:
+      return q4_f32_decode_rows<2>(w, x, g0, g1, out);
+    case 3:
+      return q4_f32_decode_rows<3>(w, x, g0, g1, out);
+    case 4:
+      return q4_f32_decode_rows<4>(w, x, g0, g1, out);
+    default:
+      return q4_f32_prefill(w, x, g0, g1, out);
   }
 }
 

@@ -11,9 +11,16 @@ void widen_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, v
 void stream_q4__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
 
 const KernelTable* avx512_kernels() {
-  static const KernelTable table = {Isa::avx512,           "avx512", q4_f32__avx512, nullptr, dense_f16_f32__avx512,
-                                    dense_bf16_f32__avx512, nullptr,  dequant_panel__avx512,
-                                    widen_panel__avx512,    stream_q4__avx512};
+  static const KernelTable table = {Isa::avx512,
+                                    "avx512",
+                                    q4_f32__avx512,
+                                    nullptr,
+                                    dense_f16_f32__avx512,
+                                    dense_bf16_f32__avx512,
+                                    nullptr,
+                                    dequant_panel__avx512,
+                                    widen_panel__avx512,
+                                    stream_q4__avx512};
   return &table;
 }
 

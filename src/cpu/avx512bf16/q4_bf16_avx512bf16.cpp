@@ -9,8 +9,8 @@
 // The matching x pair is one 32-bit broadcast. Per 32 weights: shift + permute + one dot per row.
 // Scale and zero are applied per group on the fp32 accumulators, so there is no cancellation
 // against a large offset (the "128 + q" magic-exponent variant would subtract 136 * sum(x)).
-#include "cpu/avx512/avx512_common.hpp"
 #include "common/aligned_buffer.hpp"
+#include "cpu/avx512/avx512_common.hpp"
 
 namespace w4a16::cpu {
 
@@ -109,12 +109,12 @@ inline void dot_rows_x64(const uint16_t* x, int64_t ld, const uint32_t* w, int64
                          __m512 (&acc)[MR][4]) {
   for (int64_t p = p0; p < p1; ++p) {
     __m512i wp[4];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) wp[b] = _mm512_load_si512(w + p * kTileN + 16 * b);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512i xp = broadcast_pair(x + r * ld + 2 * p);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], (__m512bh)wp[b], (__m512bh)xp);
     }
   }
@@ -131,10 +131,10 @@ void q4_bf16_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t 
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
     for (int64_t chunk = cb; chunk < ce; ++chunk) {
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) {
         const __m512i packed = _mm512_load_si512(w.codes + chunk * kTileN + 16 * b);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < 4; ++j) {
           const __m512i wq = _mm512_permutexvar_epi16(_mm512_srli_epi16(packed, 4 * j), table);
           _mm512_store_si512(panel.data() + ((chunk - cb) * 4 + j) * kTileN + 16 * b, wq);
@@ -142,16 +142,16 @@ void q4_bf16_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t 
       }
     }
     GroupParams p[4];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < 4; ++b) p[b] = group_params(w, g, b);
     for_row_blocks(x.m, [&]<int MR>(int64_t r0) {
       __m512 acc[MR][4];
       zero_acc(acc);
       dot_rows_x64<MR>(xb + r0 * x.ld + cb * kChunkK, x.ld, panel.data(), 0, (ce - cb) * 4, acc);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         float* o = out + (r0 + r) * kTileN;
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int b = 0; b < 4; ++b) {
           __m512 v = _mm512_fmadd_ps(p[b].scale, acc[r][b], _mm512_loadu_ps(o + 16 * b));
           if (x.group_sums) {
@@ -168,11 +168,16 @@ void q4_bf16_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t 
 
 void q4_bf16__avx512bf16(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   switch (x.m) {
-    case 1: return q4_bf16_decode_rows<1>(w, x, g0, g1, out);
-    case 2: return q4_bf16_decode_rows<2>(w, x, g0, g1, out);
-    case 3: return q4_bf16_decode_rows<3>(w, x, g0, g1, out);
-    case 4: return q4_bf16_decode_rows<4>(w, x, g0, g1, out);
-    default: return q4_bf16_prefill(w, x, g0, g1, out);
+    case 1:
+      return q4_bf16_decode_rows<1>(w, x, g0, g1, out);
+    case 2:
+      return q4_bf16_decode_rows<2>(w, x, g0, g1, out);
+    case 3:
+      return q4_bf16_decode_rows<3>(w, x, g0, g1, out);
+    case 4:
+      return q4_bf16_decode_rows<4>(w, x, g0, g1, out);
+    default:
+      return q4_bf16_prefill(w, x, g0, g1, out);
   }
 }
 
@@ -197,10 +202,16 @@ void dequant_panel__avx512bf16(const Q4Tile& w, int64_t g0, int64_t g1, DType dt
 void stream_q4__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
 
 const KernelTable* avx512bf16_kernels() {
-  static const KernelTable table = {Isa::avx512bf16,     "avx512bf16",          q4_f32__avx512,
-                                    q4_bf16__avx512bf16, dense_f16_f32__avx512, dense_bf16_f32__avx512,
-                                    dense_bf16_bf16__avx512bf16, dequant_panel__avx512bf16,
-                                    widen_panel__avx512, stream_q4__avx512};
+  static const KernelTable table = {Isa::avx512bf16,
+                                    "avx512bf16",
+                                    q4_f32__avx512,
+                                    q4_bf16__avx512bf16,
+                                    dense_f16_f32__avx512,
+                                    dense_bf16_f32__avx512,
+                                    dense_bf16_bf16__avx512bf16,
+                                    dequant_panel__avx512bf16,
+                                    widen_panel__avx512,
+                                    stream_q4__avx512};
   return &table;
 }
 
@@ -217,8 +228,8 @@ void dequant_panel__avx512bf16(const Q4Tile& w, int64_t g0, int64_t g1, DType dt
   const __m512 table = centered_code_table_f32();
   alignas(64) uint16_t interleave[32];
   for (int i = 0; i < 16; ++i) {
-    interleave[2 * i] = uint16_t(i);          // from the low half: k even
-    interleave[2 * i + 1] = uint16_t(16 + i); // from the high half: k odd
+    interleave[2 * i] = uint16_t(i);           // from the low half: k even
+    interleave[2 * i + 1] = uint16_t(16 + i);  // from the high half: k odd
   }
   const __m512i pair_order = _mm512_load_si512(interleave);
   const int64_t base = w.geom.chunk_begin(g0);
@@ -233,8 +244,8 @@ void dequant_panel__avx512bf16(const Q4Tile& w, int64_t g0, int64_t g1, DType dt
         const __m512i packed = _mm512_load_si512(w.codes + chunk * kTileN + 16 * b);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {  // a 32-bit shift by 4j exposes k = 2j, by 4(j+4) k = 2j+1
-          const __m512 even = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(packed, 4 * j), table),
-                                              p[b].scale, p[b].coef);
+          const __m512 even =
+              _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(packed, 4 * j), table), p[b].scale, p[b].coef);
           const __m512 odd = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(packed, 4 * (j + 4)), table),
                                              p[b].scale, p[b].coef);
           const __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(odd, even);

@@ -120,16 +120,23 @@ void stream_generic(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
   uint32_t acc = 0;
   for (int64_t i = w.geom.chunk_begin(g0) * kTileN; i < w.geom.chunk_end(g1 - 1) * kTileN; ++i) acc ^= w.codes[i];
   const auto* scales = static_cast<const uint8_t*>(w.scales);
-  for (int64_t i = g0 * kTileN * int64_t(dtype_size(w.scale_dtype)); i < g1 * kTileN * int64_t(dtype_size(w.scale_dtype)); ++i) {
+  for (int64_t i = g0 * kTileN * int64_t(dtype_size(w.scale_dtype));
+       i < g1 * kTileN * int64_t(dtype_size(w.scale_dtype)); ++i) {
     acc ^= scales[i];
   }
   for (int64_t i = 0; i < x.m * kTileN; ++i) out[i] = float(acc & 0xFF);
 }
 
 const KernelTable* scalar_kernels() {
-  static const KernelTable table = {Isa::scalar,           "scalar",          q4_f32_generic,
-                                    q4_bf16_generic,       dense_f16_generic, dense_bf16_f32_generic,
-                                    dense_bf16_bf16_generic, dequant_generic,   widen_generic,
+  static const KernelTable table = {Isa::scalar,
+                                    "scalar",
+                                    q4_f32_generic,
+                                    q4_bf16_generic,
+                                    dense_f16_generic,
+                                    dense_bf16_f32_generic,
+                                    dense_bf16_bf16_generic,
+                                    dequant_generic,
+                                    widen_generic,
                                     stream_generic};
   return &table;
 }
