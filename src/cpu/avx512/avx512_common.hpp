@@ -110,6 +110,22 @@ inline void store_acc(const __m512 (&acc)[MR][4], float* out) {
     for (int b = 0; b < 4; ++b) _mm512_storeu_ps(out + r * kTileN + 16 * b, acc[r][b]);
 }
 
+// Prefill epilogue of one group for rows [r0, r0 + MR): out[r] += s * acc[r] + coef * sum_g(x[r]).
+template <int MR>
+inline void add_group_to_out(const __m512 (&acc)[MR][4], const GroupParams (&p)[4], const Activations& x,
+                             int64_t groups, int64_t g, int64_t r0, float* out) {
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    float* o = out + (r0 + r) * kTileN;
+#pragma GCC unroll 8
+    for (int b = 0; b < 4; ++b) {
+      __m512 v = _mm512_fmadd_ps(p[b].scale, acc[r][b], _mm512_loadu_ps(o + 16 * b));
+      if (x.group_sums) v = _mm512_fmadd_ps(p[b].coef, _mm512_set1_ps(x.group_sums[(r0 + r) * groups + g]), v);
+      _mm512_storeu_ps(o + 16 * b, v);
+    }
+  }
+}
+
 // Calls f.template operator()<MR>(row0) for row blocks of 6 and one remainder block.
 template <typename F>
 inline void for_row_blocks(int64_t m, F&& f) {

@@ -148,18 +148,7 @@ void q4_bf16_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t 
       __m512 acc[MR][4];
       zero_acc(acc);
       dot_rows_x64<MR>(xb + r0 * x.ld + cb * kChunkK, x.ld, panel.data(), 0, (ce - cb) * 4, acc);
-#pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r) {
-        float* o = out + (r0 + r) * kTileN;
-#pragma GCC unroll 8
-        for (int b = 0; b < 4; ++b) {
-          __m512 v = _mm512_fmadd_ps(p[b].scale, acc[r][b], _mm512_loadu_ps(o + 16 * b));
-          if (x.group_sums) {
-            v = _mm512_fmadd_ps(p[b].coef, _mm512_set1_ps(x.group_sums[(r0 + r) * w.geom.groups + g]), v);
-          }
-          _mm512_storeu_ps(o + 16 * b, v);
-        }
-      }
+      add_group_to_out<MR>(acc, p, x, w.geom.groups, g, r0, out);
     });
   }
 }
