@@ -239,8 +239,8 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
     for (int64_t r = 0; r < m; ++r) {
       for (int64_t g = 0; g < groups; ++g) {
         double sum = 0;
-        const int64_t end = std::min(p.layout.k, (g + 1) * p.layout.group_size);
-        for (int64_t k = g * p.layout.group_size; k < end; ++k) {
+        const int64_t end = std::min(p.layout.k, (g + 1) * p.kernel_group);
+        for (int64_t k = g * p.kernel_group; k < end; ++k) {
           const int64_t src = p.perm.empty() ? k : p.perm[size_t(k)];
           sum += load_as_f32(x.data, x.dtype, r * x.cols + src);
         }

@@ -29,12 +29,14 @@ const PackedWeight::Impl& checked(const std::unique_ptr<PackedWeight::Impl>& p) 
 void init_geometry(PackedWeight::Impl& p, const QuantizedLayout& layout) {
   p.layout = layout;
   p.tiles = (layout.n + kTileN - 1) / kTileN;
-  p.geom.groups = layout.groups();
-  p.geom.chunks_per_group = (layout.group_size + kChunkK - 1) / kChunkK;
-  const int64_t last = layout.k - (p.geom.groups - 1) * layout.group_size;
+  const bool per_channel = layout.group_size == layout.k && layout.k > kPerChannelGroup;
+  p.kernel_group = per_channel ? kPerChannelGroup : layout.group_size;
+  p.geom.groups = (layout.k + p.kernel_group - 1) / p.kernel_group;
+  p.geom.chunks_per_group = (p.kernel_group + kChunkK - 1) / kChunkK;
+  const int64_t last = layout.k - (p.geom.groups - 1) * p.kernel_group;
   p.geom.last_group_chunks = (last + kChunkK - 1) / kChunkK;
   p.k_padded = p.geom.chunks() * kChunkK;
-  p.x_padded = p.k_padded != layout.k || (layout.group_size % kChunkK != 0 && p.geom.groups > 1);
+  p.x_padded = p.k_padded != layout.k || (p.kernel_group % kChunkK != 0 && p.geom.groups > 1);
 }
 }  // namespace
 
@@ -93,11 +95,10 @@ PackedWeight pack(const QuantizedWeight& w) {
     }
     for (int64_t g = 0; g < groups; ++g) {
       const size_t dst = size_t((t * groups + g) * kTileN + c);
-      std::memcpy(&p->scales[dst * sb], &w.scales()[size_t(n * groups + g) * sb], sb);
-      if (w.zero_mode() == ZeroMode::asym) p->zeros[dst] = w.zeros()[size_t(n * groups + g)];
-      if (w.zero_mode() == ZeroMode::float_zero) {
-        std::memcpy(&p->zeros[dst * sb], &w.zeros()[size_t(n * groups + g) * sb], sb);
-      }
+      const size_t src = size_t(n * w.groups() + p->source_group(g));
+      std::memcpy(&p->scales[dst * sb], &w.scales()[src * sb], sb);
+      if (w.zero_mode() == ZeroMode::asym) p->zeros[dst] = w.zeros()[src];
+      if (w.zero_mode() == ZeroMode::float_zero) std::memcpy(&p->zeros[dst * sb], &w.zeros()[src * sb], sb);
     }
   }
   // Padding columns of asym weights get z = 8 so that their coefficient (8 - z) * s is 0.
@@ -120,7 +121,7 @@ QuantizedWeight unpack(const PackedWeight& packed) {
   const auto& p = packed.impl();
   require(p.quantized, "unpack: this weight was packed dense (pack_dense) and has no codes");
   const auto& l = p.layout;
-  const int64_t groups = p.geom.groups, chunks = p.geom.chunks();
+  const int64_t groups = l.groups(), chunks = p.geom.chunks();
   const size_t sb = p.scale_bytes();
   std::vector<uint8_t> codes(size_t(l.n * l.row_bytes()), 0);
   std::vector<std::byte> scales(size_t(l.n * groups) * sb), zeros;
@@ -134,8 +135,8 @@ QuantizedWeight unpack(const PackedWeight& packed) {
       const int q = cpu::code_at(tile_codes, kp / kChunkK, c, int(kp % kChunkK));
       codes[size_t(n * l.row_bytes() + k / 2)] |= uint8_t((k & 1) ? q << 4 : q);
     }
-    for (int64_t g = 0; g < groups; ++g) {
-      const size_t src = size_t((t * groups + g) * kTileN + c);
+    for (int64_t g = 0; g < groups; ++g) {  // source group g starts in kernel group g * g_src / kg
+      const size_t src = size_t((t * p.geom.groups + g * l.group_size / p.kernel_group) * kTileN + c);
       std::memcpy(&scales[size_t(n * groups + g) * sb], &p.scales[src * sb], sb);
       if (l.zero_mode == ZeroMode::asym) zeros[size_t(n * groups + g)] = p.zeros[src];
       if (l.zero_mode == ZeroMode::float_zero) std::memcpy(&zeros[size_t(n * groups + g) * sb], &p.zeros[src * sb], sb);

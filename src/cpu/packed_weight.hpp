@@ -9,11 +9,18 @@
 
 namespace w4a16 {
 
+inline constexpr int64_t kPerChannelGroup = 128;
+
 struct PackedWeight::Impl {
-  QuantizedLayout layout;   // n, k, g, zero mode, scale dtype of the source
-  bool quantized = true;    // false: made by pack_dense(), only `dense_*` is filled
-  int64_t tiles = 0;        // ceil(N / 64)
-  cpu::GroupGeometry geom;  // group -> chunk mapping (groups padded to whole chunks)
+  QuantizedLayout layout;  // n, k, g, zero mode, scale dtype of the source
+  bool quantized = true;   // false: made by pack_dense(), only `dense_*` is filled
+  int64_t tiles = 0;       // ceil(N / 64)
+  // The group length the kernels see: g, except for a per-channel weight (g = K > 128), whose one
+  // scale per row is repeated every kPerChannelGroup weights so that split-K can cut K (the
+  // kernels only split on group boundaries). The math is unchanged: s * sum over the row equals
+  // the sum of s * (sum over each piece).
+  int64_t kernel_group = 0;
+  cpu::GroupGeometry geom;  // kernel group -> chunk mapping (groups padded to whole chunks)
   int64_t k_padded = 0;     // chunks * 8: the K' the kernels see
   bool x_padded = false;    // K' differs from K or groups are padded: x is copied into K'
 
@@ -30,9 +37,11 @@ struct PackedWeight::Impl {
 
   // Position in K' of stored column k (groups padded to whole chunks).
   int64_t padded_k(int64_t k) const {
-    const int64_t g = k / layout.group_size;
-    return g * geom.chunks_per_group * cpu::kChunkK + (k - g * layout.group_size);
+    const int64_t g = k / kernel_group;
+    return g * geom.chunks_per_group * cpu::kChunkK + (k - g * kernel_group);
   }
+  // The source group (of layout.group_size) that kernel group g belongs to.
+  int64_t source_group(int64_t g) const { return g * kernel_group / layout.group_size; }
   size_t scale_bytes() const { return dtype_size(layout.scale_dtype); }
   cpu::Q4Tile tile(int64_t t) const;
   // The dense copy for dtype (f16 or bf16), made on first use; thread-safe.

@@ -263,3 +263,40 @@ TEST(Kernels, AblationsRunOnEveryIsa) {
 
 }  // namespace
 }  // namespace w4a16::test
+
+namespace w4a16::test {
+namespace {
+
+// Per-channel weights (g = K) have one group per row; the packed form repeats the scale every
+// 128 weights so that split-K can still cut K (issue 3: "per-channel weights may split at any
+// multiple of the kernel's K step").
+TEST(Kernels, PerChannelWeightsSplitKAndRoundTrip) {
+  for (int64_t k : {1000, 4096 + 24}) {
+    for (ZeroMode zero : {ZeroMode::sym, ZeroMode::asym, ZeroMode::float_zero}) {
+      KernelInput in;
+      in.m = 3, in.k = k, in.n = 70, in.g = k, in.zero = zero, in.perm = zero == ZeroMode::asym, in.bias = true;
+      const PreparedInput p = prepare(in, uint64_t(k) + int(zero));
+      const QuantizedWeight back = unpack(p.packed);
+      EXPECT_EQ(back.codes(), p.weight.codes());
+      EXPECT_EQ(back.scales(), p.weight.scales());
+      EXPECT_EQ(back.zeros(), p.weight.zeros());
+      for (int s : {2, 3, 7}) {
+        GemmOptions o;
+        o.partition = Partition::split_k;
+        o.split_k = s;
+        o.threads = 2;
+        EXPECT_EQ(plan_gemm(in.m, p.packed, in.act, o).split_k, s);
+        for (Strategy strategy : {Strategy::fused, Strategy::decoupled}) {
+          o.strategy = strategy;
+          HostMatrix y(in.act, in.m, in.n);
+          y.poison();
+          gemm(p.x.ref(), p.packed, y.mut(), o);
+          EXPECT_EQ(check_output(p, y, strategy, "per-channel S=" + std::to_string(s)), 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace w4a16::test
