@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace w4a16::cli {
 
@@ -12,9 +13,17 @@ struct Command {
   std::function<void()> run;
 };
 
+// The command line as typed ("w4a16 bench --json x"), for reports.
+inline std::string& command_line() {
+  static std::string text = "w4a16";
+  return text;
+}
+
 Command register_quantize(CLI::App& app);
 Command register_gemm(CLI::App& app);
 Command register_info(CLI::App& app);
 Command register_demo(CLI::App& app);
+Command register_bench(CLI::App& app);
+Command register_calibrate(CLI::App& app);
 
 }  // namespace w4a16::cli

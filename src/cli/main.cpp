@@ -12,12 +12,15 @@
 #include "w4a16/w4a16.hpp"
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) w4a16::cli::command_line() += std::string(" ") + argv[i];
   CLI::App app{"w4a16: weight-only INT4 quantized matrix multiplication (W4A16)", "w4a16"};
   app.set_version_flag("--version", std::string(w4a16::version()));
   app.require_subcommand(1);
 
   const std::vector<w4a16::cli::Command> commands = {w4a16::cli::register_quantize(app), w4a16::cli::register_gemm(app),
-                                                     w4a16::cli::register_info(app), w4a16::cli::register_demo(app)};
+                                                     w4a16::cli::register_info(app), w4a16::cli::register_demo(app),
+                                                     w4a16::cli::register_bench(app),
+                                                     w4a16::cli::register_calibrate(app)};
 
   try {
     app.parse(argc, argv);

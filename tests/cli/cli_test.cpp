@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "io/quantized_file.hpp"
@@ -140,6 +142,36 @@ TEST_F(Cli, HelpAndInfo) {
   const Result demo = run("demo -m 2 -k 256 -n 128 --repeats 1");
   EXPECT_EQ(demo.status, 0) << demo.output;
   EXPECT_NE(demo.output.find("kernel vs oracle"), std::string::npos) << demo.output;
+}
+
+TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
+  const Result r = run("bench --shapes '1,256,128;5,300,70' --read-gbps 30,50 --min-time 0.01 --rotate-mib 1 --study --threads 2 --json " +
+                       path("b.json") + " --csv " + path("b.csv"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("1x256x128"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("conclusion:"), std::string::npos) << r.output;
+  std::ifstream in(path("b.json"));
+  const auto doc = nlohmann::json::parse(in);
+  EXPECT_EQ(doc["schema"], "w4a16-bench/1");
+  EXPECT_EQ(doc["machine"]["read_gbps"]["2"], 50.0);
+  ASSERT_EQ(doc["results"].size(), 2u);
+  for (const auto& item : doc["results"]) {
+    for (const char* v : {"dense", "fused", "fused_dp", "fused_splitk", "decoupled", "decoupled_dram",
+                          "decoupled_widen", "int4_stream"}) {
+      ASSERT_TRUE(item["variants"].contains(v)) << v;
+      EXPECT_GT(item["variants"][v]["median_ms"].get<double>(), 0.0) << v;
+    }
+    EXPECT_TRUE(item["variants"]["fused"]["verified"].get<bool>());
+    EXPECT_FALSE(item["variants"]["int4_stream"]["verified"].get<bool>());  // an ablation computes nothing
+  }
+  EXPECT_EQ(doc["study"]["breakdown"].size(), 2u);
+  std::ifstream csv(path("b.csv"));
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header.rfind("model,layer,m,k,n,variant,median_ms", 0), 0u) << header;
+
+  EXPECT_NE(run("bench --suite nope --read-gbps 1,1").status, 0);
+  EXPECT_NE(run("bench --shapes '1,2' --read-gbps 1,1").status, 0);
 }
 
 }  // namespace

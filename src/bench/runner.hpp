@@ -1,0 +1,63 @@
+// The measurement engine of `w4a16 bench`: rotated weight copies, warm-up, verification against
+// the fp64 reference before timing, medians and spreads.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/suites.hpp"
+#include "w4a16/w4a16.hpp"
+
+namespace w4a16::bench {
+
+struct BenchConfig {
+  int threads = 0;  // 0 = all this process may use
+  int64_t group_size = 128;
+  ZeroMode zero = ZeroMode::sym;
+  DType act = DType::bf16;
+  double min_time_s = 0.1;  // per variant, after warm-up
+  int min_reps = 5, max_reps = 300;
+  int64_t rotation_bytes = 0;   // weights cycled over at least this many bytes (4x L3)
+  bool study = false;           // add the ablations and more split factors
+  double read_gbps[3] = {0, 0, 0};  // streaming read with 1 and 2 (index) threads; [0] unused
+};
+
+struct VariantResult {
+  std::string name;
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+  int64_t weight_bytes = 0;
+  double gbps = 0, pct_bw = 0, gflops = 0;
+  std::string plan;
+  bool verified = false;
+  int split_k = 0;
+  int threads = 0;
+};
+
+struct ShapeResult {
+  LayerShape layer;
+  int64_t m = 0;
+  std::vector<VariantResult> variants;
+  const VariantResult* find(std::string_view name) const;
+};
+
+// One layer shape (K, N): random bf16 weights quantized once, packed into enough copies that
+// cycling through them streams every call's weight from DRAM.
+class ShapeBench {
+ public:
+  ShapeBench(int64_t k, int64_t n, const BenchConfig& config);
+  ~ShapeBench();
+  // Times every variant at this M; `progress(variant)` is called before each.
+  ShapeResult run(const LayerShape& layer, int64_t m, const std::function<void(const std::string&)>& progress);
+  int copies() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// The variant names one run measures (in order), for progress bars.
+std::vector<std::string> variant_names(const BenchConfig& config);
+
+}  // namespace w4a16::bench

@@ -1,0 +1,394 @@
+// `w4a16 bench` (the main job) and `w4a16 calibrate`: W4A16 (fused, decoupled) against the dense
+// 16-bit baseline on LLM layer shapes, split-K against data-parallel, and with --study the
+// paper's bottleneck breakdown. JSON schema: docs/bench-json.md.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "bench/machine.hpp"
+#include "bench/runner.hpp"
+#include "bench/suites.hpp"
+#include "cli/commands.hpp"
+#include "common/check.hpp"
+#include "cpu/thread_pool.hpp"
+
+namespace w4a16::cli {
+
+namespace {
+
+using bench::ShapeResult;
+using bench::VariantResult;
+using nlohmann::json;
+
+struct BenchArgs {
+  std::string suite = "llama3-8b", shapes, batch, json_path, csv_path, zero = "sym", dtype = "bf16";
+  int threads = 0;
+  int64_t group_size = 128;
+  double min_time = 0.1;
+  bool study = false;
+  std::string read_gbps;  // "A,B": given bandwidths instead of measuring (tests, repeat runs)
+  int64_t rotate_mib = 0;  // 0: 4x the L3
+};
+
+struct Calibration {
+  double gbps[3] = {0, 0, 0};
+  std::string variant[3];
+};
+
+Calibration calibrate(int max_threads) {
+  Calibration c;
+  const bench::HugeBuffer buf(bench::read_buffer_bytes());
+  for (int t = 1; t <= std::min(max_threads, 2); ++t) {
+    const auto r = bench::measure_read_bandwidth(buf, t, 3);
+    c.gbps[t] = r.gbps;
+    c.variant[t] = r.variant;
+  }
+  if (max_threads < 2) c.gbps[2] = c.gbps[1];
+  return c;
+}
+
+// The best split-K variant measured (lowest median), or nullptr.
+const VariantResult* best_splitk(const ShapeResult& r) {
+  const VariantResult* best = nullptr;
+  for (const auto& v : r.variants) {
+    if (v.name.rfind("fused_splitk_", 0) == 0 && (!best || v.median_ms < best->median_ms)) best = &v;
+  }
+  return best;
+}
+
+double ratio(const VariantResult* a, const VariantResult* b) {  // a's time / b's time
+  return a && b && b->median_ms > 0 ? a->median_ms / b->median_ms : NAN;
+}
+
+std::string shape_text(const ShapeResult& r) { return fmt::format("{}x{}x{}", r.m, r.layer.k, r.layer.n); }
+
+void print_table(const std::vector<ShapeResult>& results) {
+  fmt::print("\n{:<17} {:<22} {:>9} {:>9} {:>9} {:>7} {:>7} {:>11} {:>7} {:>5} {:>7}  {}\n", "MxKxN", "layer",
+             "dense ms", "fused ms", "decoup ms", "fused", "decoup", "splitK/DP", "GB/s", "%BW", "GFLOP/s",
+             "plan (fused)");
+  for (const auto& r : results) {
+    const auto *dense = r.find("dense"), *fused = r.find("fused"), *dec = r.find("decoupled"), *dp = r.find("fused_dp");
+    const auto* sk = best_splitk(r);
+    fmt::print("{:<17} {:<22} {:>9.3f} {:>9.3f} {:>9.3f} {:>6.2f}x {:>6.2f}x {:>6.2f}x S={:<2} {:>7.1f} {:>5.0f} {:>7.1f}  {}\n",
+               shape_text(r), (r.layer.model + " " + r.layer.layer).substr(0, 22), dense->median_ms, fused->median_ms,
+               dec->median_ms, ratio(dense, fused), ratio(dense, dec), ratio(dp, sk), sk ? sk->split_k : 0,
+               fused->gbps, fused->pct_bw, fused->gflops, fused->plan);
+  }
+  fmt::print("(fused, decoup: speed-up over dense; splitK/DP: data-parallel time / best split-K time; GB/s and %BW:\n"
+             " int4 weight bytes streamed by the fused kernel against the streaming read measured above)\n");
+}
+
+json variant_json(const VariantResult& v) {
+  json j = {{"median_ms", v.median_ms}, {"p10_ms", v.p10_ms},   {"p90_ms", v.p90_ms},     {"weight_bytes", v.weight_bytes},
+            {"gbps", v.gbps},           {"pct_bw", v.pct_bw},   {"gflops", v.gflops},     {"plan", v.plan},
+            {"verified", v.verified},   {"threads", v.threads}};
+  if (v.split_k > 0) j["split_k"] = v.split_k;
+  return j;
+}
+
+// Model totals at M = 1: the linear layers of one decoder layer, times the number of layers.
+json totals_json(const bench::Suite* suite, const std::vector<ShapeResult>& results, bool print) {
+  json out = json::array();
+  if (!suite) return out;
+  for (const auto& model : suite->models) {
+    std::map<std::string, double> layer_ms;
+    for (const auto& r : results) {
+      if (r.m != 1 || r.layer.model != model.name) continue;
+      for (const char* name : {"dense", "fused", "decoupled"}) {
+        if (const auto* v = r.find(name)) layer_ms[name] += v->median_ms * r.layer.per_decoder_layer;
+      }
+    }
+    if (layer_ms.empty()) continue;
+    json t = {{"model", model.name}, {"decoder_layers", model.decoder_layers}};
+    for (const auto& [name, ms] : layer_ms) {
+      t["decoder_layer_ms"][name] = ms;
+      t["model_ms"][name] = ms * model.decoder_layers;
+      t["tokens_per_s"][name] = 1000.0 / (ms * model.decoder_layers);
+    }
+    out.push_back(t);
+    if (print) {
+      fmt::print("{:<12} M=1, linear layers only: decoder layer dense {:.3f} ms, fused {:.3f} ms ({:.2f}x); "
+                 "{} layers: {:.1f} -> {:.1f} tokens/s upper bound\n",
+                 model.name, layer_ms["dense"], layer_ms["fused"], layer_ms["dense"] / layer_ms["fused"],
+                 model.decoder_layers, 1000.0 / (layer_ms["dense"] * model.decoder_layers),
+                 1000.0 / (layer_ms["fused"] * model.decoder_layers));
+    }
+  }
+  return out;
+}
+
+// The paper's study from the measured variants (docs/bench-json.md, "study").
+json study_json(const std::vector<ShapeResult>& results) {
+  double sk_min = INFINITY, sk_max = 0, fused_max = 0, dec_max = 0;
+  json best = json::array(), breakdown = json::array();
+  double sum_read = 0, sum_math = 0, sum_trip = 0;
+  int count = 0;
+  for (const auto& r : results) {
+    const auto* sk = best_splitk(r);
+    const double s = ratio(r.find("fused_dp"), sk);
+    if (std::isfinite(s)) {
+      sk_min = std::min(sk_min, s), sk_max = std::max(sk_max, s);
+      best.push_back({{"m", r.m}, {"k", r.layer.k}, {"n", r.layer.n}, {"split_k", sk->split_k}, {"speedup", s}});
+    }
+    fused_max = std::max(fused_max, ratio(r.find("dense"), r.find("fused")));
+    dec_max = std::max(dec_max, ratio(r.find("dense"), r.find("decoupled_dram")));
+    const auto *dec = r.find("decoupled_dram"), *widen = r.find("decoupled_widen"), *stream = r.find("int4_stream");
+    if (dec && widen && stream) {
+      const double t = dec->median_ms;
+      const double read = stream->median_ms / t, trip = std::max(0.0, widen->median_ms - stream->median_ms) / t;
+      const double math = std::max(0.0, t - widen->median_ms) / t;
+      breakdown.push_back({{"m", r.m}, {"k", r.layer.k}, {"n", r.layer.n}, {"read_share", read},
+                           {"math_share", math}, {"round_trip_share", trip}});
+      sum_read += read, sum_math += math, sum_trip += trip, ++count;
+    }
+  }
+  const double trip = count ? sum_trip / count : NAN, math = count ? sum_math / count : NAN;
+  const std::string conclusion =
+      count == 0 ? "no breakdown measured"
+      : trip > math
+          ? fmt::format("as in the paper, the round trip of the 16-bit weight through memory ({:.0f}% of the decoupled "
+                        "time on average) costs more than the dequantization arithmetic ({:.0f}%)",
+                        100 * trip, 100 * math)
+          : fmt::format("unlike the paper, the dequantization arithmetic ({:.0f}% of the decoupled time on average) "
+                        "costs more than the round trip of the 16-bit weight through memory ({:.0f}%)",
+                        100 * math, 100 * trip);
+  return {{"splitk_vs_dp", {{"min", sk_min}, {"max", sk_max}, {"best", best}}},
+          {"w4a16_vs_fp16", {{"fused_max", fused_max}, {"decoupled_max", dec_max}}},
+          {"breakdown", breakdown},
+          {"mean_shares", {{"read", count ? sum_read / count : NAN}, {"math", math}, {"round_trip", trip}}},
+          {"conclusion", conclusion}};
+}
+
+void print_study(const json& s) {
+  fmt::print("\nStudy (paper: split-K 1.01-1.74x over data-parallel when K >> N; W4A16 at most 1.48x over FP16;\n"
+             "       the bottleneck is the extra global-memory transfer of the weight, not the dequant math)\n");
+  fmt::print("  split-K over data-parallel: {:.2f}x - {:.2f}x (best split per shape and M)\n",
+             s["splitk_vs_dp"]["min"].get<double>(), s["splitk_vs_dp"]["max"].get<double>());
+  fmt::print("  W4A16 over dense 16-bit: fused up to {:.2f}x, decoupled (panel through DRAM) up to {:.2f}x\n",
+             s["w4a16_vs_fp16"]["fused_max"].get<double>(), s["w4a16_vs_fp16"]["decoupled_max"].get<double>());
+  fmt::print("  {:<17} {:>8} {:>8} {:>11}   (shares of the decoupled time, panel through DRAM)\n", "MxKxN", "read",
+             "math", "round trip");
+  for (const auto& b : s["breakdown"]) {
+    fmt::print("  {:<17} {:>7.0f}% {:>7.0f}% {:>10.0f}%\n",
+               fmt::format("{}x{}x{}", b["m"].get<int64_t>(), b["k"].get<int64_t>(), b["n"].get<int64_t>()),
+               100 * b["read_share"].get<double>(), 100 * b["math_share"].get<double>(),
+               100 * b["round_trip_share"].get<double>());
+  }
+  fmt::print("  conclusion: {}\n", s["conclusion"].get<std::string>());
+}
+
+void write_csv(const std::string& path, const std::vector<ShapeResult>& results) {
+  std::ofstream out(path);
+  if (!out) fail(ErrorCode::io, "cannot write {}", path);
+  out << "model,layer,m,k,n,variant,median_ms,p10_ms,p90_ms,weight_bytes,gbps,pct_bw,gflops,threads,split_k,verified\n";
+  for (const auto& r : results) {
+    for (const auto& v : r.variants) {
+      out << fmt::format("\"{}\",\"{}\",{},{},{},{},{:.6f},{:.6f},{:.6f},{},{:.3f},{:.2f},{:.3f},{},{},{}\n",
+                         r.layer.model, r.layer.layer, r.m, r.layer.k, r.layer.n, v.name, v.median_ms, v.p10_ms,
+                         v.p90_ms, v.weight_bytes, v.gbps, v.pct_bw, v.gflops, v.threads, v.split_k, v.verified);
+    }
+  }
+  if (!out) fail(ErrorCode::io, "error writing {}", path);
+}
+
+void run_bench(const BenchArgs& a) {
+  bench::BenchConfig config;
+  const int available = cpu::available_cpus();
+  config.threads = a.threads > 0 ? a.threads : available;
+  config.group_size = a.group_size;
+  config.zero = parse_zero_mode(a.zero);
+  config.act = parse_dtype(a.dtype);
+  require(config.act != DType::f32, "bench: --dtype must be fp16 or bf16");
+  config.min_time_s = a.min_time;
+  config.study = a.study;
+  config.rotation_bytes = a.rotate_mib > 0 ? (a.rotate_mib << 20) : 4 * bench::l3_bytes();
+
+  // What to run: a suite (with its batch list) or ad-hoc shapes.
+  const bench::Suite* suite = nullptr;
+  std::vector<std::pair<bench::LayerShape, int64_t>> work;
+  if (!a.shapes.empty()) {
+    for (const auto& s : bench::parse_shapes(a.shapes)) work.push_back({{"ad-hoc", "", s.k, s.n, 1, s.m}, s.m});
+  } else {
+    suite = &bench::find_suite(a.suite);
+    const auto batches = a.batch.empty() ? suite->batches : bench::parse_batches(a.batch);
+    std::map<std::pair<int64_t, int64_t>, bool> seen;  // each distinct (K, N) once per model family
+    for (const auto& layer : suite->layers) {
+      for (int64_t m : layer.m > 0 ? std::vector<int64_t>{layer.m} : batches) work.push_back({layer, m});
+    }
+  }
+
+  const auto& features = cpu::cpu_features();
+  fmt::print("w4a16 bench: {} | cpu {} | isa {} | threads {} | g={} {} {} | weights rotated over {} MiB\n",
+             suite ? "suite " + suite->name : std::string("ad-hoc shapes"), features.brand, active_isa(),
+             config.threads, config.group_size, a.zero, a.dtype, config.rotation_bytes >> 20);
+  Calibration cal;
+  if (!a.read_gbps.empty()) {
+    const auto values = bench::parse_batches(a.read_gbps);  // positive integers, GB/s
+    cal.gbps[1] = double(values.front());
+    cal.gbps[2] = double(values.back());
+    cal.variant[1] = cal.variant[2] = "given by --read-gbps";
+  } else {
+    fmt::print(stderr, "calibrating the streaming read bandwidth...\n");
+    cal = calibrate(config.threads);
+  }
+  config.read_gbps[1] = cal.gbps[1];
+  config.read_gbps[2] = cal.gbps[2];
+  fmt::print("streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads (best of the variants in "
+             "src/bench/machine.hpp)\n",
+             cal.gbps[1], cal.gbps[2]);
+
+  // Measure, reusing each (K, N) weight set across M and across layers of the same shape.
+  const size_t per_shape = bench::variant_names(config).size();
+  const size_t total = work.size() * per_shape;
+  size_t done = 0;
+  const bool tty = isatty(2);
+  const auto started = std::chrono::steady_clock::now();
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<bench::ShapeBench>> benches;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, ShapeResult> cache;  // same shape and M measured once
+  std::vector<ShapeResult> results;
+  for (const auto& [layer, m] : work) {
+    const auto key = std::tuple{m, layer.k, layer.n};
+    if (auto it = cache.find(key); it != cache.end()) {
+      ShapeResult copy = it->second;
+      copy.layer = layer;
+      results.push_back(copy);
+      done += per_shape;
+      continue;
+    }
+    auto& sb = benches[{layer.k, layer.n}];
+    if (!sb) {
+      // Keep memory bounded: only one weight set alive at a time.
+      benches.clear();
+      sb = std::make_unique<bench::ShapeBench>(layer.k, layer.n, config);
+    }
+    ShapeResult r = sb->run(layer, m, [&](const std::string& variant) {
+      ++done;
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      const std::string line = fmt::format("[{:>3}/{}] {:>5.0f}s {}x{}x{} {}", done, total, elapsed, m, layer.k,
+                                           layer.n, variant);
+      if (tty) {
+        fmt::print(stderr, "\r{:<70}", line);
+      } else if (done % per_shape == 1) {
+        fmt::print(stderr, "{}\n", line);
+      }
+    });
+    cache[key] = r;
+    results.push_back(std::move(r));
+  }
+  if (tty) fmt::print(stderr, "\r{:<70}\r", "");
+
+  // Measure the read again and keep the better figure: the bandwidth of a shared machine drifts,
+  // and a denominator measured in a bad minute would flatter every kernel.
+  Calibration cal_end = a.read_gbps.empty() ? calibrate(config.threads) : Calibration{};
+  for (int t = 1; t <= 2; ++t) {
+    if (cal_end.gbps[t] > cal.gbps[t]) cal.gbps[t] = cal_end.gbps[t], cal.variant[t] = cal_end.variant[t];
+  }
+  for (auto& r : results) {
+    for (auto& v : r.variants) v.pct_bw = 100.0 * v.gbps / cal.gbps[std::clamp(v.threads, 1, 2)];
+  }
+  fmt::print("streaming read again after the run; using the better of the two: {:.1f} GB/s (1 thread), {:.1f} GB/s "
+             "(2 threads)\n",
+             cal.gbps[1], cal.gbps[2]);
+
+  print_table(results);
+  const json totals = totals_json(suite, results, true);
+  json study = nullptr;
+  if (a.study) {
+    study = study_json(results);
+    print_study(study);
+  }
+
+  if (!a.json_path.empty()) {
+    char date[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    json doc = {{"schema", "w4a16-bench/1"},
+                {"command", command_line()},
+                {"date", date},
+                {"machine",
+                 {{"cpu", features.brand},
+                  {"isa", std::string(active_isa())},
+                  {"threads", config.threads},
+                  {"l3_bytes", bench::l3_bytes()},
+                  {"read_gbps", {{"1", cal.gbps[1]}, {"2", cal.gbps[2]}}},
+                  {"read_variant", {{"1", cal.variant[1]}, {"2", cal.variant[2]}}}}},
+                {"config",
+                 {{"suite", suite ? suite->name : "ad-hoc"},
+                  {"group_size", config.group_size},
+                  {"zero", a.zero},
+                  {"act", a.dtype},
+                  {"rotation_bytes", config.rotation_bytes},
+                  {"min_time_s", config.min_time_s},
+                  {"study", config.study}}},
+                {"results", json::array()},
+                {"totals", totals},
+                {"study", study}};
+    for (const auto& r : results) {
+      json item = {{"model", r.layer.model}, {"layer", r.layer.layer}, {"per_decoder_layer", r.layer.per_decoder_layer},
+                   {"m", r.m},               {"k", r.layer.k},         {"n", r.layer.n}};
+      for (const auto& v : r.variants) item["variants"][v.name] = variant_json(v);
+      if (const auto* sk = best_splitk(r)) item["variants"]["fused_splitk"] = variant_json(*sk);
+      item["speedup"] = {{"fused_vs_dense", ratio(r.find("dense"), r.find("fused"))},
+                         {"decoupled_vs_dense", ratio(r.find("dense"), r.find("decoupled"))},
+                         {"splitk_vs_dp", ratio(r.find("fused_dp"), best_splitk(r))}};
+      doc["results"].push_back(item);
+    }
+    std::ofstream out(a.json_path);
+    if (!out) fail(ErrorCode::io, "cannot write {}", a.json_path);
+    out << doc.dump(2) << "\n";
+    if (!out) fail(ErrorCode::io, "error writing {}", a.json_path);
+    fmt::print("wrote {}\n", a.json_path);
+  }
+  if (!a.csv_path.empty()) {
+    write_csv(a.csv_path, results);
+    fmt::print("wrote {}\n", a.csv_path);
+  }
+}
+
+}  // namespace
+
+Command register_bench(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand("bench", "W4A16 vs dense 16-bit on LLM layer shapes: time, GB/s, %BW, GFLOP/s");
+  std::string suites;
+  for (const auto& s : bench::suites()) suites += (suites.empty() ? "" : ", ") + s.name;
+  sub->add_option("--suite", args->suite, "shape suite: " + suites)->default_val("llama3-8b");
+  sub->add_option("--shapes", args->shapes, "ad-hoc shapes 'M,K,N;M,K,N' (instead of a suite)");
+  sub->add_option("--batch", args->batch, "M values for the suite, e.g. '1,4,16' (default: the suite's)");
+  sub->add_option("--threads", args->threads, "threads (0 = the CPUs this process may use)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--group-size,-g", args->group_size, "group size")->default_val(128)->check(CLI::PositiveNumber);
+  sub->add_option("--zero", args->zero, "zero-point mode")->default_val("sym")->check(CLI::IsMember({"sym", "asym", "float"}));
+  sub->add_option("--dtype", args->dtype, "activation and scale dtype")->default_val("bf16")->check(CLI::IsMember({"fp16", "bf16"}));
+  sub->add_option("--min-time", args->min_time, "seconds of timed calls per variant (after warm-up)")
+      ->default_val(0.1)
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--study", args->study,
+                "the paper's study: more split factors, decoupled panels through LLC/DRAM, ablations, breakdown");
+  sub->add_option("--read-gbps", args->read_gbps, "'A,B': use A and B GB/s (1 and 2 threads) instead of measuring");
+  sub->add_option("--rotate-mib", args->rotate_mib, "cycle weights over at least this many MiB (default 4x L3)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--json", args->json_path, "write the results as JSON (docs/bench-json.md)");
+  sub->add_option("--csv", args->csv_path, "write one CSV row per shape and variant");
+  return {sub, [args] { run_bench(*args); }};
+}
+
+Command register_calibrate(CLI::App& app) {
+  auto* sub = app.add_subcommand("calibrate", "measure this machine's streaming DRAM read bandwidth (1 and 2 threads)");
+  return {sub, [] {
+            const auto& f = cpu::cpu_features();
+            fmt::print("cpu {} | L3 {} MiB | read buffer {} MiB on 2 MiB pages\n", f.brand, bench::l3_bytes() >> 20,
+                       bench::read_buffer_bytes() >> 20);
+            const Calibration c = calibrate(cpu::available_cpus());
+            for (int t = 1; t <= 2; ++t) fmt::print("threads {}: {:.1f} GB/s ({})\n", t, c.gbps[t], c.variant[t]);
+          }};
+}
+
+}  // namespace w4a16::cli
