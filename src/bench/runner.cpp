@@ -45,7 +45,8 @@ std::vector<Variant> make_variants(const BenchConfig& c) {
     v.push_back({"fused_splitk_8", opts(Strategy::fused, Partition::split_k, 8, 0)});
     v.push_back({"decoupled_llc", opts(Strategy::decoupled, Partition::automatic, 0, llc)});
     v.push_back({"decoupled_dram", opts(Strategy::decoupled, Partition::automatic, 0, dram)});
-    v.push_back({"decoupled_widen", opts(Strategy::decoupled, Partition::automatic, 0, dram), cpu::Ablation::widen_copy});
+    v.push_back(
+        {"decoupled_widen", opts(Strategy::decoupled, Partition::automatic, 0, dram), cpu::Ablation::widen_copy});
     v.push_back({"int4_stream", opts(Strategy::fused, Partition::automatic, 0, 0), cpu::Ablation::int4_stream});
   }
   return v;
@@ -120,7 +121,8 @@ ShapeBench::ShapeBench(int64_t k, int64_t n, const BenchConfig& config) : state_
   for (int64_t c : s.sample_cols) {
     codes.insert(codes.end(), w.codes().begin() + c * rb, w.codes().begin() + (c + 1) * rb);
     scales.insert(scales.end(), w.scales().begin() + c * gs * sb, w.scales().begin() + (c + 1) * gs * sb);
-    if (!w.zeros().empty()) zeros.insert(zeros.end(), w.zeros().begin() + c * gs * zb, w.zeros().begin() + (c + 1) * gs * zb);
+    if (!w.zeros().empty())
+      zeros.insert(zeros.end(), w.zeros().begin() + c * gs * zb, w.zeros().begin() + (c + 1) * gs * zb);
   }
   QuantizedLayout layout = w.layout();
   layout.n = samples;
@@ -130,7 +132,8 @@ ShapeBench::ShapeBench(int64_t k, int64_t n, const BenchConfig& config) : state_
 ShapeBench::~ShapeBench() = default;
 int ShapeBench::copies() const { return int(state_->copies.size()); }
 
-ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m, const std::function<void(const std::string&)>& progress) {
+ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
+                            const std::function<void(const std::string&)>& progress) {
   auto& s = *state_;
   const auto& c = s.config;
   ShapeResult result;
@@ -194,7 +197,8 @@ ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m, const std::funct
     r.p10_ms = percentile(times, 0.1);
     r.p90_ms = percentile(times, 0.9);
     const auto& w = *s.weight;
-    r.weight_bytes = v.name == "dense" ? 2 * s.k * s.n : int64_t(w.codes().size() + w.scales().size() + w.zeros().size());
+    r.weight_bytes =
+        v.name == "dense" ? 2 * s.k * s.n : int64_t(w.codes().size() + w.scales().size() + w.zeros().size());
     r.gbps = double(r.weight_bytes) / (r.median_ms * 1e6);
     const double bw = c.read_gbps[std::clamp(r.threads, 1, 2)];
     r.pct_bw = bw > 0 ? 100.0 * r.gbps / bw : 0;

@@ -19,8 +19,8 @@ struct BenchConfig {
   DType act = DType::bf16;
   double min_time_s = 0.1;  // per variant, after warm-up
   int min_reps = 5, max_reps = 300;
-  int64_t rotation_bytes = 0;   // weights cycled over at least this many bytes (4x L3)
-  bool study = false;           // add the ablations and more split factors
+  int64_t rotation_bytes = 0;       // weights cycled over at least this many bytes (4x L3)
+  bool study = false;               // add the ablations and more split factors
   double read_gbps[3] = {0, 0, 0};  // streaming read with 1 and 2 (index) threads; [0] unused
 };
 

@@ -17,6 +17,7 @@
 #include "bench/runner.hpp"
 #include "bench/suites.hpp"
 #include "cli/commands.hpp"
+#include "cli/gemm_options.hpp"
 #include "common/check.hpp"
 #include "cpu/thread_pool.hpp"
 
@@ -34,7 +35,7 @@ struct BenchArgs {
   int64_t group_size = 128;
   double min_time = 0.1;
   bool study = false;
-  std::string read_gbps;  // "A,B": given bandwidths instead of measuring (tests, repeat runs)
+  std::string read_gbps;   // "A,B": given bandwidths instead of measuring (tests, repeat runs)
   int64_t rotate_mib = 0;  // 0: 4x the L3
 };
 
@@ -77,18 +78,21 @@ void print_table(const std::vector<ShapeResult>& results) {
   for (const auto& r : results) {
     const auto *dense = r.find("dense"), *fused = r.find("fused"), *dec = r.find("decoupled"), *dp = r.find("fused_dp");
     const auto* sk = best_splitk(r);
-    fmt::print("{:<17} {:<22} {:>9.3f} {:>9.3f} {:>9.3f} {:>6.2f}x {:>6.2f}x {:>6.2f}x S={:<2} {:>7.1f} {:>5.0f} {:>7.1f}  {}\n",
-               shape_text(r), (r.layer.model + " " + r.layer.layer).substr(0, 22), dense->median_ms, fused->median_ms,
-               dec->median_ms, ratio(dense, fused), ratio(dense, dec), ratio(dp, sk), sk ? sk->split_k : 0,
-               fused->gbps, fused->pct_bw, fused->gflops, fused->plan);
+    fmt::print(
+        "{:<17} {:<22} {:>9.3f} {:>9.3f} {:>9.3f} {:>6.2f}x {:>6.2f}x {:>6.2f}x S={:<2} {:>7.1f} {:>5.0f} {:>7.1f}  "
+        "{}\n",
+        shape_text(r), (r.layer.model + " " + r.layer.layer).substr(0, 22), dense->median_ms, fused->median_ms,
+        dec->median_ms, ratio(dense, fused), ratio(dense, dec), ratio(dp, sk), sk ? sk->split_k : 0, fused->gbps,
+        fused->pct_bw, fused->gflops, fused->plan);
   }
-  fmt::print("(fused, decoup: speed-up over dense; splitK/DP: data-parallel time / best split-K time; GB/s and %BW:\n"
-             " int4 weight bytes streamed by the fused kernel against the streaming read measured above)\n");
+  fmt::print(
+      "(fused, decoup: speed-up over dense; splitK/DP: data-parallel time / best split-K time; GB/s and %BW:\n"
+      " int4 weight bytes streamed by the fused kernel against the streaming read measured above)\n");
 }
 
 json variant_json(const VariantResult& v) {
-  json j = {{"median_ms", v.median_ms}, {"p10_ms", v.p10_ms},   {"p90_ms", v.p90_ms},     {"weight_bytes", v.weight_bytes},
-            {"gbps", v.gbps},           {"pct_bw", v.pct_bw},   {"gflops", v.gflops},     {"plan", v.plan},
+  json j = {{"median_ms", v.median_ms}, {"p10_ms", v.p10_ms},  {"p90_ms", v.p90_ms}, {"weight_bytes", v.weight_bytes},
+            {"gbps", v.gbps},           {"pct_bw", v.pct_bw},  {"gflops", v.gflops}, {"plan", v.plan},
             {"verified", v.verified},   {"threads", v.threads}};
   if (v.split_k > 0) j["split_k"] = v.split_k;
   return j;
@@ -115,11 +119,11 @@ json totals_json(const bench::Suite* suite, const std::vector<ShapeResult>& resu
     }
     out.push_back(t);
     if (print) {
-      fmt::print("{:<12} M=1, linear layers only: decoder layer dense {:.3f} ms, fused {:.3f} ms ({:.2f}x); "
-                 "{} layers: {:.1f} -> {:.1f} tokens/s upper bound\n",
-                 model.name, layer_ms["dense"], layer_ms["fused"], layer_ms["dense"] / layer_ms["fused"],
-                 model.decoder_layers, 1000.0 / (layer_ms["dense"] * model.decoder_layers),
-                 1000.0 / (layer_ms["fused"] * model.decoder_layers));
+      fmt::print(
+          "{:<12} M=1, linear layers only: decoder layer dense {:.3f} ms, fused {:.3f} ms ({:.2f}x); "
+          "{} layers: {:.1f} -> {:.1f} tokens/s upper bound\n",
+          model.name, layer_ms["dense"], layer_ms["fused"], layer_ms["dense"] / layer_ms["fused"], model.decoder_layers,
+          1000.0 / (layer_ms["dense"] * model.decoder_layers), 1000.0 / (layer_ms["fused"] * model.decoder_layers));
     }
   }
   return out;
@@ -145,8 +149,12 @@ json study_json(const std::vector<ShapeResult>& results) {
       const double t = dec->median_ms;
       const double read = stream->median_ms / t, trip = std::max(0.0, widen->median_ms - stream->median_ms) / t;
       const double math = std::max(0.0, t - widen->median_ms) / t;
-      breakdown.push_back({{"m", r.m}, {"k", r.layer.k}, {"n", r.layer.n}, {"read_share", read},
-                           {"math_share", math}, {"round_trip_share", trip}});
+      breakdown.push_back({{"m", r.m},
+                           {"k", r.layer.k},
+                           {"n", r.layer.n},
+                           {"read_share", read},
+                           {"math_share", math},
+                           {"round_trip_share", trip}});
       sum_read += read, sum_math += math, sum_trip += trip, ++count;
     }
   }
@@ -154,12 +162,14 @@ json study_json(const std::vector<ShapeResult>& results) {
   const std::string conclusion =
       count == 0 ? "no breakdown measured"
       : trip > math
-          ? fmt::format("as in the paper, the round trip of the 16-bit weight through memory ({:.0f}% of the decoupled "
-                        "time on average) costs more than the dequantization arithmetic ({:.0f}%)",
-                        100 * trip, 100 * math)
-          : fmt::format("unlike the paper, the dequantization arithmetic ({:.0f}% of the decoupled time on average) "
-                        "costs more than the round trip of the 16-bit weight through memory ({:.0f}%)",
-                        100 * math, 100 * trip);
+          ? fmt::format(
+                "as in the paper, the round trip of the 16-bit weight through memory ({:.0f}% of the decoupled "
+                "time on average) costs more than the dequantization arithmetic ({:.0f}%)",
+                100 * trip, 100 * math)
+          : fmt::format(
+                "unlike the paper, the dequantization arithmetic ({:.0f}% of the decoupled time on average) "
+                "costs more than the round trip of the 16-bit weight through memory ({:.0f}%)",
+                100 * math, 100 * trip);
   return {{"splitk_vs_dp", {{"min", sk_min}, {"max", sk_max}, {"best", best}}},
           {"w4a16_vs_fp16", {{"fused_max", fused_max}, {"decoupled_max", dec_max}}},
           {"breakdown", breakdown},
@@ -168,8 +178,9 @@ json study_json(const std::vector<ShapeResult>& results) {
 }
 
 void print_study(const json& s) {
-  fmt::print("\nStudy (paper: split-K 1.01-1.74x over data-parallel when K >> N; W4A16 at most 1.48x over FP16;\n"
-             "       the bottleneck is the extra global-memory transfer of the weight, not the dequant math)\n");
+  fmt::print(
+      "\nStudy (paper: split-K 1.01-1.74x over data-parallel when K >> N; W4A16 at most 1.48x over FP16;\n"
+      "       the bottleneck is the extra global-memory transfer of the weight, not the dequant math)\n");
   fmt::print("  split-K over data-parallel: {:.2f}x - {:.2f}x (best split per shape and M)\n",
              s["splitk_vs_dp"]["min"].get<double>(), s["splitk_vs_dp"]["max"].get<double>());
   fmt::print("  W4A16 over dense 16-bit: fused up to {:.2f}x, decoupled (panel through DRAM) up to {:.2f}x\n",
@@ -241,9 +252,10 @@ void run_bench(const BenchArgs& a) {
   }
   config.read_gbps[1] = cal.gbps[1];
   config.read_gbps[2] = cal.gbps[2];
-  fmt::print("streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads (best of the variants in "
-             "src/bench/machine.hpp)\n",
-             cal.gbps[1], cal.gbps[2]);
+  fmt::print(
+      "streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads (best of the variants in "
+      "src/bench/machine.hpp)\n",
+      cal.gbps[1], cal.gbps[2]);
 
   // Measure, reusing each (K, N) weight set across M and across layers of the same shape.
   const size_t per_shape = bench::variant_names(config).size();
@@ -263,17 +275,16 @@ void run_bench(const BenchArgs& a) {
       done += per_shape;
       continue;
     }
-    auto& sb = benches[{layer.k, layer.n}];
-    if (!sb) {
-      // Keep memory bounded: only one weight set alive at a time.
-      benches.clear();
-      sb = std::make_unique<bench::ShapeBench>(layer.k, layer.n, config);
+    if (!benches.count({layer.k, layer.n})) {
+      benches.clear();  // keep memory bounded: one weight set (and its rotated copies) alive at a time
+      benches.emplace(std::pair{layer.k, layer.n}, std::make_unique<bench::ShapeBench>(layer.k, layer.n, config));
     }
+    auto& sb = benches.at({layer.k, layer.n});
     ShapeResult r = sb->run(layer, m, [&](const std::string& variant) {
       ++done;
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      const std::string line = fmt::format("[{:>3}/{}] {:>5.0f}s {}x{}x{} {}", done, total, elapsed, m, layer.k,
-                                           layer.n, variant);
+      const std::string line =
+          fmt::format("[{:>3}/{}] {:>5.0f}s {}x{}x{} {}", done, total, elapsed, m, layer.k, layer.n, variant);
       if (tty) {
         fmt::print(stderr, "\r{:<70}", line);
       } else if (done % per_shape == 1) {
@@ -294,9 +305,10 @@ void run_bench(const BenchArgs& a) {
   for (auto& r : results) {
     for (auto& v : r.variants) v.pct_bw = 100.0 * v.gbps / cal.gbps[std::clamp(v.threads, 1, 2)];
   }
-  fmt::print("streaming read again after the run; using the better of the two: {:.1f} GB/s (1 thread), {:.1f} GB/s "
-             "(2 threads)\n",
-             cal.gbps[1], cal.gbps[2]);
+  fmt::print(
+      "streaming read again after the run; using the better of the two: {:.1f} GB/s (1 thread), {:.1f} GB/s "
+      "(2 threads)\n",
+      cal.gbps[1], cal.gbps[2]);
 
   print_table(results);
   const json totals = totals_json(suite, results, true);
@@ -332,8 +344,12 @@ void run_bench(const BenchArgs& a) {
                 {"totals", totals},
                 {"study", study}};
     for (const auto& r : results) {
-      json item = {{"model", r.layer.model}, {"layer", r.layer.layer}, {"per_decoder_layer", r.layer.per_decoder_layer},
-                   {"m", r.m},               {"k", r.layer.k},         {"n", r.layer.n}};
+      json item = {{"model", r.layer.model},
+                   {"layer", r.layer.layer},
+                   {"per_decoder_layer", r.layer.per_decoder_layer},
+                   {"m", r.m},
+                   {"k", r.layer.k},
+                   {"n", r.layer.n}};
       for (const auto& v : r.variants) item["variants"][v.name] = variant_json(v);
       if (const auto* sk = best_splitk(r)) item["variants"]["fused_splitk"] = variant_json(*sk);
       item["speedup"] = {{"fused_vs_dense", ratio(r.find("dense"), r.find("fused"))},
@@ -363,10 +379,10 @@ Command register_bench(CLI::App& app) {
   sub->add_option("--suite", args->suite, "shape suite: " + suites)->default_val("llama3-8b");
   sub->add_option("--shapes", args->shapes, "ad-hoc shapes 'M,K,N;M,K,N' (instead of a suite)");
   sub->add_option("--batch", args->batch, "M values for the suite, e.g. '1,4,16' (default: the suite's)");
-  sub->add_option("--threads", args->threads, "threads (0 = the CPUs this process may use)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--threads", args->threads, "threads (0 = the CPUs this process may use)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--group-size,-g", args->group_size, "group size")->default_val(128)->check(CLI::PositiveNumber);
-  sub->add_option("--zero", args->zero, "zero-point mode")->default_val("sym")->check(CLI::IsMember({"sym", "asym", "float"}));
-  sub->add_option("--dtype", args->dtype, "activation and scale dtype")->default_val("bf16")->check(CLI::IsMember({"fp16", "bf16"}));
+  add_zero_and_dtype(*sub, args->zero, args->dtype);
   sub->add_option("--min-time", args->min_time, "seconds of timed calls per variant (after warm-up)")
       ->default_val(0.1)
       ->check(CLI::PositiveNumber);

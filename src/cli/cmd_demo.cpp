@@ -127,12 +127,7 @@ Command register_demo(CLI::App& app) {
   sub->add_option("-k", args->k, "input features")->default_val(4096)->check(CLI::PositiveNumber);
   sub->add_option("-n", args->n, "output features")->default_val(14336)->check(CLI::PositiveNumber);
   sub->add_option("--group-size,-g", args->group_size, "group size (0 = per-channel)")->default_val(128);
-  sub->add_option("--zero", args->zero, "zero-point mode")
-      ->default_val("sym")
-      ->check(CLI::IsMember({"sym", "asym", "float"}));
-  sub->add_option("--dtype", args->dtype, "activation and scale dtype")
-      ->default_val("bf16")
-      ->check(CLI::IsMember({"fp16", "bf16"}));
+  add_zero_and_dtype(*sub, args->zero, args->dtype);
   sub->add_option("--repeats", args->repeats, "timed gemm calls (median reported)")
       ->default_val(5)
       ->check(CLI::PositiveNumber);

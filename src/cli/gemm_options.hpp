@@ -31,6 +31,15 @@ struct GemmFlags {
   }
 };
 
+// --zero sym|asym|float and --dtype fp16|bf16 (activations and scales) for the synthetic-weight
+// commands (demo, bench).
+inline void add_zero_and_dtype(CLI::App& app, std::string& zero, std::string& dtype) {
+  app.add_option("--zero", zero, "zero-point mode")->default_val("sym")->check(CLI::IsMember({"sym", "asym", "float"}));
+  app.add_option("--dtype", dtype, "activation and scale dtype")
+      ->default_val("bf16")
+      ->check(CLI::IsMember({"fp16", "bf16"}));
+}
+
 inline std::string describe(const GemmPlan& plan) {
   std::string s = std::string(to_string(plan.strategy)) + " " + std::string(to_string(plan.partition)) +
                   " S=" + std::to_string(plan.split_k) + " threads=" + std::to_string(plan.threads) +

@@ -145,8 +145,10 @@ TEST_F(Cli, HelpAndInfo) {
 }
 
 TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
-  const Result r = run("bench --shapes '1,256,128;5,300,70' --read-gbps 30,50 --min-time 0.01 --rotate-mib 1 --study --threads 2 --json " +
-                       path("b.json") + " --csv " + path("b.csv"));
+  const Result r =
+      run("bench --shapes '1,256,128;5,300,70' --read-gbps 30,50 --min-time 0.01 --rotate-mib 1 --study --threads 2 "
+          "--json " +
+          path("b.json") + " --csv " + path("b.csv"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("1x256x128"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("conclusion:"), std::string::npos) << r.output;
