@@ -32,7 +32,7 @@ PAPER_BOTTLENECK = "the extra global-memory transfer of the weight, not the dequ
 PLOTS = ["speedup_vs_m.png", "splitk_heatmap.png", "breakdown.png", "peers.png"]  # under OUT/img/
 ABLATIONS = ("decoupled_widen", "int4_stream")  # compute nothing meaningful: never verified
 BREAKDOWN_PARTS = [("read_share", "weight read (int4)"), ("math_share", "dequantization math"),
-                   ("round_trip_share", "16-bit round trip")]
+                   ("round_trip_share", "16-bit round trip"), ("gemm_share", "multiply-accumulate (rest)")]
 
 
 # ---------------------------------------------------------------- inputs and helpers
@@ -228,7 +228,7 @@ def section_machine(runs, peers):
         mach, cfg = doc.get("machine", {}), doc.get("config", {})
         read = sorted(mach.get("read_gbps", {}).items(), key=lambda tv: int(tv[0]))
         rows.append([name, doc.get("date", ""), mach.get("cpu", ""), mach.get("isa", ""), mach.get("threads", ""),
-                     mib(mach.get("l3_bytes")), ", ".join(f"{v} GB/s ({t}T)" for t, v in read),
+                     mib(mach.get("l3_bytes")), ", ".join(f"{v:.1f} GB/s ({t}T)" for t, v in read),
                      cfg.get("suite", ""), cfg.get("group_size", ""), cfg.get("zero", ""), cfg.get("act", ""),
                      mib(cfg.get("rotation_bytes")), cfg.get("min_time_s", "")])
     out += table(["run", "date", "cpu", "isa", "threads", "L3", "read bandwidth", "suite", "g", "zero", "act",
@@ -324,7 +324,7 @@ def section_study(study):
         return out + skipped("no study (pass `--study` with a `w4a16 bench --study` run)")
     sk, vs, bd = study.get("splitk_vs_dp") or {}, study.get("w4a16_vs_fp16") or {}, study.get("breakdown") or []
     best = "; ".join(f"{shape(b['m'], b['k'], b['n'])} S={b.get('split_k', '?')}: {b['speedup']:.2f}x"
-                     for b in sk.get("best", [])[:3])
+                     for b in sorted(sk.get("best", []), key=lambda b: -b["speedup"])[:3])
     ours_sk = f"{fmt(sk.get('min'), '.2f')}–{fmt(sk.get('max'), '.2f')}x" + (f" (best: {best})" if best else "")
     ours_vs = (f"fused up to {fmt(vs.get('fused_max'), '.2f', 'x')}, "
                f"decoupled up to {fmt(vs.get('decoupled_max'), '.2f', 'x')}")

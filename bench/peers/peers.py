@@ -687,7 +687,15 @@ def main() -> int:
         wp.add_argument(f, type=int, required=True)
     wp.add_argument("--rotate-bytes", type=float, required=True)
     wp.add_argument("--min-time", type=float, default=1.0)
+    qp = sub.add_parser("quiet", help="wait until other processes leave the CPUs idle (or the time is up)")
+    qp.add_argument("--max-wait", type=float, default=300.0)
     a = ap.parse_args()
+    if a.cmd == "quiet":
+        t0 = time.time()
+        load = wait_quiet(a.max_wait)
+        print(f"peers: machine {'quiet' if load < 0.1 else 'still busy'} ({load:.2f} CPUs busy) after "
+              f"{time.time() - t0:.0f} s", file=sys.stderr)
+        return 0
     return main_cmd(a) if a.cmd == "main" else worker_main(a)
 
 

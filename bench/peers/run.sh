@@ -99,6 +99,7 @@ elif [[ -n "$w4a16_json" ]]; then
   [[ -f "$w4a16_json" ]] || { echo "run.sh: --w4a16 $w4a16_json: no such file" >&2; exit 2; }
 elif grep -qE "^[[:space:]]+bench([[:space:]]|$)" <<<"$w4a16_help"; then
   w4a16_json="$out/w4a16.json"
+  "$venv/bin/python" "$here/peers.py" quiet --max-wait 300   # other processes distort every timing
   echo "run.sh: ${pin[*]:+${pin[*]} }$build/w4a16 bench --shapes \"$shapes\" --threads $threads --json $w4a16_json" >&2
   if ! "${pin[@]}" "$build/w4a16" bench --shapes "$shapes" --threads "$threads" --json "$w4a16_json" >&2; then
     w4a16_note="build/w4a16 bench failed"; w4a16_json=""

@@ -133,7 +133,7 @@ json totals_json(const bench::Suite* suite, const std::vector<ShapeResult>& resu
 json study_json(const std::vector<ShapeResult>& results) {
   double sk_min = INFINITY, sk_max = 0, fused_max = 0, dec_max = 0;
   json best = json::array(), breakdown = json::array();
-  double sum_read = 0, sum_math = 0, sum_trip = 0;
+  double sum_read = 0, sum_math = 0, sum_trip = 0, sum_gemm = 0;
   int count = 0;
   for (const auto& r : results) {
     const auto* sk = best_splitk(r);
@@ -144,18 +144,23 @@ json study_json(const std::vector<ShapeResult>& results) {
     }
     fused_max = std::max(fused_max, ratio(r.find("dense"), r.find("fused")));
     dec_max = std::max(dec_max, ratio(r.find("dense"), r.find("decoupled_dram")));
+    // Shares of the decoupled time (panel through DRAM), from the ablations:
+    //   read       = the bare int4 stream
+    //   math       = decoupled - decoupled with a plain widening copy instead of the dequant arithmetic
+    //   round trip = widening-copy decoupled - fused (what writing and re-reading 16-bit W adds
+    //                over dequantizing in registers)
+    //   gemm       = the rest (fused - stream: the multiply-accumulate work itself)
     const auto *dec = r.find("decoupled_dram"), *widen = r.find("decoupled_widen"), *stream = r.find("int4_stream");
-    if (dec && widen && stream) {
+    const auto* fused = r.find("fused");
+    if (dec && widen && stream && fused) {
       const double t = dec->median_ms;
-      const double read = stream->median_ms / t, trip = std::max(0.0, widen->median_ms - stream->median_ms) / t;
+      const double read = std::min(1.0, stream->median_ms / t);
       const double math = std::max(0.0, t - widen->median_ms) / t;
-      breakdown.push_back({{"m", r.m},
-                           {"k", r.layer.k},
-                           {"n", r.layer.n},
-                           {"read_share", read},
-                           {"math_share", math},
-                           {"round_trip_share", trip}});
-      sum_read += read, sum_math += math, sum_trip += trip, ++count;
+      const double trip = std::max(0.0, widen->median_ms - fused->median_ms) / t;
+      const double gemm = std::max(0.0, 1.0 - read - math - trip);
+      breakdown.push_back({{"m", r.m}, {"k", r.layer.k}, {"n", r.layer.n}, {"read_share", read},
+                           {"math_share", math}, {"round_trip_share", trip}, {"gemm_share", gemm}});
+      sum_read += read, sum_math += math, sum_trip += trip, sum_gemm += gemm, ++count;
     }
   }
   const double trip = count ? sum_trip / count : NAN, math = count ? sum_math / count : NAN;
@@ -173,7 +178,9 @@ json study_json(const std::vector<ShapeResult>& results) {
   return {{"splitk_vs_dp", {{"min", sk_min}, {"max", sk_max}, {"best", best}}},
           {"w4a16_vs_fp16", {{"fused_max", fused_max}, {"decoupled_max", dec_max}}},
           {"breakdown", breakdown},
-          {"mean_shares", {{"read", count ? sum_read / count : NAN}, {"math", math}, {"round_trip", trip}}},
+          {"mean_shares",
+           {{"read", count ? sum_read / count : NAN}, {"math", math}, {"round_trip", trip},
+            {"gemm", count ? sum_gemm / count : NAN}}},
           {"conclusion", conclusion}};
 }
 
@@ -185,13 +192,13 @@ void print_study(const json& s) {
              s["splitk_vs_dp"]["min"].get<double>(), s["splitk_vs_dp"]["max"].get<double>());
   fmt::print("  W4A16 over dense 16-bit: fused up to {:.2f}x, decoupled (panel through DRAM) up to {:.2f}x\n",
              s["w4a16_vs_fp16"]["fused_max"].get<double>(), s["w4a16_vs_fp16"]["decoupled_max"].get<double>());
-  fmt::print("  {:<17} {:>8} {:>8} {:>11}   (shares of the decoupled time, panel through DRAM)\n", "MxKxN", "read",
-             "math", "round trip");
+  fmt::print("  {:<17} {:>8} {:>8} {:>11} {:>8}   (shares of the decoupled time, panel through DRAM)\n", "MxKxN",
+             "read", "math", "round trip", "gemm");
   for (const auto& b : s["breakdown"]) {
-    fmt::print("  {:<17} {:>7.0f}% {:>7.0f}% {:>10.0f}%\n",
+    fmt::print("  {:<17} {:>7.0f}% {:>7.0f}% {:>10.0f}% {:>7.0f}%\n",
                fmt::format("{}x{}x{}", b["m"].get<int64_t>(), b["k"].get<int64_t>(), b["n"].get<int64_t>()),
                100 * b["read_share"].get<double>(), 100 * b["math_share"].get<double>(),
-               100 * b["round_trip_share"].get<double>());
+               100 * b["round_trip_share"].get<double>(), 100 * b["gemm_share"].get<double>());
   }
   fmt::print("  conclusion: {}\n", s["conclusion"].get<std::string>());
 }
