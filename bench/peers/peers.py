@@ -563,6 +563,26 @@ def main_cmd(a) -> int:
         note = "no w4a16 bench JSON (" + (a.w4a16_note or "not given") + "): peer table without ratios"
 
     results = []
+    versions = {}
+    from importlib.metadata import version
+    for pkg in ("onednn", "onednn-devel", "onnxruntime", "onnx", "numpy", "torch", "llama_cpp_python"):
+        try:
+            versions[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001 -- not installed
+            pass
+    doc = {"schema": SCHEMA, "command": a.command or " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "complete": False, "machine": machine, "threads": a.threads, "rotation_bytes": rotate_bytes,
+           "min_time_s": a.min_time, "max_other_cpu": a.max_other_cpu,
+           "versions": versions, "w4a16_source": (a.w4a16 if w4a16 is not None else None),
+           "w4a16_machine": (w4a16["machine"] if w4a16 is not None else None), "results": results}
+
+    def write_doc(complete: bool):
+        """peers.json after every row (complete: false until the end), so an interrupted run keeps its rows."""
+        doc["complete"] = complete
+        tmp = out / "peers.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+        tmp.replace(out / "peers.json")
+
     t_start = time.time()
     kn_seen = {}
     for m, k, n in shapes:
@@ -613,6 +633,7 @@ def main_cmd(a) -> int:
                 row["w4a16_ms"] = wf
                 row["ratio_vs_w4a16"] = (row["median_ms"] / wf) if (wf and row.get("median_ms")) else None
             results.append(row)
+            write_doc(False)
             status = f"{row['median_ms']:.4g} ms err {row['max_rel_err']:.1e}" if row["status"] == "ok" else row.get("error", "")
             print(f"[{time.time() - t_start:6.0f}s] {m}x{k}x{n} {peer}: {status} ({time.time() - t0:.1f} s)",
                   file=sys.stderr, flush=True)
@@ -636,22 +657,7 @@ def main_cmd(a) -> int:
                                 "source": "w4a16 bench JSON"})
 
     machine["loadavg_end"] = list(os.getloadavg())
-    versions = {}
-    try:
-        from importlib.metadata import version
-        for pkg in ("onednn", "onednn-devel", "onnxruntime", "onnx", "numpy", "torch", "llama_cpp_python"):
-            try:
-                versions[pkg] = version(pkg)
-            except Exception:  # noqa: BLE001
-                pass
-    except ImportError:
-        pass
-    doc = {"schema": SCHEMA, "command": a.command or " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "machine": machine, "threads": a.threads, "rotation_bytes": rotate_bytes, "min_time_s": a.min_time,
-           "max_other_cpu": a.max_other_cpu,
-           "versions": versions, "w4a16_source": (a.w4a16 if w4a16 is not None else None),
-           "w4a16_machine": (w4a16["machine"] if w4a16 is not None else None), "results": results}
-    (out / "peers.json").write_text(json.dumps(doc, indent=1) + "\n")
+    write_doc(True)
     print_table(doc, w4a16 is not None, note)
     print(f"\nwrote {out / 'peers.json'}  (load average {machine['loadavg_start'][0]:.2f} at start, "
           f"{machine['loadavg_end'][0]:.2f} at end)")

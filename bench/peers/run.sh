@@ -5,9 +5,10 @@
 # See bench/peers/README.md.
 #
 #   bench/peers/run.sh [--shapes "M,K,N;..."] [--threads T] [--with-torch] [--with-llama-cpp]
-#                      [--w4a16 FILE] [--min-time S] [--only PEER,PEER] [--no-w4a16]
+#                      [--w4a16 FILE] [--min-time S] [--only PEER,PEER] [--no-w4a16] [--out DIR]
+#                      [--max-other-cpu X]   (re-run a peer when other processes kept > X CPUs busy)
 #
-# Writes build/peers/peers.json and prints the table. Installs its PyPI packages into
+# Writes build/peers/peers.json (or DIR/peers.json) and prints the table. Installs its PyPI packages into
 # build/peers-venv (pinned: bench/peers/requirements*.txt); nothing outside build/ is touched.
 set -euo pipefail
 
@@ -25,9 +26,10 @@ w4a16_json=""
 no_w4a16=0
 min_time=1.0
 only=""
+max_other=0.2
 
 orig_args="$*"
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --shapes) shapes="$2"; shift 2 ;;
@@ -38,6 +40,8 @@ while [[ $# -gt 0 ]]; do
     --no-w4a16) no_w4a16=1; shift ;;
     --min-time) min_time="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --max-other-cpu) max_other="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -45,7 +49,7 @@ done
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --threads must be a positive integer" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 1; }
 command -v g++ >/dev/null || { echo "run.sh: g++ is required (the oneDNN harness)" >&2; exit 1; }
-mkdir -p "$out"
+mkdir -p "$out" "$build/peers"
 
 # --- venv with pinned packages (re-installed only when a requirements file changes) ----------
 reqs=("$here/requirements.txt")
@@ -74,7 +78,7 @@ for req in "${reqs[@]}"; do
 done
 
 # --- the oneDNN harness -------------------------------------------------------------------------
-harness="$out/onednn_matmul"
+harness="$build/peers/onednn_matmul"
 vlib="$(cd "$venv/lib" && pwd)"
 if [[ ! -x "$harness" || "$here/onednn_matmul.cpp" -nt "$harness" || "$venv/.stamp-requirements.txt" -nt "$harness" ]]; then
   [[ -f "$venv/include/oneapi/dnnl/dnnl.hpp" ]] || { echo "run.sh: onednn-devel headers missing in $venv/include" >&2; exit 1; }
@@ -94,7 +98,7 @@ w4a16_note=""
 w4a16_help=""
 [[ -x "$build/w4a16" ]] && w4a16_help="$("$build/w4a16" --help 2>/dev/null || true)"
 if [[ $no_w4a16 == 1 ]]; then
-  w4a16_json=""; w4a16_note="--no-w4a16"
+  w4a16_json=""; w4a16_note="not requested: --no-w4a16"
 elif [[ -n "$w4a16_json" ]]; then
   [[ -f "$w4a16_json" ]] || { echo "run.sh: --w4a16 $w4a16_json: no such file" >&2; exit 2; }
 elif grep -qE "^[[:space:]]+bench([[:space:]]|$)" <<<"$w4a16_help"; then
@@ -110,9 +114,10 @@ fi
 
 # --- the peers ----------------------------------------------------------------------------------
 args=(main --shapes "$shapes" --threads "$threads" --out "$out" --harness "$harness" --min-time "$min_time"
+      --max-other-cpu "$max_other"
       --command "bench/peers/run.sh${orig_args:+ $orig_args}")
 [[ -n "$w4a16_json" ]] && args+=(--w4a16 "$w4a16_json")
-[[ -n "$w4a16_note" ]] && args+=(--w4a16-note "$w4a16_note")
+[[ -n "$w4a16_note" ]] && args+=("--w4a16-note=$w4a16_note")
 [[ $with_torch == 1 ]] && args+=(--with-torch)
 [[ $with_llama == 1 ]] && args+=(--with-llama-cpp)
 [[ -n "$only" ]] && args+=(--only "$only")
