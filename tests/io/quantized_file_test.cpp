@@ -22,20 +22,9 @@
 namespace w4a16::io {
 namespace {
 
+using test::expect_error;
 using test::read_bytes;
 using test::TempDir;
-
-template <typename F>
-void expect_error(F&& body, ErrorCode code, const std::string& substring) {
-  try {
-    body();
-    ADD_FAILURE() << "expected an error containing '" << substring << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)
-        << "message '" << e.what() << "' lacks '" << substring << "'";
-  }
-}
 
 // Quantizes random fp32 weights [n, k] (and an fp32 bias when asked).
 QuantizedWeight make_weight(int64_t n, int64_t k, int64_t g, ZeroMode mode, DType scale_dtype, bool with_bias,

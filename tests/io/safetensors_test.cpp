@@ -15,6 +15,7 @@
 namespace w4a16::io {
 namespace {
 
+using test::expect_error;
 using test::filled_bytes;
 using test::make_safetensors;
 using test::read_bytes;
@@ -29,19 +30,6 @@ uint64_t header_length_of(const std::vector<std::byte>& file) {
   uint64_t length = 0;
   std::memcpy(&length, file.data(), 8);
   return length;
-}
-
-// Runs `body`, which must throw Error(code) whose message contains `substring`.
-template <typename F>
-void expect_error(F&& body, ErrorCode code, const std::string& substring) {
-  try {
-    body();
-    ADD_FAILURE() << "expected an error containing '" << substring << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)
-        << "message '" << e.what() << "' lacks '" << substring << "'";
-  }
 }
 
 // The bytes must be rejected as a format error mentioning `substring`, both when parsed from

@@ -51,6 +51,19 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Runs `body`, which must throw Error(code) whose message contains `substring`.
+template <typename F>
+void expect_error(F&& body, ErrorCode code, const std::string& substring) {
+  try {
+    body();
+    ADD_FAILURE() << "expected an error containing '" << substring << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)
+        << "message '" << e.what() << "' lacks '" << substring << "'";
+  }
+}
+
 inline std::vector<std::byte> read_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
