@@ -5,13 +5,16 @@
 
 #include <limits>
 
+#include "common/printable.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16 {
 
+// Every message is made printable (common/printable.hpp): messages carry names read from files,
+// and whoever prints them (the CLI, a C caller, Python) gets one safe line.
 template <typename... Args>
 [[noreturn]] void fail(ErrorCode code, fmt::format_string<Args...> format, Args&&... args) {
-  throw Error(code, fmt::format(format, std::forward<Args>(args)...));
+  throw Error(code, printable(fmt::format(format, std::forward<Args>(args)...)));
 }
 
 template <typename... Args>

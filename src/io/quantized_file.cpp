@@ -59,8 +59,7 @@ using nlohmann::json;
 
 template <typename... Args>
 [[noreturn]] void layer_fail(const LayerNames& names, fmt::format_string<Args...> format, Args&&... args) {
-  throw Error(ErrorCode::format,
-              fmt::format("quantized layer '{}': {}", names.module, fmt::format(format, std::forward<Args>(args)...)));
+  fail(ErrorCode::format, "quantized layer '{}': {}", names.module, fmt::format(format, std::forward<Args>(args)...));
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
@@ -302,8 +301,8 @@ auto with_path(const std::filesystem::path& path, F&& body) {
     return body();
   } catch (const Error& e) {
     const std::string text = e.what();
-    if (text.find(path.string()) != std::string::npos) throw;
-    throw Error(e.code(), fmt::format("'{}': {}", path.string(), text));
+    if (text.find(printable(path.string())) != std::string::npos) throw;
+    fail(e.code(), "'{}': {}", path.string(), text);
   }
 }
 

@@ -4,9 +4,9 @@
 // of the data buffer is touched, and all arithmetic on file-provided numbers is overflow-checked.
 // What is accepted (docs/formats.md, "safetensors container"):
 //   - u64 little-endian header length H <= kMaxHeaderBytes, H <= file size - 8;
-//   - the header is one JSON object starting with '{' (trailing whitespace allowed), no key
-//     repeated in any object (nlohmann keeps the last duplicate silently, so duplicates are caught
-//     with a parse callback);
+//   - the header is one JSON object starting with '{' (trailing whitespace allowed), read in one
+//     streaming pass by safetensors_header.cpp: no tensor name, metadata key or entry field
+//     repeated; depth, tensor count, metadata count and rank bounded (safetensors.hpp);
 //   - every entry other than "__metadata__" is {"dtype": known name, "shape": [non-negative
 //     integers], "data_offsets": [begin, end]} with begin <= end and end - begin = numel * dtype
 //     size (other keys in an entry are ignored, as the reference reader does);
@@ -33,6 +33,8 @@
 #include <utility>
 
 #include "common/check.hpp"
+#include "io/atomic_file.hpp"
+#include "io/safetensors_header.hpp"
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; big-endian hosts are not supported");
@@ -149,151 +151,6 @@ SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept = default;
 SafetensorsFile::~SafetensorsFile() = default;
 
-namespace {
-
-// A non-negative JSON integer that fits in uint64, or nullopt (negative, fractional, non-number).
-std::optional<uint64_t> as_uint64(const json& value) {
-  if (value.is_number_unsigned()) return value.get<uint64_t>();
-  if (value.is_number_integer() && value.get<int64_t>() >= 0) return uint64_t(value.get<int64_t>());
-  return std::nullopt;
-}
-
-// A short rendering of a JSON value for error messages. Only flat values are dumped: dump() recurses,
-// and a hostile header can nest arrays millions deep.
-std::string describe(const json& value) {
-  if (value.is_object()) return fmt::format("an object with {} keys", value.size());
-  if (value.is_array()) {
-    const bool flat = std::none_of(value.begin(), value.end(), [](const json& v) { return v.is_structured(); });
-    if (!flat || value.size() > 16) return fmt::format("an array of {} elements", value.size());
-  }
-  std::string text = value.dump(-1, ' ', true, json::error_handler_t::replace);
-  if (text.size() > 80) text = text.substr(0, 77) + "...";
-  return text;
-}
-
-// Parses the header JSON, rejecting a key repeated within any one object. nlohmann keeps the last
-// of two equal keys without telling anyone, so each object's keys are collected while parsing.
-json parse_header_json(std::string_view text, std::string_view source) {
-  std::vector<std::set<std::string, std::less<>>> open_objects;  // keys seen, one set per open object
-  std::string duplicate;
-  const json::parser_callback_t callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && duplicate.empty()) {
-          const auto& key = parsed.get_ref<const std::string&>();
-          if (!open_objects.back().insert(key).second) duplicate = key;
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json header;
-  try {
-    header = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
-  } catch (const json::exception& e) {
-    fail(ErrorCode::format, "safetensors {}: header is not valid JSON: {}", source, e.what());
-  }
-  if (!duplicate.empty()) {
-    fail(ErrorCode::format,
-         "safetensors {}: header repeats the key '{}' (duplicate tensor or field names are ambiguous)", source,
-         duplicate);
-  }
-  return header;
-}
-
-TensorInfo parse_entry(const std::string& name, const json& entry, std::string_view source) {
-  if (!entry.is_object()) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': entry is not a JSON object (got {})", source, name,
-         describe(entry));
-  }
-  TensorInfo tensor;
-  tensor.name = name;
-
-  const auto dtype_it = entry.find("dtype");
-  if (dtype_it == entry.end()) fail(ErrorCode::format, "safetensors {}: tensor '{}': missing \"dtype\"", source, name);
-  if (!dtype_it->is_string()) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': \"dtype\" is not a string (got {})", source, name,
-         describe(*dtype_it));
-  }
-  const auto dtype = parse_st_dtype(dtype_it->get_ref<const std::string&>());
-  if (!dtype) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': unknown dtype {}", source, name, describe(*dtype_it));
-  }
-  tensor.dtype = *dtype;
-
-  const auto shape_it = entry.find("shape");
-  if (shape_it == entry.end()) fail(ErrorCode::format, "safetensors {}: tensor '{}': missing \"shape\"", source, name);
-  if (!shape_it->is_array()) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': \"shape\" is not an array (got {})", source, name,
-         describe(*shape_it));
-  }
-  int64_t numel = 1;
-  for (const json& dim_value : *shape_it) {
-    if (dim_value.is_number_integer() && !dim_value.is_number_unsigned() && dim_value.get<int64_t>() < 0) {
-      fail(ErrorCode::format, "safetensors {}: tensor '{}': negative dimension {} in shape", source, name,
-           dim_value.get<int64_t>());
-    }
-    const auto dim = as_uint64(dim_value);
-    if (!dim) {
-      fail(ErrorCode::format, "safetensors {}: tensor '{}': shape dimension {} is not a non-negative integer", source,
-           name, describe(dim_value));
-    }
-    if (*dim > uint64_t(INT64_MAX)) {
-      fail(ErrorCode::format, "safetensors {}: tensor '{}': shape dimension {} is too large", source, name, *dim);
-    }
-    const auto product = checked_mul(numel, int64_t(*dim));
-    if (!product) {
-      fail(ErrorCode::format, "safetensors {}: tensor '{}': shape {} has more elements than fit in 64 bits", source,
-           name, describe(*shape_it));
-    }
-    numel = *product;
-    tensor.shape.push_back(int64_t(*dim));
-  }
-
-  const auto offsets_it = entry.find("data_offsets");
-  if (offsets_it == entry.end()) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': missing \"data_offsets\"", source, name);
-  }
-  if (!offsets_it->is_array() || offsets_it->size() != 2) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': \"data_offsets\" is not an array [begin, end] (got {})",
-         source, name, describe(*offsets_it));
-  }
-  const auto begin = as_uint64((*offsets_it)[0]);
-  const auto end = as_uint64((*offsets_it)[1]);
-  if (!begin || !end) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets {} are not non-negative integers", source, name,
-         describe(*offsets_it));
-  }
-  if (*begin > *end) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets begin {} is after end {}", source, name, *begin,
-         *end);
-  }
-  tensor.begin = *begin;
-  tensor.end = *end;
-
-  const auto nbytes = checked_mul(numel, int64_t(st_dtype_size(tensor.dtype)));
-  if (!nbytes) {
-    fail(ErrorCode::format, "safetensors {}: tensor '{}': {} elements of {} overflow a 64-bit byte count", source, name,
-         numel, st_dtype_name(tensor.dtype));
-  }
-  if (uint64_t(*nbytes) != tensor.nbytes()) {
-    fail(ErrorCode::format,
-         "safetensors {}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {} bytes", source,
-         name, describe(*shape_it), st_dtype_name(tensor.dtype), *nbytes, tensor.begin, tensor.end, tensor.nbytes());
-  }
-  return tensor;
-}
-
-}  // namespace
-
 SafetensorsFile SafetensorsFile::parse(std::span<const std::byte> bytes) { return parse_bytes(bytes, "(memory)"); }
 
 SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, std::string_view source) {
@@ -312,10 +169,7 @@ SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, s
          header_bytes, bytes.size());
   }
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8, size_t(header_bytes));
-  const json header = parse_header_json(text, source);
-  if (!header.is_object()) {
-    fail(ErrorCode::format, "safetensors {}: header is not a JSON object (got {})", source, describe(header));
-  }
+  SafetensorsHeader header = parse_safetensors_header(text, source);
   if (text.empty() || text.front() != '{') {
     fail(ErrorCode::format, "safetensors {}: header does not start with '{{'", source);
   }
@@ -323,28 +177,14 @@ SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, s
   SafetensorsFile file;
   file.source_ = std::string(source);
   file.buffer_ = bytes.subspan(size_t(8 + header_bytes));
+  file.metadata_ = std::move(header.metadata);
+  file.tensors_ = std::move(header.tensors);
   const uint64_t buffer_size = file.buffer_.size();
-
-  for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      if (!entry.is_object()) {
-        fail(ErrorCode::format, "safetensors {}: __metadata__ is not a JSON object (got {})", source, describe(entry));
-      }
-      for (const auto& [key, value] : entry.items()) {
-        if (!value.is_string()) {
-          fail(ErrorCode::format, "safetensors {}: __metadata__ value of '{}' is not a string (got {})", source, key,
-               describe(value));
-        }
-        file.metadata_.emplace(key, value.get<std::string>());
-      }
-      continue;
-    }
-    TensorInfo tensor = parse_entry(name, entry, source);
+  for (const TensorInfo& tensor : file.tensors_) {
     if (tensor.end > buffer_size) {
       fail(ErrorCode::format, "safetensors {}: tensor '{}': data_offsets [{}, {}] run past the {}-byte data buffer",
-           source, name, tensor.begin, tensor.end, buffer_size);
+           source, tensor.name, tensor.begin, tensor.end, buffer_size);
     }
-    file.tensors_.push_back(std::move(tensor));
   }
 
   // Sorted by offsets, the tensors must tile [0, buffer_size) exactly. Equal begins (zero-size
@@ -352,6 +192,19 @@ SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, s
   std::sort(file.tensors_.begin(), file.tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
     return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
   });
+  // The name index: positions sorted by name (a few bytes a tensor, not a second copy of every
+  // name); equal neighbours are a repeated key.
+  file.by_name_.resize(file.tensors_.size());
+  for (size_t i = 0; i < file.by_name_.size(); ++i) file.by_name_[i] = uint32_t(i);
+  std::sort(file.by_name_.begin(), file.by_name_.end(),
+            [&](uint32_t a, uint32_t b) { return file.tensors_[a].name < file.tensors_[b].name; });
+  for (size_t i = 1; i < file.by_name_.size(); ++i) {
+    const std::string& name = file.tensors_[file.by_name_[i]].name;
+    if (name == file.tensors_[file.by_name_[i - 1]].name) {
+      fail(ErrorCode::format,
+           "safetensors {}: header repeats the key '{}' (duplicate tensor or field names are ambiguous)", source, name);
+    }
+  }
   uint64_t covered = 0;  // the data buffer is tiled up to here
   const TensorInfo* previous = nullptr;
   for (const TensorInfo& tensor : file.tensors_) {
@@ -370,7 +223,6 @@ SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, s
     fail(ErrorCode::format, "safetensors {}: the tensors end at byte {} of the {}-byte data buffer ({} trailing bytes)",
          source, covered, buffer_size, buffer_size - covered);
   }
-  for (size_t i = 0; i < file.tensors_.size(); ++i) file.index_.emplace(file.tensors_[i].name, i);
   return file;
 }
 
@@ -401,8 +253,9 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
 }
 
 const TensorInfo* SafetensorsFile::find(std::string_view name) const {
-  const auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &tensors_[it->second];
+  const auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
+                                   [&](uint32_t i, std::string_view n) { return tensors_[i].name < n; });
+  return it != by_name_.end() && tensors_[*it].name == name ? &tensors_[*it] : nullptr;
 }
 
 std::span<const std::byte> SafetensorsFile::data(const TensorInfo& tensor) const {
@@ -462,21 +315,6 @@ std::string json_string(const std::string& text, std::string_view what) {
   }
 }
 
-// Writes all of `data` to fd, retrying short writes and EINTR.
-bool write_all(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t written = ::write(fd, p, size);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += written;
-    size -= size_t(written);
-  }
-  return true;
-}
-
 }  // namespace
 
 void SafetensorsWriter::write(const std::filesystem::path& path) const {
@@ -508,26 +346,12 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   require(header.size() <= kMaxHeaderBytes, "safetensors writer: header of {} bytes exceeds the {}-byte limit",
           header.size(), kMaxHeaderBytes);
 
-  const std::string target = path.string();
-  const std::string temporary = target + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(ErrorCode::io, "cannot create '{}': {}", temporary, std::strerror(errno));
-
-  const auto give_up = [&](std::string_view what, int error) {
-    ::unlink(temporary.c_str());
-    fail(ErrorCode::io, "cannot write '{}' ({} failed: {})", target, what, std::strerror(error));
-  };
+  AtomicFile file(path);  // the target changes only once everything is written and synced
   const uint64_t header_length = header.size();  // little-endian on disk (static_assert above)
-  bool ok = write_all(fd, &header_length, 8) && write_all(fd, header.data(), header.size());
-  for (size_t i = 0; ok && i < entries_.size(); ++i)
-    ok = write_all(fd, entries_[i].data.data(), entries_[i].data.size());
-  if (!ok) {
-    const int error = errno;
-    ::close(fd);
-    give_up("write", error);
-  }
-  if (::close(fd) != 0) give_up("close", errno);
-  if (::rename(temporary.c_str(), target.c_str()) != 0) give_up("rename", errno);
+  file.write(std::as_bytes(std::span(&header_length, 1)));
+  file.write(header);
+  for (const Entry& entry : entries_) file.write(entry.data);
+  file.commit();
 }
 
 }  // namespace w4a16::io

@@ -42,6 +42,12 @@ struct TensorInfo {
 
 // Largest header accepted (the reference implementation uses the same cap).
 inline constexpr uint64_t kMaxHeaderBytes = 100ull * 1024 * 1024;
+// What the format needs, and no more, so that a hostile header cannot make the reader hold more
+// than a small multiple of its size (docs/formats.md, "safetensors container"):
+inline constexpr size_t kMaxTensors = size_t(1) << 20;          // 1,048,576 entries
+inline constexpr size_t kMaxMetadataEntries = size_t(1) << 18;  // 262,144 keys in __metadata__
+inline constexpr size_t kMaxRank = 64;                          // dimensions of one tensor (numpy's limit)
+inline constexpr size_t kMaxJsonDepth = 64;                     // nesting, in ignored values too
 
 // A validated safetensors file. open() memory-maps the file; parse() works on bytes already in
 // memory (the caller keeps them alive) and is what the fuzzer drives. Both throw
@@ -69,7 +75,7 @@ class SafetensorsFile {
   std::unique_ptr<Mapping> mapping_;   // owns the mmap when opened from a path
   std::span<const std::byte> buffer_;  // the data buffer (after the header)
   std::vector<TensorInfo> tensors_;
-  std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
+  std::vector<uint32_t> by_name_;  // positions in tensors_, sorted by name (kMaxTensors < 2^32)
   std::map<std::string, std::string> metadata_;
   std::string source_;  // "'<path>'" or "(memory)", for error messages
 };
@@ -83,7 +89,8 @@ class SafetensorsWriter {
   void add_owned(std::string name, StDType dtype, std::vector<int64_t> shape, std::vector<std::byte> data);
   void set_metadata(std::string key, std::string value);
   bool contains(std::string_view name) const;
-  // Writes to path + ".tmp" and renames, so a failed write never leaves a half file at `path`.
+  // Writes through an AtomicFile (io/atomic_file.hpp): `path` holds either its old content or the
+  // whole new file, never a part of it, and a symlink planted beside it cannot redirect the write.
   void write(const std::filesystem::path& path) const;
 
  private:

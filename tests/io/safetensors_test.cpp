@@ -3,8 +3,12 @@
 #include "io/safetensors.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstring>
 #include <string>
@@ -235,7 +239,68 @@ TEST(SafetensorsWriter, ReplacesExistingFileAndLeavesNoTemporary) {
   writer.add("x", StDType::U8, {2}, data);
   writer.write(path);
   EXPECT_EQ(SafetensorsFile::open(path).tensors().size(), 1u);
-  EXPECT_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+  // Nothing but the output is left in the directory.
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
+  EXPECT_EQ(entries, 1u);
+}
+
+// Fault 8 of the review: the writer opened `<output>.tmp` with O_CREAT|O_TRUNC and followed a
+// symlink planted there. The temporary is now created exclusively under a random name, so no
+// name an attacker can plant beside the output redirects the write.
+TEST(SafetensorsWriter, PlantedSymlinksDoNotRedirectTheWrite) {
+  TempDir dir;
+  const auto victim = dir / "victim.txt";
+  write_bytes(victim, filled_bytes(16, 3));
+  const auto path = dir / "out.safetensors";
+  std::filesystem::create_symlink(victim, path.string() + ".tmp");
+  SafetensorsWriter writer;
+  const auto data = filled_bytes(4);
+  writer.add("x", StDType::U8, {4}, data);
+  writer.write(path);
+  EXPECT_EQ(read_bytes(victim), filled_bytes(16, 3));
+  EXPECT_EQ(SafetensorsFile::open(path).tensors().size(), 1u);
+
+  // A symlink at the output itself is replaced by the new file; its target is not written.
+  const auto link = dir / "link.safetensors";
+  std::filesystem::create_symlink(victim, link);
+  writer.write(link);
+  EXPECT_FALSE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(read_bytes(victim), filled_bytes(16, 3));
+  EXPECT_EQ(SafetensorsFile::open(link).tensors().size(), 1u);
+}
+
+// Crash safety: a write that fails part-way (here: the file-size limit, as a full disk would)
+// leaves the previous output untouched and no temporary behind. Run in a child process so that
+// the resource limit does not reach the rest of the suite.
+TEST(SafetensorsWriter, WriteFailingMidwayLeavesPreviousOutputIntact) {
+  TempDir dir;
+  const auto path = dir / "out.safetensors";
+  const auto previous = filled_bytes(100, 5);
+  write_bytes(path, previous);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // make the limit an EFBIG error instead of a signal
+    const rlimit limit{4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    SafetensorsWriter writer;
+    writer.add_owned("big", StDType::U8, {1 << 20}, filled_bytes(1 << 20));
+    try {
+      writer.write(path);
+    } catch (const Error& e) {
+      ::_exit(e.code() == ErrorCode::io && std::string(e.what()).find(path.string()) != std::string::npos ? 0 : 2);
+    }
+    ::_exit(1);  // the write should have failed
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the oversized write succeeded; 2: wrong error";
+  EXPECT_EQ(read_bytes(path), previous);
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
+  EXPECT_EQ(entries, 1u) << "a temporary file was left behind";
 }
 
 TEST(SafetensorsWriter, RejectsDuplicateName) {
@@ -502,20 +567,36 @@ TEST(SafetensorsMalformed, MetadataValueNotString) {
   expect_format_error(make_safetensors(R"({"__metadata__":{"k":null}})"), "value of 'k' is not a string");
 }
 
-// Error messages must not recurse into a hostile value: dumping JSON nested a million deep
-// would overflow the stack.
+// Nesting is bounded everywhere, in ignored values too: a hostile header nested millions deep is
+// refused at level kMaxJsonDepth, before anything recurses or allocates per level.
 TEST(SafetensorsMalformed, DeeplyNestedValues) {
-  constexpr size_t kDepth = 200'000;  // a recursive dump() segfaults at 100k at -O0
+  constexpr size_t kDepth = 200'000;
   const std::string deep = std::string(kDepth, '[') + std::string(kDepth, ']');
   const auto expect_parse_error = [](const std::vector<std::byte>& bytes, const std::string& substring) {
     expect_error([&] { SafetensorsFile::parse(bytes); }, ErrorCode::format, substring);
   };
-  expect_parse_error(make_safetensors("{\"t\":" + deep + "}"), "entry is not a JSON object (got an array of 1");
-  expect_parse_error(one_tensor("{\"dtype\":\"U8\",\"shape\":" + deep + ",\"data_offsets\":[0,0]}", 0),
-                     "not a non-negative integer");
-  expect_parse_error(one_tensor("{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[" + deep + ",0]}", 0),
-                     "are not non-negative integers");
+  expect_parse_error(make_safetensors("{\"t\":" + deep + "}"), "entry is not a JSON object (got an array)");
+  expect_parse_error(one_tensor("{\"dtype\":\"U8\",\"extra\":" + deep + ",\"shape\":[0],\"data_offsets\":[0,0]}", 0),
+                     "deeper than 64 levels");
   expect_parse_error(make_safetensors("{\"__metadata__\":{\"k\":" + deep + "}}"), "value of 'k' is not a string");
+  // Just within the limit: accepted and skipped.
+  const std::string ok = std::string(kMaxJsonDepth - 2, '[') + std::string(kMaxJsonDepth - 2, ']');
+  EXPECT_EQ(SafetensorsFile::parse(one_tensor("{\"dtype\":\"U8\",\"x\":" + ok + ",\"shape\":[0],\"data_offsets\":[0,0]}", 0))
+                .tensors()
+                .size(),
+            1u);
+}
+
+TEST(SafetensorsMalformed, RankAboveLimit) {
+  std::string shape = "[1";
+  for (size_t i = 1; i <= kMaxRank; ++i) shape += ",1";
+  expect_format_error(one_tensor("{\"dtype\":\"U8\",\"shape\":" + shape + "],\"data_offsets\":[0,1]}", 1),
+                      "more than 64 dimensions");
+}
+
+// A syntax error anywhere wins over a misplaced value before it, as with a document parser.
+TEST(SafetensorsMalformed, SyntaxErrorReportedBeforeEarlierSemanticError) {
+  expect_format_error(make_safetensors(R"({"t":5,"u":)"), "not valid JSON");
 }
 
 // ---------------------------------------------------------------------------------------------
