@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The test command: builds and runs the whole suite twice — a normal Release build (with the
-# CUDA code compiled when nvcc is present; GPU tests skip without a GPU) and an
-# AddressSanitizer + UndefinedBehaviorSanitizer build (no CUDA, no benchmarks).
+# The test command. Four stages, each in its own build directory:
+#   1. normal Release build (CUDA code compiled when nvcc is present; GPU tests skip without a GPU)
+#      and the whole suite;
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build (no CUDA, no benchmarks) and the suite;
+#   3. ThreadSanitizer build of the concurrency tests (ctest label "concurrency": reentrant gemm,
+#      first calls from many threads, ISA cap changed during calls, fork after gemm);
+#   4. the libFuzzer targets (clang), W4A16_FUZZ_SECONDS (default 60) each, from the committed
+#      corpus; without clang the corpus replay in stages 1-2 stands in (safetensors_fuzz_smoke).
 # Set W4A16_TEST_TIER=long to include the tests labelled "long".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,16 +14,28 @@ scripts/deps.sh
 jobs="$(nproc)"
 label_args=(-LE long)
 [ "${W4A16_TEST_TIER:-}" = "long" ] && label_args=()
+stage() { echo "== $1 ($(date +%T))" >&2; }
 
-echo "== normal build" >&2
+stage "normal build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DW4A16_BUILD_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs" "${label_args[@]}"
 
-echo "== sanitizer build (ASan + UBSan)" >&2
+stage "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DW4A16_SANITIZE=ON -DW4A16_CUDA=OFF \
   -DW4A16_BUILD_BENCHMARKS=OFF -DW4A16_BUILD_TESTS=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" "${label_args[@]}"
-echo "== all tests passed" >&2
+
+stage "ThreadSanitizer build (concurrency tests)"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DW4A16_TSAN=ON -DW4A16_CUDA=OFF \
+  -DW4A16_BUILD_BENCHMARKS=OFF -DW4A16_BUILD_EXAMPLES=OFF -DW4A16_BUILD_FUZZERS=OFF -DW4A16_BUILD_TESTS=ON >/dev/null
+cmake --build build-tsan -j"$jobs" --target concurrency_test fork_test gemm_contracts_test c_api_test
+# die_after_fork=0: the fork tests start threads in forked children on purpose.
+TSAN_OPTIONS=die_after_fork=0:halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan --output-on-failure -L concurrency
+
+stage "fuzzing (libFuzzer)"
+scripts/fuzz.sh "${W4A16_FUZZ_SECONDS:-60}"
+echo "== all tests passed ($(date +%T))" >&2

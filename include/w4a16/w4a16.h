@@ -34,9 +34,11 @@
 extern "C" {
 #endif
 
-/* Every enum below has a *_MAX_ENUM_ member so that its size is that of an int32_t on every
- * compiler and a value received from a foreign caller can be range-checked without undefined
- * behavior. It is not a valid argument. */
+/* Every enum below has *_MIN_ENUM_ = INT32_MIN and *_MAX_ENUM_ = INT32_MAX members: its size is
+ * that of an int32_t on every compiler, and every int32_t value, negative ones included, is a
+ * value of the type, so whatever a foreign caller (ctypes, cffi, Rust, a C cast) passes is
+ * range-checked as an integer without undefined behavior and refused with
+ * W4A16_ERROR_INVALID_ARGUMENT. Neither member is a valid argument. */
 
 /* Result of every call. The error values equal those of w4a16::ErrorCode in the C++ API. */
 typedef enum w4a16_status {
@@ -47,6 +49,7 @@ typedef enum w4a16_status {
   W4A16_ERROR_UNSUPPORTED = 4,      /* valid request this build or machine cannot serve */
   W4A16_ERROR_INTERNAL = 5,         /* a bug in w4a16: please report it with the message */
   W4A16_ERROR_OUT_OF_MEMORY = 6,    /* an allocation failed */
+  W4A16_STATUS_MIN_ENUM_ = -0x7FFFFFFF - 1,
   W4A16_STATUS_MAX_ENUM_ = 0x7FFFFFFF
 } w4a16_status;
 
@@ -55,6 +58,7 @@ typedef enum w4a16_dtype {
   W4A16_DTYPE_F16 = 0,
   W4A16_DTYPE_BF16 = 1,
   W4A16_DTYPE_F32 = 2,
+  W4A16_DTYPE_MIN_ENUM_ = -0x7FFFFFFF - 1,
   W4A16_DTYPE_MAX_ENUM_ = 0x7FFFFFFF
 } w4a16_dtype;
 
@@ -66,6 +70,7 @@ typedef enum w4a16_zero_mode {
   W4A16_ZERO_SYM = 0,
   W4A16_ZERO_ASYM = 1,
   W4A16_ZERO_FLOAT = 2,
+  W4A16_ZERO_MIN_ENUM_ = -0x7FFFFFFF - 1,
   W4A16_ZERO_MAX_ENUM_ = 0x7FFFFFFF
 } w4a16_zero_mode;
 
@@ -133,6 +138,7 @@ typedef enum w4a16_strategy {
   W4A16_STRATEGY_FUSED = 1,     /* dequantize in registers */
   W4A16_STRATEGY_DECOUPLED = 2, /* dequantize a panel to 16-bit in memory, then a dense kernel */
   W4A16_STRATEGY_DENSE = 3,     /* W dequantized once to 16-bit: the FP16/BF16 baseline */
+  W4A16_STRATEGY_MIN_ENUM_ = -0x7FFFFFFF - 1,
   W4A16_STRATEGY_MAX_ENUM_ = 0x7FFFFFFF
 } w4a16_strategy;
 
@@ -140,6 +146,7 @@ typedef enum w4a16_partition {
   W4A16_PARTITION_AUTO = 0,
   W4A16_PARTITION_DATA_PARALLEL = 1, /* threads own disjoint column tiles */
   W4A16_PARTITION_SPLIT_K = 2,       /* threads share a tile, each reduces a slice of K */
+  W4A16_PARTITION_MIN_ENUM_ = -0x7FFFFFFF - 1,
   W4A16_PARTITION_MAX_ENUM_ = 0x7FFFFFFF
 } w4a16_partition;
 

@@ -229,8 +229,10 @@ class PackedWeight {
   bool is_quantized() const;  // false for pack_dense() weights
   const QuantizedLayout& layout() const;
 
+  // Every entry point that reads a weight goes through impl(), which throws
+  // Error(invalid_argument) for an empty (default-constructed or moved-from) PackedWeight.
   struct Impl;
-  const Impl& impl() const { return *impl_; }
+  const Impl& impl() const;
   explicit PackedWeight(std::unique_ptr<Impl> impl);
 
  private:

@@ -5,6 +5,7 @@
 // exception into a status code plus a thread-local message. Nothing may throw past this file:
 // the functions are extern "C" and a C caller cannot catch.
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <ios>
 #include <mutex>
@@ -72,7 +73,18 @@ void require_ptr(const T* pointer, const char* name) {
   if (pointer == nullptr) invalid("{} is NULL", name);
 }
 
-w4a16::DType to_dtype(w4a16_dtype dtype, const char* name) {
+// An enum argument as the integer the caller passed, read through its bytes: every range check
+// below is on this integer, so no out-of-range enum value is ever used as an enum.
+template <typename Enum>
+int32_t as_int(const Enum& value) {
+  static_assert(sizeof(Enum) == sizeof(int32_t), "C enums are 32-bit");
+  int32_t out;
+  std::memcpy(&out, &value, sizeof out);
+  return out;
+}
+
+w4a16::DType to_dtype(w4a16_dtype dtype_enum, const char* name) {
+  const int32_t dtype = as_int(dtype_enum);
   switch (dtype) {
     case W4A16_DTYPE_F16:
       return w4a16::DType::f16;
@@ -83,7 +95,7 @@ w4a16::DType to_dtype(w4a16_dtype dtype, const char* name) {
     default:
       break;
   }
-  invalid("{} = {} is not a w4a16_dtype (expected W4A16_DTYPE_F16, _BF16 or _F32)", name, int64_t(dtype));
+  invalid("{} = {} is not a w4a16_dtype (expected W4A16_DTYPE_F16, _BF16 or _F32)", name, dtype);
 }
 
 w4a16_dtype from_dtype(w4a16::DType dtype) {
@@ -98,7 +110,8 @@ w4a16_dtype from_dtype(w4a16::DType dtype) {
   w4a16::fail(w4a16::ErrorCode::internal, "unknown DType {}", int(dtype));
 }
 
-w4a16::ZeroMode to_zero_mode(w4a16_zero_mode mode) {
+w4a16::ZeroMode to_zero_mode(w4a16_zero_mode mode_enum) {
+  const int32_t mode = as_int(mode_enum);
   switch (mode) {
     case W4A16_ZERO_SYM:
       return w4a16::ZeroMode::sym;
@@ -109,7 +122,7 @@ w4a16::ZeroMode to_zero_mode(w4a16_zero_mode mode) {
     default:
       break;
   }
-  invalid("zero_mode = {} is not a w4a16_zero_mode (expected W4A16_ZERO_SYM, _ASYM or _FLOAT)", int64_t(mode));
+  invalid("zero_mode = {} is not a w4a16_zero_mode (expected W4A16_ZERO_SYM, _ASYM or _FLOAT)", mode);
 }
 
 w4a16_zero_mode from_zero_mode(w4a16::ZeroMode mode) {
@@ -167,7 +180,8 @@ w4a16_weight* new_handle(w4a16::QuantizedWeight weight) { return new w4a16_weigh
 w4a16::GemmOptions to_options(const w4a16_gemm_options* o) {
   w4a16::GemmOptions out;
   if (o == nullptr) return out;
-  switch (o->strategy) {
+  const int32_t strategy = as_int(o->strategy), partition = as_int(o->partition);
+  switch (strategy) {
     case W4A16_STRATEGY_AUTO:
       out.strategy = w4a16::Strategy::automatic;
       break;
@@ -181,9 +195,9 @@ w4a16::GemmOptions to_options(const w4a16_gemm_options* o) {
       out.strategy = w4a16::Strategy::dense;
       break;
     default:
-      invalid("options->strategy = {} is not a w4a16_strategy value", int(o->strategy));
+      invalid("options->strategy = {} is not a w4a16_strategy value", strategy);
   }
-  switch (o->partition) {
+  switch (partition) {
     case W4A16_PARTITION_AUTO:
       out.partition = w4a16::Partition::automatic;
       break;
@@ -194,7 +208,7 @@ w4a16::GemmOptions to_options(const w4a16_gemm_options* o) {
       out.partition = w4a16::Partition::split_k;
       break;
     default:
-      invalid("options->partition = {} is not a w4a16_partition value", int(o->partition));
+      invalid("options->partition = {} is not a w4a16_partition value", partition);
   }
   if (o->split_k < 0) invalid("options->split_k = {} must be >= 0", o->split_k);
   if (o->threads < 0) invalid("options->threads = {} must be >= 0", o->threads);

@@ -59,5 +59,8 @@ inline void store_from_f32(void* data, DType dtype, int64_t i, float value) {
 // Validates a caller-owned matrix argument: non-null, positive sizes, expected dtype family.
 void check_matrix(const MatrixRef& m, std::string_view what);
 void check_matrix(const MutableMatrixRef& m, std::string_view what);
+// Refuses an output whose bytes overlap an input's (y == x, or any partial overlap).
+void check_disjoint(const MatrixRef& in, const MutableMatrixRef& out, std::string_view what);
+void check_disjoint(const void* input, size_t input_bytes, const MutableMatrixRef& out, std::string_view what);
 
 }  // namespace w4a16

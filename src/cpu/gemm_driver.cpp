@@ -133,8 +133,9 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
   const auto& p = w.impl();
   require(m > 0, "plan_gemm: M={} must be positive", m);
   const ResolvedPlan r = resolve_plan(p, o);
+  const auto& kt = cpu::active_kernels();  // one snapshot: set_isa_cap() may run concurrently
   GemmPlan plan;
-  plan.isa = cpu::active_kernels().name;
+  plan.isa = kt.name;
   plan.strategy = r.strategy;
   plan.partition = r.partition;
   plan.split_k = r.split_k;
@@ -157,7 +158,6 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
   plan.notes = notes;
 
   // Kernel names follow the files: family__isa (docs/kernels.md).
-  const auto& kt = cpu::active_kernels();
   const bool x_bf16 = act == DType::bf16;
   const DType wd = p.quantized ? act : p.layout.scale_dtype;
   const std::string dense = wd == DType::f16            ? "dense_f16_f32"
@@ -197,6 +197,7 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
   require(x.cols == p.layout.k, "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, p.layout.k);
   require(y.rows == x.rows && y.cols == p.layout.n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows,
           p.layout.n);
+  check_disjoint(x, y, "gemm");
   const ResolvedPlan plan = resolve_plan(p, o);
   const auto& kt = cpu::active_kernels();
   const int64_t m = x.rows, kp = p.k_padded, groups = p.geom.groups;

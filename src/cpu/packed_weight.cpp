@@ -40,6 +40,7 @@ void init_geometry(PackedWeight::Impl& p, const QuantizedLayout& layout) {
 }
 }  // namespace
 
+const PackedWeight::Impl& PackedWeight::impl() const { return checked(impl_); }
 int64_t PackedWeight::n() const { return checked(impl_).layout.n; }
 int64_t PackedWeight::k() const { return checked(impl_).layout.k; }
 bool PackedWeight::is_quantized() const { return checked(impl_).quantized; }

@@ -20,6 +20,8 @@ void check_gemm_args(const MatrixRef& x, const QuantizedWeight& w, const Mutable
   require(x.cols == w.k(), "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, w.k());
   require(y.rows == x.rows && y.cols == w.n(), "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows,
           w.n());
+  check_disjoint(x, y, "gemm");
+  check_disjoint(w.bias().data.data(), w.bias().data.size(), y, "gemm (bias)");
 }
 
 void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y) {

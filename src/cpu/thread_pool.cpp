@@ -1,6 +1,7 @@
 // Fork-join thread pool and CPU-count detection.
 #include "cpu/thread_pool.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -36,20 +37,46 @@ int available_cpus() {
   return std::max(1, count);
 }
 
+namespace {
+std::atomic<ThreadPool*> g_pool{nullptr};
+std::atomic<uint64_t> g_fork_epoch{0};  // forks this process image descends from
+std::mutex g_create;                    // serializes making a pool (held across fork by the handlers)
+std::once_flag g_handlers;
+}  // namespace
+
 ThreadPool& ThreadPool::instance() {
-  static ThreadPool pool(available_cpus() - 1);
-  return pool;
+  ThreadPool* pool = g_pool.load(std::memory_order_acquire);
+  if (pool != nullptr && pool->fork_epoch_ == g_fork_epoch.load(std::memory_order_relaxed)) return *pool;
+  std::call_once(g_handlers, [] { ::pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); });
+  std::lock_guard lock(g_create);
+  pool = g_pool.load(std::memory_order_acquire);
+  if (pool == nullptr || pool->fork_epoch_ != g_fork_epoch.load(std::memory_order_relaxed)) {
+    pool = new ThreadPool(available_cpus() - 1, pool);
+    g_pool.store(pool, std::memory_order_release);
+  }
+  return *pool;
 }
 
-ThreadPool::ThreadPool(int workers) {
+ThreadPool::ThreadPool(int workers, ThreadPool* abandoned)
+    : abandoned_(abandoned), fork_epoch_(g_fork_epoch.load(std::memory_order_relaxed)) {
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i] { worker_loop(i + 1); });
 }
 
-ThreadPool::~ThreadPool() {
-  stop_.store(true);
-  { std::lock_guard lock(mutex_); }
-  wake_.notify_all();
-  for (auto& t : workers_) t.join();
+void ThreadPool::before_fork() {
+  g_create.lock();
+  if (ThreadPool* pool = g_pool.load(std::memory_order_acquire)) pool->busy_.lock();
+}
+
+void ThreadPool::after_fork_in_parent() {
+  if (ThreadPool* pool = g_pool.load(std::memory_order_acquire)) pool->busy_.unlock();
+  g_create.unlock();
+}
+
+void ThreadPool::after_fork_in_child() {
+  // The child is single-threaded here. The old pool stays locked and abandoned; the next
+  // instance() sees the new epoch and builds a pool whose workers exist in this process.
+  g_fork_epoch.fetch_add(1, std::memory_order_relaxed);
+  g_create.unlock();
 }
 
 namespace {
@@ -67,17 +94,16 @@ void ThreadPool::worker_loop(int index) {
     // Spin a little for the next job, then sleep.
     const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
     int polls = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+    while (generation_.load(std::memory_order_acquire) == seen) {
       cpu_relax();
       if (++polls % 256 == 0 && std::chrono::steady_clock::now() > spin_until) {
         std::unique_lock lock(mutex_);
         sleepers_.fetch_add(1);
-        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
         sleepers_.fetch_sub(1);
         break;
       }
     }
-    if (stop_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
     // Every worker acknowledges every job (after running its parts, if it has any), so the job's
     // fields are not rewritten while any worker may still read them.

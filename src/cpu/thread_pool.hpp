@@ -13,9 +13,17 @@
 
 namespace w4a16::cpu {
 
+// fork(): a child process has only the thread that called fork(), so the pool's workers do not
+// exist there. pthread_atfork handlers make the child abandon the parent's pool (its memory is
+// kept reachable, never destroyed: destroying it would join threads that are not there) and
+// instance() builds a fresh one on the child's first parallel call. The prepare handler takes
+// the pool's `busy_` lock, so a fork waits for a parallel call in flight to finish and the child
+// never inherits a half-run job. The pool is never destroyed in any process either: workers
+// sleep until exit, and exit() joins nothing.
 class ThreadPool {
  public:
-  // The shared pool, sized to available_cpus() - 1 workers (the caller is the other thread).
+  // The shared pool of this process, sized to available_cpus() - 1 workers (the caller is the
+  // other thread); rebuilt after fork() on first use in the child.
   static ThreadPool& instance();
 
   // Runs fn(i) for i in [0, parts) on min(parts, threads) threads and waits. The calling thread
@@ -30,15 +38,20 @@ class ThreadPool {
   }
 
   int max_threads() const { return int(workers_.size()) + 1; }
-  ~ThreadPool();
 
  private:
-  explicit ThreadPool(int workers);
+  explicit ThreadPool(int workers, ThreadPool* abandoned);
+  ~ThreadPool() = delete;  // see fork() above: a pool lives as long as its process image
+  static void before_fork();
+  static void after_fork_in_parent();
+  static void after_fork_in_child();
   void worker_loop(int index);
   void run_erased(int parts, int threads, void (*call)(void*, int), void* ctx);
 
   std::vector<std::thread> workers_;
-  std::mutex busy_;  // held by the call that owns the pool
+  ThreadPool* abandoned_ = nullptr;  // the pool this one replaced after a fork (kept reachable)
+  uint64_t fork_epoch_ = 0;          // value of the process's fork counter when this pool was made
+  std::mutex busy_;                  // held by the call that owns the pool
   // A job is published by writing the fields below and then bumping generation_ (release);
   // workers spin on generation_ for a while after each job (waking a sleeping thread costs tens
   // of microseconds, as much as a whole decode GEMV of a small layer) and then sleep on wake_.
@@ -50,7 +63,6 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> sleepers_{0};
-  std::atomic<bool> stop_{false};
 };
 
 // CPUs this process may run on: the affinity mask, further capped by a cgroup v2/v1 CPU quota.

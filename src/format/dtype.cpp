@@ -59,6 +59,24 @@ void check_matrix_impl(const Matrix& m, std::string_view what) {
 void check_matrix(const MatrixRef& m, std::string_view what) { check_matrix_impl(m, what); }
 void check_matrix(const MutableMatrixRef& m, std::string_view what) { check_matrix_impl(m, what); }
 
+void check_disjoint(const void* input, size_t input_bytes, const MutableMatrixRef& out, std::string_view what) {
+  const auto out_bytes = checked_mul(checked_mul(out.rows, out.cols).value_or(-1), int64_t(dtype_size(out.dtype)));
+  require(out_bytes.has_value(), "{}: output of {}x{} elements is too large", what, out.rows, out.cols);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(input), b = reinterpret_cast<uintptr_t>(out.data);
+  require(a + input_bytes >= a && b + uint64_t(*out_bytes) >= b, "{}: a buffer wraps around the address space", what);
+  // Kernels read inputs while they write y, in blocks and from several threads: any shared byte
+  // makes the result depend on the schedule, so partial overlap is refused as well as y == x.
+  const bool overlap = input_bytes > 0 && a < b + uint64_t(*out_bytes) && b < a + input_bytes;
+  require(!overlap, "{}: the output y [{} bytes at {}] overlaps an input [{} bytes at {}]; in-place gemm is not "
+          "supported, pass a separate output buffer", what, *out_bytes, out.data, input_bytes, input);
+}
+
+void check_disjoint(const MatrixRef& in, const MutableMatrixRef& out, std::string_view what) {
+  const auto in_bytes = checked_mul(checked_mul(in.rows, in.cols).value_or(-1), int64_t(dtype_size(in.dtype)));
+  require(in_bytes.has_value(), "{}: input of {}x{} elements is too large", what, in.rows, in.cols);
+  check_disjoint(in.data, size_t(*in_bytes), out, what);
+}
+
 std::string_view version() {
   static const std::string text =
       std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinor) + "." + std::to_string(kVersionPatch);

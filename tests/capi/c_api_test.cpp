@@ -525,3 +525,91 @@ TEST(CApiOptions, SetIsaCapsAndRestores) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Foreign callers and aliasing (faults 5 and 6 of the review at commit e185524)
+// ---------------------------------------------------------------------------------------------
+
+extern "C" {
+w4a16_status foreign_quantize(const float* w, int64_t n, int64_t k, int32_t w_dtype, int32_t zero_mode,
+                              int32_t scale_dtype, w4a16_weight** out);
+w4a16_status foreign_gemm(const void* x, int32_t x_dtype, int64_t m, int64_t k, const w4a16_weight* weight, void* y,
+                          int32_t y_dtype, int64_t n, int32_t strategy, int32_t partition);
+w4a16_status foreign_gemm_reference(const void* x, int32_t x_dtype, int64_t m, int64_t k, const w4a16_weight* weight,
+                                    void* y, int32_t y_dtype, int64_t n);
+}
+
+namespace {
+
+// Every int32 a foreign caller may pass that names no enumerator: negative, just past the last
+// one, and the extremes. The ASan+UBSan build of this test fails on any out-of-range enum load.
+const int32_t kForeignBadEnums[] = {-1, -2, 3, 4, 1000, std::numeric_limits<int32_t>::min(),
+                                    std::numeric_limits<int32_t>::max()};
+
+TEST(CApiForeignCallers, AnyInt32EnumValueIsRangeCheckedWithoutUndefinedBehavior) {
+  const HostMatrix wf = random_matrix(DType::f32, kN, kK, 3, 0.02f);
+  const float* w = reinterpret_cast<const float*>(wf.data());
+  for (const int32_t bad : kForeignBadEnums) {
+    SCOPED_TRACE(bad);
+    w4a16_weight* out = kSentinelHandle;
+    EXPECT_INVALID(foreign_quantize(w, kN, kK, bad, W4A16_ZERO_SYM, W4A16_DTYPE_F16, &out), "w4a16_quantize",
+                   "w_dtype = " + std::to_string(bad));
+    EXPECT_EQ(out, nullptr);
+    EXPECT_INVALID(foreign_quantize(w, kN, kK, W4A16_DTYPE_F32, bad, W4A16_DTYPE_F16, &out), "w4a16_quantize",
+                   "zero_mode = " + std::to_string(bad));
+    EXPECT_INVALID(foreign_quantize(w, kN, kK, W4A16_DTYPE_F32, W4A16_ZERO_SYM, bad, &out), "w4a16_quantize",
+                   "scale_dtype = " + std::to_string(bad));
+  }
+  const WeightPtr weight = make_weight();
+  const HostMatrix x = random_matrix(DType::bf16, 2, kK, 4);
+  HostMatrix y(DType::bf16, 2, kN);
+  y.poison();
+  const std::vector<uint16_t> poisoned = y.bits;
+  for (const int32_t bad : kForeignBadEnums) {
+    SCOPED_TRACE(bad);
+    EXPECT_INVALID(foreign_gemm(x.data(), bad, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN, 0, 0),
+                   "w4a16_gemm_ex", "x_dtype");
+    EXPECT_INVALID(foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), bad, kN, 0, 0),
+                   "w4a16_gemm_ex", "y_dtype");
+    if (bad != 3) {  // 3 is W4A16_STRATEGY_DENSE
+      EXPECT_INVALID(
+          foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN, bad, 0),
+          "w4a16_gemm_ex", "options->strategy = " + std::to_string(bad));
+    }
+    EXPECT_INVALID(foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN, 0, bad),
+                   "w4a16_gemm_ex", "options->partition = " + std::to_string(bad));
+    EXPECT_INVALID(foreign_gemm_reference(x.data(), bad, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN),
+                   "w4a16_gemm_reference", "x_dtype");
+  }
+  EXPECT_EQ(y.bits, poisoned) << "a refused call wrote to y";
+}
+
+// y == x used to return OK with 383-448 of 2048 bf16 outputs wrong (kernels read x while they
+// write y, from several threads). Any overlap is now refused and y is left untouched.
+TEST(CApiErrors, GemmOutputOverlappingInputIsRefused) {
+  const WeightPtr weight = make_weight();
+  // One buffer big enough for x [m, K] or y [m, N] at several offsets.
+  constexpr int64_t m = 4;
+  const HostMatrix x = random_matrix(DType::bf16, m, kK, 5);
+  for (const int64_t shift : {int64_t(0), int64_t(1), int64_t(kK * m - 1), -int64_t(kN * m - 1)}) {
+    SCOPED_TRACE(shift);
+    std::vector<uint16_t> buffer(size_t(4 * kK * m), 0);
+    uint16_t* x_at = buffer.data() + 2 * kK * m;
+    std::memcpy(x_at, x.data(), size_t(m * kK) * 2);
+    uint16_t* y_at = x_at + shift;
+    EXPECT_INVALID(w4a16_gemm(x_at, W4A16_DTYPE_BF16, m, kK, weight.get(), y_at, W4A16_DTYPE_BF16, kN), "w4a16_gemm",
+                   "overlaps an input");
+    EXPECT_INVALID(w4a16_gemm_reference(x_at, W4A16_DTYPE_BF16, m, kK, weight.get(), y_at, W4A16_DTYPE_BF16, kN),
+                   "w4a16_gemm_reference", "overlaps an input");
+    EXPECT_EQ(std::memcmp(x_at, x.data(), size_t(m * kK) * 2), 0) << "x was written";
+  }
+  // Adjacent, not overlapping: accepted.
+  std::vector<uint16_t> buffer(size_t(m * (kK + kN)), 0);
+  std::memcpy(buffer.data(), x.data(), size_t(m * kK) * 2);
+  EXPECT_EQ(w4a16_gemm(buffer.data(), W4A16_DTYPE_BF16, m, kK, weight.get(), buffer.data() + m * kK, W4A16_DTYPE_BF16,
+                       kN),
+            W4A16_OK)
+      << last_error();
+}
+
+}  // namespace

@@ -1,0 +1,105 @@
+// gemm() across fork() (fault 3 of the review at commit e185524): a child forked after a gemm
+// with threads != 1 hung forever in its next gemm, waiting for pool workers that do not exist in
+// the child. Python's multiprocessing forks by default on Linux, so the child must work, at full
+// thread count, and must exit without joining absent threads. Each child runs under alarm(): a
+// hang kills it with SIGALRM and fails the test instead of blocking the suite.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "cpu/kernel_check.hpp"
+
+namespace w4a16::test {
+namespace {
+
+constexpr unsigned kChildSeconds = 60;
+
+// Forks; the child runs `body` (which returns an exit code) and leaves through exit(), so static
+// destructors and atexit handlers run there as in a real program. Returns the child's status.
+template <typename F>
+int run_in_child(F&& body) {
+  const pid_t child = ::fork();
+  if (child < 0) return -1;
+  if (child == 0) {
+    ::alarm(kChildSeconds);
+    std::exit(body());
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0) {
+  }
+  return status;
+}
+
+void expect_exit_zero(int status, const char* what) {
+  ASSERT_TRUE(WIFEXITED(status)) << what << ": child did not exit normally"
+                                 << (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (hung: killed by alarm)" : "")
+                                 << ", status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << what << ": 1 = wrong result, 2 = an exception";
+}
+
+struct Case {
+  PreparedInput p;
+  GemmOptions options;
+  HostMatrix expected;
+};
+
+Case make_case(Partition partition) {
+  KernelInput in;
+  in.m = 3, in.k = 2048, in.n = 260, in.g = 128, in.zero = ZeroMode::asym, in.act = DType::bf16;
+  Case c{prepare(in, 11), {}, HostMatrix(in.act, in.m, in.n)};
+  c.options.threads = 2;
+  c.options.partition = partition;
+  gemm(c.p.x.ref(), c.p.packed, c.expected.mut(), c.options);  // the pool now has live workers
+  return c;
+}
+
+int gemm_matches(const Case& c) {
+  try {
+    for (int i = 0; i < 3; ++i) {
+      HostMatrix y(c.expected.dtype, c.expected.rows, c.expected.cols);
+      y.poison();
+      gemm(c.p.x.ref(), c.p.packed, y.mut(), c.options);
+      if (y.bits != c.expected.bits) return 1;
+    }
+    return 0;
+  } catch (...) {
+    return 2;
+  }
+}
+
+TEST(ForkSafety, ChildForkedAfterParallelGemmRunsGemmAndExits) {
+  for (Partition partition : {Partition::data_parallel, Partition::split_k}) {
+    const Case c = make_case(partition);
+    expect_exit_zero(run_in_child([&] { return gemm_matches(c); }), "child");
+    // A grandchild forked from a child that rebuilt its pool.
+    expect_exit_zero(run_in_child([&] {
+                       if (gemm_matches(c) != 0) return 1;
+                       const int status = run_in_child([&] { return gemm_matches(c); });
+                       return WIFEXITED(status) ? WEXITSTATUS(status) : 3;
+                     }),
+                     "grandchild");
+    EXPECT_EQ(gemm_matches(c), 0) << "the parent's pool after the forks";
+  }
+}
+
+// fork() while another thread runs parallel gemms: the fork waits for the call in flight, so
+// the child never inherits a half-run job, and both processes keep computing correct results.
+TEST(ForkSafety, ForkWhileAnotherThreadRunsGemm) {
+  const Case c = make_case(Partition::split_k);
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::thread busy([&] {
+    while (!stop.load()) wrong += gemm_matches(c);
+  });
+  for (int i = 0; i < 8; ++i) expect_exit_zero(run_in_child([&] { return gemm_matches(c); }), "child");
+  stop = true;
+  busy.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+}  // namespace
+}  // namespace w4a16::test
