@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "common/check.hpp"
@@ -121,16 +123,49 @@ const std::string& metadata_string(const json& meta, const LayerNames& names, co
 
 }  // namespace
 
-void add_quantized(SafetensorsWriter& writer, std::string_view layer, const QuantizedWeight& weight) {
-  const LayerNames names(layer);
-  require(!names.module.empty(), "add_quantized: layer name '{}' gives an empty module name", layer);
-  for (const std::string* name : {&names.codes, &names.scales, &names.zeros, &names.perm, &names.bias}) {
-    require(!writer.contains(*name), "add_quantized: layer '{}': the writer already holds tensor '{}'", names.module,
-            *name);
-  }
-  const QuantizedLayout& l = weight.layout();
-  const StDType scale_dtype = to_st_dtype(l.scale_dtype);
+namespace {
 
+// One tensor of a layer in the file: which part of the QuantizedWeight it holds.
+enum class Part : uint8_t { codes, scales, zeros, perm, bias };
+struct PartTensor {
+  std::string name;
+  StDType dtype;
+  std::vector<int64_t> shape;
+  Part part;
+};
+
+// The tensors one layer writes, in file order, from what is known before its data exists.
+std::vector<PartTensor> layer_tensors(const LayerNames& names, const LayerDescription& d) {
+  const QuantizedLayout& l = d.layout;
+  const StDType scale_dtype = to_st_dtype(l.scale_dtype);
+  std::vector<PartTensor> out;
+  out.push_back({names.codes, StDType::U8, {l.n, l.row_bytes()}, Part::codes});
+  out.push_back({names.scales, scale_dtype, {l.n, l.groups()}, Part::scales});
+  if (l.zero_mode == ZeroMode::asym) out.push_back({names.zeros, StDType::U8, {l.n, l.groups()}, Part::zeros});
+  if (l.zero_mode == ZeroMode::float_zero) out.push_back({names.zeros, scale_dtype, {l.n, l.groups()}, Part::zeros});
+  if (d.act_order) out.push_back({names.perm, StDType::I32, {l.k}, Part::perm});
+  if (d.bias_dtype) out.push_back({names.bias, to_st_dtype(*d.bias_dtype), {l.n}, Part::bias});
+  return out;
+}
+
+std::span<const std::byte> part_bytes(const QuantizedWeight& w, Part part) {
+  switch (part) {
+    case Part::codes:
+      return as_bytes(w.codes().data(), w.codes().size());
+    case Part::scales:
+      return w.scales();
+    case Part::zeros:
+      return w.zeros();
+    case Part::perm:
+      return as_bytes(w.perm().data(), w.perm().size() * sizeof(int32_t));
+    case Part::bias:
+      return w.bias().data;
+  }
+  return {};
+}
+
+std::string layer_metadata(const LayerDescription& d) {
+  const QuantizedLayout& l = d.layout;
   nlohmann::ordered_json meta;
   meta["format"] = "w4a16";
   meta["version"] = kFormatVersion;
@@ -139,27 +174,67 @@ void add_quantized(SafetensorsWriter& writer, std::string_view layer, const Quan
   meta["group_size"] = l.group_size;
   meta["zero_mode"] = to_string(l.zero_mode);
   meta["scale_dtype"] = to_string(l.scale_dtype);
-  meta["act_order"] = weight.has_perm();
+  meta["act_order"] = d.act_order;
+  return meta.dump();
+}
 
-  writer.add(names.codes, StDType::U8, {l.n, l.row_bytes()}, as_bytes(weight.codes().data(), weight.codes().size()));
-  writer.add(names.scales, scale_dtype, {l.n, l.groups()}, weight.scales());
-  switch (l.zero_mode) {
-    case ZeroMode::sym:
-      break;
-    case ZeroMode::asym:
-      writer.add(names.zeros, StDType::U8, {l.n, l.groups()}, weight.zeros());
-      break;
-    case ZeroMode::float_zero:
-      writer.add(names.zeros, scale_dtype, {l.n, l.groups()}, weight.zeros());
-      break;
+LayerNames checked_names(const SafetensorsWriter& writer, std::string_view layer, std::string_view what) {
+  LayerNames names(layer);
+  require(!names.module.empty(), "{}: layer name '{}' gives an empty module name", what, layer);
+  for (const std::string* name : {&names.codes, &names.scales, &names.zeros, &names.perm, &names.bias}) {
+    require(!writer.contains(*name), "{}: layer '{}': the writer already holds tensor '{}'", what, names.module, *name);
   }
-  if (weight.has_perm()) {
-    writer.add(names.perm, StDType::I32, {l.k}, as_bytes(weight.perm().data(), weight.perm().size() * sizeof(int32_t)));
+  return names;
+}
+
+}  // namespace
+
+LayerDescription describe(const QuantizedWeight& weight) {
+  LayerDescription d;
+  d.layout = weight.layout();
+  d.act_order = weight.has_perm();
+  if (weight.has_bias()) d.bias_dtype = weight.bias().dtype;
+  return d;
+}
+
+void add_quantized(SafetensorsWriter& writer, std::string_view layer, const QuantizedWeight& weight) {
+  const LayerNames names = checked_names(writer, layer, "add_quantized");
+  const LayerDescription d = describe(weight);
+  for (const PartTensor& t : layer_tensors(names, d)) writer.add(t.name, t.dtype, t.shape, part_bytes(weight, t.part));
+  writer.set_metadata(names.metadata_key, layer_metadata(d));
+}
+
+void add_quantized_lazy(SafetensorsWriter& writer, std::string_view layer, const LayerDescription& description,
+                        std::function<QuantizedWeight()> make) {
+  const LayerNames names = checked_names(writer, layer, "add_quantized_lazy");
+  // The weight is made when its first tensor is written and dropped after its last one.
+  struct Cache {
+    std::function<QuantizedWeight()> make;
+    std::optional<QuantizedWeight> weight;
+  };
+  auto cache = std::make_shared<Cache>(Cache{std::move(make), std::nullopt});
+  const std::vector<PartTensor> tensors = layer_tensors(names, description);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Part part = tensors[i].part;
+    const bool last = i + 1 == tensors.size();
+    SafetensorsWriter::LazyData data;
+    data.bytes = [cache, part, description, module = names.module]() -> std::span<const std::byte> {
+      if (!cache->weight) {
+        cache->weight.emplace(cache->make());
+        const LayerDescription made = describe(*cache->weight);
+        const QuantizedLayout &a = made.layout, &b = description.layout;
+        if (a.n != b.n || a.k != b.k || a.group_size != b.group_size || a.zero_mode != b.zero_mode ||
+            a.scale_dtype != b.scale_dtype || made.act_order != description.act_order ||
+            made.bias_dtype != description.bias_dtype) {
+          fail(ErrorCode::internal, "layer '{}': the weight made for writing differs from its description", module);
+        }
+      }
+      return part_bytes(*cache->weight, part);
+    };
+    if (last) data.release = [cache] { cache->weight.reset(); };
+    writer.add_lazy(tensors[i].name, tensors[i].dtype, tensors[i].shape, std::move(data));
   }
-  if (weight.has_bias()) {
-    writer.add(names.bias, to_st_dtype(weight.bias().dtype), {l.n}, weight.bias().data);
-  }
-  writer.set_metadata(names.metadata_key, meta.dump());
+  writer.set_metadata(names.metadata_key, layer_metadata(description));
 }
 
 QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view layer) {

@@ -7,6 +7,8 @@
 //   __metadata__["<module>.w4a16"] = JSON string with the per-layer settings.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,9 +20,23 @@ namespace w4a16::io {
 
 inline constexpr int kFormatVersion = 1;
 
+// What a layer's tensors and metadata depend on, known before its data exists.
+struct LayerDescription {
+  QuantizedLayout layout;
+  bool act_order = false;
+  std::optional<DType> bias_dtype;  // nullopt: no bias
+};
+LayerDescription describe(const QuantizedWeight& weight);
+
 // Adds the tensors and metadata of one layer. The writer keeps pointers into `weight`, which
 // must outlive the write.
 void add_quantized(SafetensorsWriter& writer, std::string_view layer, const QuantizedWeight& weight);
+
+// The same, with the weight made by `make` while the file is written (when its first tensor is
+// due) and dropped after its last tensor: a converter holds one layer at a time. `make` must
+// return a weight matching `description` (else Error(internal)).
+void add_quantized_lazy(SafetensorsWriter& writer, std::string_view layer, const LayerDescription& description,
+                        std::function<QuantizedWeight()> make);
 
 // Reads one layer (and `<module>.bias` when present), cross-checking tensors against the
 // metadata; throws Error(format) on any mismatch and names the layer.

@@ -270,8 +270,7 @@ std::span<const std::byte> SafetensorsFile::data(const TensorInfo& tensor) const
 // SafetensorsWriter
 // ---------------------------------------------------------------------------------------------
 
-void SafetensorsWriter::add(std::string name, StDType dtype, std::vector<int64_t> shape,
-                            std::span<const std::byte> data) {
+uint64_t SafetensorsWriter::declare(const std::string& name, StDType dtype, const std::vector<int64_t>& shape) {
   require(name != "__metadata__", "safetensors writer: '__metadata__' is reserved and cannot name a tensor");
   require(!contains(name), "safetensors writer: tensor '{}' is added twice", name);
   int64_t numel = 1;
@@ -283,10 +282,17 @@ void SafetensorsWriter::add(std::string name, StDType dtype, std::vector<int64_t
   }
   const auto nbytes = checked_mul(numel, int64_t(st_dtype_size(dtype)));
   require(nbytes.has_value(), "safetensors writer: tensor '{}': byte count overflows", name);
-  require(uint64_t(*nbytes) == data.size(), "safetensors writer: tensor '{}': {} elements of {} need {} bytes, got {}",
-          name, numel, st_dtype_name(dtype), *nbytes, data.size());
+  return uint64_t(*nbytes);
+}
+
+void SafetensorsWriter::add(std::string name, StDType dtype, std::vector<int64_t> shape,
+                            std::span<const std::byte> data) {
+  const uint64_t nbytes = declare(name, dtype, shape);
+  require(nbytes == data.size(), "safetensors writer: tensor '{}': shape [{}] of {} need {} bytes, got {}", name,
+          fmt::join(shape, ", "), st_dtype_name(dtype), nbytes, data.size());
   require(data.data() != nullptr || data.empty(), "safetensors writer: tensor '{}': null data", name);
-  entries_.push_back(Entry{std::move(name), dtype, std::move(shape), data, nullptr});
+  names_.insert(name);
+  entries_.push_back(Entry{std::move(name), dtype, std::move(shape), nbytes, data, nullptr, {}});
 }
 
 void SafetensorsWriter::add_owned(std::string name, StDType dtype, std::vector<int64_t> shape,
@@ -296,13 +302,18 @@ void SafetensorsWriter::add_owned(std::string name, StDType dtype, std::vector<i
   entries_.back().owned = std::move(owned);
 }
 
+void SafetensorsWriter::add_lazy(std::string name, StDType dtype, std::vector<int64_t> shape, LazyData produce) {
+  const uint64_t nbytes = declare(name, dtype, shape);
+  require(bool(produce), "safetensors writer: tensor '{}': no producer", name);
+  names_.insert(name);
+  entries_.push_back(Entry{std::move(name), dtype, std::move(shape), nbytes, {}, nullptr, std::move(produce)});
+}
+
 void SafetensorsWriter::set_metadata(std::string key, std::string value) {
   metadata_[std::move(key)] = std::move(value);
 }
 
-bool SafetensorsWriter::contains(std::string_view name) const {
-  return std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.name == name; });
-}
+bool SafetensorsWriter::contains(std::string_view name) const { return names_.find(name) != names_.end(); }
 
 namespace {
 
@@ -338,8 +349,8 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
     first = false;
     header += json_string(entry.name, fmt::format("tensor name '{}'", entry.name));
     header += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", st_dtype_name(entry.dtype),
-                          fmt::join(entry.shape, ","), offset, offset + entry.data.size());
-    offset += entry.data.size();
+                          fmt::join(entry.shape, ","), offset, offset + entry.nbytes);
+    offset += entry.nbytes;
   }
   header += '}';
   header.append((8 - header.size() % 8) % 8, ' ');
@@ -350,7 +361,20 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   const uint64_t header_length = header.size();  // little-endian on disk (static_assert above)
   file.write(std::as_bytes(std::span(&header_length, 1)));
   file.write(header);
-  for (const Entry& entry : entries_) file.write(entry.data);
+  for (const Entry& entry : entries_) {
+    if (!entry.produce) {
+      file.write(entry.data);
+      continue;
+    }
+    // A lazy tensor is made now, written, and released before the next one is made.
+    const std::span<const std::byte> data = entry.produce.bytes();
+    if (data.size() != entry.nbytes) {
+      fail(ErrorCode::internal, "safetensors writer: tensor '{}': producer gave {} bytes, {} declared", entry.name,
+           data.size(), entry.nbytes);
+    }
+    file.write(data);
+    if (entry.produce.release) entry.produce.release();
+  }
   file.commit();
 }
 

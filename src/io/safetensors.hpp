@@ -9,9 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -82,11 +84,20 @@ class SafetensorsFile {
 
 // Collects tensors and metadata, then writes a file: the header lists tensors in the order they
 // were added, with contiguous offsets, padded with spaces to a multiple of 8 bytes. Data given
-// as a span is not copied: the caller keeps it alive until write() returns.
+// as a span is not copied: the caller keeps it alive until write() returns. A lazy tensor's bytes
+// are made by its producer while write() streams the file, in order, and released right after
+// they are written: a converter keeps one tensor (one layer) in memory, not the model.
 class SafetensorsWriter {
  public:
+  struct LazyData {
+    std::function<std::span<const std::byte>()> bytes;  // exactly the declared size; valid until release
+    std::function<void()> release;                       // optional: called once the bytes are written
+    explicit operator bool() const { return bool(bytes); }
+  };
+
   void add(std::string name, StDType dtype, std::vector<int64_t> shape, std::span<const std::byte> data);
   void add_owned(std::string name, StDType dtype, std::vector<int64_t> shape, std::vector<std::byte> data);
+  void add_lazy(std::string name, StDType dtype, std::vector<int64_t> shape, LazyData produce);
   void set_metadata(std::string key, std::string value);
   bool contains(std::string_view name) const;
   // Writes through an AtomicFile (io/atomic_file.hpp): `path` holds either its old content or the
@@ -98,10 +109,14 @@ class SafetensorsWriter {
     std::string name;
     StDType dtype;
     std::vector<int64_t> shape;
+    uint64_t nbytes;
     std::span<const std::byte> data;
     std::shared_ptr<std::vector<std::byte>> owned;
+    LazyData produce;  // set for lazy tensors (data is then empty)
   };
+  uint64_t declare(const std::string& name, StDType dtype, const std::vector<int64_t>& shape);  // checked size
   std::vector<Entry> entries_;
+  std::set<std::string, std::less<>> names_;
   std::map<std::string, std::string> metadata_;
 };
 

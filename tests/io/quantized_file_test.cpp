@@ -154,6 +154,37 @@ INSTANTIATE_TEST_SUITE_P(AllModes, QuantizedRoundTrip,
                                   std::string(to_string(std::get<1>(info.param)));
                          });
 
+// A converter adds layers lazily: the file is byte-identical to the eager one, and each weight
+// is made once, while the file is written (and dropped after its last tensor).
+TEST(QuantizedFile, LazyLayersWriteTheSameBytesOneLayerAtATime) {
+  TempDir dir;
+  const QuantizedWeight a = make_perm_weight(7, 90, 32, ZeroMode::float_zero, DType::f32);
+  const QuantizedWeight b = make_weight(5, 70, 32, ZeroMode::asym, DType::bf16, /*with_bias=*/true);
+  SafetensorsWriter eager;
+  add_quantized(eager, "m.a", a);
+  add_quantized(eager, "m.b", b);
+  eager.write(dir / "eager.safetensors");
+
+  SafetensorsWriter lazy;
+  std::vector<std::string> made;
+  for (const auto& [name, weight] : {std::pair{"m.a", &a}, std::pair{"m.b", &b}}) {
+    add_quantized_lazy(lazy, name, describe(*weight), [&made, name = std::string(name), weight] {
+      made.push_back(name);
+      return *weight;
+    });
+  }
+  EXPECT_TRUE(made.empty()) << "nothing is made before write()";
+  lazy.write(dir / "lazy.safetensors");
+  EXPECT_EQ(made, (std::vector<std::string>{"m.a", "m.b"})) << "each layer made once, in file order";
+  EXPECT_EQ(read_bytes(dir / "lazy.safetensors"), read_bytes(dir / "eager.safetensors"));
+
+  // A maker that returns a different layout is an internal error, and no file is left.
+  SafetensorsWriter wrong;
+  add_quantized_lazy(wrong, "m.a", describe(a), [&] { return b; });
+  expect_error([&] { wrong.write(dir / "wrong.safetensors"); }, ErrorCode::internal, "differs from its description");
+  EXPECT_FALSE(std::filesystem::exists(dir / "wrong.safetensors"));
+}
+
 TEST(QuantizedFile, PerChannelAndBiasDtypes) {
   TempDir dir;
   for (const DType bias_dtype : {DType::f16, DType::bf16, DType::f32}) {

@@ -303,6 +303,44 @@ TEST(SafetensorsWriter, WriteFailingMidwayLeavesPreviousOutputIntact) {
   EXPECT_EQ(entries, 1u) << "a temporary file was left behind";
 }
 
+// Lazy tensors are produced while the file streams out, one at a time, in header order.
+TEST(SafetensorsWriter, LazyTensorsAreProducedInOrderAndReleased) {
+  TempDir dir;
+  SafetensorsWriter writer;
+  std::vector<std::string> events;
+  std::vector<std::byte> current;
+  for (const std::string name : {"a", "b"}) {
+    writer.add_lazy(name, StDType::U8, {3},
+                    {[&, name] {
+                       events.push_back("make " + name);
+                       current = filled_bytes(3, name == "a" ? 10 : 20);
+                       return std::span<const std::byte>(current);
+                     },
+                     [&, name] {
+                       events.push_back("release " + name);
+                       current.clear();
+                     }});
+  }
+  const auto plain = filled_bytes(2, 30);
+  writer.add("c", StDType::U8, {2}, plain);
+  EXPECT_TRUE(events.empty()) << "nothing is produced before write()";
+  writer.write(dir / "lazy.safetensors");
+  EXPECT_EQ(events, (std::vector<std::string>{"make a", "release a", "make b", "release b"}));
+  const auto file = SafetensorsFile::open(dir / "lazy.safetensors");
+  EXPECT_EQ(as_text(file.data(*file.find("a"))), as_text(filled_bytes(3, 10)));
+  EXPECT_EQ(as_text(file.data(*file.find("b"))), as_text(filled_bytes(3, 20)));
+  EXPECT_EQ(as_text(file.data(*file.find("c"))), as_text(plain));
+}
+
+TEST(SafetensorsWriter, LazyTensorOfTheWrongSizeFailsTheWrite) {
+  TempDir dir;
+  SafetensorsWriter writer;
+  std::vector<std::byte> bytes = filled_bytes(5);
+  writer.add_lazy("a", StDType::U8, {4}, {[&] { return std::span<const std::byte>(bytes); }, {}});
+  expect_error([&] { writer.write(dir / "x.safetensors"); }, ErrorCode::internal, "producer gave 5 bytes, 4 declared");
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.safetensors"));
+}
+
 TEST(SafetensorsWriter, RejectsDuplicateName) {
   SafetensorsWriter writer;
   const auto data = filled_bytes(2);
