@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command. Four stages, each in its own build directory:
+# The test command. Five stages, each in its own build directory:
 #   1. normal Release build (CUDA code compiled when nvcc is present; GPU tests skip without a GPU)
 #      and the whole suite;
+#   1b. the Python package: venv in build/py-venv, `pip install .`, pytest (scripts/test_python.sh);
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer build (no CUDA, no benchmarks) and the suite;
 #   3. ThreadSanitizer build of the concurrency tests (ctest label "concurrency": reentrant gemm,
 #      first calls from many threads, ISA cap changed during calls, fork after gemm);
@@ -20,6 +21,9 @@ stage "normal build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DW4A16_BUILD_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs" "${label_args[@]}"
+
+stage "Python package"
+scripts/test_python.sh
 
 stage "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DW4A16_SANITIZE=ON -DW4A16_CUDA=OFF \

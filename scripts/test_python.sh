@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The Python package's tests: a venv in build/py-venv (made once, reused), the pinned test
+# requirements, `pip install .` (a real, non-editable wheel build by scikit-build-core, whose
+# CMake build folder build/py-<wheel tag> persists, so a rebuild is incremental), then pytest
+# over tests/python. Fails when pytest collects no test (exit code 5).
+#   W4A16_PY_JOBS   build parallelism (default: nproc)
+#   extra arguments are passed to pytest, e.g. scripts/test_python.sh -k gemm -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+venv=build/py-venv
+stage() { echo "== $1 ($(date +%T))" >&2; }
+
+stage "venv $venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+# Pinned: the test requirements and the build requirements of pyproject.toml (installed here so
+# that --no-build-isolation can reuse them instead of fetching them for every build).
+"$py" -m pip install -q --disable-pip-version-check \
+  "pytest==8.4.2" "numpy==2.2.6" "ml_dtypes==0.5.4" "scikit-build-core==0.11.6" "nanobind==2.9.2"
+
+stage "pip install . (wheel build)"
+start=$(date +%s)
+CMAKE_BUILD_PARALLEL_LEVEL="${W4A16_PY_JOBS:-$(nproc)}" \
+  "$py" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall .
+echo "wheel built and installed in $(( $(date +%s) - start )) s" >&2
+
+stage "pytest tests/python"
+# Run from tests/python's parent with the installed package, never the source folder python/w4a16
+# (it has no compiled module): pytest's rootdir is the repository, and `w4a16` imports from the venv.
+set +e
+"$py" -m pytest tests/python -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "test_python: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"
