@@ -13,7 +13,7 @@ if ! command -v clang++ >/dev/null || ! echo 'extern "C" int LLVMFuzzerTestOneIn
 fi
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DW4A16_CUDA=OFF -DW4A16_BUILD_TESTS=OFF -DW4A16_BUILD_EXAMPLES=OFF -DW4A16_BUILD_BENCHMARKS=OFF >/dev/null
-targets=(safetensors)
+targets=(safetensors gguf quant_config)
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/%/_fuzz}"
 for target in "${targets[@]}"; do
   new="build-fuzz/new-corpus/$target"

@@ -6,9 +6,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <ctime>
-#include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,10 +17,12 @@
 #include "bench/machine.hpp"
 #include "bench/runner.hpp"
 #include "bench/suites.hpp"
+#include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
 #include "common/check.hpp"
 #include "cpu/thread_pool.hpp"
+#include "io/atomic_file.hpp"
 
 namespace w4a16::cli {
 
@@ -158,8 +161,13 @@ json study_json(const std::vector<ShapeResult>& results) {
       const double math = std::max(0.0, t - widen->median_ms) / t;
       const double trip = std::max(0.0, widen->median_ms - fused->median_ms) / t;
       const double gemm = std::max(0.0, 1.0 - read - math - trip);
-      breakdown.push_back({{"m", r.m}, {"k", r.layer.k}, {"n", r.layer.n}, {"read_share", read},
-                           {"math_share", math}, {"round_trip_share", trip}, {"gemm_share", gemm}});
+      breakdown.push_back({{"m", r.m},
+                           {"k", r.layer.k},
+                           {"n", r.layer.n},
+                           {"read_share", read},
+                           {"math_share", math},
+                           {"round_trip_share", trip},
+                           {"gemm_share", gemm}});
       sum_read += read, sum_math += math, sum_trip += trip, sum_gemm += gemm, ++count;
     }
   }
@@ -179,7 +187,9 @@ json study_json(const std::vector<ShapeResult>& results) {
           {"w4a16_vs_fp16", {{"fused_max", fused_max}, {"decoupled_max", dec_max}}},
           {"breakdown", breakdown},
           {"mean_shares",
-           {{"read", count ? sum_read / count : NAN}, {"math", math}, {"round_trip", trip},
+           {{"read", count ? sum_read / count : NAN},
+            {"math", math},
+            {"round_trip", trip},
             {"gemm", count ? sum_gemm / count : NAN}}},
           {"conclusion", conclusion}};
 }
@@ -204,8 +214,7 @@ void print_study(const json& s) {
 }
 
 void write_csv(const std::string& path, const std::vector<ShapeResult>& results) {
-  std::ofstream out(path);
-  if (!out) fail(ErrorCode::io, "cannot write {}", path);
+  std::ostringstream out;
   out << "model,layer,m,k,n,variant,median_ms,p10_ms,p90_ms,weight_bytes,gbps,pct_bw,gflops,threads,split_k,verified\n";
   for (const auto& r : results) {
     for (const auto& v : r.variants) {
@@ -214,7 +223,41 @@ void write_csv(const std::string& path, const std::vector<ShapeResult>& results)
                          v.p90_ms, v.weight_bytes, v.gbps, v.pct_bw, v.gflops, v.threads, v.split_k, v.verified);
     }
   }
-  if (!out) fail(ErrorCode::io, "error writing {}", path);
+  io::write_file_atomically(path, out.str());
+}
+
+// --shapes "M,K,N;M,K,N": the syntax, checked at parse time (the sizes are checked with the suite
+// shapes in check_sizes).
+CLI::Validator shape_list() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        bool any = false;
+        for (const std::string_view item : split(input, ';')) {
+          if (item.empty()) continue;
+          const auto values = split(item, ',');
+          if (values.size() != 3 || !std::all_of(values.begin(), values.end(), is_positive_integer)) {
+            return "must be M,K,N triples of positive integers separated by ';', got " + shown(item);
+          }
+          any = true;
+        }
+        if (!any) return "must hold at least one M,K,N shape, got " + shown(input);
+        return {};
+      },
+      "M,K,N;...");
+}
+
+// The largest matrix (W [N, K], x [M, K] or y [M, N]) a benchmark allocates, in elements: the
+// sizes come from the command line and multiply before any allocation (see `demo`).
+constexpr int64_t kMaxBenchElements = int64_t(1) << 30;
+
+void check_sizes(int64_t m, int64_t k, int64_t n) {
+  for (const auto& [a, b] : {std::pair{n, k}, std::pair{m, k}, std::pair{m, n}}) {
+    const auto count = checked_mul(a, b);
+    if (!count || *count > kMaxBenchElements) {
+      throw UsageError(fmt::format("bench: shape M x K x N = {}x{}x{} has a matrix of more than {} elements", m, k, n,
+                                   kMaxBenchElements));
+    }
+  }
 }
 
 void run_bench(const BenchArgs& a) {
@@ -227,7 +270,8 @@ void run_bench(const BenchArgs& a) {
   require(config.act != DType::f32, "bench: --dtype must be fp16 or bf16");
   config.min_time_s = a.min_time;
   config.study = a.study;
-  config.rotation_bytes = a.rotate_mib > 0 ? (a.rotate_mib << 20) : 4 * bench::l3_bytes();
+  // --rotate-mib is at most 2^20 (its validator), so the product fits.
+  config.rotation_bytes = a.rotate_mib > 0 ? *checked_mul(a.rotate_mib, int64_t(1) << 20) : 4 * bench::l3_bytes();
 
   // What to run: a suite (with its batch list) or ad-hoc shapes.
   const bench::Suite* suite = nullptr;
@@ -242,10 +286,11 @@ void run_bench(const BenchArgs& a) {
       for (int64_t m : layer.m > 0 ? std::vector<int64_t>{layer.m} : batches) work.push_back({layer, m});
     }
   }
+  for (const auto& [layer, m] : work) check_sizes(m, layer.k, layer.n);
 
   const auto& features = cpu::cpu_features();
   fmt::print("w4a16 bench: {} | cpu {} | isa {} | threads {} | g={} {} {} | weights rotated over {} MiB\n",
-             suite ? "suite " + suite->name : std::string("ad-hoc shapes"), features.brand, active_isa(),
+             suite ? "suite " + suite->name : std::string("ad-hoc shapes"), printable(features.brand), active_isa(),
              config.threads, config.group_size, a.zero, a.dtype, config.rotation_bytes >> 20);
   Calibration cal;
   if (!a.read_gbps.empty()) {
@@ -364,10 +409,7 @@ void run_bench(const BenchArgs& a) {
                          {"splitk_vs_dp", ratio(r.find("fused_dp"), best_splitk(r))}};
       doc["results"].push_back(item);
     }
-    std::ofstream out(a.json_path);
-    if (!out) fail(ErrorCode::io, "cannot write {}", a.json_path);
-    out << doc.dump(2) << "\n";
-    if (!out) fail(ErrorCode::io, "error writing {}", a.json_path);
+    io::write_file_atomically(a.json_path, doc.dump(2) + "\n");  // crash-safe, no planted-link writes
     fmt::print("wrote {}\n", a.json_path);
   }
   if (!a.csv_path.empty()) {
@@ -383,21 +425,27 @@ Command register_bench(CLI::App& app) {
   auto* sub = app.add_subcommand("bench", "W4A16 vs dense 16-bit on LLM layer shapes: time, GB/s, %BW, GFLOP/s");
   std::string suites;
   for (const auto& s : bench::suites()) suites += (suites.empty() ? "" : ", ") + s.name;
-  sub->add_option("--suite", args->suite, "shape suite: " + suites)->default_val("llama3-8b");
-  sub->add_option("--shapes", args->shapes, "ad-hoc shapes 'M,K,N;M,K,N' (instead of a suite)");
-  sub->add_option("--batch", args->batch, "M values for the suite, e.g. '1,4,16' (default: the suite's)");
+  std::vector<std::string> suite_names;
+  for (const auto& s : bench::suites()) suite_names.push_back(s.name);
+  sub->add_option("--suite", args->suite, "shape suite: " + suites)
+      ->default_val("llama3-8b")
+      ->check(CLI::IsMember(suite_names));
+  sub->add_option("--shapes", args->shapes, "ad-hoc shapes 'M,K,N;M,K,N' (instead of a suite)")->check(shape_list());
+  sub->add_option("--batch", args->batch, "M values for the suite, e.g. '1,4,16' (default: the suite's)")
+      ->check(positive_integer_list());
   sub->add_option("--threads", args->threads, "threads (0 = the CPUs this process may use)")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--group-size,-g", args->group_size, "group size")->default_val(128)->check(CLI::PositiveNumber);
+      ->check(integer_in(0, INT_MAX));
+  sub->add_option("--group-size,-g", args->group_size, "group size")->default_val(128)->check(positive_integer());
   add_zero_and_dtype(*sub, args->zero, args->dtype);
   sub->add_option("--min-time", args->min_time, "seconds of timed calls per variant (after warm-up)")
       ->default_val(0.1)
-      ->check(CLI::PositiveNumber);
+      ->check(positive_seconds(3600));
   sub->add_flag("--study", args->study,
                 "the paper's study: more split factors, decoupled panels through LLC/DRAM, ablations, breakdown");
-  sub->add_option("--read-gbps", args->read_gbps, "'A,B': use A and B GB/s (1 and 2 threads) instead of measuring");
+  sub->add_option("--read-gbps", args->read_gbps, "'A,B': use A and B GB/s (1 and 2 threads) instead of measuring")
+      ->check(positive_integer_list());
   sub->add_option("--rotate-mib", args->rotate_mib, "cycle weights over at least this many MiB (default 4x L3)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, int64_t(1) << 20));
   sub->add_option("--json", args->json_path, "write the results as JSON (docs/bench-json.md)");
   sub->add_option("--csv", args->csv_path, "write one CSV row per shape and variant");
   return {sub, [args] { run_bench(*args); }};

@@ -4,11 +4,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <span>
 
+#include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
 #include "common/check.hpp"
@@ -59,30 +66,76 @@ double median_ms(int repeats, F&& f) {
   return times[times.size() / 2];
 }
 
+// FNV-1a over bytes: the saved layer is compared with the quantized one by digest, so that the
+// two copies never need to be in memory together.
+uint64_t digest(std::span<const std::byte> bytes, uint64_t h = 0xcbf29ce484222325ull) {
+  for (const std::byte b : bytes) h = (h ^ uint64_t(b)) * 0x100000001b3ull;
+  return h;
+}
+uint64_t digest(const QuantizedWeight& q) {
+  return digest(q.zeros(), digest(q.scales(), digest(std::as_bytes(std::span(q.codes())))));
+}
+
+// The most elements demo allocates for one matrix: 2^30 is 2 GiB of 16-bit weights, more than
+// any one layer of a 400B-parameter Llama (16384 x 53248), and the sizes multiply before any
+// allocation, so a typo of a few digits must not ask for 10^18 bytes.
+constexpr int64_t kMaxDemoElements = int64_t(1) << 30;
+
+int64_t elements(int64_t rows, const char* rows_flag, int64_t cols, const char* cols_flag) {
+  const auto count = checked_mul(rows, cols);
+  if (!count || *count > kMaxDemoElements) {
+    throw UsageError(fmt::format("demo: {} {} x {} {} is {} elements; demo allows at most {}", rows_flag, rows,
+                                 cols_flag, cols, count ? fmt::to_string(*count) : "more than 2^63", kMaxDemoElements));
+  }
+  return *count;
+}
+
 void run_demo(const DemoArgs& a) {
+  const int64_t w_elements = elements(a.n, "-n", a.k, "-k");
+  const int64_t x_elements = elements(a.m, "-m", a.k, "-k");
+  const int64_t y_elements = elements(a.m, "-m", a.n, "-n");
   const DType act = parse_dtype(a.dtype);
   require(act != DType::f32, "demo: --dtype must be fp16 or bf16");
   fmt::print("w4a16 demo: one linear layer, M x K x N = {}x{}x{}, g={}, {}, {} activations and scales\n", a.m, a.k, a.n,
              a.group_size, a.zero, a.dtype);
 
-  const auto w_bits = random_16bit(act, a.n * a.k, 0.02, 1);
+  // Peak memory: the 16-bit W (kept for the error of the quantized layer) plus two quantized
+  // copies at a time: the file's mapping and the loaded layer while loading, then the loaded and
+  // the packed layer. The quantized layer is gone by then; a digest stands in for it.
+  const auto w_bits = random_16bit(act, w_elements, 0.02, 1);
   const MatrixRef w{w_bits.data(), act, a.n, a.k};
   auto start = std::chrono::steady_clock::now();
-  const QuantizedWeight q = quantize(w, {a.group_size, parse_zero_mode(a.zero), act});
+  std::optional<QuantizedWeight> q = quantize(w, {a.group_size, parse_zero_mode(a.zero), act});
   const double quantize_s = seconds_since(start);
+  const double weight_bytes = double(q->codes().size() + q->scales().size() + q->zeros().size());
+  const uint64_t saved_digest = digest(*q);
 
-  const auto path = std::filesystem::temp_directory_path() / fmt::format("w4a16-demo-{}.safetensors", getpid());
+  // A private directory (mkdtemp: a fresh name, mode 0700), not a predictable name in the
+  // shared /tmp that another user could plant or swap between the save and the load.
+  std::string dir_template = (std::filesystem::temp_directory_path() / "w4a16-demo-XXXXXX").string();
+  if (::mkdtemp(dir_template.data()) == nullptr) {
+    fail(ErrorCode::io, "demo: cannot create a private temporary directory: {}", std::strerror(errno));
+  }
+  const std::filesystem::path dir = dir_template;
+  struct RemoveDir {
+    std::filesystem::path dir;
+    ~RemoveDir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } remove_dir{dir};
+  const auto path = dir / "demo.safetensors";
   start = std::chrono::steady_clock::now();
-  save_quantized(path, {{"demo.proj", &q}});
+  save_quantized(path, {{"demo.proj", &*q}});
+  q.reset();
   const QuantizedWeight loaded = load_quantized(path, "demo.proj.weight");
   const double io_s = seconds_since(start);
   const auto file_bytes = std::filesystem::file_size(path);
-  std::filesystem::remove(path);
-  require(loaded.codes() == q.codes() && loaded.scales() == q.scales(), "demo: the saved layer did not load back");
+  require(digest(loaded) == saved_digest, "demo: the saved layer did not load back");
 
-  const auto x_bits = random_16bit(act, a.m * a.k, 1.0, 2);
+  const auto x_bits = random_16bit(act, x_elements, 1.0, 2);
   const MatrixRef x{x_bits.data(), act, a.m, a.k};
-  std::vector<uint16_t> y(size_t(a.m * a.n)), y_ref(size_t(a.m * a.n));
+  std::vector<uint16_t> y(static_cast<size_t>(y_elements)), y_ref(static_cast<size_t>(y_elements));
   start = std::chrono::steady_clock::now();
   const PackedWeight packed = pack(loaded);
   const double pack_s = seconds_since(start);
@@ -106,9 +159,8 @@ void run_demo(const DemoArgs& a) {
       qref += dense * dense;
     }
   }
-  const double weight_bytes = double(q.codes().size() + q.scales().size() + q.zeros().size());
   fmt::print("  quantize (RTN)                 {:9.1f} ms   {:.3f} bits/weight, file {:.1f} MB (save+load {:.0f} ms)\n",
-             quantize_s * 1e3, 8 * weight_bytes / double(a.n * a.k), double(file_bytes) / 1e6, io_s * 1e3);
+             quantize_s * 1e3, 8 * weight_bytes / double(w_elements), double(file_bytes) / 1e6, io_s * 1e3);
   fmt::print("  pack for the CPU kernels       {:9.1f} ms\n", pack_s * 1e3);
   fmt::print("  gemm, median of {}             {:9.3f} ms   {:.2f} GB/s of quantized weight (cache-warm)\n", a.repeats,
              gemm_ms, weight_bytes / (gemm_ms * 1e6));
@@ -123,14 +175,16 @@ void run_demo(const DemoArgs& a) {
 Command register_demo(CLI::App& app) {
   auto args = std::make_shared<DemoArgs>();
   auto* sub = app.add_subcommand("demo", "quantize random Llama-shaped weights, run gemm, print error and time");
-  sub->add_option("-m", args->m, "tokens (rows of x)")->default_val(1)->check(CLI::PositiveNumber);
-  sub->add_option("-k", args->k, "input features")->default_val(4096)->check(CLI::PositiveNumber);
-  sub->add_option("-n", args->n, "output features")->default_val(14336)->check(CLI::PositiveNumber);
-  sub->add_option("--group-size,-g", args->group_size, "group size (0 = per-channel)")->default_val(128);
+  sub->add_option("-m", args->m, "tokens (rows of x)")->default_val(1)->check(positive_integer());
+  sub->add_option("-k", args->k, "input features")->default_val(4096)->check(positive_integer());
+  sub->add_option("-n", args->n, "output features")->default_val(14336)->check(positive_integer());
+  sub->add_option("--group-size,-g", args->group_size, "group size (0 = per-channel)")
+      ->default_val(128)
+      ->check(non_negative_integer());
   add_zero_and_dtype(*sub, args->zero, args->dtype);
   sub->add_option("--repeats", args->repeats, "timed gemm calls (median reported)")
       ->default_val(5)
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, INT_MAX));
   args->flags.add_to(*sub);
   return {sub, [args] { run_demo(*args); }};
 }

@@ -1,12 +1,18 @@
 // `w4a16 gemm`: y = x * W^T (+ bias) for one quantized layer of a w4a16 file.
+//
+// Peak memory is about twice the quantized weight, plus x and y (docs/cli.md): the file mapping
+// and the QuantizedWeight read from it exist together while reading, the QuantizedWeight and the
+// PackedWeight while packing, and only the PackedWeight after that.
 #include <fmt/format.h>
 
 #include <chrono>
 #include <memory>
 
+#include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
 #include "cli/tensor_args.hpp"
+#include "common/check.hpp"
 #include "io/quantized_file.hpp"
 
 namespace w4a16::cli {
@@ -18,32 +24,58 @@ struct GemmArgs {
   GemmFlags flags;
 };
 
+// The layer packed for the kernels; the mapping of the file and the unpacked copy are released
+// before this returns.
+PackedWeight load_packed(const std::string& path, const std::string& layer) {
+  QuantizedWeight w = [&] {
+    const auto file = io::SafetensorsFile::open(path);
+    return io::read_quantized(file, layer);
+  }();
+  return pack(w);
+}
+
 void run_gemm(const GemmArgs& args) {
-  const auto wfile = io::SafetensorsFile::open(args.weights);
-  const QuantizedWeight w = io::read_quantized(wfile, args.tensor);
+  const PackedWeight packed = load_packed(args.weights, args.tensor);
+  const QuantizedLayout& layout = packed.layout();
 
-  const auto xfile = io::SafetensorsFile::open(args.input);
-  const io::TensorInfo* xt = xfile.find("x");
-  if (!xt) fail(ErrorCode::invalid_argument, "{} has no tensor named 'x'", args.input);
-  std::vector<std::byte> storage;
-  const MatrixRef x = matrix_of(xfile, *xt, storage);
-  require(x.dtype != DType::f32, "x must be F16 or BF16 (got F32): activations are 16-bit in W4A16");
+  std::vector<std::byte> y_bytes;
+  MutableMatrixRef y;
+  int64_t x_rows = 0, x_cols = 0;
+  DType act = DType::bf16;
+  GemmPlan plan;
+  double ms = 0;
+  {
+    // x stays in its mapping (no copy unless misaligned) and is unmapped before y is written.
+    const auto xfile = io::SafetensorsFile::open(args.input);
+    const io::TensorInfo* xt = xfile.find("x");
+    if (!xt) fail(ErrorCode::invalid_argument, "{} has no tensor named 'x'", args.input);
+    std::vector<std::byte> storage;
+    const MatrixRef x = matrix_of(xfile, *xt, storage);
+    require(x.dtype != DType::f32, "x must be F16 or BF16 (got F32): activations are 16-bit in W4A16");
+    require(x.cols == layout.k, "x is [{}, {}] but the layer has K = {}: x must have K columns", x.rows, x.cols,
+            layout.k);
+    x_rows = x.rows, x_cols = x.cols, act = x.dtype;
 
-  std::vector<std::byte> y_bytes(size_t(x.rows * w.n()) * dtype_size(x.dtype));
-  const MutableMatrixRef y{y_bytes.data(), x.dtype, x.rows, w.n()};
-  const PackedWeight packed = pack(w);
-  const GemmOptions options = args.flags.options();
-  const GemmPlan plan = plan_gemm(x.rows, packed, x.dtype, options);
-  const auto start = std::chrono::steady_clock::now();
-  gemm(x, packed, y, options);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    // M comes from x's file and N from the weight's: their product is checked before it sizes y.
+    const auto y_elements = checked_mul(x.rows, layout.n);
+    const auto y_size = y_elements ? checked_mul(*y_elements, int64_t(dtype_size(x.dtype))) : std::nullopt;
+    if (!y_size) fail(ErrorCode::invalid_argument, "y = [{}, {}] is too large", x.rows, layout.n);
+    y_bytes.resize(size_t(*y_size));
+    y = {y_bytes.data(), x.dtype, x.rows, layout.n};
+
+    const GemmOptions options = args.flags.options();
+    plan = plan_gemm(x.rows, packed, x.dtype, options);
+    const auto start = std::chrono::steady_clock::now();
+    gemm(x, packed, y, options);
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
 
   io::SafetensorsWriter writer;
   writer.add("y", io::to_st_dtype(y.dtype), {y.rows, y.cols}, y_bytes);
   writer.write(args.output);
   fmt::print("y[{}, {}] = x[{}, {}] * W^T  (M x K x N = {}x{}x{}, g={}, {}, x {}): {:.3f} ms -> {}\n", y.rows, y.cols,
-             x.rows, x.cols, x.rows, w.k(), w.n(), w.group_size(), to_string(w.zero_mode()), to_string(x.dtype), ms,
-             args.output);
+             x_rows, x_cols, x_rows, layout.k, layout.n, layout.group_size, to_string(layout.zero_mode), to_string(act),
+             ms, printable(args.output));
   fmt::print("plan: {}\n", describe(plan));
 }
 

@@ -1,4 +1,8 @@
 // `w4a16 info [FILE]`: what this machine can run, and what a safetensors file holds.
+//
+// A file is described from its header alone (tensor names, dtypes, shapes, metadata): no tensor
+// data is read, so describing a file of any size takes a few MB. Every string that comes from the
+// file is printed through printable(): a tensor name can hold newlines and terminal escapes.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -6,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "common/check.hpp"
+#include "common/printable.hpp"
 #include "cpu/cpu_features.hpp"
 #include "cuda/device_query.hpp"
 #include "io/quantized_file.hpp"
@@ -14,10 +20,12 @@ namespace w4a16::cli {
 
 namespace {
 
+using nlohmann::json;
+
 void print_machine() {
   const auto& f = cpu::cpu_features();
   fmt::print("w4a16 {}\n", version());
-  fmt::print("cpu: {} ({})\n", f.brand.empty() ? "unknown" : f.brand, f.vendor);
+  fmt::print("cpu: {} ({})\n", f.brand.empty() ? "unknown" : printable(f.brand), printable(f.vendor));
   const auto yn = [](bool b) { return b ? "yes" : "no"; };
   fmt::print("  os saves ymm/zmm state (xgetbv): {} / {}\n", yn(f.os_saves_ymm), yn(f.os_saves_zmm));
   fmt::print("  avx2 {}  fma {}  f16c {}  bmi2 {}\n", yn(f.avx2), yn(f.fma), yn(f.f16c), yn(f.bmi2));
@@ -29,27 +37,88 @@ void print_machine() {
              yn(f.has_avx512_core()), yn(f.has_avx512_bf16()));
   const auto cuda = cuda::query_devices();
   if (cuda.devices.empty()) {
-    fmt::print("cuda: {}\n", cuda.note);
+    fmt::print("cuda: {}\n", printable(cuda.note));
   } else {
-    for (size_t i = 0; i < cuda.devices.size(); ++i) fmt::print("cuda:{}: {}\n", i, cuda.devices[i]);
+    for (size_t i = 0; i < cuda.devices.size(); ++i) fmt::print("cuda:{}: {}\n", i, printable(cuda.devices[i]));
   }
+}
+
+// A metadata value, printable and cut short: one value can be most of a 100 MB header.
+std::string short_value(std::string_view value) {
+  constexpr size_t kMax = 100;
+  if (value.size() <= kMax) return printable(value);
+  return fmt::format("{}... ({} bytes)", printable(value.substr(0, kMax)), value.size());
+}
+
+// One quantized layer from its metadata and the header entries of its tensors; throws Error with
+// what is wrong when the metadata is not a well-formed w4a16 layer description.
+std::string describe_layer(const io::SafetensorsFile& file, const std::string& module, const std::string& text) {
+  const json meta = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (meta.is_discarded()) fail(ErrorCode::format, "not valid JSON");
+  if (!meta.is_object()) fail(ErrorCode::format, "not a JSON object");
+  const auto get_int = [&](const char* key) {
+    const auto it = meta.find(key);
+    if (it == meta.end() || !it->is_number_integer())
+      fail(ErrorCode::format, "\"{}\" is missing or not an integer", key);
+    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)) {
+      fail(ErrorCode::format, "\"{}\" is too large", key);
+    }
+    return it->get<int64_t>();
+  };
+  const auto get_string = [&](const char* key) -> const std::string& {
+    const auto it = meta.find(key);
+    if (it == meta.end() || !it->is_string()) fail(ErrorCode::format, "\"{}\" is missing or not a string", key);
+    return it->get_ref<const std::string&>();
+  };
+  const int64_t n = get_int("n"), k = get_int("k"), g = get_int("group_size");
+  const auto act_order = meta.find("act_order");
+  if (act_order == meta.end() || !act_order->is_boolean()) fail(ErrorCode::format, "\"act_order\" is not a boolean");
+  // n and k come from the file: their product is checked before it is divided by.
+  const auto weights = checked_mul(n, k);
+  if (n <= 0 || k <= 0 || !weights) fail(ErrorCode::format, "n = {} and k = {} are not a valid layer size", n, k);
+
+  // Bits per weight from the sizes the header gives the layer's tensors (`gemm` checks that they
+  // match the metadata; here a missing codes tensor is only noted).
+  uint64_t bytes = 0;
+  for (const char* suffix : {".w4a16.codes", ".w4a16.scales", ".w4a16.zeros"}) {
+    if (const io::TensorInfo* t = file.find(module + suffix)) bytes += t->nbytes();
+  }
+  const std::string size = file.find(module + ".w4a16.codes")
+                               ? fmt::format("{:.3f} bits/weight", 8.0 * double(bytes) / double(*weights))
+                               : std::string("no codes tensor");
+  return fmt::format("N={} K={} g={} {} scales={} act-order={} bias={} ({})", n, k, g,
+                     short_value(get_string("zero_mode")), short_value(get_string("scale_dtype")),
+                     act_order->get<bool>() ? "yes" : "no", file.find(module + ".bias") ? "yes" : "no", size);
 }
 
 void print_file(const std::string& path) {
   const auto file = io::SafetensorsFile::open(path);
-  fmt::print("\n{}: {} tensors\n", path, file.tensors().size());
+  fmt::print("\n{}: {} tensors\n", printable(path), file.tensors().size());
   for (const auto& t : file.tensors()) {
-    fmt::print("  {:<56} {:<5} [{}]\n", t.name, io::st_dtype_name(t.dtype), fmt::join(t.shape, ", "));
+    fmt::print("  {:<56} {:<5} [{}]\n", printable(t.name), io::st_dtype_name(t.dtype), fmt::join(t.shape, ", "));
+  }
+  std::vector<std::pair<std::string, std::string>> other;
+  for (const auto& [key, value] : file.metadata()) {
+    const bool layer = key.size() > 6 && key.ends_with(".w4a16");  // as io::quantized_modules() reads them
+    if (!layer) other.emplace_back(key, value);
+  }
+  if (!other.empty()) {
+    fmt::print("metadata: {} entries\n", other.size());
+    for (const auto& [key, value] : other) fmt::print("  {} = {}\n", short_value(key), short_value(value));
   }
   const auto modules = io::quantized_modules(file);
   if (modules.empty()) return;
   fmt::print("quantized layers: {}\n", modules.size());
   for (const auto& module : modules) {
-    const QuantizedWeight w = io::read_quantized(file, module);
-    const double bits = 8.0 * double(w.codes().size() + w.scales().size() + w.zeros().size()) / double(w.n() * w.k());
-    fmt::print("  {:<48} N={} K={} g={} {} scales={} act-order={} bias={} ({:.3f} bits/weight)\n", module, w.n(), w.k(),
-               w.group_size(), to_string(w.zero_mode()), to_string(w.scale_dtype()), w.has_perm() ? "yes" : "no",
-               w.has_bias() ? "yes" : "no", bits);
+    // One malformed layer does not hide the others: `gemm` and load_quantized reject it with the
+    // full checks of docs/formats.md; here it is only described.
+    std::string line;
+    try {
+      line = describe_layer(file, module, file.metadata().at(module + ".w4a16"));
+    } catch (const Error& e) {
+      line = fmt::format("metadata is invalid: {}", e.what());
+    }
+    fmt::print("  {:<48} {}\n", printable(module), printable(line));
   }
 }
 

@@ -2,12 +2,16 @@
 // other tensor through unchanged.
 #include <fmt/format.h>
 #include <fnmatch.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <memory>
 
+#include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/tensor_args.hpp"
+#include "common/printable.hpp"
 #include "io/quantized_file.hpp"
 
 namespace w4a16::cli {
@@ -55,6 +59,18 @@ double relative_rms_error(const MatrixRef& w, const QuantizedWeight& q) {
   return ref > 0 ? std::sqrt(err / ref) : std::sqrt(err);
 }
 
+// Drops the pages of a source tensor from this process once it is quantized. The input is
+// memory-mapped read-only, and every page read stays resident (and counts towards the peak RSS)
+// until the mapping is closed; without this, quantizing a model would hold the whole source file
+// plus the output. The pages come back from the file if read again. Only whole pages inside the
+// tensor are dropped; a failure only costs memory, so it is ignored.
+void release_pages(std::span<const std::byte> bytes) {
+  const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 void run_quantize(const QuantizeArgs& args) {
   const auto file = io::SafetensorsFile::open(args.input);
   const ZeroMode zero = parse_zero_mode(args.zero);
@@ -85,14 +101,15 @@ void run_quantize(const QuantizeArgs& args) {
   fmt::print("{:<48} {:>14} {:>7} {:>6} {:>11}\n", "layer", "N x K", "g", "zero", "rel-rms-err");
   for (size_t i = 0; i < selected.size(); ++i) {
     const io::TensorInfo& t = *selected[i];
-    if (show_progress) fmt::print(stderr, "[{}/{}] quantizing {}\n", i + 1, selected.size(), t.name);
+    if (show_progress) fmt::print(stderr, "[{}/{}] quantizing {}\n", i + 1, selected.size(), printable(t.name));
     std::vector<std::byte> storage;
     const MatrixRef w = matrix_of(file, t, storage);
     layers.push_back(std::make_unique<QuantizedWeight>(quantize(w, {args.group_size, zero, scale_dtype})));
     const std::string module = module_name(t.name);
     io::add_quantized(writer, module, *layers.back());
-    fmt::print("{:<48} {:>14} {:>7} {:>6} {:>11.5f}\n", module, fmt::format("{}x{}", w.rows, w.cols),
+    fmt::print("{:<48} {:>14} {:>7} {:>6} {:>11.5f}\n", printable(module), fmt::format("{}x{}", w.rows, w.cols),
                layers.back()->group_size(), to_string(zero), relative_rms_error(w, *layers.back()));
+    release_pages(file.data(t));
   }
   size_t copied = 0;
   for (const auto& t : file.tensors()) {
@@ -104,7 +121,7 @@ void run_quantize(const QuantizeArgs& args) {
     if (!ends_with(key, ".w4a16")) writer.set_metadata(key, value);
   }
   writer.write(args.output);
-  fmt::print("quantized {} layers, copied {} other tensors -> {}\n", selected.size(), copied, args.output);
+  fmt::print("quantized {} layers, copied {} other tensors -> {}\n", selected.size(), copied, printable(args.output));
 }
 
 }  // namespace
@@ -121,7 +138,7 @@ Command register_quantize(CLI::App& app) {
   sub->add_option("--exclude", args->exclude, "glob patterns of tensors to leave unquantized");
   sub->add_option("--group-size,-g", args->group_size, "group size g along K; 0 = per-channel")
       ->default_val(128)
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   sub->add_option("--zero", args->zero, "zero-point mode")
       ->default_val("sym")
       ->check(CLI::IsMember({"sym", "asym", "float"}));

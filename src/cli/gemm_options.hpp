@@ -2,8 +2,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <climits>
 #include <string>
 
+#include "cli/arg_checks.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16::cli {
@@ -18,8 +20,8 @@ struct GemmFlags {
     app.add_option("--partition", partition, "dp (data-parallel) | splitk | auto")
         ->check(CLI::IsMember({"auto", "dp", "splitk"}));
     app.add_option("--split-k", split_k, "split factor S for --partition splitk (0 = automatic)")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--threads", threads, "threads (0 = the CPUs this process may use)")->check(CLI::NonNegativeNumber);
+        ->check(integer_in(0, INT_MAX));
+    app.add_option("--threads", threads, "threads (0 = the CPUs this process may use)")->check(integer_in(0, INT_MAX));
   }
   GemmOptions options() const {
     GemmOptions o;

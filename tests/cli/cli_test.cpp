@@ -1,12 +1,21 @@
-// The `w4a16` executable end to end: quantize + gemm reproduce the reference; bad input gives a
-// non-zero exit status and a one-line error.
+// The `w4a16` executable end to end: quantize + gemm reproduce the reference; misuse of the
+// command line exits 2 and runtime failures exit 1, each with one short error line; text from a
+// file is printed escaped; gemm and info stay within their peak-memory bounds (docs/cli.md).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "io/quantized_file.hpp"
@@ -33,6 +42,69 @@ Result run(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+// A run of the CLI without a shell: stdout and stderr apart, and the child's own peak RSS.
+struct Child {
+  int status = -1;  // exit status, or -1 when it did not exit normally (a crash)
+  std::string out, err;
+  long max_rss_kb = 0;  // wait4()'s ru_maxrss: this child's peak resident set, in KiB
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// fork() + exec rather than posix_spawn(): a child's ru_maxrss starts from the memory of the
+// process it was created from, which for posix_spawn (vfork) is the parent's peak so far (64 MiB
+// once the memory test has built its layer) and for fork() only what the parent holds right then.
+Child spawn_cli(const std::vector<std::string>& args, const fs::path& dir) {
+  const std::string out_path = (dir / "child.out").string(), err_path = (dir / "child.err").string();
+  std::vector<std::string> strings = {W4A16_CLI_PATH};
+  strings.insert(strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& arg : strings) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  Child child;
+  const pid_t pid = fork();
+  if (pid < 0) {
+    ADD_FAILURE() << "fork failed: " << std::strerror(errno);
+    return child;
+  }
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  if (wait4(pid, &status, 0, &usage) != pid) {
+    ADD_FAILURE() << "wait4 failed: " << std::strerror(errno);
+    return child;
+  }
+  child.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  child.out = read_text(out_path);
+  child.err = read_text(err_path);
+  child.max_rss_kb = usage.ru_maxrss;
+  return child;
+}
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string text = "w4a16";
+  for (const auto& a : args) text += " " + a;
+  return text;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -41,6 +113,7 @@ class Cli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  Child cli(const std::vector<std::string>& args) const { return spawn_cli(args, dir_); }
 
   // A small "model": two linear layers (one with bias), an embedding and a norm.
   void write_model(const std::string& file) {
@@ -174,6 +247,293 @@ TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
 
   EXPECT_NE(run("bench --suite nope --read-gbps 1,1").status, 0);
   EXPECT_NE(run("bench --shapes '1,2' --read-gbps 1,1").status, 0);
+}
+
+// --- exit status and message of command-line misuse -------------------------------------------
+
+using CliUsageErrors = Cli;
+
+// Every kind of misuse, in every subcommand: exit status 2 and one short "w4a16: error:" line on
+// stderr (then CLI11's hint to run --help), nothing on stdout. Before, CLI11's own exit codes
+// (105, 106, 109) and bounds printed as 300-digit doubles came out, and an overflowing integer was
+// clamped to INT64_MAX and accepted.
+TEST_F(CliUsageErrors, ExitTwoWithShortMessage) {
+  write_model(path("model.safetensors"));
+  const std::string model = path("model.safetensors"), missing = path("does-not-exist.safetensors");
+  const std::vector<std::vector<std::string>> cases = {
+      {},
+      {"frobnicate"},
+      {"--frobnicate"},
+      // quantize
+      {"quantize", "-o", path("o.safetensors")},
+      {"quantize", "-i", missing, "-o", path("o.safetensors")},
+      {"quantize", "-i", model, "-o", path("o.safetensors"), "--zero", "banana"},
+      {"quantize", "-i", model, "-o", path("o.safetensors"), "-g", "-1"},
+      {"quantize", "-i", model, "-o", path("o.safetensors"), "-g", "99999999999999999999"},
+      {"quantize", "-i", model, "-o", path("o.safetensors"), "-g", "12abc"},
+      {"quantize", "-i", model, "-o", path("o.safetensors"), "--dtype", "fp8"},
+      {"quantize", "-i", model, "-o", path("o.safetensors"), "--frobnicate"},
+      // gemm
+      {"gemm", "-w", model, "-i", model, "-o", path("y.safetensors")},
+      {"gemm", "-w", missing, "-t", "a", "-i", model, "-o", path("y.safetensors")},
+      {"gemm", "-w", model, "-t", "a", "-i", missing, "-o", path("y.safetensors")},
+      {"gemm", "-w", model, "-t", "a", "-i", model, "-o", path("y.safetensors"), "--threads", "-1"},
+      {"gemm", "-w", model, "-t", "a", "-i", model, "-o", path("y.safetensors"), "--split-k", "abc"},
+      {"gemm", "-w", model, "-t", "a", "-i", model, "-o", path("y.safetensors"), "--strategy", "fastest"},
+      // info
+      {"info", missing},
+      {"info", model, model},
+      {"info", "--frobnicate"},
+      // demo
+      {"demo", "-m", "0"},
+      {"demo", "-g", "-1"},
+      {"demo", "-g", "99999999999999999999"},
+      {"demo", "-k", "1e3"},
+      {"demo", "-k", ""},
+      {"demo", "-m"},
+      {"demo", "--repeats", "0"},
+      {"demo", "--threads", "3000000000"},
+      {"demo", "--dtype", "fp32"},
+      {"demo", "-n", "4611686018427387904", "-k", "4"},
+      {"demo", "-m", "4611686018427387904"},
+      {"demo", "-n", "2147483648", "-k", "2147483648"},
+      // bench
+      {"bench", "--suite", "nope"},
+      {"bench", "--shapes", "1,2"},
+      {"bench", "--shapes", ";;"},
+      {"bench", "--shapes", "1,4096,99999999999"},
+      {"bench", "--batch", "0"},
+      {"bench", "--batch", "4611686018427387904"},
+      {"bench", "--min-time", "0"},
+      {"bench", "--min-time", "1e999"},
+      {"bench", "--threads", "99999999999"},
+      {"bench", "--rotate-mib", "-1"},
+      {"bench", "--rotate-mib", "9223372036854775807"},
+      {"bench", "--read-gbps", "x"},
+      {"bench", "-g", "0"},
+      // calibrate
+      {"calibrate", "--frobnicate"},
+      {"calibrate", "extra"},
+  };
+  for (const auto& args : cases) {
+    SCOPED_TRACE(joined(args));
+    const Child r = cli(args);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    const auto lines = lines_of(r.err);
+    ASSERT_GE(lines.size(), 1u);
+    EXPECT_EQ(lines[0].rfind("w4a16: error: ", 0), 0u) << r.err;
+    EXPECT_LT(lines[0].size(), 200u) << r.err;
+    EXPECT_LE(lines.size(), 2u) << r.err;
+    if (lines.size() == 2) EXPECT_EQ(lines[1], "Run with --help for more information.");
+  }
+}
+
+TEST_F(CliUsageErrors, HelpAndVersionExitZero) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--help"}, {"--version"}, {"bench", "--help"}, {"calibrate", "--help"}, {"quantize", "-h"}}) {
+    const Child r = cli(args);
+    EXPECT_EQ(r.status, 0) << joined(args) << "\n" << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_FALSE(r.out.empty());
+  }
+}
+
+// A failure that depends on what a file holds is a runtime error: exit status 1, one line.
+TEST_F(CliUsageErrors, RuntimeFailuresExitOne) {
+  write_model(path("model.safetensors"));
+  {
+    std::ofstream garbage(path("garbage.safetensors"));
+    garbage << "this is not a safetensors file at all";
+  }
+  const std::vector<std::vector<std::string>> cases = {
+      {"quantize", "-i", path("garbage.safetensors"), "-o", path("o.safetensors")},
+      {"quantize", "-i", path("model.safetensors"), "-o", path("o.safetensors"), "--tensor", "no.such.layer"},
+      {"gemm", "-w", path("model.safetensors"), "-t", "model.layers.0.mlp.up_proj", "-i", path("model.safetensors"),
+       "-o", path("y.safetensors")},
+      {"info", path("garbage.safetensors")},
+  };
+  for (const auto& args : cases) {
+    SCOPED_TRACE(joined(args));
+    const Child r = cli(args);
+    EXPECT_EQ(r.status, 1) << r.err;
+    const auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("w4a16: error: ", 0), 0u) << r.err;
+  }
+}
+
+// --- sizes from the command line ---------------------------------------------------------------
+
+using CliSizes = Cli;
+
+// Sizes whose product overflows int64 (or is absurd) are refused before anything is allocated:
+// before, -n 2^62 -k 4 wrapped to 0 elements and failed with "data pointer is null", and larger
+// products were undefined behaviour.
+TEST_F(CliSizes, OverflowingProductIsAUsageErrorNotACrash) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"demo", "-n", "4611686018427387904", "-k", "4"},
+           {"demo", "-m", "4611686018427387904", "-k", "4", "-n", "4"},
+           {"demo", "-m", "3", "-n", "3074457345618258603", "-k", "1"},
+           {"demo", "-n", "1000000", "-k", "1000000"},
+           {"bench", "--shapes", "4611686018427387904,4,4", "--read-gbps", "1,1"},
+           {"bench", "--suite", "kn", "--batch", "4611686018427387904", "--read-gbps", "1,1"}}) {
+    SCOPED_TRACE(joined(args));
+    const Child r = cli(args);
+    EXPECT_EQ(r.status, 2) << r.err;
+    const auto lines = lines_of(r.err);
+    ASSERT_GE(lines.size(), 1u);
+    EXPECT_EQ(lines[0].rfind("w4a16: error: ", 0), 0u) << r.err;
+    EXPECT_NE(lines[0].find("elements"), std::string::npos) << r.err;
+  }
+}
+
+// --- text read from files ----------------------------------------------------------------------
+
+using CliFileText = Cli;
+
+// A file with names that would forge an error line or drive the terminal (OSC title, CSI).
+void write_hostile_file(const std::string& file) {
+  const auto w = test::random_matrix(DType::bf16, 8, 64, 3, 0.05f);
+  QuantizedWeight q = quantize(w.ref(), {32, ZeroMode::sym, std::nullopt});
+  io::SafetensorsWriter writer;
+  writer.add_owned("a\nw4a16: error: forged", io::StDType::F32, {1}, std::vector<std::byte>(4));
+  writer.add_owned("b\x1b]0;x\x07title", io::StDType::F32, {1}, std::vector<std::byte>(4));
+  io::add_quantized(writer, "evil\x1b[2J.proj", q);
+  writer.set_metadata("note\x1b[31m", "red\r\nw4a16: error: forged too");
+  writer.write(file);
+}
+
+void expect_no_raw_controls(const std::string& text) {
+  for (const char c : text) {
+    if (c == '\n') continue;
+    EXPECT_FALSE(uint8_t(c) < 0x20 || c == 0x7F) << "raw control byte " << int(c) << " in:\n" << text;
+  }
+}
+
+TEST_F(CliFileText, InfoPrintsFileNamesEscapedOnOneLine) {
+  write_hostile_file(path("hostile.safetensors"));
+  const Child r = cli({"info", path("hostile.safetensors")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  expect_no_raw_controls(r.out);
+  for (const auto& line : lines_of(r.out)) EXPECT_EQ(line.rfind("w4a16: error", 0), std::string::npos) << line;
+  EXPECT_NE(r.out.find("a\\nw4a16: error: forged"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("b\\x1B]0;x\\x07title"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("evil\\x1B[2J.proj"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("note\\x1B[31m = red\\r\\nw4a16: error: forged too"), std::string::npos) << r.out;
+}
+
+TEST_F(CliFileText, QuantizeAndErrorsPrintFileNamesEscaped) {
+  io::SafetensorsWriter writer;
+  writer.add_owned("evil\x1b]0;x\x07\n.weight", io::StDType::BF16, {8, 64},
+                   bytes(test::random_matrix(DType::bf16, 8, 64, 1, 0.05f)));
+  writer.write(path("hostile.safetensors"));
+  const Child q = cli({"quantize", "-i", path("hostile.safetensors"), "-o", path("q.safetensors")});
+  ASSERT_EQ(q.status, 0) << q.err;
+  expect_no_raw_controls(q.out);
+  EXPECT_NE(q.out.find("evil\\x1B]0;x\\x07\\n "), std::string::npos) << q.out;
+
+  // An error that lists the layers of the file.
+  const Child g = cli(
+      {"gemm", "-w", path("q.safetensors"), "-t", "absent", "-i", path("q.safetensors"), "-o", path("y.safetensors")});
+  EXPECT_EQ(g.status, 1);
+  expect_no_raw_controls(g.err);
+  EXPECT_EQ(lines_of(g.err).size(), 1u) << g.err;
+}
+
+// --- info reads the header only ----------------------------------------------------------------
+
+using CliInfo = Cli;
+
+// A layer with malformed metadata is reported as such, and the other layers are still described.
+TEST_F(CliInfo, InvalidLayerMetadataIsReportedAndTheOthersPrinted) {
+  const auto w = test::random_matrix(DType::bf16, 16, 64, 3, 0.05f);
+  QuantizedWeight q = quantize(w.ref(), {32, ZeroMode::asym, std::nullopt});
+  io::SafetensorsWriter writer;
+  io::add_quantized(writer, "good.proj", q);
+  writer.set_metadata("broken.proj.w4a16", "{\"format\":\"w4a16\",\"n\":\"\x1b[2J\"");
+  writer.set_metadata("huge.proj.w4a16",
+                      R"({"format":"w4a16","version":1,"n":4611686018427387904,"k":4,"group_size":4,)"
+                      R"("zero_mode":"sym","scale_dtype":"fp16","act_order":false})");
+  writer.set_metadata("typed.proj.w4a16", R"({"n":16,"k":"64"})");
+  writer.write(path("mixed.safetensors"));
+
+  const Child r = cli({"info", path("mixed.safetensors")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  expect_no_raw_controls(r.out);
+  std::map<std::string, std::string> layer_lines;
+  for (const auto& line : lines_of(r.out)) {
+    for (const char* module : {"good.proj", "broken.proj", "huge.proj", "typed.proj"}) {
+      if (line.rfind(std::string("  ") + module + " ", 0) == 0) layer_lines[module] = line;
+    }
+  }
+  ASSERT_EQ(layer_lines.size(), 4u) << r.out;
+  EXPECT_NE(layer_lines["good.proj"].find("N=16 K=64 g=32 asym scales=bf16 act-order=no bias=no"), std::string::npos)
+      << r.out;
+  for (const char* bad : {"broken.proj", "huge.proj", "typed.proj"}) {
+    EXPECT_NE(layer_lines[bad].find("metadata is invalid"), std::string::npos) << r.out;
+  }
+}
+
+// --- peak memory -------------------------------------------------------------------------------
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+using CliMemory = Cli;
+
+// gemm holds at most two copies of the weight at a time (the mapping and the QuantizedWeight while
+// reading, the QuantizedWeight and the PackedWeight while packing), and info reads no tensor data.
+// Before, gemm held three copies (3x the weight) and info read every layer (2x the weight).
+TEST_F(CliMemory, GemmAndInfoPeakRssStayNearTheirBounds) {
+  // A 64 MiB layer, made directly rather than quantized so that the test stays fast: N x K =
+  // 8192 x 16384, g = 128, sym, fp16 scales (64 MiB of codes + 2 MiB of scales).
+  constexpr int64_t n = 8192, k = 16384, g = 128;
+  QuantizedLayout layout;
+  layout.n = n, layout.k = k, layout.group_size = g, layout.zero_mode = ZeroMode::sym;
+  layout.scale_dtype = DType::f16;
+  std::vector<uint8_t> codes(size_t(n * layout.row_bytes()));
+  for (size_t i = 0; i < codes.size(); ++i) codes[i] = uint8_t(i * 37 + (i >> 12));
+  std::vector<std::byte> scales(size_t(n * layout.groups()) * 2);
+  for (size_t i = 0; i < scales.size(); i += 2) scales[i + 1] = std::byte{0x20};  // fp16 0x2000 = 2^-7
+  const int64_t weight_bytes = int64_t(codes.size() + scales.size());
+  {
+    const QuantizedWeight w(layout, std::move(codes), std::move(scales));
+    save_quantized(path("w.safetensors"), {{"layer", &w}});
+  }
+  const auto x = test::random_matrix(DType::bf16, 1, k, 7);
+  io::SafetensorsWriter xw;
+  xw.add_owned("x", io::StDType::BF16, {1, k}, bytes(x));
+  xw.write(path("x.safetensors"));
+
+  // The process's own footprint (code, libraries, allocator), measured rather than assumed: info
+  // without a file runs the same start-up and machine query as info with one.
+  const long base_kb = std::max(cli({"--version"}).max_rss_kb, cli({"info"}).max_rss_kb);
+
+  const Child gemm = cli({"gemm", "-w", path("w.safetensors"), "-t", "layer", "-i", path("x.safetensors"), "-o",
+                          path("y.safetensors"), "--threads", "2"});
+  ASSERT_EQ(gemm.status, 0) << gemm.err;
+  const Child info = cli({"info", path("w.safetensors")});
+  ASSERT_EQ(info.status, 0) << info.err;
+  EXPECT_NE(info.out.find("N=8192 K=16384 g=128 sym scales=fp16"), std::string::npos) << info.out;
+  if (kSanitized) GTEST_SKIP() << "RSS bounds do not hold under ASan (shadow memory, quarantine)";
+
+  // gemm: 2x the weight (x and y are 32 KiB and 16 KiB here), plus 0.5x the weight and 8 MiB for
+  // the allocator's and the threads' slack. The old three copies (3x) exceed this by 24 MiB.
+  const long gemm_bound_kb = base_kb + (5 * weight_bytes / 2) / 1024 + 8 * 1024;
+  EXPECT_LT(gemm.max_rss_kb, gemm_bound_kb) << "weight " << weight_bytes / 1024 << " KiB, base " << base_kb << " KiB";
+  // info: the header (a few hundred bytes here) and 8 MiB of slack; reading one layer is 64 MiB.
+  const long info_bound_kb = base_kb + 8 * 1024;
+  EXPECT_LT(info.max_rss_kb, info_bound_kb) << "base " << base_kb << " KiB";
 }
 
 }  // namespace
