@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -279,6 +281,32 @@ std::vector<std::string> list_quantized(const std::filesystem::path& path);
 // Writes layers to a new safetensors file (replacing it). Layer names may be given in either form.
 void save_quantized(const std::filesystem::path& path,
                     const std::vector<std::pair<std::string, const QuantizedWeight*>>& layers);
+
+// ---------------------------------------------------------------------------------------------
+// Converting checkpoints (docs/convert.md)
+// ---------------------------------------------------------------------------------------------
+
+struct ConvertReport {
+  std::string source_format;       // "gptq", "awq", "compressed-tensors" or "gguf"
+  int64_t quantized_layers = 0;    // imported into w4a16 layers
+  int64_t copied_tensors = 0;      // other tensors, bytes unchanged
+  int64_t dequantized_tensors = 0;  // GGUF Q8_0 (and 1-D Q4_*) tensors written as F32 by ggml's formula
+  int64_t raw_tensors = 0;          // GGUF block types w4a16 does not decode, kept as U8 bytes
+  std::map<std::string, int64_t> layers_by_kind;  // e.g. {"Q4_1": 210}
+  std::vector<std::string> warnings;              // values read a documented but questionable way
+};
+// (index from 1, count, tensor or module name, what is done to it)
+using ConvertProgress = std::function<void(int64_t, int64_t, std::string_view, std::string_view)>;
+
+// Converts a quantized checkpoint into one w4a16 safetensors file: a Hugging Face directory
+// (config.json's quantization_config: GPTQ v1/v2 with act-order, AWQ GEMM, compressed-tensors
+// pack-quantized; one model.safetensors or shards listed by model.safetensors.index.json) or a
+// GGUF file (Q4_0, Q4_1, Q4_K weights). Every quantized linear layer is imported (bit-exact, except
+// GGUF Q4_1/Q4_K: see docs/formats.md), every other tensor copied through, the model's config
+// (config.json, or the GGUF metadata as JSON) stored in __metadata__. One layer is held in memory
+// at a time. Refuses, naming the variant and the tensor, what it cannot convert exactly.
+ConvertReport convert(const std::filesystem::path& src, const std::filesystem::path& dst,
+                      const ConvertProgress& progress = {});
 
 // ---------------------------------------------------------------------------------------------
 // Version

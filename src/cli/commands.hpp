@@ -20,6 +20,7 @@ inline std::string& command_line() {
 }
 
 Command register_quantize(CLI::App& app);
+Command register_convert(CLI::App& app);
 Command register_gemm(CLI::App& app);
 Command register_info(CLI::App& app);
 Command register_demo(CLI::App& app);
