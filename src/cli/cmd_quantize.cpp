@@ -71,6 +71,36 @@ void release_pages(std::span<const std::byte> bytes) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+// Why nothing was selected, and what would select something: the 2-D floating tensors the file
+// has (the candidates), the options that pick them, and `convert` when the file is already
+// quantized by another tool.
+std::string nothing_selected_message(const io::SafetensorsFile& file, const QuantizeArgs& args) {
+  std::vector<std::string> candidates;
+  bool prequantized = false;
+  for (const auto& t : file.tensors()) {
+    if (t.shape.size() == 2 && io::to_dtype(t.dtype)) candidates.push_back(t.name);
+    for (const char* packed : {".qweight", ".weight_packed", ".w4a16.codes"}) prequantized |= ends_with(t.name, packed);
+  }
+  std::string message = fmt::format("no tensor of {} selected for quantization", args.input);
+  message += args.include.empty() ? " (default: 2-D F16/BF16/F32 '*.weight' tensors except embeddings and lm_head"
+                                  : " (by --include";
+  if (!args.exclude.empty()) message += ", minus --exclude";
+  message += ")";
+  if (candidates.empty()) {
+    message += "; the file has no 2-D floating tensor";
+  } else {
+    message +=
+        fmt::format("; {} 2-D floating tensor{} could be: ", candidates.size(), candidates.size() == 1 ? "" : "s");
+    for (size_t i = 0; i < candidates.size() && i < 5; ++i) message += (i ? ", " : "") + candidates[i];
+    if (candidates.size() > 5) message += fmt::format(", ... ({} more)", candidates.size() - 5);
+    message += fmt::format("; select them with --tensor {} or --include '{}'", module_name(candidates[0]),
+                           candidates.size() == 1 ? candidates[0] : std::string("*"));
+  }
+  if (prequantized)
+    message += "; the file holds packed int4 tensors: for GPTQ/AWQ/compressed-tensors use `w4a16 convert`";
+  return message;
+}
+
 void run_quantize(const QuantizeArgs& args) {
   const auto file = io::SafetensorsFile::open(args.input);
   const ZeroMode zero = parse_zero_mode(args.zero);
@@ -90,7 +120,7 @@ void run_quantize(const QuantizeArgs& args) {
       if (take && !matches_any(t.name, args.exclude)) selected.push_back(&t);
     }
   }
-  if (selected.empty()) fail(ErrorCode::invalid_argument, "no tensor of {} selected for quantization", args.input);
+  if (selected.empty()) fail(ErrorCode::invalid_argument, "{}", nothing_selected_message(file, args));
 
   uint64_t total_bytes = 0;
   for (const auto* t : selected) total_bytes += t->nbytes();

@@ -204,6 +204,32 @@ TEST_F(Cli, BadInputGivesOneLineErrorAndNonZeroStatus) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }
 
+// `quantize` that selects nothing says what it could select and how (the candidates, the options).
+TEST_F(Cli, QuantizeSelectingNothingListsCandidatesAndOptions) {
+  write_model(path("model.safetensors"));
+  const Result r = run("quantize -i " + path("model.safetensors") + " -o " + path("o.safetensors") + " --exclude '*'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  for (const char* needle : {"no tensor", "model.layers.0.mlp.up_proj.weight", "model.embed_tokens.weight", "--tensor",
+                             "--include", "minus --exclude"}) {
+    EXPECT_NE(r.output.find(needle), std::string::npos) << needle << " missing from: " << r.output;
+  }
+  EXPECT_FALSE(fs::exists(path("o.safetensors")));
+}
+
+// `convert` end to end through the CLI on the gguf-py test file; `info` reads the result.
+TEST_F(Cli, ConvertGgufThenInfo) {
+  const std::string gguf = std::string(W4A16_SOURCE_DIR) + "/tests/data/gguf/model.gguf";
+  const Result r = run("convert " + gguf + " -o " + path("m.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("quantized layers"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[1/"), std::string::npos) << "progress lines: " << r.output;
+  const Result info = run("info " + path("m.safetensors"));
+  EXPECT_EQ(info.status, 0) << info.output;
+  EXPECT_NE(info.output.find("blk.0.attn_q"), std::string::npos) << info.output;
+  const Result bad = run("convert " + path("nothing-here") + " -o " + path("x.safetensors"));
+  EXPECT_EQ(bad.status, 2) << bad.output;  // a missing source is a usage error
+}
+
 TEST_F(Cli, HelpAndInfo) {
   for (const char* cmd : {"--help", "quantize --help", "gemm --help", "info --help", "demo --help"}) {
     const Result r = run(cmd);
