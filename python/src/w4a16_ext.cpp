@@ -509,6 +509,36 @@ NB_MODULE(_ext, m) {
       "path"_a);
   m.def("save", &save, "path"_a, "layers"_a);
   m.def(
+      "convert",
+      [](const std::filesystem::path& src, const std::filesystem::path& dst, nb::object progress) {
+        w4a16::ConvertProgress callback;
+        if (!progress.is_none()) {
+          callback = [&progress](int64_t index, int64_t count, std::string_view name, std::string_view action) {
+            nb::gil_scoped_acquire acquire;  // the conversion runs without the GIL
+            progress(index, count, nb::str(name.data(), name.size()), nb::str(action.data(), action.size()));
+          };
+        }
+        w4a16::ConvertReport report;
+        {
+          nb::gil_scoped_release release;
+          report = w4a16::convert(src, dst, callback);
+        }
+        nb::dict out;
+        out["source_format"] = report.source_format;
+        out["quantized_layers"] = report.quantized_layers;
+        out["copied_tensors"] = report.copied_tensors;
+        out["dequantized_tensors"] = report.dequantized_tensors;
+        out["raw_tensors"] = report.raw_tensors;
+        nb::dict kinds;
+        for (const auto& [kind, count] : report.layers_by_kind) kinds[nb::str(kind.c_str())] = count;
+        out["layers_by_kind"] = kinds;
+        out["warnings"] = report.warnings;
+        return out;
+      },
+      "src"_a, "dst"_a, "progress"_a = nb::none(),
+      "Converts a GPTQ / AWQ / compressed-tensors checkpoint directory or a GGUF file into one w4a16 safetensors "
+      "file; returns a report dict. progress(index, count, name, action) is called per tensor.");
+  m.def(
       "pack",
       [](const QuantizedWeight& w) {
         nb::gil_scoped_release release;

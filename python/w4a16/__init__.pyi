@@ -1,6 +1,6 @@
 # Type stubs of the w4a16 package (the public API; docs/python.md describes it).
 import os
-from typing import Any, Literal, Mapping, Optional, TypedDict, Union
+from typing import Any, Callable, Literal, Mapping, Optional, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -109,6 +109,19 @@ def layers(path: _Path) -> list[str]:
 
 def save(path: _Path, layers: Mapping[str, QuantizedWeight]) -> None:
     """Writes layers to a new safetensors file (replacing it)."""
+
+def convert(
+    src: _Path,
+    dst: _Path,
+    progress: Optional[Callable[[int, int, str, str], None]] = None,
+) -> dict[str, Any]:
+    """A GPTQ / AWQ / compressed-tensors checkpoint directory or a GGUF file into one w4a16 file.
+
+    Returns {'source_format', 'quantized_layers', 'copied_tensors', 'dequantized_tensors',
+    'raw_tensors', 'layers_by_kind', 'warnings'}. Raises ValueError for what it cannot convert
+    exactly (naming the variant and tensor), w4a16.FormatError for a malformed source, OSError
+    when a file cannot be read or written.
+    """
 
 def pack(w: QuantizedWeight) -> PackedWeight: ...
 def gemm(
