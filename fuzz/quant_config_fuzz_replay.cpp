@@ -20,20 +20,11 @@
 #include <string_view>
 #include <vector>
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+#include "replay_driver.hpp"
+
+using w4a16::fuzz::Rng;
 
 namespace {
-
-struct Rng {  // splitmix64: identical on every platform
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  size_t below(size_t n) { return n == 0 ? 0 : size_t(next() % n); }
-};
 
 constexpr std::string_view kTokens[] = {"\"gptq\"",
                                         "\"awq\"",
@@ -122,64 +113,14 @@ void mutate_once(Bytes& b, const std::vector<Bytes>& seeds, Rng& rng) {
       b.replace(pos, end - pos, token);
       break;
     }
-    default: {  // splice
-      const Bytes& other = seeds[rng.below(seeds.size())];
-      if (other.empty()) break;
-      const size_t from = rng.below(other.size());
-      const size_t count = std::min(other.size() - from, 1 + rng.below(64));
-      b.insert(rng.below(b.size() + 1), other, from, count);
+    default:  // splice a chunk of another seed
+      w4a16::fuzz::splice_from_seed(b, seeds, rng);
       break;
-    }
   }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  size_t mutations = 0;
-  uint64_t seed = 1;
-  std::vector<std::filesystem::path> files;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--mutations" && i + 1 < argc) {
-      mutations = std::strtoull(argv[++i], nullptr, 10);
-    } else if (arg == "--seed" && i + 1 < argc) {
-      seed = std::strtoull(argv[++i], nullptr, 10);
-    } else if (std::filesystem::is_directory(arg)) {
-      std::vector<std::filesystem::path> inside;
-      for (const auto& e : std::filesystem::directory_iterator(arg)) {
-        if (e.is_regular_file()) inside.push_back(e.path());
-      }
-      std::sort(inside.begin(), inside.end());
-      files.insert(files.end(), inside.begin(), inside.end());
-    } else {
-      files.emplace_back(arg);
-    }
-  }
-  if (files.empty()) {
-    std::fprintf(stderr, "usage: quant_config_fuzz_replay [--mutations N] [--seed S] PATH...\n");
-    return 2;
-  }
-  const bool verbose = std::getenv("W4A16_FUZZ_VERBOSE") != nullptr;
-  std::vector<Bytes> seeds;
-  for (const auto& path : files) {
-    std::ifstream in(path, std::ios::binary);
-    seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  Rng rng{seed};
-  size_t runs = 0;
-  for (size_t s = 0; s < seeds.size(); ++s) {
-    for (size_t m = 0; m <= mutations; ++m) {
-      Bytes input = seeds[s];
-      if (m > 0) {
-        const size_t edits = 1 + rng.below(4);
-        for (size_t e = 0; e < edits; ++e) mutate_once(input, seeds, rng);
-      }
-      if (verbose) std::fprintf(stderr, "%s #%zu\n", files[s].string().c_str(), m);
-      LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
-      ++runs;
-    }
-  }
-  std::printf("quant_config_fuzz_replay: %zu inputs from %zu seeds\n", runs, seeds.size());
-  return 0;
+  return w4a16::fuzz::replay_main<Bytes>(argc, argv, "quant_config_fuzz_replay", mutate_once, [] {});
 }

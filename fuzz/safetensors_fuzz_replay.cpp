@@ -25,26 +25,14 @@
 #include <string_view>
 #include <vector>
 
+#include "replay_driver.hpp"
 #include "safetensors_fuzz.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+using w4a16::fuzz::Rng;
 
 namespace {
 
 using Bytes = std::vector<uint8_t>;
-
-// splitmix64: small, fast, and identical on every platform (std distributions are not).
-struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  size_t below(size_t n) { return n == 0 ? 0 : size_t(next() % n); }
-  bool chance(int percent) { return below(100) < size_t(percent); }
-};
 
 constexpr uint8_t kInterestingBytes[] = {0x00, 0x01, 0x7F, 0x80, 0xFF, '{', '}', '[',  ']',  '"',  ',',  ':',
                                          '-',  '0',  '1',  '9',  '.',  'e', ' ', '\\', 0x10, 0x11, 0x7C, 0xC0};
@@ -221,87 +209,18 @@ void mutate_once(Bytes& b, const std::vector<Bytes>& seeds, Rng& rng) {
       b[pos] = values[rng.below(std::size(values))];
       break;
     }
-    default: {  // splice a chunk of another seed
-      const Bytes& other = seeds[rng.below(seeds.size())];
-      if (other.empty()) break;
-      const size_t from = rng.below(other.size());
-      const size_t count = std::min(other.size() - from, 1 + rng.below(64));
-      const size_t pos = rng.below(b.size() + 1);
-      b.insert(b.begin() + std::ptrdiff_t(pos), other.begin() + std::ptrdiff_t(from),
-               other.begin() + std::ptrdiff_t(from + count));
+    default:  // splice a chunk of another seed
+      w4a16::fuzz::splice_from_seed(b, seeds, rng);
       break;
-    }
   }
-}
-
-bool read_file(const std::filesystem::path& path, Bytes& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return true;
-}
-
-int usage() {
-  std::fprintf(stderr, "usage: safetensors_fuzz_replay [--mutations N] [--seed S] PATH...\n");
-  return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  size_t mutations = 0;
-  uint64_t seed = 1;
-  std::vector<std::filesystem::path> files;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if ((arg == "--mutations" || arg == "--seed") && i + 1 < argc) {
-      const uint64_t value = std::strtoull(argv[++i], nullptr, 10);
-      (arg == "--mutations" ? mutations : seed) = value;
-    } else if (arg.starts_with("--")) {
-      return usage();
-    } else if (std::filesystem::is_directory(arg)) {
-      std::vector<std::filesystem::path> inside;
-      for (const auto& entry : std::filesystem::directory_iterator(arg)) {
-        if (entry.is_regular_file()) inside.push_back(entry.path());
-      }
-      std::sort(inside.begin(), inside.end());
-      files.insert(files.end(), inside.begin(), inside.end());
-    } else {
-      files.emplace_back(arg);
-    }
-  }
-  if (files.empty()) return usage();
-
-  std::vector<Bytes> seeds(files.size());
-  for (size_t i = 0; i < files.size(); ++i) {
-    if (!read_file(files[i], seeds[i])) {
-      std::fprintf(stderr, "safetensors_fuzz_replay: cannot read %s\n", files[i].c_str());
-      return 1;
-    }
-  }
-
-  const bool verbose = std::getenv("W4A16_FUZZ_VERBOSE") != nullptr;
-  const auto start = std::chrono::steady_clock::now();
-  size_t runs = 0;
-  for (size_t i = 0; i < seeds.size(); ++i) {
-    if (verbose) std::fprintf(stderr, "run %s\n", files[i].c_str());
-    LLVMFuzzerTestOneInput(seeds[i].data(), seeds[i].size());
-    ++runs;
-    for (size_t m = 0; m < mutations; ++m) {
-      Rng rng{seed * 0x100000001B3ull ^ (uint64_t(i) << 32) ^ uint64_t(m)};
-      Bytes input = seeds[i];
-      const size_t edits = 1 + rng.below(4);
-      for (size_t e = 0; e < edits; ++e) mutate_once(input, seeds, rng);
-      if (verbose) std::fprintf(stderr, "run %s mutation %zu\n", files[i].c_str(), m);
-      LLVMFuzzerTestOneInput(input.data(), input.size());
-      ++runs;
-    }
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto& stats = w4a16::fuzz::stats();
-  std::printf(
-      "safetensors_fuzz_replay: %zu inputs (%zu files x (1 + %zu mutations)) in %.2f s, no failures\n"
-      "  %zu parsed as safetensors, %zu quantized-layer reads, %zu layers loaded\n",
-      runs, files.size(), mutations, seconds, stats.parsed, stats.layers_tried, stats.layers_loaded);
-  return 0;
+  return w4a16::fuzz::replay_main<Bytes>(argc, argv, "safetensors_fuzz_replay", mutate_once, [] {
+    const auto& stats = w4a16::fuzz::stats();
+    std::printf("  %zu parsed as safetensors, %zu quantized-layer reads, %zu layers loaded\n", stats.parsed,
+                stats.layers_tried, stats.layers_loaded);
+  });
 }
