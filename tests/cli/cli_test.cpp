@@ -20,6 +20,7 @@
 
 #include "io/quantized_file.hpp"
 #include "io/safetensors.hpp"
+#include "support/peak_memory.hpp"
 #include "support/random_data.hpp"
 
 namespace w4a16 {
@@ -503,17 +504,7 @@ TEST_F(CliInfo, InvalidLayerMetadataIsReportedAndTheOthersPrinted) {
 
 // --- peak memory -------------------------------------------------------------------------------
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using test::kSanitized;
 
 using CliMemory = Cli;
 

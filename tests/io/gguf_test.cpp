@@ -20,6 +20,7 @@
 
 #include "io/import_gguf.hpp"
 #include "support/io_test_util.hpp"
+#include "support/peak_memory.hpp"
 
 namespace w4a16::io {
 namespace {
@@ -686,29 +687,7 @@ TEST(GgufCost, HundredThousandKeys) {
   EXPECT_EQ(nlohmann::json::parse(file.metadata_json()).size(), size_t(kKeys));
 }
 
-long status_kb(const char* field) {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field)));
-  }
-  return -1;
-}
-
-// Peak growth of the resident set while `body` runs, in bytes; -1 when it cannot be measured.
-template <typename F>
-long long peak_growth(F&& body) {
-  bool reset = false;
-  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
-    reset = std::fputs("5", f) >= 0;
-    reset = std::fclose(f) == 0 && reset;
-  }
-  const long before = status_kb("VmRSS:");
-  body();
-  const long peak = status_kb("VmHWM:");
-  if (!reset || before < 0 || peak < 0) return -1;
-  return (long long)(peak - before) * 1024;
-}
+using test::peak_growth;
 
 TEST(GgufCost, LengthBombsRefusedWithoutAllocating) {
   Bytes array;
@@ -716,11 +695,7 @@ TEST(GgufCost, LengthBombsRefusedWithoutAllocating) {
   GgufBuilder::u64(array, uint64_t(1) << 60);
   const Bytes bytes = GgufBuilder().kv("vocab", 9, array).build();
   const long long growth = peak_growth([&] { expect_format_error(bytes, "array claims"); });
-#if !defined(__SANITIZE_ADDRESS__)  // ASan's shadow and quarantine make RSS meaningless
-  if (growth >= 0) {
-    EXPECT_LT(growth, 4 << 20);
-  }
-#endif  // nothing near the claimed size was touched
+  if (!test::kSanitized && growth >= 0) EXPECT_LT(growth, 4 << 20);  // nothing near the claimed size was touched
 }
 
 TEST(GgufCost, ArraysOfArraysBoundedMemory) {
@@ -740,11 +715,7 @@ TEST(GgufCost, ArraysOfArraysBoundedMemory) {
     EXPECT_EQ(file.metadata()[0].value.arrays.size(), kCount);
   });
   std::printf("1M nested arrays, header %zu bytes: peak resident growth %.1f MB\n", bytes.size(), double(growth) / 1e6);
-#if !defined(__SANITIZE_ADDRESS__)
-  if (growth >= 0) {
-    EXPECT_LT(double(growth), 10.0 * double(bytes.size()) + 16e6);
-  }
-#endif
+  if (!test::kSanitized && growth >= 0) EXPECT_LT(double(growth), 10.0 * double(bytes.size()) + 16e6);
 }
 
 }  // namespace

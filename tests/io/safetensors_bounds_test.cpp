@@ -17,26 +17,21 @@
 
 #include "io/safetensors.hpp"
 #include "support/io_test_util.hpp"
+#include "support/peak_memory.hpp"
 
 namespace w4a16::io {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using test::kSanitized;
+using test::peak_growth;
 
 // A safetensors file whose header is built in place (8-byte length, then `header`), no data.
 class HeaderFile {
  public:
-  explicit HeaderFile(size_t reserve) { bytes_.reserve(8 + reserve); bytes_.resize(8); }
+  explicit HeaderFile(size_t reserve) {
+    bytes_.reserve(8 + reserve);
+    bytes_.resize(8);
+  }
   void append(std::string_view text) {
     const size_t at = bytes_.size();
     bytes_.resize(at + text.size());
@@ -52,31 +47,6 @@ class HeaderFile {
  private:
   std::vector<std::byte> bytes_;
 };
-
-// kB from a "VmHWM:" / "VmRSS:" line of /proc/self/status, or -1.
-long status_kb(const char* field) {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field)));
-  }
-  return -1;
-}
-
-// Peak growth of the resident set while `body` runs, in bytes; -1 when it cannot be measured.
-template <typename F>
-long long peak_growth(F&& body) {
-  bool reset = false;
-  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
-    reset = std::fputs("5", f) >= 0;  // "5" resets VmHWM to the current VmRSS
-    reset = std::fclose(f) == 0 && reset;
-  }
-  const long before = status_kb("VmRSS:");
-  body();
-  const long peak = status_kb("VmHWM:");
-  if (!reset || before < 0 || peak < 0) return -1;
-  return (long long)(peak - before) * 1024;
-}
 
 // The reader may hold a small multiple of the header (what it keeps of each entry is a few
 // dozen bytes for an entry of about 50) plus a fixed allowance for the allocator and libraries.
@@ -99,8 +69,9 @@ TEST(SafetensorsHeaderCost, HundredThousandEntriesLinearTimeBoundedMemory) {
   file.append("{");
   char entry[96];
   for (int i = 0; i < kEntries; ++i) {
-    const int n = std::snprintf(entry, sizeof entry, "%s\"t%d\":{\"dtype\":\"F16\",\"shape\":[0,%d],\"data_offsets\":[0,0]}",
-                                i == 0 ? "" : ",", i, i);
+    const int n =
+        std::snprintf(entry, sizeof entry, "%s\"t%d\":{\"dtype\":\"F16\",\"shape\":[0,%d],\"data_offsets\":[0,0]}",
+                      i == 0 ? "" : ",", i, i);
     file.append(std::string_view(entry, size_t(n)));
   }
   file.append("}");
@@ -148,7 +119,8 @@ TEST(SafetensorsHeaderCost, MetadataKeyCountIsBounded) {
   ASSERT_LE(file.header_bytes(), kMaxHeaderBytes);
   const auto& bytes = file.done();
   const long long growth = peak_growth([&] {
-    test::expect_error([&] { SafetensorsFile::parse(bytes); }, ErrorCode::format, "__metadata__ has more than 262144 keys");
+    test::expect_error([&] { SafetensorsFile::parse(bytes); }, ErrorCode::format,
+                       "__metadata__ has more than 262144 keys");
   });
   expect_bounded(growth, file.header_bytes(), 0.5);
 }
@@ -163,9 +135,8 @@ TEST(SafetensorsHeaderCost, DeepNestingIsRefusedAtTheLimit) {
   file.append("}}");
   ASSERT_LE(file.header_bytes(), kMaxHeaderBytes);
   const auto& bytes = file.done();
-  const long long growth = peak_growth([&] {
-    test::expect_error([&] { SafetensorsFile::parse(bytes); }, ErrorCode::format, "deeper than 64 levels");
-  });
+  const long long growth = peak_growth(
+      [&] { test::expect_error([&] { SafetensorsFile::parse(bytes); }, ErrorCode::format, "deeper than 64 levels"); });
   expect_bounded(growth, file.header_bytes(), 0.1);
 }
 
