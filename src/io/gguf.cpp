@@ -28,6 +28,7 @@
 #include <tuple>
 
 #include "common/check.hpp"
+#include "io/mapped_file.hpp"
 
 static_assert(std::endian::native == std::endian::little,
               "GGUF is read as little-endian; big-endian hosts unsupported");
@@ -321,18 +322,6 @@ std::vector<uint32_t> sorted_unique(size_t n, Key key, Fail on_duplicate) {
 // GgufFile
 // ---------------------------------------------------------------------------------------------
 
-struct GgufFile::Mapping {
-  void* address = nullptr;
-  size_t size = 0;
-
-  Mapping(void* a, size_t s) : address(a), size(s) {}
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  ~Mapping() {
-    if (address != nullptr) ::munmap(address, size);
-  }
-};
-
 GgufFile::GgufFile(GgufFile&&) noexcept = default;
 GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;
@@ -487,26 +476,9 @@ GgufFile GgufFile::parse_bytes(std::span<const std::byte> bytes, std::string_vie
 }
 
 GgufFile GgufFile::open(const std::filesystem::path& path) {
-  const std::string name = path.string();
-  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(ErrorCode::io, "cannot open '{}': {}", name, std::strerror(errno));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(ErrorCode::io, "cannot stat '{}': {}", name, std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail(ErrorCode::io, "'{}' is not a regular file", name);
-  const uint64_t size = uint64_t(st.st_size);
-  if (size < 4) fail(ErrorCode::format, "gguf '{}': file is {} bytes, too short for the magic", name, size);
-  void* address = ::mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
-  if (address == MAP_FAILED) fail(ErrorCode::io, "cannot map '{}': {}", name, std::strerror(errno));
-  auto mapping = std::make_unique<Mapping>(address, size_t(size));
-
-  const std::span<const std::byte> bytes(static_cast<const std::byte*>(address), size_t(size));
-  GgufFile file = parse_bytes(bytes, fmt::format("'{}'", name));
-  file.mapping_ = std::move(mapping);  // the views in `file` point into this mapping, which stays put
+  auto mapping = MappedFile::open(path);
+  GgufFile file = parse_bytes(mapping->bytes(), fmt::format("'{}'", path.string()));
+  file.mapping_ = std::move(mapping);  // the spans in `file` point into this mapping, which stays put
   return file;
 }
 

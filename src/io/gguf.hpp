@@ -33,6 +33,8 @@
 
 namespace w4a16::io {
 
+class MappedFile;  // io/mapped_file.hpp
+
 // ---------------------------------------------------------------------------------------------
 // ggml tensor types (ggml.h `enum ggml_type`; sizes from ggml-common.h / gguf-py GGML_QUANT_SIZES)
 // ---------------------------------------------------------------------------------------------
@@ -188,8 +190,7 @@ class GgufFile {
  private:
   GgufFile() = default;
   static GgufFile parse_bytes(std::span<const std::byte> bytes, std::string_view source);
-  struct Mapping;
-  std::unique_ptr<Mapping> mapping_;  // owns the mmap when opened from a path
+  std::unique_ptr<MappedFile> mapping_;  // owns the mmap when opened from a path
   uint32_t version_ = 0;
   uint64_t alignment_ = kGgufDefaultAlignment;
   uint64_t data_offset_ = 0;

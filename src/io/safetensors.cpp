@@ -34,6 +34,7 @@
 
 #include "common/check.hpp"
 #include "io/atomic_file.hpp"
+#include "io/mapped_file.hpp"
 #include "io/safetensors_header.hpp"
 
 static_assert(std::endian::native == std::endian::little,
@@ -134,19 +135,6 @@ int64_t TensorInfo::numel() const {
 // SafetensorsFile
 // ---------------------------------------------------------------------------------------------
 
-// A read-only private mapping of a whole file; unmapped on destruction.
-struct SafetensorsFile::Mapping {
-  void* address = nullptr;
-  size_t size = 0;
-
-  Mapping(void* a, size_t s) : address(a), size(s) {}
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  ~Mapping() {
-    if (address != nullptr) ::munmap(address, size);
-  }
-};
-
 SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept = default;
 SafetensorsFile::~SafetensorsFile() = default;
@@ -227,27 +215,8 @@ SafetensorsFile SafetensorsFile::parse_bytes(std::span<const std::byte> bytes, s
 }
 
 SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
-  const std::string name = path.string();
-  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(ErrorCode::io, "cannot open '{}': {}", name, std::strerror(errno));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(ErrorCode::io, "cannot stat '{}': {}", name, std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail(ErrorCode::io, "'{}' is not a regular file", name);
-  const uint64_t size = uint64_t(st.st_size);
-  if (size < 8) {
-    fail(ErrorCode::format, "safetensors '{}': file is {} bytes, too short for the 8-byte header length", name, size);
-  }
-  void* address = ::mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
-  if (address == MAP_FAILED) fail(ErrorCode::io, "cannot map '{}': {}", name, std::strerror(errno));
-  auto mapping = std::make_unique<Mapping>(address, size_t(size));
-
-  const std::span<const std::byte> bytes(static_cast<const std::byte*>(address), size_t(size));
-  SafetensorsFile file = parse_bytes(bytes, fmt::format("'{}'", name));
+  auto mapping = MappedFile::open(path);
+  SafetensorsFile file = parse_bytes(mapping->bytes(), fmt::format("'{}'", path.string()));
   file.mapping_ = std::move(mapping);  // the spans in `file` point into this mapping, which stays put
   return file;
 }
@@ -357,7 +326,7 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   require(header.size() <= kMaxHeaderBytes, "safetensors writer: header of {} bytes exceeds the {}-byte limit",
           header.size(), kMaxHeaderBytes);
 
-  AtomicFile file(path);  // the target changes only once everything is written and synced
+  AtomicFile file(path);                         // the target changes only once everything is written and synced
   const uint64_t header_length = header.size();  // little-endian on disk (static_assert above)
   file.write(std::as_bytes(std::span(&header_length, 1)));
   file.write(header);

@@ -23,6 +23,8 @@
 
 namespace w4a16::io {
 
+class MappedFile;  // io/mapped_file.hpp
+
 // Every dtype of the safetensors format (so foreign tensors can be copied through unchanged).
 enum class StDType : uint8_t { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8_E4M3, F8_E5M2 };
 
@@ -73,9 +75,8 @@ class SafetensorsFile {
   SafetensorsFile() = default;
   // parse() and open() share this; `source` names the bytes in error messages.
   static SafetensorsFile parse_bytes(std::span<const std::byte> bytes, std::string_view source);
-  struct Mapping;
-  std::unique_ptr<Mapping> mapping_;   // owns the mmap when opened from a path
-  std::span<const std::byte> buffer_;  // the data buffer (after the header)
+  std::unique_ptr<MappedFile> mapping_;  // owns the mmap when opened from a path
+  std::span<const std::byte> buffer_;    // the data buffer (after the header)
   std::vector<TensorInfo> tensors_;
   std::vector<uint32_t> by_name_;  // positions in tensors_, sorted by name (kMaxTensors < 2^32)
   std::map<std::string, std::string> metadata_;
@@ -91,7 +92,7 @@ class SafetensorsWriter {
  public:
   struct LazyData {
     std::function<std::span<const std::byte>()> bytes;  // exactly the declared size; valid until release
-    std::function<void()> release;                       // optional: called once the bytes are written
+    std::function<void()> release;                      // optional: called once the bytes are written
     explicit operator bool() const { return bool(bytes); }
   };
 
