@@ -6,7 +6,7 @@
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer build (no CUDA, no benchmarks) and the suite;
 #   3. ThreadSanitizer build of the concurrency tests (ctest label "concurrency": reentrant gemm,
 #      first calls from many threads, ISA cap changed during calls, fork after gemm);
-#   4. the libFuzzer targets (clang), W4A16_FUZZ_SECONDS (default 60) each, from the committed
+#   4. the libFuzzer targets (clang), W4A16_FUZZ_SECONDS (default 40) each, from the committed
 #      corpus; without clang the corpus replay in stages 1-2 stands in (safetensors_fuzz_smoke).
 # Set W4A16_TEST_TIER=long to include the tests labelled "long".
 set -euo pipefail
@@ -41,5 +41,5 @@ TSAN_OPTIONS=die_after_fork=0:halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build-tsan --output-on-failure -L concurrency
 
 stage "fuzzing (libFuzzer)"
-scripts/fuzz.sh "${W4A16_FUZZ_SECONDS:-60}"
+scripts/fuzz.sh "${W4A16_FUZZ_SECONDS:-40}"
 echo "== all tests passed ($(date +%T))" >&2

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "common/check.hpp"
+#include "common/thread_scratch.hpp"
 #include "cpu/dispatch.hpp"
 #include "cpu/gemm_internal.hpp"
 #include "cpu/packed_weight.hpp"
@@ -76,10 +77,9 @@ struct Workspace {
   AlignedBuffer<float> tile_out;    // data-parallel: [M][64] per thread
   AlignedBuffer<uint16_t> panel;    // decoupled: dense 16-bit panel ring
 };
-Workspace& thread_workspace() {
-  thread_local Workspace ws;
-  return ws;
-}
+// Heap-held and registered (common/thread_scratch.hpp), so that it stays reachable after fork().
+struct WorkspaceTag;
+Workspace& thread_workspace() { return thread_scratch<Workspace, WorkspaceTag>(); }
 
 }  // namespace
 

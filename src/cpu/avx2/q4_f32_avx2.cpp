@@ -27,6 +27,7 @@
 // and and/or also run on port 5, the magic exponent should win at every M: re-measure there
 // before changing this.) For the register/panel crossover see kRegisterDequantMaxM.
 #include "common/aligned_buffer.hpp"
+#include "common/thread_scratch.hpp"
 #include "cpu/avx2/avx2_common.hpp"
 
 namespace w4a16::cpu {
@@ -120,7 +121,8 @@ constexpr int64_t kRegisterDequantMaxM = 32;
 
 // Prefill: per group, panel[k][64] = q - 8 (fp32), then 6 x 16 register blocks over it.
 void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  thread_local AlignedBuffer<float> panel;  // [chunks_per_group * 8][64] fp32
+  struct PanelTag;
+  AlignedBuffer<float>& panel = thread_scratch<AlignedBuffer<float>, PanelTag>();  // [chunks_per_group * 8][64] fp32
   panel.reserve_discard(size_t(w.geom.chunks_per_group * kChunkK * kTileN));
   const auto* xf = static_cast<const float*>(x.data);
   for (int64_t i = 0; i < x.m * kTileN; ++i) out[i] = 0.0f;

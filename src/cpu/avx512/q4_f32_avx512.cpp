@@ -6,6 +6,7 @@
 // into a float (vpermps only reads the low 4 bits of each index, so no mask is needed). The
 // scale and zero are applied once per group: y += s * acc + coef * sum(x over the group).
 #include "common/aligned_buffer.hpp"
+#include "common/thread_scratch.hpp"
 #include "cpu/avx512/avx512_common.hpp"
 
 namespace w4a16::cpu {
@@ -94,7 +95,8 @@ void q4_f32_decode_rows(const Q4Tile& w, const Activations& x, int64_t g0, int64
 // Prefill (larger M): each group of the tile is dequantized once into an fp32 panel [k][64]
 // that stays in L1/L2, then reused by every block of 6 rows.
 void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  thread_local AlignedBuffer<float> panel;
+  struct PanelTag;
+  AlignedBuffer<float>& panel = thread_scratch<AlignedBuffer<float>, PanelTag>();
   panel.reserve_discard(size_t(w.geom.chunks_per_group * kChunkK * kTileN));
   const __m512 table = centered_code_table_f32();
   const auto* xf = static_cast<const float*>(x.data);

@@ -10,6 +10,7 @@
 // Scale and zero are applied per group on the fp32 accumulators, so there is no cancellation
 // against a large offset (the "128 + q" magic-exponent variant would subtract 136 * sum(x)).
 #include "common/aligned_buffer.hpp"
+#include "common/thread_scratch.hpp"
 #include "cpu/avx512/avx512_common.hpp"
 
 namespace w4a16::cpu {
@@ -123,7 +124,8 @@ inline void dot_rows_x64(const uint16_t* x, int64_t ld, const uint32_t* w, int64
 // Prefill: each group of the tile becomes a bf16-pair panel [gp/2][64] (16 KB at g = 128, L1),
 // reused by every block of 6 rows: 24 accumulators, 4 weight vectors, 1 broadcast.
 void q4_bf16_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  thread_local AlignedBuffer<uint32_t> panel;
+  struct PanelTag;
+  AlignedBuffer<uint32_t>& panel = thread_scratch<AlignedBuffer<uint32_t>, PanelTag>();
   panel.reserve_discard(size_t(w.geom.chunks_per_group * 4 * kTileN));
   const __m512i table = centered_code_table_bf16();
   const auto* xb = static_cast<const uint16_t*>(x.data);
