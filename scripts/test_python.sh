@@ -36,7 +36,7 @@ stage "pytest tests/python"
 # Run from tests/python's parent with the installed package, never the source folder python/w4a16
 # (it has no compiled module): pytest's rootdir is the repository, and `w4a16` imports from the venv.
 set +e
-"$py" -m pytest tests/python -q -p no:cacheprovider "$@"
+W4A16_REQUIRE_SMOLLM2=1 "$py" -m pytest tests/python -q -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

