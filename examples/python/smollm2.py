@@ -265,7 +265,7 @@ def llama_cpp_generate(gguf: str, prompt: list[int], n_tokens: int, threads: int
     """llama.cpp (llama-cpp-python) greedy decoding on the same file: tokens and decode time."""
     from llama_cpp import Llama  # noqa: PLC0415 - optional
 
-    llm = Llama(model_path=gguf, n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False, logits_all=False)
+    llm = Llama(model_path=gguf, n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False, logits_all=True)
     llm.reset()
     llm.eval(prompt)
     out = [int(np.argmax(llm.scores[llm.n_tokens - 1]))]
