@@ -287,11 +287,11 @@ void save_quantized(const std::filesystem::path& path,
 // ---------------------------------------------------------------------------------------------
 
 struct ConvertReport {
-  std::string source_format;       // "gptq", "awq", "compressed-tensors" or "gguf"
-  int64_t quantized_layers = 0;    // imported into w4a16 layers
-  int64_t copied_tensors = 0;      // other tensors, bytes unchanged
-  int64_t dequantized_tensors = 0;  // GGUF Q8_0 (and 1-D Q4_*) tensors written as F32 by ggml's formula
-  int64_t raw_tensors = 0;          // GGUF block types w4a16 does not decode, kept as U8 bytes
+  std::string source_format;                      // "gptq", "awq", "compressed-tensors" or "gguf"
+  int64_t quantized_layers = 0;                   // imported into w4a16 layers
+  int64_t copied_tensors = 0;                     // other tensors, bytes unchanged
+  int64_t dequantized_tensors = 0;                // GGUF Q8_0 (and 1-D Q4_*) tensors written as F32 by ggml's formula
+  int64_t raw_tensors = 0;                        // GGUF block types w4a16 does not decode, kept as U8 bytes
   std::map<std::string, int64_t> layers_by_kind;  // e.g. {"Q4_1": 210}
   std::vector<std::string> warnings;              // values read a documented but questionable way
 };

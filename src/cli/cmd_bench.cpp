@@ -9,10 +9,10 @@
 #include <climits>
 #include <cmath>
 #include <ctime>
-#include <sstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "bench/machine.hpp"
 #include "bench/runner.hpp"

@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::vector<w4a16::cli::Command> commands = {
-      w4a16::cli::register_quantize(app), w4a16::cli::register_convert(app), w4a16::cli::register_gemm(app),  w4a16::cli::register_info(app),
-      w4a16::cli::register_demo(app),     w4a16::cli::register_bench(app), w4a16::cli::register_calibrate(app)};
+      w4a16::cli::register_quantize(app), w4a16::cli::register_convert(app), w4a16::cli::register_gemm(app),
+      w4a16::cli::register_info(app),     w4a16::cli::register_demo(app),    w4a16::cli::register_bench(app),
+      w4a16::cli::register_calibrate(app)};
 
   try {
     app.parse(argc, argv);

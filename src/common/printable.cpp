@@ -34,8 +34,8 @@ size_t utf8_sequence(std::string_view text, size_t i, uint32_t& code_point) {
 }
 
 bool is_format_control(uint32_t c) {
-  return (c >= 0x80 && c <= 0x9F) || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) ||
-         c == 0x2028 || c == 0x2029 || c == 0xFEFF;
+  return (c >= 0x80 && c <= 0x9F) || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) || c == 0x2028 ||
+         c == 0x2029 || c == 0xFEFF;
 }
 
 void append_hex_byte(std::string& out, uint8_t b) {

@@ -67,8 +67,10 @@ void check_disjoint(const void* input, size_t input_bytes, const MutableMatrixRe
   // Kernels read inputs while they write y, in blocks and from several threads: any shared byte
   // makes the result depend on the schedule, so partial overlap is refused as well as y == x.
   const bool overlap = input_bytes > 0 && a < b + uint64_t(*out_bytes) && b < a + input_bytes;
-  require(!overlap, "{}: the output y [{} bytes at {}] overlaps an input [{} bytes at {}]; in-place gemm is not "
-          "supported, pass a separate output buffer", what, *out_bytes, out.data, input_bytes, input);
+  require(!overlap,
+          "{}: the output y [{} bytes at {}] overlaps an input [{} bytes at {}]; in-place gemm is not "
+          "supported, pass a separate output buffer",
+          what, *out_bytes, out.data, input_bytes, input);
 }
 
 void check_disjoint(const MatrixRef& in, const MutableMatrixRef& out, std::string_view what) {

@@ -175,7 +175,10 @@ HeaderReader::Slot HeaderReader::slot() const {
     case Container::metadata:
       return Slot::metadata_value;
     case Container::entry:
-      return field_ == kDtype ? Slot::dtype : field_ == kShape ? Slot::shape : field_ == kOffsets ? Slot::offsets : Slot::ignored;
+      return field_ == kDtype     ? Slot::dtype
+             : field_ == kShape   ? Slot::shape
+             : field_ == kOffsets ? Slot::offsets
+                                  : Slot::ignored;
     case Container::shape:
       return Slot::dim;
     case Container::offsets:
@@ -289,7 +292,8 @@ void HeaderReader::check_offset(const Scalar& value) {
   if (!offset) {
     return error("{}data_offsets are not non-negative integers (got {})", tensor_prefix(), value.describe());
   }
-  if (offsets_.size() >= 2) return error("{}\"data_offsets\" is not an array [begin, end] (more than 2)", tensor_prefix());
+  if (offsets_.size() >= 2)
+    return error("{}\"data_offsets\" is not an array [begin, end] (more than 2)", tensor_prefix());
   offsets_.push_back(*offset);
 }
 
@@ -303,12 +307,16 @@ bool HeaderReader::open(bool is_object) {
   Container container = Container::skipped;
   switch (slot()) {
     case Slot::root:
-      if (is_object) container = Container::root;
-      else error("header is not a JSON object (got {})", got);
+      if (is_object)
+        container = Container::root;
+      else
+        error("header is not a JSON object (got {})", got);
       break;
     case Slot::metadata:
-      if (is_object) container = Container::metadata;
-      else error("__metadata__ is not a JSON object (got {})", got);
+      if (is_object)
+        container = Container::metadata;
+      else
+        error("__metadata__ is not a JSON object (got {})", got);
       break;
     case Slot::entry:
       if (is_object) {
@@ -330,12 +338,16 @@ bool HeaderReader::open(bool is_object) {
       error("{}\"dtype\" is not a string (got {})", tensor_prefix(), got);
       break;
     case Slot::shape:
-      if (!is_object) container = Container::shape;
-      else error("{}\"shape\" is not an array (got {})", tensor_prefix(), got);
+      if (!is_object)
+        container = Container::shape;
+      else
+        error("{}\"shape\" is not an array (got {})", tensor_prefix(), got);
       break;
     case Slot::offsets:
-      if (!is_object) container = Container::offsets;
-      else error("{}\"data_offsets\" is not an array [begin, end] (got {})", tensor_prefix(), got);
+      if (!is_object)
+        container = Container::offsets;
+      else
+        error("{}\"data_offsets\" is not an array [begin, end] (got {})", tensor_prefix(), got);
       break;
     case Slot::dim:
       error("{}shape dimension ({}) is not a non-negative integer", tensor_prefix(), got);

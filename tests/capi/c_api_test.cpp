@@ -543,8 +543,8 @@ namespace {
 
 // Every int32 a foreign caller may pass that names no enumerator: negative, just past the last
 // one, and the extremes. The ASan+UBSan build of this test fails on any out-of-range enum load.
-const int32_t kForeignBadEnums[] = {-1, -2, 3, 4, 1000, std::numeric_limits<int32_t>::min(),
-                                    std::numeric_limits<int32_t>::max()};
+const int32_t kForeignBadEnums[] = {
+    -1, -2, 3, 4, 1000, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()};
 
 TEST(CApiForeignCallers, AnyInt32EnumValueIsRangeCheckedWithoutUndefinedBehavior) {
   const HostMatrix wf = random_matrix(DType::f32, kN, kK, 3, 0.02f);
@@ -576,8 +576,9 @@ TEST(CApiForeignCallers, AnyInt32EnumValueIsRangeCheckedWithoutUndefinedBehavior
           foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN, bad, 0),
           "w4a16_gemm_ex", "options->strategy = " + std::to_string(bad));
     }
-    EXPECT_INVALID(foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN, 0, bad),
-                   "w4a16_gemm_ex", "options->partition = " + std::to_string(bad));
+    EXPECT_INVALID(
+        foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN, 0, bad),
+        "w4a16_gemm_ex", "options->partition = " + std::to_string(bad));
     EXPECT_INVALID(foreign_gemm_reference(x.data(), bad, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN),
                    "w4a16_gemm_reference", "x_dtype");
   }
@@ -606,9 +607,9 @@ TEST(CApiErrors, GemmOutputOverlappingInputIsRefused) {
   // Adjacent, not overlapping: accepted.
   std::vector<uint16_t> buffer(size_t(m * (kK + kN)), 0);
   std::memcpy(buffer.data(), x.data(), size_t(m * kK) * 2);
-  EXPECT_EQ(w4a16_gemm(buffer.data(), W4A16_DTYPE_BF16, m, kK, weight.get(), buffer.data() + m * kK, W4A16_DTYPE_BF16,
-                       kN),
-            W4A16_OK)
+  EXPECT_EQ(
+      w4a16_gemm(buffer.data(), W4A16_DTYPE_BF16, m, kK, weight.get(), buffer.data() + m * kK, W4A16_DTYPE_BF16, kN),
+      W4A16_OK)
       << last_error();
 }
 

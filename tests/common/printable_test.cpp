@@ -16,7 +16,8 @@ namespace {
 
 TEST(Printable, KeepsPrintableAsciiAndValidUtf8) {
   EXPECT_EQ(printable("model.layers.0.mlp.down_proj"), "model.layers.0.mlp.down_proj");
-  EXPECT_EQ(printable("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(printable("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80"),
+            "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80");
   EXPECT_EQ(printable("back\\slash"), "back\\slash");
 }
 
@@ -30,18 +31,22 @@ TEST(Printable, EscapesControlCharacters) {
 
 TEST(Printable, EscapesInvalidUtf8BytePerByte) {
   EXPECT_EQ(printable("\xff"), "\\xFF");
-  EXPECT_EQ(printable("\xC3"), "\\xC3");                  // truncated sequence
-  EXPECT_EQ(printable("\xC0\xAF"), "\\xC0\\xAF");         // overlong '/'
-  EXPECT_EQ(printable("\xED\xA0\x80"), "\\xED\\xA0\\x80");  // surrogate
+  EXPECT_EQ(printable("\xC3"), "\\xC3");                             // truncated sequence
+  EXPECT_EQ(printable("\xC0\xAF"), "\\xC0\\xAF");                    // overlong '/'
+  EXPECT_EQ(printable("\xED\xA0\x80"), "\\xED\\xA0\\x80");           // surrogate
   EXPECT_EQ(printable("\xF4\x90\x80\x80"), "\\xF4\\x90\\x80\\x80");  // above U+10FFFF
 }
 
 TEST(Printable, EscapesC1AndBidiControls) {
-  EXPECT_EQ(printable("\xC2\x9B" "31m"), "\\u{009B}31m");  // 8-bit CSI
-  EXPECT_EQ(printable("\xC2\x9D"), "\\u{009D}");           // 8-bit OSC
-  EXPECT_EQ(printable("a\xE2\x80\xAE" "b"), "a\\u{202E}b");  // right-to-left override
-  EXPECT_EQ(printable("\xE2\x81\xA6"), "\\u{2066}");       // left-to-right isolate
-  EXPECT_EQ(printable("\xE2\x80\xA8"), "\\u{2028}");       // line separator
+  EXPECT_EQ(printable("\xC2\x9B"
+                      "31m"),
+            "\\u{009B}31m");                      // 8-bit CSI
+  EXPECT_EQ(printable("\xC2\x9D"), "\\u{009D}");  // 8-bit OSC
+  EXPECT_EQ(printable("a\xE2\x80\xAE"
+                      "b"),
+            "a\\u{202E}b");                           // right-to-left override
+  EXPECT_EQ(printable("\xE2\x81\xA6"), "\\u{2066}");  // left-to-right isolate
+  EXPECT_EQ(printable("\xE2\x80\xA8"), "\\u{2028}");  // line separator
 }
 
 TEST(Printable, IsIdempotent) {
@@ -54,10 +59,9 @@ TEST(Printable, IsIdempotent) {
 // carry an escape sequence, whoever prints it (CLI, C API, Python).
 TEST(Printable, ErrorMessagesNamingFileTextAreOneSafeLine) {
   const std::string forged = "a\nw4a16: error: forged\x1b]0;x\x07";
-  const auto bytes =
-      test::make_safetensors("{\"" + std::string("a\\nw4a16: error: forged\\u001b]0;x\\u0007") +
-                             "\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,1]}}",
-                             test::filled_bytes(1));
+  const auto bytes = test::make_safetensors("{\"" + std::string("a\\nw4a16: error: forged\\u001b]0;x\\u0007") +
+                                                "\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,1]}}",
+                                            test::filled_bytes(1));
   try {
     io::SafetensorsFile::parse(bytes);
     FAIL() << "the file is malformed";

@@ -41,7 +41,8 @@ int run_in_child(F&& body, bool exit_normally = true) {
 
 void expect_exit_zero(int status, const char* what) {
   ASSERT_TRUE(WIFEXITED(status)) << what << ": child did not exit normally"
-                                 << (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (hung: killed by alarm)" : "")
+                                 << (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (hung: killed by alarm)"
+                                                                                        : "")
                                  << ", status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 0) << what << ": 1 = wrong result, 2 = an exception";
 }

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <csignal>
-
 #include <cstring>
 #include <string>
 #include <vector>
@@ -619,10 +618,11 @@ TEST(SafetensorsMalformed, DeeplyNestedValues) {
   expect_parse_error(make_safetensors("{\"__metadata__\":{\"k\":" + deep + "}}"), "value of 'k' is not a string");
   // Just within the limit: accepted and skipped.
   const std::string ok = std::string(kMaxJsonDepth - 2, '[') + std::string(kMaxJsonDepth - 2, ']');
-  EXPECT_EQ(SafetensorsFile::parse(one_tensor("{\"dtype\":\"U8\",\"x\":" + ok + ",\"shape\":[0],\"data_offsets\":[0,0]}", 0))
-                .tensors()
-                .size(),
-            1u);
+  EXPECT_EQ(
+      SafetensorsFile::parse(one_tensor("{\"dtype\":\"U8\",\"x\":" + ok + ",\"shape\":[0],\"data_offsets\":[0,0]}", 0))
+          .tensors()
+          .size(),
+      1u);
 }
 
 TEST(SafetensorsMalformed, RankAboveLimit) {
