@@ -29,6 +29,8 @@ struct VariantResult {
   double median_ms = 0, p10_ms = 0, p90_ms = 0;
   int64_t weight_bytes = 0;
   double gbps = 0, pct_bw = 0, gflops = 0;
+  double roofline_ms = 0;  // max(weight_bytes / read bandwidth, 2 M K N / compute peak), for `threads`
+  double vs_roofline = 0;  // median_ms / roofline_ms (1 = on the roofline); 0 when no roofline is known
   std::string plan;
   bool verified = false;
   int split_k = 0;

@@ -1,10 +1,12 @@
 // `w4a16 bench` (the main job) and `w4a16 calibrate`: W4A16 (fused, decoupled) against the dense
-// 16-bit baseline on LLM layer shapes, split-K against data-parallel, and with --study the
-// paper's bottleneck breakdown. JSON schema: docs/bench-json.md.
+// 16-bit baseline on LLM layer shapes, split-K against data-parallel, each against the roofline of
+// this machine (measured read bandwidth and compute peaks), and with --study the paper's
+// bottleneck breakdown. JSON schema: docs/bench-json.md.
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -12,9 +14,13 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "bench/machine.hpp"
+#include "bench/peaks.hpp"
 #include "bench/runner.hpp"
 #include "bench/suites.hpp"
 #include "cli/arg_checks.hpp"
@@ -38,16 +44,44 @@ struct BenchArgs {
   int64_t group_size = 128;
   double min_time = 0.1;
   bool study = false;
-  std::string read_gbps;   // "A,B": given bandwidths instead of measuring (tests, repeat runs)
-  int64_t rotate_mib = 0;  // 0: 4x the L3
+  std::string read_gbps;    // "A,B": given bandwidths instead of measuring (tests, repeat runs)
+  std::string peak_gflops;  // "A,B": given compute peaks instead of measuring
+  int64_t rotate_mib = 0;   // 0: 4x the L3
 };
+
+// --read-gbps / --peak-gflops: one or two finite positive decimals separated by ',' ("42.1,83.3"),
+// a rate on 1 thread and on 2 (read) or all (compute) threads; one value stands for both.
+std::optional<std::vector<double>> parse_rates(std::string_view text) {
+  std::vector<double> out;
+  for (const std::string_view item : split(text, ',')) {
+    double value = 0;
+    const char* end = item.data() + item.size();
+    const auto [ptr, ec] = std::from_chars(item.data(), end, value);
+    if (item.empty() || ec != std::errc() || ptr != end || !std::isfinite(value) || value <= 0) return std::nullopt;
+    out.push_back(value);
+  }
+  if (out.empty() || out.size() > 2) return std::nullopt;
+  return out;
+}
+
+CLI::Validator rate_pair(const std::string& unit) {
+  return CLI::Validator(
+      [unit](std::string& input) -> std::string {
+        if (!parse_rates(input))
+          return "must be one or two positive numbers of " + unit + " as 'A,B', got " + shown(input);
+        return {};
+      },
+      "A[,B]");
+}
 
 struct Calibration {
-  double gbps[3] = {0, 0, 0};
+  double gbps[3] = {0, 0, 0};  // streaming read on 1 and 2 threads (index); [0] unused
   std::string variant[3];
+  bench::ComputePeaks peaks;
+  int peak_threads = 1;  // "all threads" of the compute peaks
 };
 
-Calibration calibrate(int max_threads) {
+Calibration calibrate_read(int max_threads) {
   Calibration c;
   const bench::HugeBuffer buf(bench::read_buffer_bytes());
   for (int t = 1; t <= std::min(max_threads, 2); ++t) {
@@ -57,6 +91,38 @@ Calibration calibrate(int max_threads) {
   }
   if (max_threads < 2) c.gbps[2] = c.gbps[1];
   return c;
+}
+
+// Keeps the larger of each measured rate (a shared machine's figures drift down, never up).
+void keep_better(bench::ComputePeaks& into, const bench::ComputePeaks& other) {
+  for (auto& p : into.measured) {
+    for (const auto& q : other.measured) {
+      if (q.key != p.key) continue;
+      for (const auto& [t, g] : q.gflops) p.gflops[t] = std::max(p.gflops[t], g);
+    }
+  }
+}
+
+// "vdpbf16ps zmm 86.0 / 172.1, vfmadd231ps zmm 175.2 / 349.8 GFLOP/s (1 / 2 threads)".
+std::string peaks_text(const Calibration& c) {
+  const auto rates = [&](const bench::PerThreads& g) {
+    std::string out;
+    for (const auto& [t, v] : g) out += fmt::format("{}{:.1f}", out.empty() ? "" : " / ", v);
+    return out;
+  };
+  const auto counts = [&](const bench::PerThreads& g) {
+    std::string out;
+    for (const auto& [t, v] : g) out += fmt::format("{}{}", out.empty() ? "" : " / ", t);
+    return out + (g.size() == 1 && g.begin()->first == 1 ? " thread" : " threads");
+  };
+  if (!c.peaks.given.empty()) {
+    return fmt::format("{} GFLOP/s ({}), given by --peak-gflops", rates(c.peaks.given), counts(c.peaks.given));
+  }
+  if (c.peaks.measured.empty()) return "none measured (no AVX2 + FMA): the roofline is the read alone";
+  std::string out;
+  for (const auto& p : c.peaks.measured)
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", p.instruction, rates(p.gflops));
+  return out + fmt::format(" GFLOP/s ({})", counts(c.peaks.measured.front().gflops));
 }
 
 // The best split-K variant measured (lowest median), or nullptr.
@@ -74,29 +140,81 @@ double ratio(const VariantResult* a, const VariantResult* b) {  // a's time / b'
 
 std::string shape_text(const ShapeResult& r) { return fmt::format("{}x{}x{}", r.m, r.layer.k, r.layer.n); }
 
+// A time over the roofline time as "1.23x", or "-" when no roofline is known.
+std::string vs_roof(const VariantResult* v) {
+  return v && v->vs_roofline > 0 ? fmt::format("{:.2f}x", v->vs_roofline) : "-";
+}
+
 void print_table(const std::vector<ShapeResult>& results) {
-  fmt::print("\n{:<17} {:<22} {:>9} {:>9} {:>9} {:>7} {:>7} {:>11} {:>7} {:>5} {:>7}  {}\n", "MxKxN", "layer",
-             "dense ms", "fused ms", "decoup ms", "fused", "decoup", "splitK/DP", "GB/s", "%BW", "GFLOP/s",
-             "plan (fused)");
+  fmt::print("\n{:<17} {:<22} {:>9} {:>9} {:>9} {:>7} {:>7} {:>11} {:>4} {:>7} {:>10} {:>10}  {}\n", "MxKxN", "layer",
+             "dense ms", "fused ms", "decoup ms", "fused", "decoup", "splitK/DP", "%BW", "GFLOP/s", "fused/roof",
+             "dense/roof", "plan (fused)");
   for (const auto& r : results) {
     const auto *dense = r.find("dense"), *fused = r.find("fused"), *dec = r.find("decoupled"), *dp = r.find("fused_dp");
     const auto* sk = best_splitk(r);
     fmt::print(
-        "{:<17} {:<22} {:>9.3f} {:>9.3f} {:>9.3f} {:>6.2f}x {:>6.2f}x {:>6.2f}x S={:<2} {:>7.1f} {:>5.0f} {:>7.1f}  "
+        "{:<17} {:<22} {:>9.3f} {:>9.3f} {:>9.3f} {:>6.2f}x {:>6.2f}x {:>6.2f}x S={:<2} {:>4.0f} {:>7.1f} {:>10} "
+        "{:>10}  "
         "{}\n",
         shape_text(r), (r.layer.model + " " + r.layer.layer).substr(0, 22), dense->median_ms, fused->median_ms,
-        dec->median_ms, ratio(dense, fused), ratio(dense, dec), ratio(dp, sk), sk ? sk->split_k : 0, fused->gbps,
-        fused->pct_bw, fused->gflops, fused->plan);
+        dec->median_ms, ratio(dense, fused), ratio(dense, dec), ratio(dp, sk), sk ? sk->split_k : 0, fused->pct_bw,
+        fused->gflops, vs_roof(fused), vs_roof(dense), fused->plan);
   }
   fmt::print(
-      "(fused, decoup: speed-up over dense; splitK/DP: data-parallel time / best split-K time; GB/s and %BW:\n"
-      " int4 weight bytes streamed by the fused kernel against the streaming read measured above)\n");
+      "(fused, decoup: speed-up over dense; splitK/DP: data-parallel time / best split-K time; %BW: int4 weight\n"
+      " bytes per second of the fused kernel against the streaming read; fused/roof, dense/roof: time over the\n"
+      " roofline time max(weight bytes / read, 2*M*K*N / compute peak) for the threads used, 1.00x = on it;\n"
+      " weight bytes are the int4 bytes for fused, the 16-bit weight for dense)\n");
+}
+
+// Fills every variant's roofline_ms and vs_roofline, and its pct_bw, from the final calibration.
+void apply_roofline(std::vector<ShapeResult>& results, const Calibration& cal) {
+  for (auto& r : results) {
+    const double flops = 2.0 * double(r.m) * double(r.layer.k) * double(r.layer.n);
+    for (auto& v : r.variants) {
+      const double read = cal.gbps[std::clamp(v.threads, 1, 2)];
+      v.pct_bw = 100.0 * v.gbps / read;
+      v.roofline_ms = bench::roofline_ms(double(v.weight_bytes), flops, read, cal.peaks.roofline_gflops(v.threads));
+      v.vs_roofline = v.roofline_ms > 0 ? v.median_ms / v.roofline_ms : 0;
+    }
+  }
+}
+
+// machine.peak_gflops / peak_instruction / roofline_gflops of the JSON (docs/bench-json.md).
+json peaks_json(const Calibration& c) {
+  const auto per_threads = [](const bench::PerThreads& g) {
+    json j = json::object();
+    for (const auto& [t, v] : g) j[std::to_string(t)] = v;
+    return j;
+  };
+  json peak = json::object(), instruction = json::object(), roof = json::object();
+  if (!c.peaks.given.empty()) {
+    peak["given"] = per_threads(c.peaks.given);
+    instruction["given"] = "given by --peak-gflops";
+  }
+  for (const auto& p : c.peaks.measured) {
+    peak[p.key] = per_threads(p.gflops);
+    instruction[p.key] = p.instruction;
+  }
+  for (const int t : {1, c.peak_threads}) {
+    if (const double g = c.peaks.roofline_gflops(t); g > 0) roof[std::to_string(t)] = g;
+  }
+  return {{"peak_gflops", peak}, {"peak_instruction", instruction}, {"roofline_gflops", roof}};
 }
 
 json variant_json(const VariantResult& v) {
-  json j = {{"median_ms", v.median_ms}, {"p10_ms", v.p10_ms},  {"p90_ms", v.p90_ms}, {"weight_bytes", v.weight_bytes},
-            {"gbps", v.gbps},           {"pct_bw", v.pct_bw},  {"gflops", v.gflops}, {"plan", v.plan},
-            {"verified", v.verified},   {"threads", v.threads}};
+  json j = {{"median_ms", v.median_ms},
+            {"p10_ms", v.p10_ms},
+            {"p90_ms", v.p90_ms},
+            {"weight_bytes", v.weight_bytes},
+            {"gbps", v.gbps},
+            {"pct_bw", v.pct_bw},
+            {"gflops", v.gflops},
+            {"roofline_ms", v.roofline_ms},
+            {"vs_roofline", v.vs_roofline},
+            {"plan", v.plan},
+            {"verified", v.verified},
+            {"threads", v.threads}};
   if (v.split_k > 0) j["split_k"] = v.split_k;
   return j;
 }
@@ -215,12 +333,14 @@ void print_study(const json& s) {
 
 void write_csv(const std::string& path, const std::vector<ShapeResult>& results) {
   std::ostringstream out;
-  out << "model,layer,m,k,n,variant,median_ms,p10_ms,p90_ms,weight_bytes,gbps,pct_bw,gflops,threads,split_k,verified\n";
+  out << "model,layer,m,k,n,variant,median_ms,p10_ms,p90_ms,weight_bytes,gbps,pct_bw,gflops,threads,split_k,verified,"
+         "roofline_ms,vs_roofline\n";
   for (const auto& r : results) {
     for (const auto& v : r.variants) {
-      out << fmt::format("\"{}\",\"{}\",{},{},{},{},{:.6f},{:.6f},{:.6f},{},{:.3f},{:.2f},{:.3f},{},{},{}\n",
-                         r.layer.model, r.layer.layer, r.m, r.layer.k, r.layer.n, v.name, v.median_ms, v.p10_ms,
-                         v.p90_ms, v.weight_bytes, v.gbps, v.pct_bw, v.gflops, v.threads, v.split_k, v.verified);
+      out << fmt::format(
+          "\"{}\",\"{}\",{},{},{},{},{:.6f},{:.6f},{:.6f},{},{:.3f},{:.2f},{:.3f},{},{},{},{:.6f},{:.4f}\n",
+          r.layer.model, r.layer.layer, r.m, r.layer.k, r.layer.n, v.name, v.median_ms, v.p10_ms, v.p90_ms,
+          v.weight_bytes, v.gbps, v.pct_bw, v.gflops, v.threads, v.split_k, v.verified, v.roofline_ms, v.vs_roofline);
     }
   }
   io::write_file_atomically(path, out.str());
@@ -294,13 +414,23 @@ void run_bench(const BenchArgs& a) {
              config.threads, config.group_size, a.zero, a.dtype, config.rotation_bytes >> 20);
   Calibration cal;
   if (!a.read_gbps.empty()) {
-    const auto values = bench::parse_batches(a.read_gbps);  // positive integers, GB/s
-    cal.gbps[1] = double(values.front());
-    cal.gbps[2] = double(values.back());
+    const auto values = *parse_rates(a.read_gbps);  // checked by the option's validator
+    cal.gbps[1] = values.front();
+    cal.gbps[2] = values.back();
     cal.variant[1] = cal.variant[2] = "given by --read-gbps";
   } else {
     fmt::print(stderr, "calibrating the streaming read bandwidth...\n");
-    cal = calibrate(config.threads);
+    cal = calibrate_read(config.threads);
+  }
+  // The compute peaks on 1 thread and on all the threads the bench may use (at most the CPUs
+  // this process may run on: more threads would share those cores).
+  cal.peak_threads = std::min(config.threads, available);
+  if (!a.peak_gflops.empty()) {
+    const auto values = *parse_rates(a.peak_gflops);
+    cal.peaks.given[1] = values.front();
+    if (cal.peak_threads > 1) cal.peaks.given[cal.peak_threads] = values.back();
+  } else {
+    cal.peaks = bench::measure_compute_peaks(cal.peak_threads);
   }
   config.read_gbps[1] = cal.gbps[1];
   config.read_gbps[2] = cal.gbps[2];
@@ -308,6 +438,7 @@ void run_bench(const BenchArgs& a) {
       "streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads (best of the variants in "
       "src/bench/machine.hpp)\n",
       cal.gbps[1], cal.gbps[2]);
+  fmt::print("compute peak: {}; the roofline uses the larger (src/bench/peaks.hpp)\n", peaks_text(cal));
 
   // Measure, reusing each (K, N) weight set across M and across layers of the same shape.
   const size_t per_shape = bench::variant_names(config).size();
@@ -350,17 +481,20 @@ void run_bench(const BenchArgs& a) {
 
   // Measure the read again and keep the better figure: the bandwidth of a shared machine drifts,
   // and a denominator measured in a bad minute would flatter every kernel.
-  Calibration cal_end = a.read_gbps.empty() ? calibrate(config.threads) : Calibration{};
+  // The compute peaks too (cheap), when they were measured.
+  Calibration cal_end = a.read_gbps.empty() ? calibrate_read(config.threads) : Calibration{};
   for (int t = 1; t <= 2; ++t) {
     if (cal_end.gbps[t] > cal.gbps[t]) cal.gbps[t] = cal_end.gbps[t], cal.variant[t] = cal_end.variant[t];
   }
-  for (auto& r : results) {
-    for (auto& v : r.variants) v.pct_bw = 100.0 * v.gbps / cal.gbps[std::clamp(v.threads, 1, 2)];
+  if (a.peak_gflops.empty()) keep_better(cal.peaks, bench::measure_compute_peaks(cal.peak_threads));
+  apply_roofline(results, cal);
+  if (a.read_gbps.empty()) {
+    fmt::print(
+        "streaming read again after the run; using the better of the two: {:.1f} GB/s (1 thread), {:.1f} GB/s "
+        "(2 threads)\n",
+        cal.gbps[1], cal.gbps[2]);
   }
-  fmt::print(
-      "streaming read again after the run; using the better of the two: {:.1f} GB/s (1 thread), {:.1f} GB/s "
-      "(2 threads)\n",
-      cal.gbps[1], cal.gbps[2]);
+  if (a.peak_gflops.empty()) fmt::print("compute peak, the better of before and after: {}\n", peaks_text(cal));
 
   print_table(results);
   const json totals = totals_json(suite, results, true);
@@ -374,7 +508,7 @@ void run_bench(const BenchArgs& a) {
     char date[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    json doc = {{"schema", "w4a16-bench/1"},
+    json doc = {{"schema", "w4a16-bench/2"},
                 {"command", command_line()},
                 {"date", date},
                 {"machine",
@@ -395,6 +529,7 @@ void run_bench(const BenchArgs& a) {
                 {"results", json::array()},
                 {"totals", totals},
                 {"study", study}};
+    doc["machine"].update(peaks_json(cal));
     for (const auto& r : results) {
       json item = {{"model", r.layer.model},
                    {"layer", r.layer.layer},
@@ -422,7 +557,7 @@ void run_bench(const BenchArgs& a) {
 
 Command register_bench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
-  auto* sub = app.add_subcommand("bench", "W4A16 vs dense 16-bit on LLM layer shapes: time, GB/s, %BW, GFLOP/s");
+  auto* sub = app.add_subcommand("bench", "W4A16 vs dense 16-bit on LLM layer shapes: time, %BW, GFLOP/s, vs roofline");
   std::string suites;
   for (const auto& s : bench::suites()) suites += (suites.empty() ? "" : ", ") + s.name;
   std::vector<std::string> suite_names;
@@ -442,8 +577,12 @@ Command register_bench(CLI::App& app) {
       ->check(positive_seconds(3600));
   sub->add_flag("--study", args->study,
                 "the paper's study: more split factors, decoupled panels through LLC/DRAM, ablations, breakdown");
-  sub->add_option("--read-gbps", args->read_gbps, "'A,B': use A and B GB/s (1 and 2 threads) instead of measuring")
-      ->check(positive_integer_list());
+  sub->add_option("--read-gbps", args->read_gbps,
+                  "'A,B': use A and B GB/s (1 and 2 threads; decimals) instead of measuring the read")
+      ->check(rate_pair("GB/s"));
+  sub->add_option("--peak-gflops", args->peak_gflops,
+                  "'A,B': use A and B GFLOP/s (1 and all threads) as the roofline's compute peak instead of measuring")
+      ->check(rate_pair("GFLOP/s"));
   sub->add_option("--rotate-mib", args->rotate_mib, "cycle weights over at least this many MiB (default 4x L3)")
       ->check(integer_in(0, int64_t(1) << 20));
   sub->add_option("--json", args->json_path, "write the results as JSON (docs/bench-json.md)");
@@ -452,14 +591,31 @@ Command register_bench(CLI::App& app) {
 }
 
 Command register_calibrate(CLI::App& app) {
-  auto* sub = app.add_subcommand("calibrate", "measure this machine's streaming DRAM read bandwidth (1 and 2 threads)");
-  return {sub, [] {
-            const auto& f = cpu::cpu_features();
-            fmt::print("cpu {} | L3 {} MiB | read buffer {} MiB on 2 MiB pages\n", f.brand, bench::l3_bytes() >> 20,
-                       bench::read_buffer_bytes() >> 20);
-            const Calibration c = calibrate(cpu::available_cpus());
-            for (int t = 1; t <= 2; ++t) fmt::print("threads {}: {:.1f} GB/s ({})\n", t, c.gbps[t], c.variant[t]);
-          }};
+  auto* sub = app.add_subcommand(
+      "calibrate", "measure this machine's roofline: streaming DRAM read (1 and 2 threads), compute peaks (1 and all)");
+  return {
+      sub, [] {
+        const auto& f = cpu::cpu_features();
+        const int all = cpu::available_cpus();
+        fmt::print("cpu {} | L3 {} MiB | read buffer {} MiB on 2 MiB pages\n", printable(f.brand),
+                   bench::l3_bytes() >> 20, bench::read_buffer_bytes() >> 20);
+        const Calibration c = calibrate_read(all);
+        for (int t = 1; t <= 2; ++t) fmt::print("threads {}: {:.1f} GB/s ({})\n", t, c.gbps[t], c.variant[t]);
+        const auto peaks = bench::measure_compute_peaks(all);
+        fmt::print(
+            "compute peaks, GFLOP/s (2 flops per multiply-accumulate; best of 5 passes of 20 ms, threads pinned):\n");
+        if (peaks.measured.empty()) fmt::print("  none: this CPU has neither AVX-512F nor AVX2 + FMA\n");
+        for (const auto& p : peaks.measured) {
+          std::string rates;
+          for (const auto& [t, g] : p.gflops) rates += fmt::format("  threads {}: {:>7.1f}", t, g);
+          fmt::print("  {:<9} {:<16}{}\n", p.key, p.instruction, rates);
+        }
+        if (!peaks.measured.empty()) {
+          fmt::print("  roofline (the larger):    threads 1: {:>7.1f}", peaks.roofline_gflops(1));
+          if (all > 1) fmt::print("  threads {}: {:>7.1f}", all, peaks.roofline_gflops(all));
+          fmt::print("\n");
+        }
+      }};
 }
 
 }  // namespace w4a16::cli

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -244,24 +245,42 @@ TEST_F(Cli, HelpAndInfo) {
   EXPECT_NE(demo.output.find("kernel vs oracle"), std::string::npos) << demo.output;
 }
 
+// The bench with the compute peaks measured (the read given, in decimals): every column and
+// field is there; nothing is asserted about a time.
 TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
-  const Result r =
-      run("bench --shapes '1,256,128;5,300,70' --read-gbps 30,50 --min-time 0.01 --rotate-mib 1 --study --threads 2 "
-          "--json " +
-          path("b.json") + " --csv " + path("b.csv"));
+  const Result r = run(
+      "bench --shapes '1,256,128;5,300,70' --read-gbps 42.1,83.3 --min-time 0.01 --rotate-mib 1 --study --threads 2 "
+      "--json " +
+      path("b.json") + " --csv " + path("b.csv"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("1x256x128"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("conclusion:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("fused/roof"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dense/roof"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("compute peak: "), std::string::npos) << r.output;
   std::ifstream in(path("b.json"));
   const auto doc = nlohmann::json::parse(in);
-  EXPECT_EQ(doc["schema"], "w4a16-bench/1");
-  EXPECT_EQ(doc["machine"]["read_gbps"]["2"], 50.0);
+  EXPECT_EQ(doc["schema"], "w4a16-bench/2");
+  EXPECT_EQ(doc["machine"]["read_gbps"]["1"], 42.1);
+  EXPECT_EQ(doc["machine"]["read_gbps"]["2"], 83.3);
+  // fp32_fma exists wherever AVX2 + FMA or AVX-512F does; bf16_dot only with AVX512-BF16.
+  const auto& peaks = doc["machine"]["peak_gflops"];
+  for (const auto& [kind, rates] : peaks.items()) {
+    EXPECT_TRUE(kind == "bf16_dot" || kind == "fp32_fma") << kind;
+    EXPECT_TRUE(doc["machine"]["peak_instruction"].contains(kind)) << kind;
+    for (const auto& [threads, gflops] : rates.items()) EXPECT_GT(gflops.get<double>(), 0.0) << kind << " " << threads;
+  }
+  if (!peaks.empty()) {
+    EXPECT_GT(doc["machine"]["roofline_gflops"]["1"].get<double>(), 0.0);
+  }
   ASSERT_EQ(doc["results"].size(), 2u);
   for (const auto& item : doc["results"]) {
     for (const char* v : {"dense", "fused", "fused_dp", "fused_splitk", "decoupled", "decoupled_dram",
                           "decoupled_widen", "int4_stream"}) {
       ASSERT_TRUE(item["variants"].contains(v)) << v;
       EXPECT_GT(item["variants"][v]["median_ms"].get<double>(), 0.0) << v;
+      EXPECT_GT(item["variants"][v]["roofline_ms"].get<double>(), 0.0) << v;
+      EXPECT_GT(item["variants"][v]["vs_roofline"].get<double>(), 0.0) << v;
     }
     EXPECT_TRUE(item["variants"]["fused"]["verified"].get<bool>());
     EXPECT_FALSE(item["variants"]["int4_stream"]["verified"].get<bool>());  // an ablation computes nothing
@@ -271,9 +290,36 @@ TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
   std::string header;
   std::getline(csv, header);
   EXPECT_EQ(header.rfind("model,layer,m,k,n,variant,median_ms", 0), 0u) << header;
+  EXPECT_NE(header.find(",roofline_ms,vs_roofline"), std::string::npos) << header;
 
   EXPECT_NE(run("bench --suite nope --read-gbps 1,1").status, 0);
   EXPECT_NE(run("bench --shapes '1,2' --read-gbps 1,1").status, 0);
+}
+
+// With the read and the compute peak both given, every variant's roofline is the documented
+// formula: max(weight_bytes / read_gbps[min(threads, 2)], 2 M K N / peak) (docs/bench-json.md).
+TEST_F(Cli, BenchRooflineFromGivenRates) {
+  const Result r =
+      run("bench --shapes '3,512,256' --read-gbps 42.1,83.3 --peak-gflops 150.5 --min-time 0.01 "
+          "--rotate-mib 1 --threads 2 --json " +
+          path("r.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("given by --peak-gflops"), std::string::npos) << r.output;
+  std::ifstream in(path("r.json"));
+  const auto doc = nlohmann::json::parse(in);
+  EXPECT_EQ(doc["machine"]["peak_gflops"]["given"]["1"], 150.5);
+  EXPECT_EQ(doc["machine"]["roofline_gflops"]["1"], 150.5);
+  ASSERT_EQ(doc["results"].size(), 1u);
+  const double flops = 2.0 * 3 * 512 * 256;
+  for (const auto& [name, v] : doc["results"][0]["variants"].items()) {
+    SCOPED_TRACE(name);
+    const int threads = v["threads"].get<int>();
+    const double read = threads >= 2 ? 83.3 : 42.1;
+    const double want = std::max(v["weight_bytes"].get<double>() / (read * 1e6), flops / (150.5 * 1e6));
+    EXPECT_NEAR(v["roofline_ms"].get<double>(), want, 1e-12 * want);
+    EXPECT_NEAR(v["vs_roofline"].get<double>(), v["median_ms"].get<double>() / want,
+                1e-9 * v["vs_roofline"].get<double>());
+  }
 }
 
 // --- exit status and message of command-line misuse -------------------------------------------
@@ -337,6 +383,16 @@ TEST_F(CliUsageErrors, ExitTwoWithShortMessage) {
       {"bench", "--rotate-mib", "-1"},
       {"bench", "--rotate-mib", "9223372036854775807"},
       {"bench", "--read-gbps", "x"},
+      {"bench", "--read-gbps", "0,x"},
+      {"bench", "--read-gbps", "0"},
+      {"bench", "--read-gbps", "-1.5"},
+      {"bench", "--read-gbps", "nan"},
+      {"bench", "--read-gbps", "inf,1"},
+      {"bench", "--read-gbps", "1e999"},
+      {"bench", "--read-gbps", "1,2,3"},
+      {"bench", "--read-gbps", "42.1,"},
+      {"bench", "--read-gbps", ""},
+      {"bench", "--peak-gflops", "0,1"},
       {"bench", "-g", "0"},
       // calibrate
       {"calibrate", "--frobnicate"},
