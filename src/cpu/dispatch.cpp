@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <span>
+#include <string_view>
 
 #include "common/check.hpp"
 #include "cpu/cpu_features.hpp"
@@ -52,8 +54,66 @@ Isa env_cap() {
 }
 
 std::atomic<int> g_cap{-1};  // -1: not yet read from the environment
+std::atomic<int> g_dot{-1};  // -1: the vendor rule, unless W4A16_BF16_DOT is set
+
+int dot_from_rule() {
+  const char* env = std::getenv("W4A16_BF16_DOT");
+  if (env && *env) {
+    const std::string_view v(env);
+    if (v == "1") return 1;
+    if (v == "0") return 0;
+    fail(ErrorCode::invalid_argument, "W4A16_BF16_DOT must be 0 or 1, got '{}'", v);
+  }
+  return cpu_features().vendor == "AuthenticAMD" ? 1 : 0;
+}
+
+template <class Entry, class Match>
+const Entry* find_in_chain(const KernelTable& table, Match match, std::span<const Entry> KernelTable::*list) {
+  for (int level = int(table.isa); level >= 0; --level) {
+    const KernelTable* t = level == int(table.isa) ? &table : table_for(Isa(level));
+    if (!t) continue;
+    bool has_format = false;
+    for (const Entry& e : t->*list) {
+      if (!match(e)) continue;
+      has_format = true;
+      if (e.m_min <= e.m_max && match.m >= e.m_min && match.m <= e.m_max) return &e;
+    }
+    if (has_format) return nullptr;  // a table covers every M of the formats it has
+  }
+  return nullptr;
+}
 
 }  // namespace
+
+const Q4Entry* find_q4(const KernelTable& table, XFormat x, int64_t m) {
+  struct {
+    XFormat x;
+    int64_t m;
+    bool operator()(const Q4Entry& e) const { return e.x == x; }
+  } match{x, m};
+  return find_in_chain<Q4Entry>(table, match, &KernelTable::q4);
+}
+
+const DenseEntry* find_dense(const KernelTable& table, DType weight, XFormat x, int64_t m) {
+  struct {
+    DType weight;
+    XFormat x;
+    int64_t m;
+    bool operator()(const DenseEntry& e) const { return e.weight == weight && e.x == x; }
+  } match{weight, x, m};
+  return find_in_chain<DenseEntry>(table, match, &KernelTable::dense);
+}
+
+bool prefer_bf16_dot() {
+  int dot = g_dot.load(std::memory_order_acquire);
+  if (dot < 0) {
+    static const int rule = dot_from_rule();
+    dot = rule;
+  }
+  return dot == 1;
+}
+
+void set_bf16_dot(int preference) { g_dot.store(preference < 0 ? -1 : preference > 0 ? 1 : 0, std::memory_order_release); }
 
 const KernelTable& active_kernels() {
   int cap = g_cap.load(std::memory_order_acquire);

@@ -95,9 +95,46 @@ struct ResolvedPlan {
   bool split_ignored = false;
   int threads = 1;
   int threads_requested = 1;
+  // The registry entries that run (their names are the plan's kernel string) and the form in
+  // which they read x.
+  cpu::XFormat x_format = cpu::XFormat::f32;
+  DType dense_dtype = DType::bf16;  // dense / decoupled: the 16-bit weight dtype
+  const cpu::Q4Entry* q4 = nullptr;
+  const cpu::DenseEntry* dense = nullptr;
+  cpu::DequantEntry dequant;
 };
 
-ResolvedPlan resolve_plan(const PackedWeight::Impl& p, const GemmOptions& o) {
+// Whether the table itself (not a lower one) has fused entries reading x in this format.
+bool serves(const cpu::KernelTable& kt, cpu::XFormat x) {
+  for (const auto& e : kt.q4) {
+    if (e.x == x) return true;
+  }
+  return false;
+}
+
+// Picks the entries for M rows of x in dtype `act` (table `kt`: one snapshot per call, as
+// set_isa_cap() may run concurrently).
+void resolve_kernels(const PackedWeight::Impl& p, int64_t m, DType act, const cpu::KernelTable& kt, ResolvedPlan& r) {
+  const bool dot = act == DType::bf16 && cpu::prefer_bf16_dot() && serves(kt, cpu::XFormat::bf16);
+  r.dense_dtype = p.quantized ? act : p.layout.scale_dtype;
+  if (r.strategy == Strategy::fused) {
+    r.x_format = dot ? cpu::XFormat::bf16 : cpu::XFormat::f32;
+    r.q4 = cpu::find_q4(kt, r.x_format, m);
+    require(r.q4 != nullptr, "internal: no fused kernel for M={} on {}", m, kt.name);
+    return;
+  }
+  r.x_format = dot && r.dense_dtype == DType::bf16 ? cpu::XFormat::bf16 : cpu::XFormat::f32;
+  r.dense = cpu::find_dense(kt, r.dense_dtype, r.x_format, m);
+  if (!r.dense && r.x_format == cpu::XFormat::bf16) {
+    r.x_format = cpu::XFormat::f32;
+    r.dense = cpu::find_dense(kt, r.dense_dtype, r.x_format, m);
+  }
+  require(r.dense != nullptr, "internal: no dense kernel for M={} on {}", m, kt.name);
+  r.dequant = kt.dequant.fn ? kt.dequant : cpu::scalar_kernels()->dequant;
+}
+
+ResolvedPlan resolve_plan(const PackedWeight::Impl& p, const GemmOptions& o, int64_t m, DType act,
+                          const cpu::KernelTable& kt) {
   ResolvedPlan r;
   r.strategy = o.strategy == Strategy::automatic ? (p.quantized ? Strategy::fused : Strategy::dense) : o.strategy;
   if (!p.quantized && r.strategy != Strategy::dense) {
@@ -124,6 +161,7 @@ ResolvedPlan resolve_plan(const PackedWeight::Impl& p, const GemmOptions& o) {
     r.split_ignored = o.split_k > 1;
   }
   r.threads = int(std::min<int64_t>(r.threads, p.tiles * r.split_k));
+  resolve_kernels(p, m, act, kt, r);
   return r;
 }
 
@@ -132,8 +170,8 @@ ResolvedPlan resolve_plan(const PackedWeight::Impl& p, const GemmOptions& o) {
 GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOptions& o) {
   const auto& p = w.impl();
   require(m > 0, "plan_gemm: M={} must be positive", m);
-  const ResolvedPlan r = resolve_plan(p, o);
   const auto& kt = cpu::active_kernels();  // one snapshot: set_isa_cap() may run concurrently
+  const ResolvedPlan r = resolve_plan(p, o, m, act, kt);
   GemmPlan plan;
   plan.isa = kt.name;
   plan.strategy = r.strategy;
@@ -157,26 +195,20 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
   if (!notes.empty()) notes.resize(notes.size() - 2);
   plan.notes = notes;
 
-  // Kernel names follow the files: family__isa (docs/kernels.md).
-  const bool x_bf16 = act == DType::bf16;
-  const DType wd = p.quantized ? act : p.layout.scale_dtype;
-  const std::string dense = wd == DType::f16            ? "dense_f16_f32"
-                            : (x_bf16 && kt.dense_bf16) ? "dense_bf16_bf16"
-                                                        : "dense_bf16_f32";
+  // The registry's names (family_MRxNR__isa, docs/kernels.md).
   switch (plan.strategy) {
     case Strategy::fused:
-      plan.kernel = (x_bf16 && kt.q4_bf16) ? "q4_bf16" : "q4_f32";
+      plan.kernel = r.q4->name;
       break;
     case Strategy::decoupled:
-      plan.kernel = "dequant_panel + " + dense;
+      plan.kernel = std::string(r.dequant.name) + " + " + r.dense->name;
       break;
     case Strategy::dense:
-      plan.kernel = dense;
+      plan.kernel = r.dense->name;
       break;
     case Strategy::automatic:
       break;
   }
-  plan.kernel += std::string("__") + kt.name;
   return plan;
 }
 
@@ -198,16 +230,14 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
   require(y.rows == x.rows && y.cols == p.layout.n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows,
           p.layout.n);
   check_disjoint(x, y, "gemm");
-  const ResolvedPlan plan = resolve_plan(p, o);
   const auto& kt = cpu::active_kernels();
+  const ResolvedPlan plan = resolve_plan(p, o, x.rows, x.dtype, kt);
   const int64_t m = x.rows, kp = p.k_padded, groups = p.geom.groups;
 
   // Which kernel reads x, and in which form.
-  const DType dense_dtype = p.quantized ? x.dtype : p.layout.scale_dtype;
-  bool x_bf16 = false;
-  if (plan.strategy == Strategy::fused) x_bf16 = x.dtype == DType::bf16 && kt.q4_bf16;
-  if (plan.strategy != Strategy::fused) x_bf16 = dense_dtype == DType::bf16 && x.dtype == DType::bf16 && kt.dense_bf16;
-  cpu::DenseKernel dense_kernel = dense_dtype == DType::f16 ? kt.dense_f16 : x_bf16 ? kt.dense_bf16 : kt.dense_bf16_f32;
+  const DType dense_dtype = plan.dense_dtype;
+  const bool x_bf16 = plan.x_format == cpu::XFormat::bf16;
+  const cpu::DenseKernel dense_kernel = plan.dense ? plan.dense->fn : nullptr;
 
   // Prepare activations: permuted, padded into K', widened to fp32 unless the bf16 kernel reads them.
   Workspace& ws = thread_workspace();
@@ -264,10 +294,10 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
 
   // Kernels of this call (the ablations fall back to the scalar twins where an ISA has none).
   const auto* scalar = cpu::scalar_kernels();
-  cpu::Q4Kernel q4_kernel = x_bf16 ? kt.q4_bf16 : kt.q4_f32;
-  if (ablation == Ablation::int4_stream) q4_kernel = kt.stream ? kt.stream : scalar->stream;
-  cpu::DequantKernel stage1 = kt.dequant;
-  if (ablation == Ablation::widen_copy) stage1 = kt.widen ? kt.widen : scalar->widen;
+  cpu::Q4Kernel q4_kernel = plan.q4 ? plan.q4->fn : nullptr;
+  if (ablation == Ablation::int4_stream) q4_kernel = kt.stream.fn ? kt.stream.fn : scalar->stream.fn;
+  cpu::DequantKernel stage1 = plan.dequant.fn;
+  if (ablation == Ablation::widen_copy) stage1 = kt.widen.fn ? kt.widen.fn : scalar->widen.fn;
 
   auto finish_tile = [&](int64_t t, const float* acc) {  // acc [m][64] -> y, with bias
     const int64_t cols = std::min(kTileN, p.layout.n - t * kTileN);

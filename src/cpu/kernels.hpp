@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "w4a16/w4a16.hpp"
 
@@ -71,27 +72,58 @@ using Q4Kernel = void (*)(const Q4Tile& w, const Activations& x, int64_t g0, int
 using DenseKernel = void (*)(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
 
 // Decoupled stage 1: writes groups [g0, g1) of the tile as dense 16-bit weights (q - z) * s (+ zf),
-// rounded once to nearest even, into `panel` in the dense layout of `dtype` (bf16 pairs or
+// rounded as dequant_generic states (below), into `panel` in the dense layout of `dtype` (bf16 pairs or
 // fp16), starting at the first chunk of g0.
 using DequantKernel = void (*)(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
 
 enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
 
+// The form in which a kernel reads x (Activations::data): fp32 rows (the driver widens fp16 /
+// bf16), or the bf16 rows themselves (kernels built on vdpbf16ps, which takes bf16 pairs).
+enum class XFormat : int { f32 = 0, bf16 = 1 };
+
+// Rows of x without an upper bound.
+inline constexpr int64_t kAnyM = INT64_MAX;
+
+// One micro-kernel of the registry. Names are family_MRxNR__isa: the register block (rows of x
+// by output columns held in accumulators at once) and the ISA folder it is compiled in; e.g.
+// q4_f32_12x32__avx512 keeps up to 12 rows x 32 columns of fp32 accumulators (two passes over
+// the 64 columns of a tile). Plan strings print these names, never hand-built ones.
+struct Q4Entry {
+  const char* name = nullptr;
+  XFormat x = XFormat::f32;
+  int64_t m_min = 1, m_max = kAnyM;  // the rows of x it serves (the driver picks by M)
+  Q4Kernel fn = nullptr;
+};
+
+struct DenseEntry {
+  const char* name = nullptr;
+  DType weight = DType::bf16;  // f16: [K'][64] fp16; bf16: [K'/2][64] bf16 pairs
+  XFormat x = XFormat::f32;
+  int64_t m_min = 1, m_max = kAnyM;
+  DenseKernel fn = nullptr;
+};
+
+struct DequantEntry {
+  const char* name = nullptr;
+  DequantKernel fn = nullptr;
+};
+
+// An ISA's kernels (one table_<isa>.cpp per ISA folder). Formats an ISA has no entry for are
+// served by the next lower ISA's table (e.g. avx512bf16 adds the bf16-dot entries and keeps
+// avx512's fp32 ones): see find_q4 / find_dense in dispatch.hpp.
 struct KernelTable {
   Isa isa = Isa::scalar;
   const char* name = "scalar";
-  Q4Kernel q4_f32 = nullptr;             // x fp32
-  Q4Kernel q4_bf16 = nullptr;            // x bf16 pairs (vdpbf16ps); nullptr where the ISA lacks it
-  DenseKernel dense_f16 = nullptr;       // fp16 weights, x fp32
-  DenseKernel dense_bf16_f32 = nullptr;  // bf16 pair weights, x fp32
-  DenseKernel dense_bf16 = nullptr;      // bf16 pair weights, x bf16 pairs; nullptr where the ISA lacks it
-  DequantKernel dequant = nullptr;
+  std::span<const Q4Entry> q4;
+  std::span<const DenseEntry> dense;
+  DequantEntry dequant;
   // Ablations for the bottleneck study (`w4a16 bench --study`), not for results: `widen` is the
   // decoupled stage with the dequantization arithmetic replaced by a plain widening copy of each
   // code to 16 bits (same bytes written as `dequant`); `stream` only reads the packed codes and
   // scales of its groups and XOR-reduces them into out (the floor: the int4 weight read alone).
-  DequantKernel widen = nullptr;
-  Q4Kernel stream = nullptr;
+  DequantEntry widen;
+  Q4Entry stream;
 };
 
 // The tables each ISA's object library defines (a nullptr-returning stub where not compiled).
@@ -99,5 +131,18 @@ const KernelTable* scalar_kernels();
 const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
 const KernelTable* avx512bf16_kernels();
+
+// The generic twins (kernels_scalar.cpp): the portable definition of each contract above, which
+// every registry entry is tested against (tests/cpu/registry_test.cpp). Same summation structure
+// (fp32 per-group accumulators, then s * acc + coef * group_sum).
+void q4_f32_generic(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
+void q4_bf16_generic(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
+void dense_f16_f32_generic(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+void dense_bf16_f32_generic(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+void dense_bf16_bf16_generic(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+// The dequantization rounding contract, which every dequant entry meets bitwise: the value
+// (q - 8) * s + coef is one fp32 fused multiply-add (one rounding; exact for sym and asym with
+// 16-bit scales, where it equals (q - z) * s), then one round-to-nearest-even to the 16-bit dtype.
+void dequant_generic(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
 
 }  // namespace w4a16::cpu

@@ -12,7 +12,8 @@ namespace w4a16::test {
 namespace {
 
 // Input factors (each input's reference is computed once and shared by all runs on it).
-const std::vector<int64_t> kM = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 43, 300};
+// Every M range of the registry (1, 2, 3-4, 5-24, 25+; dense 2-4, 5-6, 7+) and balanced-block cuts.
+const std::vector<int64_t> kM = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 24, 25, 43, 300};
 const std::vector<int64_t> kN = {1, 7, 16, 33, 257};
 const std::vector<int64_t> kG = {32, 64, 128, 256};
 const std::vector<ZeroMode> kZero = {ZeroMode::sym, ZeroMode::asym, ZeroMode::float_zero};
@@ -77,6 +78,8 @@ TEST_P(KernelsOnIsa, AllStrategiesMatchTheReferenceOnACoveringSet) {
   int runs = 0, bad = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const PreparedInput p = prepare(inputs[i], 1000 + i);
+    // Where the table has bf16-dot entries, alternate them with the fp32-FMA ones over the inputs.
+    cpu::set_bf16_dot(int(i % 2));
     for (Strategy strategy : {Strategy::fused, Strategy::decoupled, Strategy::dense}) {
       const size_t rot = i * 3 + size_t(strategy);
       const int s = kSplit[rot % kSplit.size()];
@@ -96,6 +99,7 @@ TEST_P(KernelsOnIsa, AllStrategiesMatchTheReferenceOnACoveringSet) {
       ++runs;
     }
   }
+  cpu::set_bf16_dot(-1);
   EXPECT_EQ(bad, 0) << "over " << runs << " runs on " << inputs.size() << " inputs";
 }
 
@@ -246,15 +250,15 @@ TEST(Kernels, AblationsRunOnEveryIsa) {
       for (int64_t i = 0; i < in.m * in.n; ++i) ASSERT_FALSE(std::isnan(y.get(i))) << isa << " " << i;
     }
     const auto& kt = cpu::active_kernels();
-    if (!kt.widen) continue;
+    if (!kt.widen.fn) continue;
     const auto tile = p.packed.impl().tile(0);
     const int64_t elems = tile.geom.chunks() * cpu::kChunkK * cpu::kTileN;
     for (DType dtype : {DType::bf16, DType::f16}) {
       std::vector<uint16_t> fast(size_t(elems) + 32, 0xFFFF), generic(size_t(elems) + 32, 0xFFFF);
       AlignedBuffer<uint16_t> aligned{static_cast<size_t>(elems)};
-      kt.widen(tile, 0, tile.geom.groups, dtype, aligned.data());
+      kt.widen.fn(tile, 0, tile.geom.groups, dtype, aligned.data());
       std::copy(aligned.data(), aligned.data() + elems, fast.begin());
-      cpu::scalar_kernels()->widen(tile, 0, tile.geom.groups, dtype, generic.data());
+      cpu::scalar_kernels()->widen.fn(tile, 0, tile.geom.groups, dtype, generic.data());
       EXPECT_EQ(fast, generic) << isa << " " << to_string(dtype);
     }
   }

@@ -53,7 +53,7 @@ template <int MR, int NB, typename Row>
 
 }  // namespace
 
-void dense_f16_f32__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
+void dense_f16_f32_6x16__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
   const auto* w = static_cast<const uint16_t*>(tile);  // [K'][64] fp16
   const auto* xf = static_cast<const float*>(x.data);
   auto row = [w](int64_t k, int b, bool) {
@@ -64,7 +64,7 @@ void dense_f16_f32__avx2(const void* tile, const Activations& x, int64_t c0, int
   });
 }
 
-void dense_bf16_f32__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
+void dense_bf16_f32_6x16__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
   const auto* w = static_cast<const uint32_t*>(tile);  // [K'/2][64] bf16 pairs
   const auto* xf = static_cast<const float*>(x.data);
   auto row = [w](int64_t k, int b, bool odd) {

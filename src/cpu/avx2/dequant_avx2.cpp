@@ -1,6 +1,6 @@
 // Decoupled stage 1 (AVX2 + FMA + F16C): int4 tile -> dense 16-bit panel, value (q - 8) * s + coef
-// rounded once to nearest even: bitwise identical to dequant_generic (kernels_scalar.cpp), which
-// multiplies and adds in two fp32 roundings (see panel_value: no FMA here).
+// in one fp32 FMA, then rounded to nearest even: bitwise identical to dequant_generic (the
+// rounding contract of kernels.hpp).
 //
 // Layout trick: the word keeps the even k of the chunk in its low half and the odd k in its high
 // half, so nibble p of the word and of the word >> 16 are the pair (k = 2p, 2p + 1): exactly one
@@ -12,17 +12,8 @@ namespace w4a16::cpu {
 
 namespace {
 
-// (q - 8) * s + coef in two roundings, as dequant_generic computes it (mulss, then addss with the
-// product as its first operand). The add is written in asm for two reasons: GCC would otherwise
-// contract mul + add into one FMA (one rounding; -ffp-contract=fast is its C++ default), and the
-// operand order is kept, so that where both terms are NaN (invalid scales) the result is the
-// product's NaN, as x86 returns the first source's NaN, exactly as in the scalar twin.
-inline __m256 panel_value(__m256 centered, const GroupParams& p) {
-  const __m256 product = _mm256_mul_ps(centered, p.scale);
-  __m256 sum;
-  __asm__("vaddps %2, %1, %0" : "=x"(sum) : "x"(product), "x"(p.coef));
-  return sum;
-}
+// (q - 8) * s + coef, one rounding (the contract of kernels.hpp).
+inline __m256 panel_value(__m256 centered, const GroupParams& p) { return _mm256_fmadd_ps(centered, p.scale, p.coef); }
 
 // One column block of one group, bf16 pairs: out is [chunks * 4][64] uint32 at column 8b. The
 // NaN handling of the rounding (3 of its 7 instructions) is compiled in only where a scale or
@@ -63,7 +54,7 @@ inline bool all_finite(__m256 a, __m256 b) {
 
 }  // namespace
 
-void dequant_panel__avx2(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel) {
+void dequant__avx2(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel) {
   const int64_t base = w.geom.chunk_begin(g0);
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), chunks = w.geom.chunk_end(g) - cb;

@@ -153,18 +153,22 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
 
 }  // namespace
 
-void q4_f32__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  if (x.m == 1) return q4_f32_decode<1, 4, MagicExponentCodes>(w, x, g0, g1, 0, out);
-  if (x.m <= kRegisterDequantMaxM) {
-    for_row_blocks(x.m, [&]<int MR, int NB>(int64_t r0) {
-      if constexpr (MR == 1) {  // a last single row: the M = 1 kernel (1 x 64 would not fit 16 ymm here)
-        q4_f32_decode<1, 4, MagicExponentCodes>(w, x, g0, g1, r0, out);
-      } else {
-        q4_f32_decode<MR, NB, SignExtendCodes>(w, x, g0, g1, r0, out);
-      }
-    });
-    return;
-  }
+// The registry entries (table_avx2.cpp): one per regime above.
+void q4_f32_1x32__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
+  q4_f32_decode<1, 4, MagicExponentCodes>(w, x, g0, g1, 0, out);
+}
+
+void q4_f32_6x16__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
+  for_row_blocks(x.m, [&]<int MR, int NB>(int64_t r0) {
+    if constexpr (MR == 1) {  // a last single row: the M = 1 kernel (1 x 64 would not fit 16 ymm here)
+      q4_f32_decode<1, 4, MagicExponentCodes>(w, x, g0, g1, r0, out);
+    } else {
+      q4_f32_decode<MR, NB, SignExtendCodes>(w, x, g0, g1, r0, out);
+    }
+  });
+}
+
+void q4_f32_panel_6x16__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   q4_f32_prefill(w, x, g0, g1, out);
 }
 

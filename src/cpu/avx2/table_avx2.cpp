@@ -1,24 +1,36 @@
-// The AVX2 + FMA + F16C kernel table. No bf16 dot instruction here: q4_bf16 and dense_bf16 stay
-// nullptr, and the driver widens bf16 activations to fp32 for q4_f32 / dense_bf16_f32.
+// The AVX2 + FMA + F16C kernel table. No bf16 dot instruction here: bf16 activations are widened
+// to fp32 by the driver for the fp32 entries.
 #include "cpu/kernels.hpp"
 
 namespace w4a16::cpu {
 
-void q4_f32__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
-void dense_f16_f32__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
-void dense_bf16_f32__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
-void dequant_panel__avx2(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
+void q4_f32_1x32__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
+void q4_f32_6x16__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
+void q4_f32_panel_6x16__avx2(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out);
+void dense_f16_f32_6x16__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+void dense_bf16_f32_6x16__avx2(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out);
+void dequant__avx2(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
+
+namespace {
+// M ranges: the register/panel crossover is kRegisterDequantMaxM = 32 (q4_f32_avx2.cpp).
+constexpr Q4Entry kQ4[] = {
+    {.name = "q4_f32_1x32__avx2", .x = XFormat::f32, .m_min = 1, .m_max = 1, .fn = q4_f32_1x32__avx2},
+    {.name = "q4_f32_6x16__avx2", .x = XFormat::f32, .m_min = 2, .m_max = 32, .fn = q4_f32_6x16__avx2},
+    {.name = "q4_f32_panel_6x16__avx2", .x = XFormat::f32, .m_min = 33, .fn = q4_f32_panel_6x16__avx2},
+};
+constexpr DenseEntry kDense[] = {
+    {.name = "dense_f16_f32_6x16__avx2", .weight = DType::f16, .x = XFormat::f32, .fn = dense_f16_f32_6x16__avx2},
+    {.name = "dense_bf16_f32_6x16__avx2", .weight = DType::bf16, .x = XFormat::f32, .fn = dense_bf16_f32_6x16__avx2},
+};
+}  // namespace
 
 const KernelTable* avx2_kernels() {
   static const KernelTable table = {
       .isa = Isa::avx2,
       .name = "avx2",
-      .q4_f32 = q4_f32__avx2,
-      .q4_bf16 = nullptr,  // no bf16 dot instruction: the driver widens bf16 x to fp32
-      .dense_f16 = dense_f16_f32__avx2,
-      .dense_bf16_f32 = dense_bf16_f32__avx2,
-      .dense_bf16 = nullptr,  // likewise
-      .dequant = dequant_panel__avx2,
+      .q4 = kQ4,
+      .dense = kDense,
+      .dequant = {"dequant__avx2", dequant__avx2},
   };
   return &table;
 }

@@ -55,6 +55,14 @@ inline GroupParams group_params(const Q4Tile& w, int64_t group, int b) {
   return p;
 }
 
+// Prefetches `lines` cache lines from base + offset bytes on. The address may lie past the end
+// of the buffer (one group ahead of the last one): a prefetch never faults, and the address is
+// formed as an integer, not by pointer arithmetic.
+inline void prefetch_lines(const void* base, int64_t offset, int lines) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(base) + uintptr_t(offset);
+  for (int i = 0; i < lines; ++i) _mm_prefetch(reinterpret_cast<const char*>(a + 64 * uintptr_t(i)), _MM_HINT_T0);
+}
+
 // fp32 lookup table of q - 8 for vpermps (which reads only the low 4 bits of each index).
 inline __m512 centered_code_table_f32() {
   return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
@@ -126,29 +134,33 @@ inline void add_group_to_out(const __m512 (&acc)[MR][4], const GroupParams (&p)[
   }
 }
 
-// Calls f.template operator()<MR>(row0) for row blocks of 6 and one remainder block.
+// Calls f.template operator()<MR>(row0) for the fewest blocks of at most 6 rows, of balanced
+// sizes (M = 7 runs 4 + 3, not 6 + 1: a 1-row block has only 4 accumulator chains).
 template <typename F>
 inline void for_row_blocks(int64_t m, F&& f) {
-  int64_t r = 0;
-  for (; r + 6 <= m; r += 6) f.template operator()<6>(r);
-  switch (m - r) {
-    case 5:
-      f.template operator()<5>(r);
-      break;
-    case 4:
-      f.template operator()<4>(r);
-      break;
-    case 3:
-      f.template operator()<3>(r);
-      break;
-    case 2:
-      f.template operator()<2>(r);
-      break;
-    case 1:
-      f.template operator()<1>(r);
-      break;
-    default:
-      break;
+  const int64_t blocks = (m + 5) / 6;
+  for (int64_t i = 0; i < blocks; ++i) {
+    const int64_t r0 = m * i / blocks, rows = m * (i + 1) / blocks - r0;
+    switch (rows) {
+      case 6:
+        f.template operator()<6>(r0);
+        break;
+      case 5:
+        f.template operator()<5>(r0);
+        break;
+      case 4:
+        f.template operator()<4>(r0);
+        break;
+      case 3:
+        f.template operator()<3>(r0);
+        break;
+      case 2:
+        f.template operator()<2>(r0);
+        break;
+      default:
+        f.template operator()<1>(r0);
+        break;
+    }
   }
 }
 

@@ -5,7 +5,7 @@
 
 namespace w4a16::cpu {
 
-void dequant_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel) {
+void dequant__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel) {
   const __m512 table = centered_code_table_f32();
   const int64_t base = w.geom.chunk_begin(g0);
   for (int64_t g = g0; g < g1; ++g) {

@@ -7,7 +7,7 @@
 // scale and zero are applied once per group: y += s * acc + coef * sum(x over the group).
 #include "common/aligned_buffer.hpp"
 #include "common/thread_scratch.hpp"
-#include "cpu/avx512/avx512_common.hpp"
+#include "cpu/avx512/q4_blocks_avx512.hpp"
 
 namespace w4a16::cpu {
 
@@ -16,84 +16,10 @@ namespace {
 // Position in the chunk of the k that a 32-bit shift by 4j exposes (kernels.hpp word layout).
 constexpr int kOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
-// Decode (small M): the weight tile is dequantized in registers and never stored. MR rows
-// share each dequantized vector; NB of the 4 column blocks are done per pass (NB = 4 keeps 4
-// independent FMA chains for M = 1; at MR = 3..4 two passes of NB = 2 keep within 32 zmm).
-// NA accumulator sets alternate over the 8 k of a chunk: at MR = 1 that makes 8 independent FMA
-// chains, enough to cover the FMA latency.
-template <int MR, int NB>
-void q4_f32_decode(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, int b0, float* out) {
-  constexpr int NA = MR == 1 ? 2 : 1;
-  const __m512 table = centered_code_table_f32();
-  const auto* xf = static_cast<const float*>(x.data);
-  const uint32_t* codes = w.codes + 16 * b0;
-  const int64_t ld = x.ld;
-  __m512 y[MR][NB];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int b = 0; b < NB; ++b) y[r][b] = _mm512_setzero_ps();
-  for (int64_t g = g0; g < g1; ++g) {
-    __m512 acc[NA][MR][NB];
-#pragma GCC unroll 8
-    for (int a = 0; a < NA; ++a)
-#pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-        for (int b = 0; b < NB; ++b) acc[a][r][b] = _mm512_setzero_ps();
-    const int64_t chunk_end = w.geom.chunk_end(g);
-    for (int64_t chunk = w.geom.chunk_begin(g); chunk < chunk_end; ++chunk) {
-      const uint32_t* words = codes + chunk * kTileN;  // (NB x 16 columns) of this chunk
-      _mm_prefetch(reinterpret_cast<const char*>(words + 8 * kTileN), _MM_HINT_T0);
-      __m512i packed[NB];
-#pragma GCC unroll 8
-      for (int b = 0; b < NB; ++b) packed[b] = _mm512_load_si512(words + 16 * b);
-      const float* xk = xf + chunk * kChunkK;
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) {
-#pragma GCC unroll 8
-        for (int b = 0; b < NB; ++b) {
-          const __m512i index = _mm512_srli_epi32(packed[b], 4 * j);
-          const __m512 wq = _mm512_permutexvar_ps(index, table);  // (q - 8) of 16 columns
-#pragma GCC unroll 8
-          for (int r = 0; r < MR; ++r) {
-            acc[j % NA][r][b] = _mm512_fmadd_ps(wq, _mm512_set1_ps(xk[r * ld + kOrder[j]]), acc[j % NA][r][b]);
-          }
-        }
-      }
-    }
-#pragma GCC unroll 8
-    for (int b = 0; b < NB; ++b) {
-      const GroupParams p = group_params(w, g, b0 + b);
-#pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r) {
-        __m512 sum = acc[0][r][b];
-        if constexpr (NA == 2) sum = _mm512_add_ps(sum, acc[1][r][b]);
-        y[r][b] = _mm512_fmadd_ps(p.scale, sum, y[r][b]);
-        if (x.group_sums) {
-          y[r][b] = _mm512_fmadd_ps(p.coef, _mm512_set1_ps(x.group_sums[r * w.geom.groups + g]), y[r][b]);
-        }
-      }
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(out + r * kTileN + 16 * (b0 + b), y[r][b]);
-}
-
-template <int MR>
-void q4_f32_decode_rows(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  if constexpr (MR <= 2) {
-    q4_f32_decode<MR, 4>(w, x, g0, g1, 0, out);
-  } else {
-    q4_f32_decode<MR, 2>(w, x, g0, g1, 0, out);
-    q4_f32_decode<MR, 2>(w, x, g0, g1, 2, out);
-  }
-}
-
-// Prefill (larger M): each group of the tile is dequantized once into an fp32 panel [k][64]
-// that stays in L1/L2, then reused by every block of 6 rows.
+// Prefill (large M): each group of the tile is dequantized once into an fp32 panel [k][64]
+// (32 KB at g = 128: L1) that every block of at most 6 rows reuses with no dequantization of
+// its own (24 accumulators, 4 weight loads + 6 broadcasts per k). The next group's codes are
+// prefetched while the panel is built.
 void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   struct PanelTag;
   AlignedBuffer<float>& panel = thread_scratch<AlignedBuffer<float>, PanelTag>();
@@ -104,6 +30,7 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
     for (int64_t chunk = cb; chunk < ce; ++chunk) {
+      prefetch_lines(w.codes, (chunk + w.geom.chunks_per_group) * kTileN * 4, 4);
 #pragma GCC unroll 8
       for (int b = 0; b < 4; ++b) {
         const __m512i packed = _mm512_load_si512(w.codes + chunk * kTileN + 16 * b);
@@ -130,19 +57,22 @@ void q4_f32_prefill(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
 
 }  // namespace
 
-void q4_f32__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
-  switch (x.m) {
-    case 1:
-      return q4_f32_decode_rows<1>(w, x, g0, g1, out);
-    case 2:
-      return q4_f32_decode_rows<2>(w, x, g0, g1, out);
-    case 3:
-      return q4_f32_decode_rows<3>(w, x, g0, g1, out);
-    case 4:
-      return q4_f32_decode_rows<4>(w, x, g0, g1, out);
-    default:
-      return q4_f32_prefill(w, x, g0, g1, out);
-  }
+// The registry entries (table_avx512.cpp). The M ranges: q4_blocks_avx512.hpp explains the
+// register blocks; the crossover to the panel is measured (docs/kernels.md).
+void q4_f32_1x64__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
+  q4_blocks<FmaF32, 1, 4, 2>(w, x, g0, g1, out);  // 8 chains: two accumulator sets alternate over k
+}
+void q4_f32_2x64__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
+  q4_blocks<FmaF32, 2, 4, 2>(w, x, g0, g1, out);  // 16 chains
+}
+void q4_f32_4x64__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
+  q4_blocks<FmaF32, 4, 4, 1>(w, x, g0, g1, out);  // 12-16 chains
+}
+void q4_f32_12x32__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
+  q4_blocks<FmaF32, 12, 2, 1>(w, x, g0, g1, out);  // 14-24 chains, 2 passes per group
+}
+void q4_f32_panel_6x64__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
+  q4_f32_prefill(w, x, g0, g1, out);
 }
 
 }  // namespace w4a16::cpu

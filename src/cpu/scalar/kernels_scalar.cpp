@@ -2,6 +2,8 @@
 // under W4A16_ISA=scalar. Same contract and summation structure (fp32 per-group accumulators,
 // then s * acc + coef * group_sum), so results differ from the SIMD ones only by the order of
 // fp32 additions.
+#include <cmath>
+
 #include "cpu/tile_math.hpp"
 
 namespace w4a16::cpu {
@@ -32,6 +34,8 @@ void q4_generic(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, f
   }
 }
 
+}  // namespace
+
 void q4_f32_generic(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   q4_generic(w, x, g0, g1, out, false);
 }
@@ -40,7 +44,7 @@ void q4_bf16_generic(const Q4Tile& w, const Activations& x, int64_t g0, int64_t 
   q4_generic(w, x, g0, g1, out, true);
 }
 
-void dense_f16_generic(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
+void dense_f16_f32_generic(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
   const auto* wt = static_cast<const uint16_t*>(tile);  // [K'][64] fp16
   for (int64_t r = 0; r < x.m; ++r) {
     for (int64_t c = 0; c < kTileN; ++c) {
@@ -51,6 +55,7 @@ void dense_f16_generic(const void* tile, const Activations& x, int64_t c0, int64
   }
 }
 
+namespace {
 void dense_bf16_generic(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out, bool x_bf16) {
   const auto* wt = static_cast<const uint32_t*>(tile);  // [K'/2][64] bf16 pairs
   for (int64_t r = 0; r < x.m; ++r) {
@@ -66,6 +71,8 @@ void dense_bf16_generic(const void* tile, const Activations& x, int64_t c0, int6
   }
 }
 
+}  // namespace
+
 void dense_bf16_f32_generic(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
   dense_bf16_generic(tile, x, c0, c1, out, false);
 }
@@ -74,10 +81,6 @@ void dense_bf16_bf16_generic(const void* tile, const Activations& x, int64_t c0,
   dense_bf16_generic(tile, x, c0, c1, out, true);
 }
 
-}  // namespace
-
-// Exposed (not static) so SIMD files can reuse it for the decoupled stage where they have no
-// faster version.
 void dequant_generic(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel) {
   const int64_t base = w.geom.chunk_begin(g0);
   for (int64_t g = g0; g < g1; ++g) {
@@ -86,7 +89,7 @@ void dequant_generic(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void*
       const float coef = tile_zero_coef(w, g, c);  // value = (q - 8) * s + coef
       for (int64_t chunk = w.geom.chunk_begin(g); chunk < w.geom.chunk_end(g); ++chunk) {
         for (int kk = 0; kk < 8; ++kk) {
-          const float v = float(code_at(w.codes, chunk, c, kk) - 8) * s + coef;
+          const float v = std::fma(float(code_at(w.codes, chunk, c, kk) - 8), s, coef);  // one rounding
           const int64_t k = (chunk - base) * 8 + kk;
           if (dtype == DType::bf16) {
             static_cast<uint16_t*>(panel)[((k / 2) * kTileN + c) * 2 + (k & 1)] = f32_to_bf16(v);
@@ -127,17 +130,28 @@ void stream_generic(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g
   for (int64_t i = 0; i < x.m * kTileN; ++i) out[i] = float(acc & 0xFF);
 }
 
+namespace {
+constexpr Q4Entry kQ4[] = {
+    {.name = "q4_f32__scalar", .x = XFormat::f32, .fn = q4_f32_generic},
+    {.name = "q4_bf16__scalar", .x = XFormat::bf16, .fn = q4_bf16_generic},
+};
+constexpr DenseEntry kDense[] = {
+    {.name = "dense_f16_f32__scalar", .weight = DType::f16, .x = XFormat::f32, .fn = dense_f16_f32_generic},
+    {.name = "dense_bf16_f32__scalar", .weight = DType::bf16, .x = XFormat::f32, .fn = dense_bf16_f32_generic},
+    {.name = "dense_bf16_bf16__scalar", .weight = DType::bf16, .x = XFormat::bf16, .fn = dense_bf16_bf16_generic},
+};
+}  // namespace
+
 const KernelTable* scalar_kernels() {
-  static const KernelTable table = {Isa::scalar,
-                                    "scalar",
-                                    q4_f32_generic,
-                                    q4_bf16_generic,
-                                    dense_f16_generic,
-                                    dense_bf16_f32_generic,
-                                    dense_bf16_bf16_generic,
-                                    dequant_generic,
-                                    widen_generic,
-                                    stream_generic};
+  static const KernelTable table = {
+      .isa = Isa::scalar,
+      .name = "scalar",
+      .q4 = kQ4,
+      .dense = kDense,
+      .dequant = {"dequant__scalar", dequant_generic},
+      .widen = {"widen__scalar", widen_generic},
+      .stream = {.name = "stream__scalar", .fn = stream_generic},
+  };
   return &table;
 }
 
