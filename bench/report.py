@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Turns `w4a16 bench --json` runs (docs/bench-json.md) and a peers comparison into PNG plots
-under OUT/img/ and the page OUT/evaluation.md. Every input is optional (at least one is needed);
-a section whose data is missing is replaced by a one-line note.
+"""Turns `w4a16 bench --json` runs (docs/bench-json.md, schema w4a16-bench/1 or /2) and a peers
+comparison into PNG plots under OUT/img/ and the page OUT/evaluation.md. Every input is optional
+(at least one is needed); a section whose data is missing is replaced by a one-line note.
 
     bench/report.sh --bench out.json [--study study.json] [--peers peers.json] --out docs
 
@@ -29,7 +29,12 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 PAPER_SPLITK = "1.01–1.74x over data-parallel when K >> N"
 PAPER_VS_FP16 = "at most 1.48x over FP16×FP16 (PyTorch)"
 PAPER_BOTTLENECK = "the extra global-memory transfer of the weight, not the dequantization math"
-PLOTS = ["speedup_vs_m.png", "splitk_heatmap.png", "breakdown.png", "peers.png"]  # under OUT/img/
+PLOTS = ["speedup_vs_m.png", "roofline_vs_m.png", "splitk_heatmap.png", "breakdown.png", "peers.png"]  # OUT/img/
+BENCH_SCHEMAS = ("w4a16-bench/1", "w4a16-bench/2")  # 2 adds the roofline (docs/bench-json.md)
+ROOFLINE_TARGET = 1.3  # the time over the roofline a kernel aims for (drawn as a dashed line)
+FIG_WIDTH = 13.0  # inches: 1560 px at DPI, the widest a figure gets
+DPI = 120
+MAX_BARS = 12  # per panel of a small-multiples figure
 ABLATIONS = ("decoupled_widen", "int4_stream")  # compute nothing meaningful: never verified
 BREAKDOWN_PARTS = [("read_share", "weight read (int4)"), ("math_share", "dequantization math"),
                    ("round_trip_share", "16-bit round trip"), ("gemm_share", "multiply-accumulate (rest)")]
@@ -37,11 +42,12 @@ BREAKDOWN_PARTS = [("read_share", "weight read (int4)"), ("math_share", "dequant
 
 # ---------------------------------------------------------------- inputs and helpers
 
-def load(path, schema):
+def load(path, schemas):
+    """The JSON at `path`; exits with a message when its schema is not one of `schemas`."""
     with open(path) as f:
         doc = json.load(f)
-    if doc.get("schema") != schema:
-        sys.exit(f"report.py: {path}: schema is {doc.get('schema')!r}, expected {schema!r}")
+    if doc.get("schema") not in schemas:
+        sys.exit(f"report.py: {path}: schema is {doc.get('schema')!r}, expected {' or '.join(map(repr, schemas))}")
     return doc
 
 
@@ -62,6 +68,12 @@ def shape(m, k, n):
 
 def gmean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def vs_roofline(r, variant):
+    """The variant's time over its roofline time (schema 2), or None."""
+    v = (r.get("variants", {}).get(variant) or {}).get("vs_roofline")
+    return v if v else None
 
 
 def bits_per_weight(r):
@@ -102,10 +114,29 @@ def families(results):
     return {kn: ms for kn, ms in sorted(fam.items()) if len(ms) >= 2}
 
 
-def family_label(kn, by_m):
+def family_label(kn, by_m, sep="\n"):
     layers = sorted({r.get("layer", "") for rs in by_m.values() for r in rs} - {""})
     names = ", ".join(layers[:2]) + (", …" if len(layers) > 2 else "")
-    return f"K={kn[0]} N={kn[1]}" + (f"\n{names}" if names else "")
+    return f"K={kn[0]} N={kn[1]}" + (f"{sep}{names}" if names else "")
+
+
+def chunks(items, size):
+    """items cut into ceil(len / size) runs of nearly equal length, in order."""
+    count = max(1, math.ceil(len(items) / size))
+    step = len(items) / count
+    return [items[round(i * step):round((i + 1) * step)] for i in range(count)]
+
+
+def grid(panels, max_cols):
+    """(figure rows, columns) for `panels` small multiples."""
+    cols = max(1, min(max_cols, panels))
+    return math.ceil(panels / cols), cols
+
+
+def log_axis_labels(axis):
+    """Plain numbers (0.1, 0.2, 0.5, 1, 2, 5, ...) on a log axis instead of 10^x."""
+    axis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}" if f"{y:.0e}"[0] in "25" else ""))
 
 
 # ---------------------------------------------------------------- plots (one function each)
@@ -113,7 +144,7 @@ def family_label(kn, by_m):
 def plot_speedup_vs_m(fams, path):
     cols = min(4, len(fams))
     rows = math.ceil(len(fams) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH / 4 * cols, 2.9 * rows), sharey=True, squeeze=False)
     for ax, (kn, by_m) in zip(axes.flat, fams.items()):
         ms = sorted(by_m)
         for num, label, marker in (("fused", "fused / dense", "o"), ("decoupled", "decoupled / dense", "s")):
@@ -135,7 +166,42 @@ def plot_speedup_vs_m(fams, path):
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_roofline_vs_m(fams, path):
+    """Two panels (fused, dense): time / roofline time vs M, one line per K×N shape."""
+    legend_rows = math.ceil((len(fams) + 2) / 3)
+    fig, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 4.6 + 0.25 * legend_rows), sharey=True)
+    colors = plt.get_cmap("tab10" if len(fams) <= 10 else "tab20").colors
+    values = []
+    for ax, (variant, title) in zip(axes, (("fused", "fused W4A16 (int4 weight bytes)"),
+                                           ("dense", "dense 16-bit baseline (16-bit weight bytes)"))):
+        for i, (kn, by_m) in enumerate(fams.items()):
+            pts = [(m, gmean(s)) for m in sorted(by_m) if (s := [x for r in by_m[m] if (x := vs_roofline(r, variant))])]
+            if pts:
+                values += [y for _, y in pts]
+                ax.plot(*zip(*pts), marker="o", markersize=4, color=colors[i % len(colors)],
+                        label=family_label(kn, by_m, sep=": "))
+        ax.axhline(1.0, color="black", linewidth=1.0, label="roofline (1.0)")
+        ax.axhline(ROOFLINE_TARGET, color="black", linewidth=1.0, linestyle="--",
+                   label=f"target ({ROOFLINE_TARGET:g})")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlabel("M (rows of x)", fontsize=10)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(labelsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    if values and max(values) / min(min(values), 1.0) > 8:  # spans a decade or so: log scale
+        axes[0].set_yscale("log")
+        log_axis_labels(axes[0].yaxis)
+    axes[0].set_ylim(bottom=min(0.9, 0.9 * min(values, default=1.0)))
+    axes[0].set_ylabel("time / roofline time", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.15) / fig.get_figheight(), 1, 1))
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
@@ -172,48 +238,96 @@ def plot_splitk_heatmap(cells, path):
     ticks = [reach ** e for e in (-1, -0.5, 0, 0.5, 1)]
     bar.set_ticks(ticks, labels=[f"{t:.2f}" for t in ticks])
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
 def plot_breakdown(breakdown, path):
-    labels = [shape(b["m"], b["k"], b["n"]) for b in breakdown]
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(labels) + 2), 4))
-    bottom = [0.0] * len(labels)
-    for key, name in BREAKDOWN_PARTS:
-        vals = [100 * b.get(key, 0.0) for b in breakdown]
-        ax.bar(range(len(labels)), vals, bottom=bottom, label=name)
-        bottom = [a + v for a, v in zip(bottom, vals)]
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylim(0, 1.2 * max(100.0, *bottom))  # room for the legend above the bars
-    ax.set_yticks(range(0, 101, 20))
-    ax.set_ylabel("share of the decoupled time (%)")
-    ax.set_title("bottleneck breakdown (M×K×N)", fontsize=9)
-    ax.legend(fontsize=8, ncol=3, loc="upper center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    """Small multiples: one panel per M (cut into panels of at most MAX_BARS shapes), one
+    horizontal stacked bar per K×N: the shares of the decoupled time (panel through DRAM)."""
+    by_m = defaultdict(list)
+    for b in breakdown:
+        by_m[b["m"]].append(b)
+    panels = []  # (title, [entries])
+    for m in sorted(by_m):
+        parts = chunks(sorted(by_m[m], key=lambda b: (b["k"], b["n"])), MAX_BARS)
+        for i, part in enumerate(parts):
+            panels.append((f"M = {m}" + (f" ({i + 1}/{len(parts)})" if len(parts) > 1 else ""), part))
+    rows, cols = grid(len(panels), 4)
+    bars = max(len(p) for _, p in panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH, rows * (0.28 * bars + 1.3) + 0.6), squeeze=False)
+    colors = plt.get_cmap("tab10").colors
+    for ax, (title, part) in zip(axes.flat, panels):
+        ys = range(len(part))
+        left = [0.0] * len(part)
+        for (key, name), color in zip(BREAKDOWN_PARTS, colors):
+            vals = [100 * b.get(key, 0.0) for b in part]
+            ax.barh(ys, vals, left=left, color=color, label=name, height=0.75)
+            left = [a + v for a, v in zip(left, vals)]
+        ax.set_yticks(ys, [f"{b['k']}×{b['n']}" for b in part], fontsize=9)
+        ax.set_ylim(bars - 0.5, -0.5)  # first shape on top, same bar height in every panel
+        ax.set_xlim(0, 100)
+        ax.set_xticks(range(0, 101, 25))
+        ax.tick_params(axis="x", labelsize=9)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("share of the decoupled time (%)", fontsize=9)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
+PEER_CLASS_COLORS = {"a16": "tab:blue", "w4a8": "tab:green", "fp32": "tab:gray"}
+W4A16_COLOR = "tab:orange"
+
+
 def plot_peers(peers, path):
+    """Small multiples: one panel per M×K×N, one horizontal bar per peer (same order in every
+    panel), log-scale time; w4a16 in orange."""
     shapes = sorted({(p["m"], p["k"], p["n"]) for p in peers})
-    names = sorted({p["peer"] for p in peers}) + ["w4a16"]
-    ms = {(p["peer"], (p["m"], p["k"], p["n"])): p["median_ms"] for p in peers}
-    ms.update({("w4a16", (p["m"], p["k"], p["n"])): p["w4a16_ms"] for p in peers if p.get("w4a16_ms")})
-    width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(shapes) * len(names) + 2), 4))
-    for i, name in enumerate(names):
-        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(shapes))]
-        ax.bar(xs, [ms.get((name, s), 0) for s in shapes], width, label=name)
-    ax.set_xticks(range(len(shapes)), [shape(*s) for s in shapes], rotation=30, ha="right", fontsize=8)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}" if f"{y:.0e}"[0] in "25" else ""))
-    ax.set_ylabel("median time per call (ms)")
-    ax.set_title("peers vs w4a16 (M×K×N)", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ms = {(p["peer"], (p["m"], p["k"], p["n"])): p["median_ms"] for p in peers if p.get("median_ms")}
+    classes = {p["peer"]: p.get("class", "") for p in peers}
+    names = sorted({p["peer"] for p in peers}, key=lambda n: (not n.startswith("w4a16"), classes[n], n))
+    if not any(n.startswith("w4a16") for n in names):  # the w4a16 time each row was compared with
+        names.insert(0, "w4a16")
+        ms.update({("w4a16", (p["m"], p["k"], p["n"])): p["w4a16_ms"] for p in peers if p.get("w4a16_ms")})
+    rows, cols = grid(len(shapes), 4)
+    fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH, rows * (0.2 * len(names) + 1.0) + 0.7),
+                             sharey=True, squeeze=False)
+    for ax, s in zip(axes.flat, shapes):
+        vals = [ms.get((n, s)) for n in names]
+        colors = [W4A16_COLOR if n.startswith("w4a16") else PEER_CLASS_COLORS.get(classes.get(n), "tab:purple")
+                  for n in names]
+        ys = range(len(names))
+        ax.barh(ys, [v or 0 for v in vals], color=colors, height=0.75)
+        ax.set_xscale("log")
+        present = [v for v in vals if v]
+        if present:
+            ax.set_xlim(min(present) / 1.6, max(present) * 2.5)  # room for the labels at the bar ends
+        for y, v in zip(ys, vals):
+            if v:
+                ax.text(v * 1.08, y, f"{v:.3g}", va="center", fontsize=7)
+        log_axis_labels(ax.xaxis)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_title(f"M={s[0]}  K={s[1]} N={s[2]}", fontsize=10)
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+    axes[0, 0].set_yticks(range(len(names)), names, fontsize=9)
+    axes[0, 0].set_ylim(len(names) - 0.5, -0.5)
+    for ax in axes.flat[len(shapes):]:
+        ax.set_visible(False)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("median time per call (ms, log)", fontsize=9)
+    legend = [plt.Rectangle((0, 0), 1, 1, color=W4A16_COLOR, label="w4a16")]
+    legend += [plt.Rectangle((0, 0), 1, 1, color=c, label=f"class {k}") for k, c in PEER_CLASS_COLORS.items()
+               if k in classes.values()]
+    fig.legend(handles=legend, loc="upper center", ncol=len(legend), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
@@ -229,13 +343,24 @@ def section_machine(runs, peers):
         read = sorted(mach.get("read_gbps", {}).items(), key=lambda tv: int(tv[0]))
         rows.append([name, doc.get("date", ""), mach.get("cpu", ""), mach.get("isa", ""), mach.get("threads", ""),
                      mib(mach.get("l3_bytes")), ", ".join(f"{v:.1f} GB/s ({t}T)" for t, v in read),
-                     cfg.get("suite", ""), cfg.get("group_size", ""), cfg.get("zero", ""), cfg.get("act", ""),
-                     mib(cfg.get("rotation_bytes")), cfg.get("min_time_s", "")])
-    out += table(["run", "date", "cpu", "isa", "threads", "L3", "read bandwidth", "suite", "g", "zero", "act",
-                  "rotation", "min time (s)"], rows)
+                     compute_peaks(mach), cfg.get("suite", ""), cfg.get("group_size", ""), cfg.get("zero", ""),
+                     cfg.get("act", ""), mib(cfg.get("rotation_bytes")), cfg.get("min_time_s", "")])
+    out += table(["run", "date", "cpu", "isa", "threads", "L3", "read bandwidth", "compute peak (GFLOP/s)", "suite",
+                  "g", "zero", "act", "rotation", "min time (s)"], rows)
     if peers:
         out += ["", f"Peers ran with {peers.get('threads', '?')} threads."]
     return out + [""]
+
+
+def compute_peaks(mach):
+    """'vdpbf16ps zmm 86 / 164, vfmadd231ps zmm 176 / 334 (1T / 2T)' from a schema-2 machine."""
+    peaks, names = mach.get("peak_gflops") or {}, mach.get("peak_instruction") or {}
+    threads = sorted({t for rates in peaks.values() for t in rates}, key=int)
+    if not threads:
+        return "not measured (schema 1)"
+    parts = [f"{names.get(key, key)} " + " / ".join(fmt(rates.get(t), ".0f") or "–" for t in threads)
+             for key, rates in peaks.items()]
+    return ", ".join(parts) + " (" + " / ".join(f"{t}T" for t in threads) + ")"
 
 
 def section_commands(runs, peers, report_cmd):
@@ -259,6 +384,21 @@ def section_speedup(results, img):
                   f"b = 8 · weight_bytes(fused) / (K·N) bits per weight{ideal}.", ""]
 
 
+def section_roofline(results, img):
+    out = ["## Distance to the roofline vs M", ""]
+    fams = {kn: by_m for kn, by_m in families(results).items()
+            if any(vs_roofline(r, "fused") for rs in by_m.values() for r in rs)}
+    if not fams:
+        return out + skipped("no shape with `vs_roofline` at two or more M (a `w4a16-bench/2` run is needed)")
+    plot_roofline_vs_m(fams, os.path.join(img, "roofline_vs_m.png"))
+    return out + ["![time over roofline time vs M](img/roofline_vs_m.png)", "",
+                  "Median time over the roofline time max(weight bytes / read bandwidth, 2·M·K·N / compute peak), "
+                  "for the variant's thread count; the weight bytes are the int4 bytes for fused and the 16-bit "
+                  "weight for dense, the compute peak is the larger of the measured `vdpbf16ps` and fp32 FMA peaks "
+                  f"(docs/bench-json.md). 1.0 is on the roofline; the dashed line is the {ROOFLINE_TARGET:g}x "
+                  "target. Geometric mean where a shape appears in several layers.", ""]
+
+
 def section_main_table(results):
     out = ["## Main numbers", ""]
     if not results:
@@ -274,11 +414,14 @@ def section_main_table(results):
                      fmt(ratio(r, "dense", "fused"), ".2f", "x"), fmt(ratio(r, "dense", "decoupled"), ".2f", "x"),
                      fmt(ratio(r, "fused_dp", "fused_splitk"), ".2f", "x") + split_s,
                      fmt(fused.get("gbps"), ".1f"), fmt(fused.get("pct_bw"), ".0f", "%"),
+                     fmt(vs_roofline(r, "fused"), ".2f", "x"), fmt(vs_roofline(r, "dense"), ".2f", "x"),
                      "no: " + ", ".join(unverified) if unverified else "yes"])
     out += table(["model", "layer", "M×K×N", "dense ms", "fused ms", "decoupled ms", "fused vs dense",
-                  "decoupled vs dense", "split-K vs dp", "fused GB/s", "fused % read bw", "verified"], rows)
+                  "decoupled vs dense", "split-K vs dp", "fused GB/s", "fused % read bw", "fused / roofline",
+                  "dense / roofline", "verified"], rows)
     return out + ["", "Times are medians per call (ms); a `vs` column is the second variant's time over the first's "
-                  "(> 1: the first is faster).", ""]
+                  "(> 1: the first is faster); a `/ roofline` column is the time over the roofline time (1.00x: on "
+                  "the roofline; empty for `w4a16-bench/1` runs).", ""]
 
 
 def section_totals(runs):
@@ -366,8 +509,8 @@ def main(argv=None):
     if not (args.bench or args.study or args.peers):
         ap.error("give at least one of --bench, --study, --peers")
 
-    runs = [(name, load(path, "w4a16-bench/1")) for name, path in (("main", args.bench), ("study", args.study)) if path]
-    peers = load(args.peers, "w4a16-peers/1") if args.peers else None
+    runs = [(name, load(path, BENCH_SCHEMAS)) for name, path in (("main", args.bench), ("study", args.study)) if path]
+    peers = load(args.peers, ("w4a16-peers/1",)) if args.peers else None
     study = next((doc["study"] for _, doc in reversed(runs) if doc.get("study")), None)
     seen, results = set(), []  # main run first; a shape both runs measured is taken from the main run
     for _, doc in runs:
@@ -390,6 +533,7 @@ def main(argv=None):
     lines += section_machine(runs, peers)
     lines += section_commands(runs, peers, report_cmd)
     lines += section_speedup(results, img)
+    lines += section_roofline(results, img)
     lines += section_main_table(results)
     lines += section_totals(runs)
     lines += section_splitk(results, img)

@@ -483,10 +483,12 @@ def run_peer(a, peer, m, k, n, wdir, xpath, ypath, rotate_bytes) -> dict:
 
 
 def load_w4a16(path: Path) -> dict:
-    """(m, k, n) -> {'fused': ms, 'dense': ms, ...} from a w4a16-bench/1 file."""
+    """(m, k, n) -> {'fused': ms, 'dense': ms, ...} from a w4a16-bench/1 or /2 file (2 adds the
+    roofline fields, which this reader does not need)."""
     doc = json.loads(path.read_text())
-    if doc.get("schema") != "w4a16-bench/1":
-        print(f"peers: warning: {path} has schema {doc.get('schema')!r}, expected 'w4a16-bench/1'", file=sys.stderr)
+    if doc.get("schema") not in ("w4a16-bench/1", "w4a16-bench/2"):
+        print(f"peers: warning: {path} has schema {doc.get('schema')!r}, expected 'w4a16-bench/1' or "
+              "'w4a16-bench/2'", file=sys.stderr)
     table = {}
     for r in doc.get("results", []):
         key = (int(r["m"]), int(r["k"]), int(r["n"]))

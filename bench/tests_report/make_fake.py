@@ -15,6 +15,7 @@ import sys
 THREADS = 2
 READ_GBPS = {"1": 34.5, "2": 62.9}
 PEAK_GFLOPS = 435.0  # dense bf16 GEMM, 2 threads
+ROOF_GFLOPS = {"bf16_dot": {"1": 562.0, "2": 1149.0}, "fp32_fma": {"1": 278.0, "2": 575.0}}  # KERNEL-NOTES.md
 G = 128
 DECODER = [("q_proj", 4096, 4096, 1), ("k_proj / v_proj", 4096, 1024, 2), ("o_proj", 4096, 4096, 1),
            ("gate_proj / up_proj", 4096, 14336, 2), ("down_proj", 14336, 4096, 1)]
@@ -37,9 +38,12 @@ def int4_bytes(k, n):
 def variant(ms, weight_bytes, m, k, n, plan, verified=True, **extra):
     bw = READ_GBPS[str(THREADS)]
     gbps = weight_bytes / (ms * 1e6)
+    peak = max(rates[str(THREADS)] for rates in ROOF_GFLOPS.values())
+    roof = max(weight_bytes / (bw * 1e6), 2 * m * k * n / (peak * 1e6))
     v = {"median_ms": round(ms, 5), "p10_ms": round(ms * 0.98, 5), "p90_ms": round(ms * 1.04, 5),
          "weight_bytes": weight_bytes, "gbps": round(gbps, 2), "pct_bw": round(100 * gbps / bw, 1),
-         "gflops": round(2 * m * k * n / (ms * 1e6), 1), "plan": plan, "verified": verified}
+         "gflops": round(2 * m * k * n / (ms * 1e6), 1), "roofline_ms": round(roof, 6),
+         "vs_roofline": round(ms / roof, 4), "plan": plan, "verified": verified, "threads": THREADS}
     v.update(extra)
     return v
 
@@ -74,9 +78,11 @@ def result(model, layer, m, k, n, per_layer=1, study=False):
 
 
 def header(command, suite, study):
-    return {"schema": "w4a16-bench/1", "command": command, "date": "2026-11-25T11:30:00Z",
+    return {"schema": "w4a16-bench/2", "command": command, "date": "2026-11-25T11:30:00Z",
             "machine": {"cpu": "AMD EPYC (fake data)", "isa": "avx512bf16", "threads": THREADS,
-                        "l3_bytes": 33554432, "read_gbps": READ_GBPS},
+                        "l3_bytes": 33554432, "read_gbps": READ_GBPS, "peak_gflops": ROOF_GFLOPS,
+                        "peak_instruction": {"bf16_dot": "vdpbf16ps zmm", "fp32_fma": "vfmadd231ps zmm"},
+                        "roofline_gflops": {t: max(r[t] for r in ROOF_GFLOPS.values()) for t in ("1", "2")}},
             "config": {"suite": suite, "group_size": G, "zero": "sym", "act": "bf16",
                        "rotation_bytes": 134217728, "min_time_s": 0.1, "study": study}}
 
@@ -129,10 +135,10 @@ def peers_file(bench):
         if r["m"] not in (1, 16) or r["layer"] not in ("q_proj", "gate_proj / up_proj"):
             continue
         w = r["variants"]["fused"]["median_ms"]
-        for peer, computes, factor in (("llama.cpp Q4_0", "int4 g32 (own format)", 1.3),
-                                       ("torch bf16", "dense bf16 matmul", r["speedup"]["fused_vs_dense"])):
+        for peer, computes, cls, factor in (("llama.cpp Q4_0", "int4 g32 (own format)", "w4a8", 1.3),
+                                            ("torch bf16", "dense bf16 matmul", "a16", r["speedup"]["fused_vs_dense"])):
             ms = noisy(w * factor)
-            out.append({"peer": peer, "computes": computes, "m": r["m"], "k": r["k"], "n": r["n"],
+            out.append({"peer": peer, "computes": computes, "class": cls, "m": r["m"], "k": r["k"], "n": r["n"],
                         "median_ms": round(ms, 5), "max_rel_err": 3e-3, "w4a16_ms": w,
                         "ratio_vs_w4a16": round(ms / w, 3)})
     return {"schema": "w4a16-peers/1", "threads": THREADS, "results": out}

@@ -17,10 +17,11 @@ sys.path.insert(0, HERE)
 import make_fake  # noqa: E402
 
 SECTIONS = ["## Machine and configuration", "## Commands", "## Speed-up over the dense 16-bit baseline vs M",
-            "## Main numbers", "## Whole-model decode", "## Split-K vs data-parallel", "## Bottleneck breakdown",
-            "## The study next to the paper", "## Peers"]
-PLOTS = {"speedup_vs_m.png": "## Speed-up", "splitk_heatmap.png": "## Split-K", "breakdown.png": "## Bottleneck",
-         "peers.png": "## Peers"}
+            "## Distance to the roofline vs M", "## Main numbers", "## Whole-model decode",
+            "## Split-K vs data-parallel", "## Bottleneck breakdown", "## The study next to the paper", "## Peers"]
+PLOTS = {"speedup_vs_m.png": "## Speed-up", "roofline_vs_m.png": "## Distance to the roofline",
+         "splitk_heatmap.png": "## Split-K", "breakdown.png": "## Bottleneck", "peers.png": "## Peers"}
+MAX_WIDTH_PX = 1700  # small multiples, not one long strip (peers.png was 7800 px wide)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 failures = []
 
@@ -56,6 +57,9 @@ def run(case, args, out, expect_plots, expect_skipped):
         if png in expect_plots:
             ok = os.path.exists(path) and os.path.getsize(path) > 5000 and open(path, "rb").read(8) == PNG_MAGIC
             check(ok, f"{case}: {png} missing or not a PNG")
+            if ok:
+                width = int.from_bytes(open(path, "rb").read(24)[16:20], "big")  # IHDR width
+                check(width <= MAX_WIDTH_PX, f"{case}: {png} is {width} px wide (> {MAX_WIDTH_PX})")
             text = next((t for h, t in body.items() if h.startswith(heading)), "")
             check(f"](img/{png})" in text, f"{case}: {png} not linked under {heading}")
         else:
@@ -80,13 +84,29 @@ def main():
         if md:
             for text in ("w4a16 bench --suite llama3-8b --json bench.json", "w4a16 bench --suite paper --study",
                          "bench/report.sh --bench", "1.01–1.74x", "1.48x", "AMD EPYC (fake data)", "62.9 GB/s (2T)",
-                         "| Llama-3-8B | q_proj | 1×4096×4096 |", "ideal 3.88x", "llama.cpp Q4_0", "(S=2)"):
+                         "| Llama-3-8B | q_proj | 1×4096×4096 |", "ideal 3.88x", "llama.cpp Q4_0", "(S=2)",
+                         "vdpbf16ps zmm 562 / 1149, vfmadd231ps zmm 278 / 575 (1T / 2T)", "1.3x target"):
                 check(text in md, f"all: '{text}' not in evaluation.md")
 
-        run("bench only", ["--bench", bench], os.path.join(tmp, "bench"), ["speedup_vs_m.png", "splitk_heatmap.png"],
+        run("bench only", ["--bench", bench], os.path.join(tmp, "bench"),
+            ["speedup_vs_m.png", "roofline_vs_m.png", "splitk_heatmap.png"],
             ["## Bottleneck", "## The study", "## Peers"])
         run("study only", ["--study", study], os.path.join(tmp, "study"),
-            ["speedup_vs_m.png", "splitk_heatmap.png", "breakdown.png"], ["## Whole-model", "## Peers"])
+            ["speedup_vs_m.png", "roofline_vs_m.png", "splitk_heatmap.png", "breakdown.png"],
+            ["## Whole-model", "## Peers"])
+
+        # A version-1 file (no roofline fields) is still read; only the roofline section is skipped.
+        doc = json.load(open(bench))
+        doc["schema"] = "w4a16-bench/1"
+        for key in ("peak_gflops", "peak_instruction", "roofline_gflops"):
+            doc["machine"].pop(key)
+        for r in doc["results"]:
+            for v in r["variants"].values():
+                v.pop("roofline_ms"), v.pop("vs_roofline")
+        v1 = os.path.join(tmp, "in", "v1.json")
+        json.dump(doc, open(v1, "w"))
+        run("schema 1", ["--bench", v1], os.path.join(tmp, "v1"), ["speedup_vs_m.png", "splitk_heatmap.png"],
+            ["## Distance to the roofline", "## Bottleneck", "## The study", "## Peers"])
         run("peers only", ["--peers", peers], os.path.join(tmp, "peers"), ["peers.png"],
             [s for s in SECTIONS if s not in ("## Commands", "## Peers")])
 
@@ -99,7 +119,8 @@ def main():
         minimal = os.path.join(tmp, "in", "minimal.json")
         json.dump(doc, open(minimal, "w"))
         run("minimal", ["--bench", minimal], os.path.join(tmp, "minimal"), [],
-            ["## Speed-up", "## Whole-model", "## Split-K", "## Bottleneck", "## The study", "## Peers"])
+            ["## Speed-up", "## Distance to the roofline", "## Whole-model", "## Split-K", "## Bottleneck",
+             "## The study", "## Peers"])
 
         for case, args in (("no input", []), ("wrong schema", ["--bench", peers]),
                            ("missing file", ["--bench", os.path.join(tmp, "nope.json")])):
