@@ -142,13 +142,27 @@ double measure_peak_gflops(const PeakProbe& probe, int threads, int passes, doub
 
 double at_threads(const PerThreads& rates, int threads) {
   if (rates.empty()) return 0;
-  if (const auto it = rates.find(threads); it != rates.end()) return it->second;
-  const auto hi = rates.lower_bound(threads);
-  if (hi == rates.begin()) return hi->second * threads / hi->first;  // below the fewest measured
-  const auto lo = std::prev(hi);
-  if (hi == rates.end()) return lo->second;  // beyond the most measured: no more cores to add
-  const double w = double(threads - lo->first) / double(hi->first - lo->first);
-  return lo->second + w * (hi->second - lo->second);
+  double rate = 0;
+  if (const auto it = rates.find(threads); it != rates.end()) {
+    rate = it->second;
+  } else if (const auto hi = rates.lower_bound(threads); hi == rates.begin()) {
+    rate = hi->second * threads / hi->first;  // below the fewest measured
+  } else if (const auto lo = std::prev(hi); hi == rates.end()) {
+    rate = lo->second;  // beyond the most measured: no more cores to add
+  } else {
+    const double w = double(threads - lo->first) / double(hi->first - lo->first);
+    rate = lo->second + w * (hi->second - lo->second);
+  }
+  for (const auto& [t, r] : rates) {
+    if (t <= threads) rate = std::max(rate, r);  // what fewer threads reach, more can (idling)
+  }
+  return rate;
+}
+
+bool looks_contended(const PerThreads& rates) {
+  if (rates.size() < 2 || !rates.count(1)) return false;
+  const auto& [threads, rate] = *rates.rbegin();
+  return rate < 0.75 * double(threads) * rates.at(1);
 }
 
 double ComputePeaks::roofline_gflops(int threads) const {

@@ -51,9 +51,16 @@ double measure_peak_gflops(const PeakProbe& probe, int threads, int passes = 5, 
 
 // A rate per thread count, e.g. {1: 175, 2: 350}. At a thread count not measured: linear between
 // the neighbours, proportional below the fewest, and the rate of the most beyond it (the peaks are
-// measured on all the CPUs this process may use: more threads share those cores).
+// measured on all the CPUs this process may use: more threads share those cores). Never less
+// than the rate of a smaller thread count: more threads can always leave some idle, so a
+// multi-thread figure measured while another process held a CPU does not lower the roofline below
+// what one thread does.
 using PerThreads = std::map<int, double>;
 double at_threads(const PerThreads& rates, int threads);
+
+// True when the rate on the most threads is below 0.75 x threads x the 1-thread rate: compute
+// peaks scale with cores, so another process most likely held a CPU during the measurement.
+bool looks_contended(const PerThreads& rates);
 
 struct ComputePeak {
   std::string key, instruction;

@@ -120,9 +120,14 @@ std::string peaks_text(const Calibration& c) {
   }
   if (c.peaks.measured.empty()) return "none measured (no AVX2 + FMA): the roofline is the read alone";
   std::string out;
-  for (const auto& p : c.peaks.measured)
+  bool contended = false;
+  for (const auto& p : c.peaks.measured) {
     out += fmt::format("{}{} {}", out.empty() ? "" : ", ", p.instruction, rates(p.gflops));
-  return out + fmt::format(" GFLOP/s ({})", counts(c.peaks.measured.front().gflops));
+    contended = contended || bench::looks_contended(p.gflops);
+  }
+  out += fmt::format(" GFLOP/s ({})", counts(c.peaks.measured.front().gflops));
+  if (contended) out += "\n  note: a multi-thread peak scales badly: another process probably held a CPU";
+  return out;
 }
 
 // The best split-K variant measured (lowest median), or nullptr.
@@ -438,7 +443,7 @@ void run_bench(const BenchArgs& a) {
       "streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads (best of the variants in "
       "src/bench/machine.hpp)\n",
       cal.gbps[1], cal.gbps[2]);
-  fmt::print("compute peak: {}; the roofline uses the larger (src/bench/peaks.hpp)\n", peaks_text(cal));
+  fmt::print("compute peak (the roofline uses the larger; src/bench/peaks.hpp): {}\n", peaks_text(cal));
 
   // Measure, reusing each (K, N) weight set across M and across layers of the same shape.
   const size_t per_shape = bench::variant_names(config).size();
@@ -605,15 +610,22 @@ Command register_calibrate(CLI::App& app) {
         fmt::print(
             "compute peaks, GFLOP/s (2 flops per multiply-accumulate; best of 5 passes of 20 ms, threads pinned):\n");
         if (peaks.measured.empty()) fmt::print("  none: this CPU has neither AVX-512F nor AVX2 + FMA\n");
+        bool contended = false;
         for (const auto& p : peaks.measured) {
           std::string rates;
           for (const auto& [t, g] : p.gflops) rates += fmt::format("  threads {}: {:>7.1f}", t, g);
           fmt::print("  {:<9} {:<16}{}\n", p.key, p.instruction, rates);
+          contended = contended || bench::looks_contended(p.gflops);
         }
         if (!peaks.measured.empty()) {
           fmt::print("  roofline (the larger):    threads 1: {:>7.1f}", peaks.roofline_gflops(1));
           if (all > 1) fmt::print("  threads {}: {:>7.1f}", all, peaks.roofline_gflops(all));
           fmt::print("\n");
+        }
+        if (contended) {
+          fmt::print(
+              "note: a multi-thread peak is below 0.75 x threads x its 1-thread peak: another process probably held "
+              "a CPU; measure again on an idle machine\n");
         }
       }};
 }
