@@ -102,7 +102,22 @@ struct ResolvedPlan {
   const cpu::Q4Entry* q4 = nullptr;
   const cpu::DenseEntry* dense = nullptr;
   cpu::DequantEntry dequant;
+  int64_t row_panels = 1;  // passes over the tiles, each with a balanced share of the rows of x
 };
+
+// Rows of x per pass over the tiles. A thread runs every tile of its share against the same
+// rows, so those rows must stay in L2 while the tiles stream past: without the cut, each 64-column
+// tile re-reads all of x from L3 (M = 256, K = 4096: 4 MB of fp32 x per tile against 128 KB of
+// codes). kRowPanelBytes is half the 2 MB L2 of the dev machine; the floor keeps the panel
+// entries' row blocks full. The weight is then read once per pass (from L3 when it fits there).
+constexpr int64_t kRowPanelBytes = int64_t(1) << 20;
+constexpr int64_t kMinPanelRows = 32;
+
+int64_t row_panel_count(int64_t m, int64_t k_padded, cpu::XFormat x) {
+  const int64_t row_bytes = k_padded * (x == cpu::XFormat::bf16 ? 2 : 4);
+  const int64_t rows = std::max(kMinPanelRows, kRowPanelBytes / std::max<int64_t>(1, row_bytes));
+  return (m + rows - 1) / rows;
+}
 
 // Whether the table itself (not a lower one) has fused entries reading x in this format.
 bool serves(const cpu::KernelTable& kt, cpu::XFormat x) {
@@ -119,16 +134,15 @@ void resolve_kernels(const PackedWeight::Impl& p, int64_t m, DType act, const cp
   r.dense_dtype = p.quantized ? act : p.layout.scale_dtype;
   if (r.strategy == Strategy::fused) {
     r.x_format = dot ? cpu::XFormat::bf16 : cpu::XFormat::f32;
-    r.q4 = cpu::find_q4(kt, r.x_format, m);
+    r.row_panels = row_panel_count(m, p.k_padded, r.x_format);
+    r.q4 = cpu::find_q4(kt, r.x_format, m / r.row_panels);
     require(r.q4 != nullptr, "internal: no fused kernel for M={} on {}", m, kt.name);
     return;
   }
   r.x_format = dot && r.dense_dtype == DType::bf16 ? cpu::XFormat::bf16 : cpu::XFormat::f32;
-  r.dense = cpu::find_dense(kt, r.dense_dtype, r.x_format, m);
-  if (!r.dense && r.x_format == cpu::XFormat::bf16) {
-    r.x_format = cpu::XFormat::f32;
-    r.dense = cpu::find_dense(kt, r.dense_dtype, r.x_format, m);
-  }
+  if (!cpu::find_dense(kt, r.dense_dtype, r.x_format, m)) r.x_format = cpu::XFormat::f32;
+  r.row_panels = row_panel_count(m, p.k_padded, r.x_format);
+  r.dense = cpu::find_dense(kt, r.dense_dtype, r.x_format, m / r.row_panels);
   require(r.dense != nullptr, "internal: no dense kernel for M={} on {}", m, kt.name);
   r.dequant = kt.dequant.fn ? kt.dequant : cpu::scalar_kernels()->dequant;
 }
@@ -241,13 +255,13 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
 
   // Prepare activations: permuted, padded into K', widened to fp32 unless the bf16 kernel reads them.
   Workspace& ws = thread_workspace();
-  cpu::Activations act;
-  act.m = m;
-  act.ld = kp;
+  cpu::Activations full_act;
+  full_act.m = m;
+  full_act.ld = kp;
   const bool direct = x_bf16 && !p.x_padded && p.perm.empty();
   if (direct) {
-    act.data = x.data;
-    act.ld = x.cols;
+    full_act.data = x.data;
+    full_act.ld = x.cols;
   } else {
     const size_t elem = x_bf16 ? 2 : 4;
     ws.x.reserve_discard(size_t(m * kp) * elem);
@@ -263,7 +277,7 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
         }
       }
     }
-    act.data = ws.x.data();
+    full_act.data = ws.x.data();
   }
   if (plan.strategy == Strategy::fused && p.layout.zero_mode != ZeroMode::sym) {
     ws.group_sums.reserve_discard(size_t(m * groups));
@@ -278,7 +292,7 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
         ws.group_sums[size_t(r * groups + g)] = float(sum);
       }
     }
-    act.group_sums = ws.group_sums.data();
+    full_act.group_sums = ws.group_sums.data();
   }
 
   // Work items: (tile, slice), tile-major; each part takes a contiguous run of items so that a
@@ -299,14 +313,14 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
   cpu::DequantKernel stage1 = plan.dequant.fn;
   if (ablation == Ablation::widen_copy) stage1 = kt.widen.fn ? kt.widen.fn : scalar->widen.fn;
 
-  auto finish_tile = [&](int64_t t, const float* acc) {  // acc [m][64] -> y, with bias
+  auto finish_tile = [&](int64_t t, const float* acc, int64_t r0, int64_t rows) {  // acc [rows][64] -> y rows r0..
     const int64_t cols = std::min(kTileN, p.layout.n - t * kTileN);
-    for (int64_t r = 0; r < m; ++r) {
+    for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t n = t * kTileN + c;
         float v = acc[r * kTileN + c];
         if (!p.bias_f32.empty()) v += p.bias_f32[size_t(n)];
-        store_from_f32(y.data, y.dtype, r * y.cols + n, v);
+        store_from_f32(y.data, y.dtype, (r0 + r) * y.cols + n, v);
       }
     }
   };
@@ -341,11 +355,17 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
           offset += (p.geom.chunk_end(u1 - 1) - p.geom.chunk_begin(u0)) * kChunkK * kTileN;
         }
       }
+      for (int64_t panel = 0; panel < plan.row_panels; ++panel) {
+      const int64_t r0 = m * panel / plan.row_panels, rows = m * (panel + 1) / plan.row_panels - r0;
+      cpu::Activations act = full_act;  // rows [r0, r0 + rows) of x
+      act.data = static_cast<const std::byte*>(full_act.data) + r0 * full_act.ld * (x_bf16 ? 2 : 4);
+      if (full_act.group_sums) act.group_sums = full_act.group_sums + r0 * groups;
+      act.m = rows;
       int64_t offset = 0;
       for (int64_t it = item; it < batch_end; ++it) {
         const int64_t t = it / s_count;
         const auto [u0, u1] = slice_units(it);
-        float* out = split ? partials + it * m * kTileN : local.tile_out.data();
+        float* out = split ? partials + (it * m + r0) * kTileN : local.tile_out.data();
         switch (plan.strategy) {
           case Strategy::fused: {
             q4_kernel(p.tile(t), act, u0, u1, out);
@@ -368,7 +388,8 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
           case Strategy::automatic:
             break;
         }
-        if (!split) finish_tile(t, out);
+        if (!split) finish_tile(t, out, r0, rows);
+      }
       }
       item = batch_end;
     }
@@ -402,7 +423,7 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
           const float* src = partials + (t * s_count + s) * m * kTileN;
           for (int64_t i = 0; i < m * kTileN; ++i) acc[i] += src[i];
         }
-        finish_tile(t, acc);
+        finish_tile(t, acc, 0, m);
       }
     };
     auto guarded_reduce = guarded(reduce_part);

@@ -179,6 +179,31 @@ TEST(Kernels, PackUnpackRoundTripsEveryLayout) {
   }
 }
 
+TEST(Kernels, RowPanelsCoverEveryRowOfLargeBatches) {
+  // x rows beyond the driver's L2 panel (1 MiB: 32 fp32 rows of K' = 8200) are run in several
+  // passes over the tiles, each with its own rows, output rows and split-K partials.
+  KernelInput in;
+  in.m = 70, in.k = 8200, in.n = 70, in.g = 128, in.zero = ZeroMode::asym, in.act = DType::bf16;
+  const PreparedInput p = prepare(in, 4242);
+  for (int dot : {0, 1}) {
+    cpu::set_bf16_dot(dot);
+    for (Strategy s : {Strategy::fused, Strategy::decoupled, Strategy::dense}) {
+      for (int split : {1, 3}) {
+        GemmOptions o;
+        o.strategy = s;
+        o.partition = split == 1 ? Partition::data_parallel : Partition::split_k;
+        o.split_k = split;
+        o.threads = 2;
+        HostMatrix y(in.act, in.m, in.n);
+        y.poison();
+        gemm(p.x.ref(), p.packed, y.mut(), o);
+        EXPECT_EQ(check_output(p, y, s, std::string(to_string(s)) + " S=" + std::to_string(split)), 0);
+      }
+    }
+  }
+  cpu::set_bf16_dot(-1);
+}
+
 TEST(Kernels, OddGroupSizesAndTinyShapes) {
   // Groups that are not a multiple of the 8-wide chunk, K < 8, per-channel odd K.
   for (auto [k, g] : {std::pair{5, 5}, {20, 6}, {77, 77}, {100, 24}, {9, 3}}) {
