@@ -213,7 +213,7 @@ struct GemmPlan {
   int split_k = 1;
   int threads = 1;
   std::string isa;     // kernel table used: "avx512bf16", "avx512", "avx2" or "scalar"
-  std::string kernel;  // kernel family, e.g. "q4_bf16 (vdpbf16ps)"
+  std::string kernel;  // the registry entries that run, e.g. "q4_f32_12x32__avx512" (docs/kernels.md)
   std::string notes;   // clamps and rule decisions, human-readable
 };
 

@@ -15,11 +15,9 @@ namespace w4a16::cpu {
 W4A16_DENSE_ENTRY(dense_f16_f32_1x64__avx512, DenseF16, 1, 4, 2)
 W4A16_DENSE_ENTRY(dense_f16_f32_4x64__avx512, DenseF16, 4, 4, 1)
 W4A16_DENSE_ENTRY(dense_f16_f32_6x64__avx512, DenseF16, 6, 4, 1)
-W4A16_DENSE_ENTRY(dense_f16_f32_12x32__avx512, DenseF16, 12, 2, 1)
 W4A16_DENSE_ENTRY(dense_bf16_f32_1x64__avx512, DenseBf16F32, 1, 4, 2)
 W4A16_DENSE_ENTRY(dense_bf16_f32_4x64__avx512, DenseBf16F32, 4, 4, 1)
 W4A16_DENSE_ENTRY(dense_bf16_f32_6x64__avx512, DenseBf16F32, 6, 4, 1)
-W4A16_DENSE_ENTRY(dense_bf16_f32_12x32__avx512, DenseBf16F32, 12, 2, 1)
 
 #undef W4A16_DENSE_ENTRY
 

@@ -15,11 +15,9 @@ W4A16_Q4(stream_q4__avx512)
 W4A16_DENSE(dense_f16_f32_1x64__avx512)
 W4A16_DENSE(dense_f16_f32_4x64__avx512)
 W4A16_DENSE(dense_f16_f32_6x64__avx512)
-W4A16_DENSE(dense_f16_f32_12x32__avx512)
 W4A16_DENSE(dense_bf16_f32_1x64__avx512)
 W4A16_DENSE(dense_bf16_f32_4x64__avx512)
 W4A16_DENSE(dense_bf16_f32_6x64__avx512)
-W4A16_DENSE(dense_bf16_f32_12x32__avx512)
 #undef W4A16_Q4
 #undef W4A16_DENSE
 void dequant__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
@@ -32,8 +30,8 @@ constexpr Q4Entry kQ4[] = {
     W4A16_ENTRY(q4_f32_1x64__avx512, 1, 1),
     W4A16_ENTRY(q4_f32_2x64__avx512, 2, 2),
     W4A16_ENTRY(q4_f32_4x64__avx512, 3, 4),
-    W4A16_ENTRY(q4_f32_12x32__avx512, 5, 24),
-    W4A16_ENTRY(q4_f32_panel_6x64__avx512, 25, kAnyM),
+    W4A16_ENTRY(q4_f32_12x32__avx512, 5, 16),
+    W4A16_ENTRY(q4_f32_panel_6x64__avx512, 17, kAnyM),
 };
 #undef W4A16_ENTRY
 
@@ -41,12 +39,10 @@ constexpr Q4Entry kQ4[] = {
 constexpr DenseEntry kDense[] = {
     W4A16_ENTRY(dense_f16_f32_1x64__avx512, DType::f16, 1, 1),
     W4A16_ENTRY(dense_f16_f32_4x64__avx512, DType::f16, 2, 4),
-    W4A16_ENTRY(dense_f16_f32_6x64__avx512, DType::f16, 5, 6),
-    W4A16_ENTRY(dense_f16_f32_12x32__avx512, DType::f16, 7, kAnyM),
+    W4A16_ENTRY(dense_f16_f32_6x64__avx512, DType::f16, 5, kAnyM),
     W4A16_ENTRY(dense_bf16_f32_1x64__avx512, DType::bf16, 1, 1),
     W4A16_ENTRY(dense_bf16_f32_4x64__avx512, DType::bf16, 2, 4),
-    W4A16_ENTRY(dense_bf16_f32_6x64__avx512, DType::bf16, 5, 6),
-    W4A16_ENTRY(dense_bf16_f32_12x32__avx512, DType::bf16, 7, kAnyM),
+    W4A16_ENTRY(dense_bf16_f32_6x64__avx512, DType::bf16, 5, kAnyM),
 };
 #undef W4A16_ENTRY
 

@@ -28,8 +28,8 @@ constexpr Q4Entry kQ4[] = {
     W4A16_ENTRY(q4_bf16_1x64__avx512bf16, 1, 1),
     W4A16_ENTRY(q4_bf16_2x64__avx512bf16, 2, 2),
     W4A16_ENTRY(q4_bf16_4x64__avx512bf16, 3, 4),
-    W4A16_ENTRY(q4_bf16_12x32__avx512bf16, 5, 24),
-    W4A16_ENTRY(q4_bf16_panel_6x64__avx512bf16, 25, kAnyM),
+    W4A16_ENTRY(q4_bf16_12x32__avx512bf16, 5, 16),
+    W4A16_ENTRY(q4_bf16_panel_6x64__avx512bf16, 17, kAnyM),
 };
 #undef W4A16_ENTRY
 
