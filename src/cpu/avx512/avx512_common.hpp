@@ -63,6 +63,14 @@ inline void prefetch_lines(const void* base, int64_t offset, int lines) {
   for (int i = 0; i < lines; ++i) _mm_prefetch(reinterpret_cast<const char*>(a + 64 * uintptr_t(i)), _MM_HINT_T0);
 }
 
+// Prefetches the scales (and zeros) of group g of a tile: 64 values of each.
+inline void prefetch_group_params(const Q4Tile& w, int64_t g) {
+  const int64_t bytes = kTileN * int64_t(dtype_size(w.scale_dtype));
+  prefetch_lines(w.scales, g * bytes, int(bytes / 64));
+  if (w.zero_mode == ZeroMode::asym) prefetch_lines(w.zeros, g * kTileN, 1);
+  if (w.zero_mode == ZeroMode::float_zero) prefetch_lines(w.zeros, g * bytes, int(bytes / 64));
+}
+
 // fp32 lookup table of q - 8 for vpermps (which reads only the low 4 bits of each index).
 inline __m512 centered_code_table_f32() {
   return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
