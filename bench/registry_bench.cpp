@@ -58,8 +58,9 @@ int run(const std::vector<int64_t>& ms) {
   }
   AlignedBuffer<float> out(size_t(max_m * kTileN));
   const KernelTable& top = active_kernels();
-  fmt::print("w4a16_bench_registry: cpu {} | isa {} | 1 thread | {} tiles x K={} (L2-resident), g=128 sym bf16 scales\n",
-             cpu_features().brand, top.name, kTiles, kK);
+  fmt::print(
+      "w4a16_bench_registry: cpu {} | isa {} | 1 thread | {} tiles x K={} (L2-resident), g=128 sym bf16 scales\n",
+      cpu_features().brand, top.name, kTiles, kK);
   fmt::print("GFLOP/s per entry and M (* = the entry the registry picks for that M)\n\n{:<36}", "entry");
   for (int64_t m : ms) fmt::print("{:>7}", m);
   fmt::print("\n");

@@ -113,7 +113,9 @@ bool prefer_bf16_dot() {
   return dot == 1;
 }
 
-void set_bf16_dot(int preference) { g_dot.store(preference < 0 ? -1 : preference > 0 ? 1 : 0, std::memory_order_release); }
+void set_bf16_dot(int preference) {
+  g_dot.store(preference < 0 ? -1 : preference > 0 ? 1 : 0, std::memory_order_release);
+}
 
 const KernelTable& active_kernels() {
   int cap = g_cap.load(std::memory_order_acquire);

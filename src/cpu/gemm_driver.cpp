@@ -356,40 +356,40 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
         }
       }
       for (int64_t panel = 0; panel < plan.row_panels; ++panel) {
-      const int64_t r0 = m * panel / plan.row_panels, rows = m * (panel + 1) / plan.row_panels - r0;
-      cpu::Activations act = full_act;  // rows [r0, r0 + rows) of x
-      act.data = static_cast<const std::byte*>(full_act.data) + r0 * full_act.ld * (x_bf16 ? 2 : 4);
-      if (full_act.group_sums) act.group_sums = full_act.group_sums + r0 * groups;
-      act.m = rows;
-      int64_t offset = 0;
-      for (int64_t it = item; it < batch_end; ++it) {
-        const int64_t t = it / s_count;
-        const auto [u0, u1] = slice_units(it);
-        float* out = split ? partials + (it * m + r0) * kTileN : local.tile_out.data();
-        switch (plan.strategy) {
-          case Strategy::fused: {
-            q4_kernel(p.tile(t), act, u0, u1, out);
-            break;
+        const int64_t r0 = m * panel / plan.row_panels, rows = m * (panel + 1) / plan.row_panels - r0;
+        cpu::Activations act = full_act;  // rows [r0, r0 + rows) of x
+        act.data = static_cast<const std::byte*>(full_act.data) + r0 * full_act.ld * (x_bf16 ? 2 : 4);
+        if (full_act.group_sums) act.group_sums = full_act.group_sums + r0 * groups;
+        act.m = rows;
+        int64_t offset = 0;
+        for (int64_t it = item; it < batch_end; ++it) {
+          const int64_t t = it / s_count;
+          const auto [u0, u1] = slice_units(it);
+          float* out = split ? partials + (it * m + r0) * kTileN : local.tile_out.data();
+          switch (plan.strategy) {
+            case Strategy::fused: {
+              q4_kernel(p.tile(t), act, u0, u1, out);
+              break;
+            }
+            case Strategy::dense: {
+              dense_kernel(p.dense_tile(dense_dtype, t), act, u0, u1, out);  // units are chunks here
+              break;
+            }
+            case Strategy::decoupled: {
+              // The panel holds chunks [c0, c1) of this item; the dense kernel indexes K' from the
+              // panel base, so shift the activations to the same origin.
+              const int64_t c0 = p.geom.chunk_begin(u0), c1 = p.geom.chunk_end(u1 - 1);
+              cpu::Activations shifted = act;
+              shifted.data = static_cast<const std::byte*>(act.data) + c0 * kChunkK * (x_bf16 ? 2 : 4);
+              dense_kernel(local.panel.data() + offset, shifted, 0, c1 - c0, out);
+              offset += (c1 - c0) * kChunkK * kTileN;
+              break;
+            }
+            case Strategy::automatic:
+              break;
           }
-          case Strategy::dense: {
-            dense_kernel(p.dense_tile(dense_dtype, t), act, u0, u1, out);  // units are chunks here
-            break;
-          }
-          case Strategy::decoupled: {
-            // The panel holds chunks [c0, c1) of this item; the dense kernel indexes K' from the
-            // panel base, so shift the activations to the same origin.
-            const int64_t c0 = p.geom.chunk_begin(u0), c1 = p.geom.chunk_end(u1 - 1);
-            cpu::Activations shifted = act;
-            shifted.data = static_cast<const std::byte*>(act.data) + c0 * kChunkK * (x_bf16 ? 2 : 4);
-            dense_kernel(local.panel.data() + offset, shifted, 0, c1 - c0, out);
-            offset += (c1 - c0) * kChunkK * kTileN;
-            break;
-          }
-          case Strategy::automatic:
-            break;
+          if (!split) finish_tile(t, out, r0, rows);
         }
-        if (!split) finish_tile(t, out, r0, rows);
-      }
       }
       item = batch_end;
     }

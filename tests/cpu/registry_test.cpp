@@ -78,15 +78,16 @@ PackedWeight make_weight(const Case& c, int64_t n, uint64_t seed) {
   std::normal_distribution<float> normal;
   std::vector<float> w(size_t(n * c.k));
   for (auto& v : w) v = normal(rng);
-  return pack(quantize({w.data(), DType::f32, n, c.k}, {.group_size = c.g, .zero_mode = c.zero, .scale_dtype = c.scale}));
+  return pack(
+      quantize({w.data(), DType::f32, n, c.k}, {.group_size = c.g, .zero_mode = c.zero, .scale_dtype = c.scale}));
 }
 
 const std::vector<Case> kCases = {
-    {200, 32, ZeroMode::sym, DType::bf16},        // ragged last group (200 = 6 * 32 + 8)
-    {384, 128, ZeroMode::asym, DType::f16},       //
-    {260, 64, ZeroMode::float_zero, DType::f32},  // ragged, fp32 scales and zeros
-    {512, 256, ZeroMode::asym, DType::bf16},      //
-    {100, 100, ZeroMode::float_zero, DType::f16}, // per-channel K, padded to whole chunks
+    {200, 32, ZeroMode::sym, DType::bf16},         // ragged last group (200 = 6 * 32 + 8)
+    {384, 128, ZeroMode::asym, DType::f16},        //
+    {260, 64, ZeroMode::float_zero, DType::f32},   // ragged, fp32 scales and zeros
+    {512, 256, ZeroMode::asym, DType::bf16},       //
+    {100, 100, ZeroMode::float_zero, DType::f16},  // per-channel K, padded to whole chunks
 };
 
 // The M values an entry is called with: its range's ends and a middle, capped at 40 rows.
@@ -147,8 +148,8 @@ TEST(Registry, EveryTableCoversEveryMOfItsFormatsWithUniqueSpecNamedEntries) {
       ASSERT_NE(e.fn, nullptr) << e.name;
       const std::string name = e.name;
       EXPECT_TRUE(names.insert(name).second) << "duplicate entry name " << name;
-      const std::string family = std::string(e.weight == DType::f16 ? "dense_f16" : "dense_bf16") +
-                                 (e.x == XFormat::bf16 ? "_bf16" : "_f32");
+      const std::string family =
+          std::string(e.weight == DType::f16 ? "dense_f16" : "dense_bf16") + (e.x == XFormat::bf16 ? "_bf16" : "_f32");
       EXPECT_EQ(name.rfind(family, 0), 0u) << name;
       EXPECT_EQ(name.substr(name.size() - isa.size()), isa) << name;
     }
@@ -177,9 +178,10 @@ TEST(Registry, EveryFusedEntryMatchesItsGenericTwinOnSubRangesOfGroups) {
           const Rows x = make_rows(m, p.k_padded, groups, rng);
           const bool sums = c.zero != ZeroMode::sym;
           // Sub-ranges: all groups; from the second; up to the one before last; a single one.
-          const std::vector<std::pair<int64_t, int64_t>> ranges = {
-              {0, groups}, {std::min<int64_t>(1, groups - 1), groups}, {0, std::max<int64_t>(1, groups - 1)},
-              {groups / 2, groups / 2 + 1}};
+          const std::vector<std::pair<int64_t, int64_t>> ranges = {{0, groups},
+                                                                   {std::min<int64_t>(1, groups - 1), groups},
+                                                                   {0, std::max<int64_t>(1, groups - 1)},
+                                                                   {groups / 2, groups / 2 + 1}};
           for (auto [g0, g1] : ranges) {
             for (int64_t tile = 0; tile < p.tiles; ++tile) {
               const Q4Tile w = p.tile(tile);
@@ -235,8 +237,8 @@ TEST(Registry, EveryDenseEntryMatchesItsGenericTwinOnSubRangesOfChunks) {
             for (int64_t col = 0; col < kTileN; ++col) {
               double mass = 0;  // sum of |x * w| over the range: products of 16-bit values are exact in fp32
               for (int64_t k = c0 * 8; k < c1 * 8; ++k) {
-                const uint16_t bits = e.weight == DType::f16 ? tile[k * kTileN + col]
-                                                             : tile[((k / 2) * kTileN + col) * 2 + (k & 1)];
+                const uint16_t bits =
+                    e.weight == DType::f16 ? tile[k * kTileN + col] : tile[((k / 2) * kTileN + col) * 2 + (k & 1)];
                 const float wv = e.weight == DType::f16 ? f16_to_f32(bits) : bf16_to_f32(bits);
                 mass += std::fabs(double(x.f32[size_t(r * x.ld + k)]) * wv);
               }

@@ -7,9 +7,9 @@
 
 namespace w4a16::cpu {
 
-#define W4A16_DENSE_ENTRY(name, P, MR, NB, NA)                                                   \
+#define W4A16_DENSE_ENTRY(name, P, MR, NB, NA)                                            \
   void name(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) { \
-    dense_blocks<P, MR, NB, NA>(tile, x, c0, c1, out);                                       \
+    dense_blocks<P, MR, NB, NA>(tile, x, c0, c1, out);                                    \
   }
 
 W4A16_DENSE_ENTRY(dense_f16_f32_1x64__avx512, DenseF16, 1, 4, 2)

@@ -91,7 +91,8 @@ void dense_block(const void* tile, const Activations& x, int64_t r0, int64_t c0,
         for (int b = 0; b < NB; ++b) {
           const typename P::W wv = P::weights(tile, chunk, b0 + b, j);
 #pragma GCC unroll 28
-          for (int r = 0; r < MR; ++r) acc[j % NA][r][b] = P::madd(acc[j % NA][r][b], wv, P::x_operand(xk + r * x.ld, j));
+          for (int r = 0; r < MR; ++r)
+            acc[j % NA][r][b] = P::madd(acc[j % NA][r][b], wv, P::x_operand(xk + r * x.ld, j));
         }
       }
     }
@@ -113,7 +114,8 @@ template <class P, int MaxMR, int NB, int NA>
 void dense_block_dispatch(const void* tile, const Activations& x, int64_t r0, int64_t rows, int64_t c0, int64_t c1,
                           bool first, bool lead, float* out) {
   if (rows == MaxMR) return dense_block<P, MaxMR, NB, NA>(tile, x, r0, c0, c1, first, lead, out);
-  if constexpr (MaxMR > 1) return dense_block_dispatch<P, MaxMR - 1, NB, NA>(tile, x, r0, rows, c0, c1, first, lead, out);
+  if constexpr (MaxMR > 1)
+    return dense_block_dispatch<P, MaxMR - 1, NB, NA>(tile, x, r0, rows, c0, c1, first, lead, out);
 }
 
 // out = the dense product over chunks [c0, c1) for all rows of x (contract of kernels.hpp).

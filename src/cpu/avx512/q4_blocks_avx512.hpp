@@ -91,8 +91,8 @@ inline void q4_block_epilogue(const Q4Tile& w, const Activations& x, int64_t r0,
 // Group g for rows [r0, r0 + MR), all 64 columns in passes of NB vectors. `lead`: this block
 // issues the prefetch (the first row block of the group does).
 template <class P, int MR, int NB, int NA>
-void q4_block_group(const Q4Tile& w, const Activations& x, int64_t r0, int64_t g, bool first, bool lead,
-                    __m512i table, float* out) {
+void q4_block_group(const Q4Tile& w, const Activations& x, int64_t r0, int64_t g, bool first, bool lead, __m512i table,
+                    float* out) {
   static_assert(4 % NB == 0 && P::kSteps % NA == 0);
   const auto* xr = static_cast<const typename P::X*>(x.data) + r0 * x.ld;
   const int64_t ld = x.ld, ahead = 2 * w.geom.chunks_per_group * kTileN;  // two groups ahead, in words

@@ -25,7 +25,8 @@ void widen_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, v
 
 namespace {
 
-#define W4A16_ENTRY(f, lo, hi) {.name = #f, .x = XFormat::f32, .m_min = lo, .m_max = hi, .fn = f}
+#define W4A16_ENTRY(f, lo, hi) \
+  { .name = #f, .x = XFormat::f32, .m_min = lo, .m_max = hi, .fn = f }
 constexpr Q4Entry kQ4[] = {
     W4A16_ENTRY(q4_f32_1x64__avx512, 1, 1),
     W4A16_ENTRY(q4_f32_2x64__avx512, 2, 2),
@@ -35,7 +36,8 @@ constexpr Q4Entry kQ4[] = {
 };
 #undef W4A16_ENTRY
 
-#define W4A16_ENTRY(f, w, lo, hi) {.name = #f, .weight = w, .x = XFormat::f32, .m_min = lo, .m_max = hi, .fn = f}
+#define W4A16_ENTRY(f, w, lo, hi) \
+  { .name = #f, .weight = w, .x = XFormat::f32, .m_min = lo, .m_max = hi, .fn = f }
 constexpr DenseEntry kDense[] = {
     W4A16_ENTRY(dense_f16_f32_1x64__avx512, DType::f16, 1, 1),
     W4A16_ENTRY(dense_f16_f32_4x64__avx512, DType::f16, 2, 4),

@@ -6,9 +6,9 @@
 
 namespace w4a16::cpu {
 
-#define W4A16_DENSE_ENTRY(name, MR, NB, NA)                                                   \
+#define W4A16_DENSE_ENTRY(name, MR, NB, NA)                                               \
   void name(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) { \
-    dense_blocks<DenseBf16Dot, MR, NB, NA>(tile, x, c0, c1, out);                          \
+    dense_blocks<DenseBf16Dot, MR, NB, NA>(tile, x, c0, c1, out);                         \
   }
 W4A16_DENSE_ENTRY(dense_bf16_bf16_1x64__avx512bf16, 1, 4, 4)
 W4A16_DENSE_ENTRY(dense_bf16_bf16_4x64__avx512bf16, 4, 4, 1)

@@ -103,5 +103,4 @@ void q4_bf16_panel_6x64__avx512bf16(const Q4Tile& w, const Activations& x, int64
   q4_bf16_prefill(w, x, g0, g1, out);
 }
 
-
 }  // namespace w4a16::cpu

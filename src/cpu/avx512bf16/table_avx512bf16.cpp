@@ -23,7 +23,8 @@ void widen_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, v
 
 namespace {
 
-#define W4A16_ENTRY(f, lo, hi) {.name = #f, .x = XFormat::bf16, .m_min = lo, .m_max = hi, .fn = f}
+#define W4A16_ENTRY(f, lo, hi) \
+  { .name = #f, .x = XFormat::bf16, .m_min = lo, .m_max = hi, .fn = f }
 constexpr Q4Entry kQ4[] = {
     W4A16_ENTRY(q4_bf16_1x64__avx512bf16, 1, 1),
     W4A16_ENTRY(q4_bf16_2x64__avx512bf16, 2, 2),
@@ -34,9 +35,10 @@ constexpr Q4Entry kQ4[] = {
 #undef W4A16_ENTRY
 
 #define W4A16_ENTRY(f, lo, hi) \
-  {.name = #f, .weight = DType::bf16, .x = XFormat::bf16, .m_min = lo, .m_max = hi, .fn = f}
+  { .name = #f, .weight = DType::bf16, .x = XFormat::bf16, .m_min = lo, .m_max = hi, .fn = f }
 constexpr DenseEntry kDense[] = {
-    W4A16_ENTRY(dense_bf16_bf16_1x64__avx512bf16, 1, 1),   W4A16_ENTRY(dense_bf16_bf16_4x64__avx512bf16, 2, 4),
+    W4A16_ENTRY(dense_bf16_bf16_1x64__avx512bf16, 1, 1),
+    W4A16_ENTRY(dense_bf16_bf16_4x64__avx512bf16, 2, 4),
     W4A16_ENTRY(dense_bf16_bf16_6x64__avx512bf16, 5, 6),
     W4A16_ENTRY(dense_bf16_bf16_12x32__avx512bf16, 7, kAnyM),
 };
