@@ -355,8 +355,8 @@ void cpu::gemm_ablation(const MatrixRef& x, const PackedWeight& w, const Mutable
           offset += (p.geom.chunk_end(u1 - 1) - p.geom.chunk_begin(u0)) * kChunkK * kTileN;
         }
       }
-      for (int64_t panel = 0; panel < plan.row_panels; ++panel) {
-        const int64_t r0 = m * panel / plan.row_panels, rows = m * (panel + 1) / plan.row_panels - r0;
+      for (int64_t pass = 0; pass < plan.row_panels; ++pass) {  // row panels (kRowPanelBytes)
+        const int64_t r0 = m * pass / plan.row_panels, rows = m * (pass + 1) / plan.row_panels - r0;
         cpu::Activations act = full_act;  // rows [r0, r0 + rows) of x
         act.data = static_cast<const std::byte*>(full_act.data) + r0 * full_act.ld * (x_bf16 ? 2 : 4);
         if (full_act.group_sums) act.group_sums = full_act.group_sums + r0 * groups;
