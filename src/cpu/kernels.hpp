@@ -120,7 +120,8 @@ struct KernelTable {
   DequantEntry dequant;
   // Ablations for the bottleneck study (`w4a16 bench --study`), not for results: `widen` is the
   // decoupled stage with the dequantization arithmetic replaced by a plain widening copy of each
-  // code to 16 bits (same bytes written as `dequant`); `stream` only reads the packed codes and
+  // code to 16 bits, as the mantissa of 1.0 so that the values are normal (same bytes written
+  // as `dequant`); `stream` only reads the packed codes and
   // scales of its groups and XOR-reduces them into out (the floor: the int4 weight read alone).
   DequantEntry widen;
   Q4Entry stream;

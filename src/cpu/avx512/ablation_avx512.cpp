@@ -8,6 +8,8 @@ namespace w4a16::cpu {
 void widen_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel) {
   const int64_t base = w.geom.chunk_begin(g0), end = w.geom.chunk_end(g1 - 1);
   const __m512i pair_mask = _mm512_set1_epi32(0x000F000F), lane_mask = _mm512_set1_epi32(0xF);
+  const __m512i one_bf16 = _mm512_set1_epi32(0x3F803F80);  // normal values (see kernels.hpp)
+  const __m256i one_f16 = _mm256_set1_epi16(0x3C00);
   constexpr int kOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
   for (int64_t chunk = base; chunk < end; ++chunk) {
     for (int b = 0; b < 4; ++b) {
@@ -16,14 +18,15 @@ void widen_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, v
         auto* out = static_cast<uint32_t*>(panel) + (chunk - base) * 4 * kTileN + 16 * b;
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
-          _mm512_store_si512(out + j * kTileN, _mm512_and_si512(_mm512_srli_epi16(packed, 4 * j), pair_mask));
+          _mm512_store_si512(out + j * kTileN,
+                             _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4 * j), pair_mask), one_bf16));
         }
       } else {  // [K'][64] fp16 rows: shift + mask + narrow to 16 bits
         auto* out = static_cast<uint16_t*>(panel) + (chunk - base) * kChunkK * kTileN + 16 * b;
 #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const __m256i row = _mm512_cvtepi32_epi16(_mm512_and_si512(_mm512_srli_epi32(packed, 4 * j), lane_mask));
-          _mm256_store_si256(reinterpret_cast<__m256i*>(out + kOrder[j] * kTileN), row);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(out + kOrder[j] * kTileN), _mm256_or_si256(row, one_f16));
         }
       }
     }

@@ -107,7 +107,9 @@ void widen_generic(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* p
   for (int64_t chunk = base; chunk < w.geom.chunk_end(g1 - 1); ++chunk) {
     for (int64_t c = 0; c < kTileN; ++c) {
       for (int kk = 0; kk < 8; ++kk) {
-        const uint16_t v = uint16_t(code_at(w.codes, chunk, c, kk));
+        // The code as the mantissa of 1.0: a normal number (denormal operands would make the
+        // FMA kernels that read the panel take microcode assists on Intel cores).
+        const uint16_t v = uint16_t(code_at(w.codes, chunk, c, kk) | (dtype == DType::bf16 ? 0x3F80 : 0x3C00));
         const int64_t k = (chunk - base) * 8 + kk;
         if (dtype == DType::bf16) {
           static_cast<uint16_t*>(panel)[((k / 2) * kTileN + c) * 2 + (k & 1)] = v;
