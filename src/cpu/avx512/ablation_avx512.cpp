@@ -47,7 +47,11 @@ void stream_q4__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_
   for (int64_t s = g0 * sb; s < g1 * sb; s += 64) {
     acc1 = _mm512_xor_si512(acc1, _mm512_loadu_si512(scales + s));
   }
-  const uint32_t folded = uint32_t(_mm512_reduce_or_epi32(_mm512_xor_si512(acc0, acc1)));
+  // Folded through memory: GCC 12 warns (falsely) about _mm512_reduce_or_epi32's undefined operand.
+  alignas(64) uint32_t lanes[16];
+  _mm512_store_si512(lanes, _mm512_xor_si512(acc0, acc1));
+  uint32_t folded = 0;
+  for (uint32_t lane : lanes) folded |= lane;
   for (int64_t r = 0; r < x.m * kTileN; ++r) out[r] = float(folded & 0xFF);
 }
 
