@@ -71,6 +71,23 @@ inline void prefetch_group_params(const Q4Tile& w, int64_t g) {
   if (w.zero_mode == ZeroMode::float_zero) prefetch_lines(w.zeros, g * bytes, int(bytes / 64));
 }
 
+#ifdef __AVX512BF16__
+// The bf16-dot arithmetic of the fused and dense dot families: step j of a chunk multiplies the
+// pair (k = 2j, 2j + 1) of x, broadcast as one 32-bit value, with a vector of weight pairs.
+struct DotBf16Arith {
+  using X = uint16_t;
+  using W = __m512i;
+  static __m512 x_operand(const X* xk, int j) {
+    uint32_t pair;
+    __builtin_memcpy(&pair, xk + 2 * j, 4);
+    return _mm512_castsi512_ps(_mm512_set1_epi32(int(pair)));
+  }
+  static __m512 madd(__m512 acc, W w, __m512 x) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)_mm512_castps_si512(x));
+  }
+};
+#endif
+
 // fp32 lookup table of q - 8 for vpermps (which reads only the low 4 bits of each index).
 inline __m512 centered_code_table_f32() {
   return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);

@@ -48,21 +48,11 @@ struct DenseBf16F32 {
 
 #ifdef __AVX512BF16__
 // bf16 pair weights [K'/2][64], x bf16 pairs: vdpbf16ps reads both as they are.
-struct DenseBf16Dot {
+struct DenseBf16Dot : DotBf16Arith {
   static constexpr int kSteps = 4;
   static constexpr int64_t kChunkBytes = kChunkK * kTileN * 2;
-  using X = uint16_t;
-  using W = __m512i;
   static W weights(const void* tile, int64_t chunk, int b, int j) {
     return _mm512_load_si512(static_cast<const uint32_t*>(tile) + (chunk * 4 + j) * kTileN + 16 * b);
-  }
-  static __m512 x_operand(const X* xk, int j) {
-    uint32_t pair;
-    __builtin_memcpy(&pair, xk + 2 * j, 4);
-    return _mm512_castsi512_ps(_mm512_set1_epi32(int(pair)));
-  }
-  static __m512 madd(__m512 acc, W w, __m512 x) {
-    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)_mm512_castps_si512(x));
   }
 };
 #endif

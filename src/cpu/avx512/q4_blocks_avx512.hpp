@@ -44,25 +44,15 @@ struct FmaF32 {
 };
 
 #ifdef __AVX512BF16__
-struct DotBf16 {
+struct DotBf16 : DotBf16Arith {
   static constexpr int kSteps = 4;  // a pair of k per step: a 16-bit shift by 4j exposes (2j, 2j+1)
-  using X = uint16_t;
-  using W = __m512i;
-  static __m512i table() {  // bf16 (q - 8); entries 16..31 repeat 0..15 (vpermw reads 5 bits)
+  static __m512i table() {          // bf16 (q - 8); entries 16..31 repeat 0..15 (vpermw reads 5 bits)
     alignas(64) uint16_t t[32];
     for (int i = 0; i < 32; ++i) t[i] = uint16_t(f32_to_bf16(float((i & 15) - 8)));
     return _mm512_load_si512(t);
   }
   static W weights(const uint32_t* words, int j, __m512i table) {
     return _mm512_permutexvar_epi16(_mm512_srli_epi16(_mm512_load_si512(words), unsigned(4 * j)), table);
-  }
-  static __m512 x_operand(const X* xk, int j) {
-    uint32_t pair;
-    __builtin_memcpy(&pair, xk + 2 * j, 4);
-    return _mm512_castsi512_ps(_mm512_set1_epi32(int(pair)));
-  }
-  static __m512 madd(__m512 acc, W w, __m512 x) {
-    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)_mm512_castps_si512(x));
   }
 };
 #endif
