@@ -134,10 +134,11 @@ w4a16_status w4a16_gemm(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k
 
 /* How w4a16_gemm_ex computes (see docs/kernels.md). Zero-initialize for the defaults. */
 typedef enum w4a16_strategy {
-  W4A16_STRATEGY_AUTO = 0,      /* fused for a quantized weight */
+  W4A16_STRATEGY_AUTO = 0,      /* the planner's choice (docs/model.md) */
   W4A16_STRATEGY_FUSED = 1,     /* dequantize in registers */
   W4A16_STRATEGY_DECOUPLED = 2, /* dequantize a panel to 16-bit in memory, then a dense kernel */
   W4A16_STRATEGY_DENSE = 3,     /* W dequantized once to 16-bit: the FP16/BF16 baseline */
+  W4A16_STRATEGY_PIPELINED = 4, /* decoupled with roles: dequantizing and multiplying threads */
   W4A16_STRATEGY_MIN_ENUM_ = -0x7FFFFFFF - 1,
   W4A16_STRATEGY_MAX_ENUM_ = 0x7FFFFFFF
 } w4a16_strategy;

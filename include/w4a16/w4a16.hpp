@@ -188,33 +188,69 @@ void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableM
 // decoupled: the paper's pipeline — dequantize a panel of W to 16-bit into a workspace, then run
 //            the dense kernel on it (kept to measure what that round trip costs).
 // dense: 16-bit weights (for a quantized weight: dequantized once, lazily, on first use) — the
-//        FP16/BF16 baseline.
-enum class Strategy : uint8_t { automatic, fused, decoupled, dense };
+//        FP16/BF16 baseline. `automatic` never picks it for a quantized weight (it would hold a
+//        16-bit copy of W).
+// pipelined: the decoupled pipeline with roles, as on the Ascend 910B: vector-role threads
+//        dequantize panels into a ring in memory, matrix-role threads multiply them (needs >= 2
+//        threads; with the pool busy it runs as `decoupled`).
+enum class Strategy : uint8_t { automatic, fused, decoupled, dense, pipelined };
 // data_parallel: threads own disjoint column tiles; split_k: S threads share a tile, each reduces
 // a slice of the groups, partial sums reduced in a fixed order (bitwise deterministic for fixed S).
 enum class Partition : uint8_t { automatic, data_parallel, split_k };
-std::string_view to_string(Strategy s);   // "auto", "fused", "decoupled", "dense"
+std::string_view to_string(Strategy s);   // "auto", "fused", "decoupled", "dense", "pipelined"
 std::string_view to_string(Partition p);  // "auto", "dp", "splitk"
 Strategy parse_strategy(std::string_view name);
 Partition parse_partition(std::string_view name);
 
+// Constraints on the plan. Everything left `automatic` / 0 is chosen by the planner: it enumerates
+// the candidate plans that meet the constraints, predicts each with the cost model of this CPU
+// (docs/model.md) and takes the fastest.
 struct GemmOptions {
   Strategy strategy = Strategy::automatic;
   Partition partition = Partition::automatic;
-  int split_k = 0;  // S for split_k (0 = chosen by the rule in docs/kernels.md); clamped to the groups
-  int threads = 0;  // 0 = the CPUs this process may run on (affinity mask / cgroup quota)
+  int split_k = 0;  // S for split_k (0 = the planner's choice); clamped to the groups
+  int threads = 0;  // upper bound on threads; 0 = the CPUs this process may run on (affinity / cgroup quota)
+  int vector_threads = 0;             // pipelined: threads in the dequantizing role (0 = the planner's choice)
   int64_t decoupled_panel_bytes = 0;  // decoupled workspace per thread; 0 = 1 MiB (L2-resident)
 };
 
-// What gemm() will do (or did) for one call: the resolved options and why.
+// One term of a plan's predicted time (the cost model's breakdown).
+struct PlanTerm {
+  std::string name;         // "weight read", "dequant + matmul", "reduce", "launch", ...
+  double seconds = 0;
+  bool overlapped = false;  // overlaps with the plan's other overlapped terms: only their max counts
+};
+
+// What gemm() runs for one shape: made by plan_gemm() (the planner's choice) or taken from
+// plan_candidates(), executed by gemm(x, w, y, plan). A plan is a value: keep it and reuse it for
+// every call of its shape.
 struct GemmPlan {
+  explicit GemmPlan() = default;  // explicit: `gemm(x, w, y, {})` means default options, not an empty plan
+
+  // The call it was made for (gemm() with a plan checks them): M, K, N and the activation dtype.
+  int64_t m = 0, k = 0, n = 0;
+  DType act = DType::bf16;
+
   Strategy strategy = Strategy::fused;
   Partition partition = Partition::data_parallel;
   int split_k = 1;
-  int threads = 1;
-  std::string isa;     // kernel table used: "avx512bf16", "avx512", "avx2" or "scalar"
-  std::string kernel;  // the registry entries that run, e.g. "q4_f32_12x32__avx512" (docs/kernels.md)
-  std::string notes;   // clamps and rule decisions, human-readable
+  int threads = 1;         // threads in all (pipelined: both roles)
+  int vector_threads = 0;  // pipelined: threads in the dequantizing role
+  std::string isa;         // kernel table: "avx512bf16", "avx512", "avx2" or "scalar"
+  // Registry entries that run (docs/kernels.md; empty where the strategy has no such stage).
+  std::string q4_kernel;       // fused
+  std::string dequant_kernel;  // decoupled / pipelined stage 1
+  std::string dense_kernel;    // dense / decoupled / pipelined
+  std::string kernel;          // the above as one string, e.g. "dequant__avx512 + dense_bf16_f32_6x64__avx512"
+  std::string x_format;        // how the kernels read x: "fp32" (widened) or "bf16"
+  int64_t row_panels = 1;      // passes over the weight, each with a share of the rows of x
+  int64_t workspace_bytes = 0; // prepared x, split-K partials, decoupled panels / pipeline ring
+
+  double predicted_s = 0;            // the cost model's time for the call
+  std::string bound;                 // its largest term
+  std::vector<PlanTerm> breakdown;   // every term
+  bool chosen = false;               // in plan_candidates(): the one the planner picks
+  std::string notes;                 // clamps and decisions, human-readable
 };
 
 // A weight in the CPU kernels' private layout (see src/cpu/kernels.hpp). Immutable after pack(),
@@ -250,9 +286,30 @@ QuantizedWeight unpack(const PackedWeight& w);
 
 // y = x * dequant(W)^T (+ bias). Reentrant: concurrent calls with different outputs are safe
 // (a call that finds the thread pool busy runs on its own thread). After the first call for a
-// shape, no heap allocation happens on the hot path (workspaces are cached per thread).
+// shape, no heap allocation happens on the hot path (workspaces are cached per thread; the
+// planner's choice is cached per shape, options and kernel table).
 void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& options = {});
+// Runs `plan` (from plan_gemm / plan_candidates for this weight's shape, M = x.rows and x's dtype).
+// Throws Error(invalid_argument) when the plan was made for another shape or dtype, or names
+// kernels the active kernel table does not have (e.g. after set_isa_cap()).
+void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmPlan& plan);
+// The planner's choice for M rows of dtype `act` under `options` (what gemm(x, w, y, options) runs).
 GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOptions& options = {});
+// Every candidate plan that meets `options`, predicted and sorted by predicted time (fastest
+// first, the planner's choice marked `chosen`). For a quantized weight the dense baseline is
+// listed too (dequantize once; never chosen).
+std::vector<GemmPlan> plan_candidates(int64_t m, const PackedWeight& w, DType act, const GemmOptions& options = {});
+
+// The micro-kernels of the active kernel table (and the lower tables it falls back to), for
+// tools that build plans by hand (the bottleneck study's ablations) and for `w4a16 info`.
+struct KernelInfo {
+  std::string name;      // e.g. "q4_f32_12x32__avx512"
+  std::string role;      // "fused", "dense", "dequant", or the study's "widen" / "stream" ablations
+  std::string x_format;  // "fp32" / "bf16" (fused and dense); "" otherwise
+  std::string weight;    // dense: "fp16" / "bf16"; "" otherwise
+  int64_t m_min = 0, m_max = 0;  // rows of x it serves (m_max = INT64_MAX: unbounded); 0 for stage kernels
+};
+std::vector<KernelInfo> list_kernels();
 
 // Convenience: packs on every call (use pack() + gemm() for repeated calls).
 void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y, const GemmOptions& options = {});

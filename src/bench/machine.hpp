@@ -34,19 +34,21 @@ namespace w4a16::bench {
 // The machine
 // ---------------------------------------------------------------------------------------------
 
-// L3 size from sysfs (".../cpu0/cache/index3/size", e.g. "32768K"), else 32 MiB (the dev
-// machine's L3, `lscpu`: "L3 cache: 32 MiB (1 instance)"). Not sysconf(_SC_LEVEL3_CACHE_SIZE):
-// glibc derives it from cpuid and reports 320 MiB for this 32 MiB L3 under KVM.
-inline int64_t l3_bytes() {
-  std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index3/size");
+// Size of a cache level from sysfs (".../cpu0/cache/index<i>/size", e.g. "32768K"; index 2 is
+// L2, 3 is L3), else `fallback`. Not sysconf(_SC_LEVEL3_CACHE_SIZE): glibc derives it from cpuid
+// and reported 320 MiB for a 32 MiB L3 under KVM. The L3 fallback is 32 MiB (the Zen 4 dev
+// machine's, `lscpu`: "L3 cache: 32 MiB (1 instance)").
+inline int64_t cache_bytes(int index, int64_t fallback) {
+  std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
   int64_t value = 0;
   char unit = 0;
   if (in >> value && value > 0) {
     if (in >> unit) value <<= (unit == 'K' ? 10 : unit == 'M' ? 20 : 0);
     return value;
   }
-  return int64_t(32) << 20;
+  return fallback;
 }
+inline int64_t l3_bytes() { return cache_bytes(3, int64_t(32) << 20); }
 
 // Weights are rotated over at least this many bytes so every call streams them from DRAM.
 inline int64_t rotation_bytes() { return 4 * l3_bytes(); }

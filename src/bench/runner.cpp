@@ -7,7 +7,7 @@
 #include <random>
 
 #include "common/check.hpp"
-#include "cpu/gemm_internal.hpp"
+#include "bench/ablations.hpp"
 
 namespace w4a16::bench {
 
@@ -18,7 +18,7 @@ using Clock = std::chrono::steady_clock;
 struct Variant {
   std::string name;
   GemmOptions options;
-  cpu::Ablation ablation = cpu::Ablation::none;
+  Ablation ablation = Ablation::none;
 };
 
 std::vector<Variant> make_variants(const BenchConfig& c) {
@@ -46,8 +46,8 @@ std::vector<Variant> make_variants(const BenchConfig& c) {
     v.push_back({"decoupled_llc", opts(Strategy::decoupled, Partition::automatic, 0, llc)});
     v.push_back({"decoupled_dram", opts(Strategy::decoupled, Partition::automatic, 0, dram)});
     v.push_back(
-        {"decoupled_widen", opts(Strategy::decoupled, Partition::automatic, 0, dram), cpu::Ablation::widen_copy});
-    v.push_back({"int4_stream", opts(Strategy::fused, Partition::automatic, 0, 0), cpu::Ablation::int4_stream});
+        {"decoupled_widen", opts(Strategy::decoupled, Partition::automatic, 0, dram), Ablation::widen_copy});
+    v.push_back({"int4_stream", opts(Strategy::fused, Partition::automatic, 0, 0), Ablation::int4_stream});
   }
   return v;
 }
@@ -157,7 +157,7 @@ ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
   for (const auto& v : make_variants(c)) {
     if (progress) progress(v.name);
     const PackedWeight& first = s.copies[s.next % s.copies.size()];
-    const GemmPlan plan = plan_gemm(m, first, c.act, v.options);
+    const GemmPlan plan = ablation_plan(m, first, c.act, v.options, v.ablation);
     VariantResult r;
     r.name = v.name;
     r.split_k = plan.partition == Partition::split_k ? plan.split_k : 0;
@@ -166,8 +166,8 @@ ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
                          plan.threads, plan.kernel);
     if (!plan.notes.empty()) r.plan += " (" + plan.notes + ")";
     // Verify before timing (the first call also sizes workspaces and makes dense copies).
-    for (const auto& copy : s.copies) cpu::gemm_ablation(x, copy, yr, v.options, v.ablation);
-    if (v.ablation == cpu::Ablation::none) {
+    for (const auto& copy : s.copies) gemm(x, copy, yr, plan);
+    if (v.ablation == Ablation::none) {
       double worst = 0;
       for (size_t i = 0; i < rows.size(); ++i) {
         for (size_t j = 0; j < s.sample_cols.size(); ++j) {
@@ -190,7 +190,7 @@ ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
             std::chrono::duration<double>(Clock::now() - start).count() < c.min_time_s)) {
       const PackedWeight& w = s.copies[s.next++ % s.copies.size()];
       const auto t0 = Clock::now();
-      cpu::gemm_ablation(x, w, yr, v.options, v.ablation);
+      gemm(x, w, yr, plan);
       times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
     r.median_ms = percentile(times, 0.5);

@@ -194,6 +194,9 @@ w4a16::GemmOptions to_options(const w4a16_gemm_options* o) {
     case W4A16_STRATEGY_DENSE:
       out.strategy = w4a16::Strategy::dense;
       break;
+    case W4A16_STRATEGY_PIPELINED:
+      out.strategy = w4a16::Strategy::pipelined;
+      break;
     default:
       invalid("options->strategy = {} is not a w4a16_strategy value", strategy);
   }

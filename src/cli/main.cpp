@@ -1,4 +1,4 @@
-// `w4a16` command-line tool: quantize | convert | gemm | info | demo | bench | calibrate.
+// `w4a16` command-line tool: quantize | convert | gemm | info | demo | bench | calibrate | model.
 // Exit status (docs/cli.md): 0 success (and --help, --version); 1 a runtime failure, with one line
 // "w4a16: error: ..." on stderr; 2 a misuse of the command line, with the same line followed by
 // "Run with --help for more information.".
@@ -34,9 +34,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::vector<w4a16::cli::Command> commands = {
-      w4a16::cli::register_quantize(app), w4a16::cli::register_convert(app), w4a16::cli::register_gemm(app),
-      w4a16::cli::register_info(app),     w4a16::cli::register_demo(app),    w4a16::cli::register_bench(app),
-      w4a16::cli::register_calibrate(app)};
+      w4a16::cli::register_quantize(app),  w4a16::cli::register_convert(app), w4a16::cli::register_gemm(app),
+      w4a16::cli::register_info(app),      w4a16::cli::register_demo(app),    w4a16::cli::register_bench(app),
+      w4a16::cli::register_calibrate(app), w4a16::cli::register_model(app)};
 
   try {
     app.parse(argc, argv);

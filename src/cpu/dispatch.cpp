@@ -85,6 +85,13 @@ const Entry* find_in_chain(const KernelTable& table, Match match, std::span<cons
 
 }  // namespace
 
+const KernelTable* lower_table(const KernelTable& table) {
+  for (int level = int(table.isa) - 1; level >= 0; --level) {
+    if (const KernelTable* t = table_for(Isa(level))) return t;
+  }
+  return nullptr;
+}
+
 const Q4Entry* find_q4(const KernelTable& table, XFormat x, int64_t m) {
   struct {
     XFormat x;

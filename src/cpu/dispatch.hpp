@@ -7,6 +7,9 @@
 namespace w4a16::cpu {
 
 const KernelTable& active_kernels();
+// The next lower ISA's table that this build has (its fallback for formats it lacks); nullptr
+// below scalar.
+const KernelTable* lower_table(const KernelTable& table);
 
 // The entry of `table` (or, where it has none for x format / weight dtype, of the next lower ISA)
 // that serves M rows; nullptr when no table down to scalar has one (the scalar table serves

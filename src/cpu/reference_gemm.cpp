@@ -12,16 +12,19 @@
 
 namespace w4a16 {
 
-void check_gemm_args(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y) {
+void check_gemm_args(const MatrixRef& x, int64_t k, int64_t n, const Bias& bias, const MutableMatrixRef& y) {
   check_matrix(x, "gemm: x");
   check_matrix(y, "gemm: y");
   require(x.dtype == DType::f16 || x.dtype == DType::bf16, "gemm: x must be fp16 or bf16, got {}", to_string(x.dtype));
   require(y.dtype == DType::f16 || y.dtype == DType::bf16, "gemm: y must be fp16 or bf16, got {}", to_string(y.dtype));
-  require(x.cols == w.k(), "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, w.k());
-  require(y.rows == x.rows && y.cols == w.n(), "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows,
-          w.n());
+  require(x.cols == k, "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, k);
+  require(y.rows == x.rows && y.cols == n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows, n);
   check_disjoint(x, y, "gemm");
-  check_disjoint(w.bias().data.data(), w.bias().data.size(), y, "gemm (bias)");
+  check_disjoint(bias.data.data(), bias.data.size(), y, "gemm (bias)");
+}
+
+void check_gemm_args(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y) {
+  check_gemm_args(x, w.k(), w.n(), w.bias(), y);
 }
 
 void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y) {

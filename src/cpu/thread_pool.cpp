@@ -113,13 +113,51 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
+namespace {
+// Whether this thread owns a pool call (holds busy_): a call from inside one of its part-0 parts
+// must not try_lock a mutex its own thread holds (undefined for std::mutex), so it is treated as
+// "busy" without asking the mutex.
+thread_local bool t_owns_call = false;
+
+// busy_ taken for the calling thread, or not owned when another call (or this thread's) has it.
+std::unique_lock<std::mutex> try_own(std::mutex& busy) {
+  if (t_owns_call) return {};
+  return std::unique_lock(busy, std::try_to_lock);
+}
+
+struct OwnedCall {
+  OwnedCall() { t_owns_call = true; }
+  ~OwnedCall() { t_owns_call = false; }
+};
+}  // namespace
+
 void ThreadPool::run_erased(int parts, int threads, void (*call)(void*, int), void* ctx) {
   threads = std::clamp(threads, 1, std::min(parts, max_threads()));
-  std::unique_lock busy(busy_, std::try_to_lock);
-  if (threads == 1 || !busy.owns_lock()) {
+  std::unique_lock busy = threads == 1 ? std::unique_lock<std::mutex>() : try_own(busy_);
+  if (!busy.owns_lock()) {
     for (int p = 0; p < parts; ++p) call(ctx, p);
     return;
   }
+  const OwnedCall owned;
+  dispatch(parts, threads, call, ctx);
+}
+
+bool ThreadPool::run_concurrent_erased(int parts, void (*call)(void*, int), void* ctx) {
+  if (parts < 1 || parts > max_threads()) return false;
+  std::unique_lock busy = try_own(busy_);
+  if (!busy.owns_lock()) return false;
+  const OwnedCall owned;
+  // threads == parts: worker i takes part i alone (worker_loop's stride is `threads`), the caller
+  // part 0, and every worker takes each job (it spins or is woken), so all parts run at once.
+  if (parts == 1) {
+    call(ctx, 0);
+  } else {
+    dispatch(parts, parts, call, ctx);
+  }
+  return true;
+}
+
+void ThreadPool::dispatch(int parts, int threads, void (*call)(void*, int), void* ctx) {
   call_ = call;
   ctx_ = ctx;
   parts_ = parts;

@@ -37,6 +37,19 @@ class ThreadPool {
         parts, threads, [](void* ctx, int part) { (*static_cast<F*>(ctx))(part); }, &fn);
   }
 
+  // Runs fn(i) for every i in [0, parts) each on its own thread, all at the same time (part 0 on
+  // the calling thread, part i on worker i), and waits: for parts that wait on one another (the
+  // pipelined strategy's spinning roles), which run() cannot serve since it may run its parts one
+  // after another. Returns false, having run nothing, when that cannot be guaranteed: another
+  // call owns the pool (run() would fall back to the calling thread there; this includes a call
+  // from inside a part of another call) or parts > max_threads(). Simultaneous means each part
+  // has a thread, not a CPU: on a loaded machine the parts' waits must yield. `fn` must not throw.
+  template <typename F>
+  bool run_concurrent(int parts, F& fn) {
+    return run_concurrent_erased(
+        parts, [](void* ctx, int part) { (*static_cast<F*>(ctx))(part); }, &fn);
+  }
+
   int max_threads() const { return int(workers_.size()) + 1; }
 
  private:
@@ -47,6 +60,9 @@ class ThreadPool {
   static void after_fork_in_child();
   void worker_loop(int index);
   void run_erased(int parts, int threads, void (*call)(void*, int), void* ctx);
+  bool run_concurrent_erased(int parts, void (*call)(void*, int), void* ctx);
+  // Publishes a job to the workers and runs the calling thread's parts; busy_ must be held.
+  void dispatch(int parts, int threads, void (*call)(void*, int), void* ctx);
 
   std::vector<std::thread> workers_;
   ThreadPool* abandoned_ = nullptr;  // the pool this one replaced after a fork (kept reachable)

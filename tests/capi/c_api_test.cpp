@@ -544,7 +544,7 @@ namespace {
 // Every int32 a foreign caller may pass that names no enumerator: negative, just past the last
 // one, and the extremes. The ASan+UBSan build of this test fails on any out-of-range enum load.
 const int32_t kForeignBadEnums[] = {
-    -1, -2, 3, 4, 1000, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()};
+    -1, -2, 3, 4, 5, 1000, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()};
 
 TEST(CApiForeignCallers, AnyInt32EnumValueIsRangeCheckedWithoutUndefinedBehavior) {
   const HostMatrix wf = random_matrix(DType::f32, kN, kK, 3, 0.02f);
@@ -571,7 +571,7 @@ TEST(CApiForeignCallers, AnyInt32EnumValueIsRangeCheckedWithoutUndefinedBehavior
                    "w4a16_gemm_ex", "x_dtype");
     EXPECT_INVALID(foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), bad, kN, 0, 0),
                    "w4a16_gemm_ex", "y_dtype");
-    if (bad != 3) {  // 3 is W4A16_STRATEGY_DENSE
+    if (bad != 3 && bad != 4) {  // W4A16_STRATEGY_DENSE, W4A16_STRATEGY_PIPELINED
       EXPECT_INVALID(
           foreign_gemm(x.data(), W4A16_DTYPE_BF16, 2, kK, weight.get(), y.data(), W4A16_DTYPE_BF16, kN, bad, 0),
           "w4a16_gemm_ex", "options->strategy = " + std::to_string(bad));

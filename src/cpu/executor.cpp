@@ -1,0 +1,345 @@
+// The CPU executor (executor.hpp): the named stages of one gemm call on packed weights.
+#include "cpu/executor.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <string_view>
+
+#include "common/check.hpp"
+#include "common/thread_scratch.hpp"
+#include "cpu/dispatch.hpp"
+#include "cpu/pipelined.hpp"
+#include "cpu/reference.hpp"
+#include "cpu/thread_pool.hpp"
+#include "plan/plan_cache.hpp"
+
+namespace w4a16 {
+
+namespace cpu {
+
+namespace {
+
+// Reusable per-thread workspace: grows to the largest shape seen, never shrinks.
+struct Workspace {
+  AlignedBuffer<std::byte> x;       // prepared activations [M][K']
+  AlignedBuffer<float> group_sums;  // [M][G]
+  AlignedBuffer<float> partials;    // split-K: [tiles][S][M][64]
+  AlignedBuffer<float> tile_out;    // data-parallel: [M][64] per thread
+  AlignedBuffer<uint16_t> panel;    // decoupled: dense 16-bit panel ring
+};
+// Heap-held and registered (common/thread_scratch.hpp), so that it stays reachable after fork().
+struct WorkspaceTag;
+Workspace& thread_workspace() { return thread_scratch<Workspace, WorkspaceTag>(); }
+
+// K is split in "units": groups for the int4 strategies, chunks of 8 for dense weights.
+int64_t split_units(const PackedWeight::Impl& p, Strategy s) {
+  return s == Strategy::dense ? p.geom.chunks() : p.geom.groups;
+}
+
+// Runs fn(part) for parts [0, parts) on the pool; a worker must not throw out of the pool
+// (allocation of its workspace can): the first error is kept and rethrown here, so a failed
+// call never reports success.
+template <class F>
+void run_parts(int parts, int threads, F&& fn) {
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  auto guarded = [&](int part) {
+    try {
+      fn(part);
+    } catch (...) {
+      std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  ThreadPool::instance().run(parts, threads, guarded);
+  if (error) std::rethrow_exception(error);
+}
+
+// Stage: prepare_activations. Permuted, padded into K', widened to fp32 unless the bf16 kernels
+// read it; read in place when nothing needs to change.
+Activations prepare_activations(const MatrixRef& x, const PackedWeight::Impl& p, const ExecPlan& plan,
+                                Workspace& ws) {
+  const bool x_bf16 = plan.x_format == XFormat::bf16;
+  const int64_t m = x.rows, kp = p.k_padded;
+  Activations act;
+  act.m = m;
+  act.ld = kp;
+  if (x_bf16 && !p.x_padded && p.perm.empty()) {
+    act.data = x.data;
+    act.ld = x.cols;
+    return act;
+  }
+  const size_t elem = x_bf16 ? 2 : 4;
+  ws.x.reserve_discard(size_t(m * kp) * elem);
+  std::memset(ws.x.data(), 0, size_t(m * kp) * elem);  // padding must be zero
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t k = 0; k < p.layout.k; ++k) {
+      const int64_t src = p.perm.empty() ? k : p.perm[size_t(k)];
+      const int64_t dst = r * kp + p.padded_k(k);
+      if (x_bf16) {
+        reinterpret_cast<uint16_t*>(ws.x.data())[dst] = static_cast<const uint16_t*>(x.data)[r * x.cols + src];
+      } else {
+        reinterpret_cast<float*>(ws.x.data())[dst] = load_as_f32(x.data, x.dtype, r * x.cols + src);
+      }
+    }
+  }
+  act.data = ws.x.data();
+  return act;
+}
+
+// Stage: group_sums. The fused kernels fold the zero in as coef * sum(x over the group).
+const float* group_sums(const MatrixRef& x, const PackedWeight::Impl& p, Workspace& ws) {
+  const int64_t m = x.rows, groups = p.geom.groups;
+  ws.group_sums.reserve_discard(size_t(m * groups));
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      double sum = 0;
+      const int64_t end = std::min(p.layout.k, (g + 1) * p.kernel_group);
+      for (int64_t k = g * p.kernel_group; k < end; ++k) {
+        const int64_t src = p.perm.empty() ? k : p.perm[size_t(k)];
+        sum += load_as_f32(x.data, x.dtype, r * x.cols + src);
+      }
+      ws.group_sums[size_t(r * groups + g)] = float(sum);
+    }
+  }
+  return ws.group_sums.data();
+}
+
+// Stage: write_tile. acc [rows][64] fp32 -> y rows [r0, r0 + rows) of tile t, plus the bias.
+void write_tile(const PackedWeight::Impl& p, const MutableMatrixRef& y, int64_t t, const float* acc, int64_t r0,
+                int64_t rows) {
+  const int64_t cols = std::min(kTileN, p.layout.n - t * kTileN);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t n = t * kTileN + c;
+      float v = acc[r * kTileN + c];
+      if (!p.bias_f32.empty()) v += p.bias_f32[size_t(n)];
+      store_from_f32(y.data, y.dtype, (r0 + r) * y.cols + n, v);
+    }
+  }
+}
+
+// Stage: run_work_items (fused, dense, per-thread decoupled). Items (tile, slice), tile-major;
+// each part takes a contiguous run so that a thread streams a contiguous stretch of the weight.
+// Without split-K each item's tile goes straight to y; with it, to its partial tile.
+void run_work_items(const PackedWeight::Impl& p, const Activations& full_act, const MutableMatrixRef& y,
+                    const ExecPlan& plan, float* partials) {
+  const int64_t m = full_act.m, groups = p.geom.groups;
+  const int s_count = plan.split_k;
+  const int64_t units = split_units(p, plan.strategy);
+  const int64_t items = p.tiles * s_count;
+  const bool x_bf16 = plan.x_format == XFormat::bf16;
+  const int parts = plan.threads;
+  const auto slice_units = [&](int64_t it) {
+    const int64_t s = it % s_count;
+    return std::pair{units * s / s_count, units * (s + 1) / s_count};
+  };
+  auto run_part = [&](int part) {
+    Workspace& local = thread_workspace();
+    const int64_t begin = items * part / parts, end = items * (part + 1) / parts;
+    if (!plan.split) local.tile_out.reserve_discard(size_t(m * kTileN));
+    int64_t item = begin;
+    while (item < end) {
+      // Decoupled: items are processed in batches whose dense panels fit the panel budget.
+      int64_t batch_end = item + 1;
+      if (plan.strategy == Strategy::decoupled) {
+        int64_t bytes = 0;
+        batch_end = item;
+        while (batch_end < end) {
+          const auto [u0, u1] = slice_units(batch_end);
+          const int64_t need = (p.geom.chunk_end(u1 - 1) - p.geom.chunk_begin(u0)) * kChunkK * kTileN * 2;
+          if (batch_end > item && bytes + need > plan.panel_bytes) break;
+          bytes += need;
+          ++batch_end;
+        }
+        local.panel.reserve_discard(size_t(bytes / 2));
+        int64_t offset = 0;  // dequantize the whole batch into the panel
+        for (int64_t it = item; it < batch_end; ++it) {
+          const auto [u0, u1] = slice_units(it);
+          plan.dequant(p.tile(it / s_count), u0, u1, plan.dense_dtype, local.panel.data() + offset);
+          offset += (p.geom.chunk_end(u1 - 1) - p.geom.chunk_begin(u0)) * kChunkK * kTileN;
+        }
+      }
+      for (int64_t pass = 0; pass < plan.row_panels; ++pass) {  // row panels (planner.hpp)
+        const int64_t r0 = m * pass / plan.row_panels, rows = m * (pass + 1) / plan.row_panels - r0;
+        Activations act = full_act;  // rows [r0, r0 + rows) of x
+        act.data = static_cast<const std::byte*>(full_act.data) + r0 * full_act.ld * (x_bf16 ? 2 : 4);
+        if (full_act.group_sums) act.group_sums = full_act.group_sums + r0 * groups;
+        act.m = rows;
+        int64_t offset = 0;
+        for (int64_t it = item; it < batch_end; ++it) {
+          const int64_t t = it / s_count;
+          const auto [u0, u1] = slice_units(it);
+          float* out = plan.split ? partials + (it * m + r0) * kTileN : local.tile_out.data();
+          switch (plan.strategy) {
+            case Strategy::fused:
+              plan.q4(p.tile(t), act, u0, u1, out);
+              break;
+            case Strategy::dense:
+              plan.dense(p.dense_tile(plan.dense_dtype, t), act, u0, u1, out);  // units are chunks here
+              break;
+            default: {  // decoupled
+              // The panel holds chunks [c0, c1) of this item; the dense kernel indexes K' from
+              // the panel base, so shift the activations to the same origin.
+              const int64_t c0 = p.geom.chunk_begin(u0), c1 = p.geom.chunk_end(u1 - 1);
+              Activations shifted = act;
+              shifted.data = static_cast<const std::byte*>(act.data) + c0 * kChunkK * (x_bf16 ? 2 : 4);
+              plan.dense(local.panel.data() + offset, shifted, 0, c1 - c0, out);
+              offset += (c1 - c0) * kChunkK * kTileN;
+              break;
+            }
+          }
+          if (!plan.split) write_tile(p, y, t, out, r0, rows);
+        }
+      }
+      item = batch_end;
+    }
+  };
+  run_parts(parts, plan.threads, run_part);
+}
+
+// Stage: reduce_split_k. Partial tiles summed in slice order 0..S-1: bitwise deterministic for
+// a fixed S whatever the thread count.
+void reduce_split_k(const PackedWeight::Impl& p, const MutableMatrixRef& y, int64_t m, int s_count, int threads,
+                    const float* partials) {
+  const int parts = int(std::min<int64_t>(threads, p.tiles));
+  run_parts(parts, parts, [&](int part) {
+    Workspace& local = thread_workspace();
+    local.tile_out.reserve_discard(size_t(m * kTileN));
+    for (int64_t t = p.tiles * part / parts; t < p.tiles * (part + 1) / parts; ++t) {
+      float* acc = local.tile_out.data();
+      std::memcpy(acc, partials + (t * s_count) * m * kTileN, size_t(m * kTileN) * sizeof(float));
+      for (int s = 1; s < s_count; ++s) {
+        const float* src = partials + (t * s_count + s) * m * kTileN;
+        for (int64_t i = 0; i < m * kTileN; ++i) acc[i] += src[i];
+      }
+      write_tile(p, y, t, acc, 0, m);
+    }
+  });
+}
+
+// Looks an entry up by name in the table and the tables below it.
+template <class Entry>
+const Entry* find_named(const KernelTable& table, std::span<const Entry> KernelTable::*list, std::string_view name) {
+  for (const KernelTable* t = &table; t; t = t->isa == Isa::scalar ? nullptr : lower_table(*t)) {
+    for (const Entry& e : t->*list) {
+      if (name == e.name) return &e;
+    }
+  }
+  return nullptr;
+}
+
+DequantKernel find_stage(const KernelTable& table, std::string_view name) {
+  for (const KernelTable* t = &table; t; t = t->isa == Isa::scalar ? nullptr : lower_table(*t)) {
+    for (const DequantEntry* e : {&t->dequant, &t->widen}) {
+      if (e->name && name == e->name) return e->fn;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ExecPlan resolve(const GemmPlan& g, const PackedWeight::Impl& p, const KernelTable& kt, int64_t panel_bytes) {
+  require(g.isa == kt.name, "gemm: the plan was made for the '{}' kernels but '{}' is active (set_isa_cap?)", g.isa,
+          kt.name);
+  require(g.threads >= 1 && g.split_k >= 1 && g.row_panels >= 1, "gemm: the plan has {} threads, split-K {}, {} row panels",
+          g.threads, g.split_k, g.row_panels);
+  require(g.strategy != Strategy::automatic, "gemm: a plan names a concrete strategy, not 'auto'");
+  if (!p.quantized && g.strategy != Strategy::dense) {
+    fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",
+         to_string(g.strategy));
+  }
+  ExecPlan e;
+  e.strategy = g.strategy;
+  e.split_k = int(std::min<int64_t>(g.split_k, split_units(p, g.strategy)));
+  e.split = (g.partition == Partition::split_k && e.split_k > 1) || g.strategy == Strategy::pipelined;
+  e.threads = g.threads;
+  e.vector_threads = g.vector_threads;
+  e.x_format = g.x_format == "bf16" ? XFormat::bf16 : XFormat::f32;
+  e.dense_dtype = p.quantized ? g.act : p.layout.scale_dtype;
+  e.row_panels = g.row_panels;
+  if (panel_bytes > 0) e.panel_bytes = panel_bytes;
+  if (g.strategy == Strategy::fused) {
+    const Q4Entry* q = find_named(kt, &KernelTable::q4, g.q4_kernel);
+    if (!q && kt.stream.name && g.q4_kernel == kt.stream.name) q = &kt.stream;
+    if (!q && g.q4_kernel == scalar_kernels()->stream.name) q = &scalar_kernels()->stream;
+    require(q != nullptr, "gemm: the plan's fused kernel '{}' is not in the '{}' table", g.q4_kernel, kt.name);
+    require(q->x == e.x_format, "gemm: kernel '{}' reads x as {}, the plan says {}", g.q4_kernel,
+            q->x == XFormat::bf16 ? "bf16" : "fp32", g.x_format);
+    e.q4 = q->fn;
+  } else {
+    const DenseEntry* d = find_named(kt, &KernelTable::dense, g.dense_kernel);
+    require(d != nullptr, "gemm: the plan's dense kernel '{}' is not in the '{}' table", g.dense_kernel, kt.name);
+    require(d->weight == e.dense_dtype && d->x == e.x_format, "gemm: kernel '{}' does not match the plan's dtypes",
+            g.dense_kernel);
+    e.dense = d->fn;
+    if (g.strategy != Strategy::dense) {
+      e.dequant = find_stage(kt, g.dequant_kernel);
+      require(e.dequant != nullptr, "gemm: the plan's dequant kernel '{}' is not in the '{}' table", g.dequant_kernel,
+              kt.name);
+    }
+  }
+  return e;
+}
+
+void execute(const MatrixRef& x, const PackedWeight::Impl& p, const MutableMatrixRef& y, const ExecPlan& plan) {
+  Workspace& ws = thread_workspace();
+  Activations act = prepare_activations(x, p, plan, ws);
+  if (plan.strategy == Strategy::fused && p.layout.zero_mode != ZeroMode::sym) act.group_sums = group_sums(x, p, ws);
+
+  const int64_t m = x.rows, items = p.tiles * plan.split_k;
+  float* partials = nullptr;
+  if (plan.split) {
+    ws.partials.reserve_discard(size_t(items * m * kTileN));
+    partials = ws.partials.data();
+  }
+  if (plan.strategy == Strategy::pipelined) {
+    PipelineConfig c;
+    c.vector_threads = std::max(1, plan.vector_threads);
+    c.matrix_threads = std::max(1, plan.threads - c.vector_threads);
+    c.split_k = plan.split_k;
+    c.dequant = plan.dequant;
+    c.dense = plan.dense;
+    c.dense_dtype = plan.dense_dtype;
+    if (!run_pipelined(p, act, c, partials)) {
+      // The pool cannot run both roles at once (another call holds it): the same items, per
+      // thread, into the same partials (the dequantized panels and products are the same).
+      ExecPlan fallback = plan;
+      fallback.strategy = Strategy::decoupled;
+      run_work_items(p, act, y, fallback, partials);
+    }
+  } else {
+    run_work_items(p, act, y, plan, partials);
+  }
+  if (plan.split) reduce_split_k(p, y, m, plan.split_k, plan.threads, partials);
+}
+
+}  // namespace cpu
+
+void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& options) {
+  const auto& p = w.impl();
+  check_gemm_args(x, p.layout.k, p.layout.n, p.bias, y);
+  const auto& kt = cpu::active_kernels();  // one snapshot: set_isa_cap() may run concurrently
+  const cpu::ExecPlan plan = plan::cached_exec_plan(p, x.rows, x.dtype, options, kt);
+  cpu::execute(x, p, y, plan);
+}
+
+void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmPlan& plan) {
+  const auto& p = w.impl();
+  check_gemm_args(x, p.layout.k, p.layout.n, p.bias, y);
+  require(plan.m == x.rows && plan.k == p.layout.k && plan.n == p.layout.n && plan.act == x.dtype,
+          "gemm: the plan is for {}x{}x{} {}, the call is {}x{}x{} {}", plan.m, plan.k, plan.n, to_string(plan.act),
+          x.rows, p.layout.k, p.layout.n, to_string(x.dtype));
+  const auto& kt = cpu::active_kernels();
+  cpu::execute(x, p, y, cpu::resolve(plan, p, kt, 0));
+}
+
+void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y, const GemmOptions& options) {
+  check_gemm_args(x, w, y);
+  gemm(x, pack(w), y, options);
+}
+
+}  // namespace w4a16

@@ -1,0 +1,68 @@
+// A device description: every constant the cost model (cost_model.hpp) reads, as data. One
+// description per device in src/plan/devices/, each constant commented with its source (a
+// document, or the command that measured it). Units: bytes, seconds, FLOP/s, weights/s.
+//
+// The same fields describe three kinds of machine:
+//   cpu  cores = threads of the pool; the matrix engine and the vector unit are the same core
+//        (the FMA / bf16-dot ports), so dequantization and multiply-adds share its issue slots.
+//   gpu  cores = SMs; tensor cores and the integer/FP32 pipes run concurrently in one SM.
+//   npu  (Ascend 910B) cores = AIC (cube cores); vector_cores = AIV. Separate cores: the
+//        dequantized weight can only reach the cube through global memory (fused_possible =
+//        false), which is the round trip the paper measures.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace w4a16::plan {
+
+enum class DeviceKind { cpu, gpu, npu };
+std::string_view to_string(DeviceKind kind);
+
+struct Device {
+  std::string name;     // the --device spelling: "cpu", "h100", "h200", "a100", "ascend910b2", ...
+  std::string summary;  // one line for tables: the CPU model / card / SKU and where the figures come from
+  DeviceKind kind = DeviceKind::cpu;
+
+  int cores = 1;         // threads (cpu), SMs (gpu), AIC cube cores (npu)
+  int vector_cores = 1;  // cores that dequantize: = cores on cpu/gpu, the AIV count on npu
+  bool fused_possible = true;  // false: no path from the dequantizing unit to the matrix unit but memory
+
+  // Memory. Aggregate read bandwidth from DRAM/HBM with `t` cores busy; at a count not listed,
+  // linear between neighbours, proportional below the first, flat beyond the last (read_bw_at).
+  std::map<int, double> read_bw;
+  double write_bw = 0;        // aggregate DRAM/HBM write bandwidth
+  double core_read_bw = 0;    // what one core can pull on its own (DMA / load ports), bytes/s
+  double vector_core_read_bw = 0, vector_core_write_bw = 0;  // npu AIV GM->UB / UB->GM; else = core_read_bw
+  double llc_bytes = 0;       // last-level cache (cpu L3, gpu/npu L2)
+  double llc_bw = 0;          // its aggregate bandwidth, bytes/s
+  double local_bytes = 0;     // per-core cache/buffer a decoupled panel can stay in (cpu L2, npu L1)
+  double local_bw = 0;        // per-core bandwidth of that buffer, bytes/s
+
+  // Compute, per core.
+  double matrix_flops = 0;      // 16-bit x 16-bit products with fp32 accumulation (2 flops per MAC);
+                                // cpu: the fp32 FMA rate (x widened to fp32, weights to fp32 lanes)
+  double dot_flops = 0;         // cpu: the bf16 pair-dot rate (vdpbf16ps) where the CPU has one, else 0
+  double vector_ops = 0;        // cpu: 512-bit (or 256-bit) vector instructions issued per second
+                                // (the ports the FMAs and the dequantization share)
+  int vector_lanes = 16;        // cpu: fp32 lanes of one such instruction
+  double dequant_weights_per_s = 0;  // npu/gpu: int4 -> 16-bit weights one vector core makes per second
+
+  // Overheads.
+  double launch_s = 0;   // starting and joining one parallel phase (pool fork/join, kernel launch)
+  double sync_s = 0;     // one producer -> consumer hand-off through memory (flag + cache line transfer)
+  double workspace_l2_hit = 1.0;  // share of the decoupled workspace's round trip served by the LLC
+                                  // when it fits (the one parameter calibrated on the 910B; docs/model.md)
+
+  double read_bw_at(int busy_cores) const;
+};
+
+// The descriptions this build knows: "cpu" first (this machine: `w4a16 calibrate`'s cached
+// figures, or built-in defaults when never calibrated), then the GPUs and the Ascend SKUs.
+std::vector<std::string> device_names();
+// Throws Error(invalid_argument) listing device_names() for an unknown name.
+Device device(std::string_view name);
+
+}  // namespace w4a16::plan

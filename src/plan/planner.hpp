@@ -1,0 +1,54 @@
+// The planner: enumerates the candidate plans of one call, predicts each with the cost model
+// and sorts them; the first choosable one is the plan. Deciding only: the executor
+// (cpu/executor.hpp) runs a plan and decides nothing.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "cpu/kernels.hpp"
+#include "cpu/packed_weight.hpp"
+#include "plan/cost_model.hpp"
+#include "plan/device.hpp"
+
+namespace w4a16::plan {
+
+// What the CPU executor can run for one weight: its kernel table and the weight's geometry as
+// the kernels see it (packed_weight.hpp).
+struct CpuTarget {
+  const cpu::KernelTable* table = nullptr;
+  bool quantized = true;
+  int64_t kernel_group = 128;  // g, or kPerChannelGroup for a per-channel weight
+  int64_t groups = 1;          // split units of the int4 strategies
+  int64_t chunks = 1;          // split units of the dense strategy (8-wide K chunks)
+  int64_t k_padded = 8;        // K' (groups padded to whole chunks)
+  DType dense_dtype = DType::bf16;  // dense / decoupled weight dtype
+  bool bf16_dot = false;       // bf16 x goes to the dot entries (dispatch.hpp prefer_bf16_dot)
+};
+CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table, DType act);
+// The target of a shape without a weight (`w4a16 plan M K N`): the layout pack() would make.
+CpuTarget cpu_target(const Problem& p, const cpu::KernelTable& table);
+
+// The rows of x per pass over the weight (the executor's row panels): x's rows must stay in L2
+// while the tiles stream past; docs/kernels.md "Row panels".
+int64_t row_panel_count(int64_t m, int64_t k_padded, cpu::XFormat x);
+
+// "q4_f32_12x32__avx512" -> 12 rows x 32 columns; "q4_f32_panel_6x64__avx512" -> panel, 6 x 64;
+// names without a block (the scalar twins) -> 1 x 64.
+struct BlockShape {
+  int rows = 1, cols = 64;
+  bool panel = false;
+};
+BlockShape block_shape(std::string_view entry_name);
+
+// Every candidate meeting `options`, predicted and sorted (fastest first); the first choosable
+// one is marked `chosen`. CPU: the plans the executor can run on `target`; other devices: the
+// model's plans (`w4a16 plan --device`), not runnable here.
+std::vector<GemmPlan> cpu_plans(const Device& device, const Problem& problem, const CpuTarget& target,
+                                const GemmOptions& options);
+std::vector<GemmPlan> accelerator_plans(const Device& device, const Problem& problem, const GemmOptions& options);
+
+// The model's Candidate for a plan (what `predict` is given), for tools that re-predict a plan.
+Candidate candidate_of(const GemmPlan& plan, const Device& device);
+
+}  // namespace w4a16::plan
