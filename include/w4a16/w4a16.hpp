@@ -300,6 +300,16 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
 // listed too (dequantize once; never chosen).
 std::vector<GemmPlan> plan_candidates(int64_t m, const PackedWeight& w, DType act, const GemmOptions& options = {});
 
+// Planning without a weight: the candidates for a layer of this layout (as pack() would lay it
+// out) on `device`: "cpu" (this machine: runnable plans) or a modeled device ("h100", "h200",
+// "a100", "ascend910b2", "ascend910b3", "ascend910b4": predictions of the cost model only, with
+// the device's cores as threads and its name as isa). docs/model.md has the formulas.
+std::vector<GemmPlan> plan_candidates(int64_t m, const QuantizedLayout& layout, DType act,
+                                      const GemmOptions& options = {}, std::string_view device = "cpu");
+// The devices plan_candidates() knows, with a one-line description of each (for "cpu": the CPU,
+// and whether its figures come from `w4a16 calibrate` or built-in defaults).
+std::vector<std::pair<std::string, std::string>> plan_devices();
+
 // The micro-kernels of the active kernel table (and the lower tables it falls back to), for
 // tools that build plans by hand (the bottleneck study's ablations) and for `w4a16 info`.
 struct KernelInfo {

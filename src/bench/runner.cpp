@@ -6,8 +6,8 @@
 #include <cmath>
 #include <random>
 
-#include "common/check.hpp"
 #include "bench/ablations.hpp"
+#include "common/check.hpp"
 
 namespace w4a16::bench {
 
@@ -45,8 +45,7 @@ std::vector<Variant> make_variants(const BenchConfig& c) {
     v.push_back({"fused_splitk_8", opts(Strategy::fused, Partition::split_k, 8, 0)});
     v.push_back({"decoupled_llc", opts(Strategy::decoupled, Partition::automatic, 0, llc)});
     v.push_back({"decoupled_dram", opts(Strategy::decoupled, Partition::automatic, 0, dram)});
-    v.push_back(
-        {"decoupled_widen", opts(Strategy::decoupled, Partition::automatic, 0, dram), Ablation::widen_copy});
+    v.push_back({"decoupled_widen", opts(Strategy::decoupled, Partition::automatic, 0, dram), Ablation::widen_copy});
     v.push_back({"int4_stream", opts(Strategy::fused, Partition::automatic, 0, 0), Ablation::int4_stream});
   }
   return v;
@@ -132,6 +131,110 @@ ShapeBench::ShapeBench(int64_t k, int64_t n, const BenchConfig& config) : state_
 ShapeBench::~ShapeBench() = default;
 int ShapeBench::copies() const { return int(state_->copies.size()); }
 
+// The inputs of one M: x, the output, and the reference on the sample (rows {0, m/2, m-1} of x
+// against the sampled columns of W) that every plan is checked against before it is timed.
+struct ShapeBench::Inputs {
+  int64_t m = 0;
+  std::vector<uint16_t> x_bits;  // [M, K]
+  std::vector<uint16_t> y;       // [M, N]
+  std::vector<int64_t> rows;     // rows of x the reference covers
+  std::vector<uint16_t> ys;      // [rows, samples] the reference's outputs
+  double ref_max = 0;            // max |ys|
+};
+
+ShapeBench::Inputs ShapeBench::inputs(int64_t m) const {
+  const auto& s = *state_;
+  const auto& c = s.config;
+  const int64_t k = s.k, n = s.n, samples = int64_t(s.sample_cols.size());
+  Inputs in;
+  in.m = m;
+  in.x_bits = random_bits(c.act, m * k, 1.0, uint64_t(m * 7 + k));
+  in.y.resize(static_cast<size_t>(m * n));
+  in.rows = {0, m / 2, m - 1};
+  in.rows.erase(std::unique(in.rows.begin(), in.rows.end()), in.rows.end());
+  std::vector<uint16_t> xs;
+  for (int64_t r : in.rows) xs.insert(xs.end(), in.x_bits.begin() + r * k, in.x_bits.begin() + (r + 1) * k);
+  in.ys.resize(in.rows.size() * size_t(samples));
+  reference_gemm({xs.data(), c.act, int64_t(in.rows.size()), k}, *s.sample_weight,
+                 {in.ys.data(), c.act, int64_t(in.rows.size()), samples});
+  for (uint16_t v : in.ys) in.ref_max = std::max(in.ref_max, double(std::abs(load_as_f32(&v, c.act, 0))));
+  return in;
+}
+
+namespace {
+
+std::string plan_text(const GemmPlan& plan) {
+  std::string text = fmt::format("{} {} S={} T={} {}", to_string(plan.strategy), to_string(plan.partition),
+                                 plan.split_k, plan.threads, plan.kernel);
+  if (!plan.notes.empty()) text += " (" + plan.notes + ")";
+  return text;
+}
+
+}  // namespace
+
+// Runs `plan` once on every copy (the first call also sizes workspaces and makes dense copies)
+// and, unless it is an ablation, checks the last output against the reference: nothing is timed
+// that computes the wrong numbers.
+bool ShapeBench::warm_up_and_verify(const GemmPlan& plan, const std::string& name, bool verify, Inputs& in) {
+  auto& s = *state_;
+  const auto& c = s.config;
+  const MatrixRef x{in.x_bits.data(), c.act, in.m, s.k};
+  const MutableMatrixRef yr{in.y.data(), c.act, in.m, s.n};
+  for (const auto& copy : s.copies) gemm(x, copy, yr, plan);
+  if (!verify) return false;
+  double worst = 0;
+  for (size_t i = 0; i < in.rows.size(); ++i) {
+    for (size_t j = 0; j < s.sample_cols.size(); ++j) {
+      const double got = load_as_f32(in.y.data(), c.act, in.rows[i] * s.n + s.sample_cols[j]);
+      const double want = load_as_f32(in.ys.data(), c.act, int64_t(i * s.sample_cols.size() + j));
+      worst = std::max(worst, std::isfinite(got) ? std::abs(got - want) : INFINITY);
+    }
+  }
+  // Loose on purpose (dense/decoupled round W to 16 bits); tests/cpu holds the derived bound.
+  if (!(worst <= 0.02 * in.ref_max + 1e-3)) {
+    fail(ErrorCode::internal, "bench: {} at {}x{}x{} differs from the reference by {} (max |y| {}); not timed", name,
+         in.m, s.k, s.n, worst, in.ref_max);
+  }
+  return true;
+}
+
+// One timed call on the next copy of the rotation, in ms.
+double ShapeBench::timed_call(const GemmPlan& plan, Inputs& in) {
+  auto& s = *state_;
+  const auto& c = s.config;
+  const MatrixRef x{in.x_bits.data(), c.act, in.m, s.k};
+  const MutableMatrixRef yr{in.y.data(), c.act, in.m, s.n};
+  const PackedWeight& w = s.copies[s.next++ % s.copies.size()];
+  const auto t0 = Clock::now();
+  gemm(x, w, yr, plan);
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// The figures of one plan from its call times.
+VariantResult ShapeBench::summarize(const std::string& name, const GemmPlan& plan, bool verified,
+                                    const std::vector<double>& times) const {
+  const auto& s = *state_;
+  const auto& c = s.config;
+  VariantResult r;
+  r.name = name;
+  r.split_k = plan.partition == Partition::split_k ? plan.split_k : 0;
+  r.threads = plan.threads;
+  r.plan = plan_text(plan);
+  r.verified = verified;
+  r.median_ms = percentile(times, 0.5);
+  r.p10_ms = percentile(times, 0.1);
+  r.p90_ms = percentile(times, 0.9);
+  r.reps = int(times.size());
+  const auto& w = *s.weight;
+  r.weight_bytes = plan.strategy == Strategy::dense ? 2 * s.k * s.n
+                                                    : int64_t(w.codes().size() + w.scales().size() + w.zeros().size());
+  r.gbps = double(r.weight_bytes) / (r.median_ms * 1e6);
+  const double bw = c.read_gbps[std::clamp(r.threads, 1, 2)];
+  r.pct_bw = bw > 0 ? 100.0 * r.gbps / bw : 0;
+  r.gflops = 2.0 * double(plan.m) * double(s.k) * double(s.n) / (r.median_ms * 1e6);
+  return r;
+}
+
 ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
                             const std::function<void(const std::string&)>& progress) {
   auto& s = *state_;
@@ -139,73 +242,66 @@ ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
   ShapeResult result;
   result.layer = layer;
   result.m = m;
-  const auto x_bits = random_bits(c.act, m * s.k, 1.0, uint64_t(m * 7 + s.k));
-  const MatrixRef x{x_bits.data(), c.act, m, s.k};
-  std::vector<uint16_t> y(static_cast<size_t>(m * s.n));
-  const MutableMatrixRef yr{y.data(), c.act, m, s.n};
-
-  // Reference on the sample: rows {0, m/2, m-1} of x against the sampled columns of W.
-  std::vector<int64_t> rows = {0, m / 2, m - 1};
-  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
-  std::vector<uint16_t> xs, ys(rows.size() * s.sample_cols.size());
-  for (int64_t r : rows) xs.insert(xs.end(), x_bits.begin() + r * s.k, x_bits.begin() + (r + 1) * s.k);
-  reference_gemm({xs.data(), c.act, int64_t(rows.size()), s.k}, *s.sample_weight,
-                 {ys.data(), c.act, int64_t(rows.size()), int64_t(s.sample_cols.size())});
-  double ref_max = 0;
-  for (uint16_t v : ys) ref_max = std::max(ref_max, double(std::abs(load_as_f32(&v, c.act, 0))));
-
+  Inputs in = inputs(m);
   for (const auto& v : make_variants(c)) {
     if (progress) progress(v.name);
     const PackedWeight& first = s.copies[s.next % s.copies.size()];
     const GemmPlan plan = ablation_plan(m, first, c.act, v.options, v.ablation);
-    VariantResult r;
-    r.name = v.name;
-    r.split_k = plan.partition == Partition::split_k ? plan.split_k : 0;
-    r.threads = plan.threads;
-    r.plan = fmt::format("{} {} S={} T={} {}", to_string(plan.strategy), to_string(plan.partition), plan.split_k,
-                         plan.threads, plan.kernel);
-    if (!plan.notes.empty()) r.plan += " (" + plan.notes + ")";
-    // Verify before timing (the first call also sizes workspaces and makes dense copies).
-    for (const auto& copy : s.copies) gemm(x, copy, yr, plan);
-    if (v.ablation == Ablation::none) {
-      double worst = 0;
-      for (size_t i = 0; i < rows.size(); ++i) {
-        for (size_t j = 0; j < s.sample_cols.size(); ++j) {
-          const double got = load_as_f32(y.data(), c.act, rows[i] * s.n + s.sample_cols[j]);
-          const double want = load_as_f32(ys.data(), c.act, int64_t(i * s.sample_cols.size() + j));
-          worst = std::max(worst, std::isfinite(got) ? std::abs(got - want) : INFINITY);
-        }
-      }
-      // Loose on purpose (dense/decoupled round W to 16 bits); tests/cpu holds the derived bound.
-      if (!(worst <= 0.02 * ref_max + 1e-3)) {
-        fail(ErrorCode::internal, "bench: {} at {}x{}x{} differs from the reference by {} (max |y| {}); not timed",
-             v.name, m, s.k, s.n, worst, ref_max);
-      }
-      r.verified = true;
-    }
+    const bool verified = warm_up_and_verify(plan, v.name, v.ablation == Ablation::none, in);
     std::vector<double> times;
     const auto start = Clock::now();
     while (int(times.size()) < c.max_reps &&
            (int(times.size()) < c.min_reps ||
             std::chrono::duration<double>(Clock::now() - start).count() < c.min_time_s)) {
-      const PackedWeight& w = s.copies[s.next++ % s.copies.size()];
-      const auto t0 = Clock::now();
-      gemm(x, w, yr, plan);
-      times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      times.push_back(timed_call(plan, in));
     }
-    r.median_ms = percentile(times, 0.5);
-    r.p10_ms = percentile(times, 0.1);
-    r.p90_ms = percentile(times, 0.9);
-    const auto& w = *s.weight;
-    r.weight_bytes =
-        v.name == "dense" ? 2 * s.k * s.n : int64_t(w.codes().size() + w.scales().size() + w.zeros().size());
-    r.gbps = double(r.weight_bytes) / (r.median_ms * 1e6);
-    const double bw = c.read_gbps[std::clamp(r.threads, 1, 2)];
-    r.pct_bw = bw > 0 ? 100.0 * r.gbps / bw : 0;
-    r.gflops = 2.0 * double(m) * double(s.k) * double(s.n) / (r.median_ms * 1e6);
-    result.variants.push_back(r);
+    result.variants.push_back(summarize(v.name, plan, verified, times));
   }
   return result;
+}
+
+std::vector<GemmPlan> ShapeBench::candidates(int64_t m, const GemmOptions& options) const {
+  const auto& s = *state_;
+  return plan_candidates(m, s.copies[s.next % s.copies.size()], s.config.act, options);
+}
+
+std::vector<VariantResult> ShapeBench::time_plans(const std::vector<GemmPlan>& plans,
+                                                  const std::vector<std::string>& names, bool interleaved,
+                                                  const std::function<void(const std::string&)>& progress) {
+  auto& s = *state_;
+  const auto& c = s.config;
+  require(!plans.empty() && names.size() == plans.size(), "bench: time_plans needs one name per plan");
+  const int64_t m = plans.front().m;
+  for (const auto& p : plans) {
+    require(p.m == m && p.k == s.k && p.n == s.n && p.act == c.act,
+            "bench: plan for {}x{}x{} {} given to the {}x{}x{} {} bench", p.m, p.k, p.n, to_string(p.act), m, s.k, s.n,
+            to_string(c.act));
+  }
+  Inputs in = inputs(m);
+  std::vector<bool> verified(plans.size());
+  std::vector<std::vector<double>> times(plans.size());
+  // The loop of run(): at least min_reps calls and min_time_s seconds per plan, at most max_reps.
+  const auto time_rounds = [&](const std::vector<size_t>& which) {
+    const auto start = Clock::now();
+    const double min_time = c.min_time_s * double(which.size());
+    for (int rep = 0; rep < c.max_reps; ++rep) {
+      if (rep >= c.min_reps && std::chrono::duration<double>(Clock::now() - start).count() >= min_time) break;
+      for (size_t i : which) times[i].push_back(timed_call(plans[i], in));
+    }
+  };
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (progress) progress(names[i]);
+    verified[i] = warm_up_and_verify(plans[i], names[i], true, in);
+    if (!interleaved) time_rounds({i});
+  }
+  if (interleaved) {
+    std::vector<size_t> all(plans.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    time_rounds(all);
+  }
+  std::vector<VariantResult> out;
+  for (size_t i = 0; i < plans.size(); ++i) out.push_back(summarize(names[i], plans[i], verified[i], times[i]));
+  return out;
 }
 
 }  // namespace w4a16::bench

@@ -33,6 +33,7 @@ struct VariantResult {
   double vs_roofline = 0;  // median_ms / roofline_ms (1 = on the roofline); 0 when no roofline is known
   std::string plan;
   bool verified = false;
+  int reps = 0;  // timed calls
   int split_k = 0;
   int threads = 0;
 };
@@ -54,8 +55,24 @@ class ShapeBench {
   ShapeResult run(const LayerShape& layer, int64_t m, const std::function<void(const std::string&)>& progress);
   int copies() const;
 
+  // plan_candidates() for M rows on this weight (the same layout as every rotated copy).
+  std::vector<GemmPlan> candidates(int64_t m, const GemmOptions& options) const;
+  // Times given plans (made for this weight's shape, all for the same M) as run() times its
+  // variants: each checked against the reference first, weights rotated, at least min_reps calls
+  // and min_time_s seconds per plan. interleaved: one call of each plan in turn per round, so that
+  // a drift of the machine (another process, the clock) hits every plan alike; otherwise one plan
+  // after the other. The results are named by `names` (one per plan).
+  std::vector<VariantResult> time_plans(const std::vector<GemmPlan>& plans, const std::vector<std::string>& names,
+                                        bool interleaved, const std::function<void(const std::string&)>& progress);
+
  private:
   struct State;
+  struct Inputs;
+  Inputs inputs(int64_t m) const;
+  bool warm_up_and_verify(const GemmPlan& plan, const std::string& name, bool verify, Inputs& in);
+  double timed_call(const GemmPlan& plan, Inputs& in);
+  VariantResult summarize(const std::string& name, const GemmPlan& plan, bool verified,
+                          const std::vector<double>& times) const;
   std::unique_ptr<State> state_;
 };
 

@@ -23,6 +23,7 @@
 #include "bench/peaks.hpp"
 #include "bench/runner.hpp"
 #include "bench/suites.hpp"
+#include "bench/validate_model.hpp"
 #include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
@@ -44,9 +45,11 @@ struct BenchArgs {
   int64_t group_size = 128;
   double min_time = 0.1;
   bool study = false;
-  std::string read_gbps;    // "A,B": given bandwidths instead of measuring (tests, repeat runs)
-  std::string peak_gflops;  // "A,B": given compute peaks instead of measuring
-  int64_t rotate_mib = 0;   // 0: 4x the L3
+  std::string read_gbps;        // "A,B": given bandwidths instead of measuring (tests, repeat runs)
+  std::string peak_gflops;      // "A,B": given compute peaks instead of measuring
+  int64_t rotate_mib = 0;       // 0: 4x the L3
+  bool validate_model = false;  // --validate-model: the planner's predictions against measured times
+  double budget_s = 120;        // --budget: seconds of --validate-model
 };
 
 // --read-gbps / --peak-gflops: one or two finite positive decimals separated by ',' ("42.1,83.3"),
@@ -385,6 +388,77 @@ void check_sizes(int64_t m, int64_t k, int64_t n) {
   }
 }
 
+// `bench --validate-model`: bench/validate_model.hpp does the work; here the streaming read is
+// measured (for the %BW of the JSON and to compare with the model's figure) and the JSON written.
+void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_config, const bench::Suite* suite,
+                        const std::vector<std::pair<bench::LayerShape, int64_t>>& work) {
+  bench::ValidateConfig config;
+  config.bench = bench_config;
+  config.budget_s = a.budget_s;
+  fmt::print(
+      "w4a16 bench --validate-model: {} | cpu {} | isa {} | threads {} | g={} {} {} | weights rotated over {} MiB | "
+      "budget {:.0f} s\n",
+      suite ? "suite " + suite->name : std::string("ad-hoc shapes"), printable(bench::cpu_brand()), active_isa(),
+      config.bench.threads, config.bench.group_size, a.zero, a.dtype, config.bench.rotation_bytes >> 20,
+      config.budget_s);
+  Calibration cal;
+  if (!a.read_gbps.empty()) {
+    const auto values = *parse_rates(a.read_gbps);  // checked by the option's validator
+    cal.gbps[1] = values.front();
+    cal.gbps[2] = values.back();
+    cal.variant[1] = cal.variant[2] = "given by --read-gbps";
+  } else {
+    fmt::print(stderr, "calibrating the streaming read bandwidth...\n");
+    cal = calibrate_read(config.bench.threads);
+  }
+  config.bench.read_gbps[1] = cal.gbps[1];
+  config.bench.read_gbps[2] = cal.gbps[2];
+  fmt::print("streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads{}\n", cal.gbps[1], cal.gbps[2],
+             a.read_gbps.empty() ? "" : " (given by --read-gbps)");
+
+  const bool tty = isatty(2);
+  const auto started = std::chrono::steady_clock::now();
+  const bench::Validation v = bench::validate_model(work, config, [&](const std::string& what) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const std::string line = fmt::format("{:>5.0f}s {}", elapsed, what);
+    if (tty) {
+      fmt::print(stderr, "\r{:<90.90}", line);
+    } else {
+      fmt::print(stderr, "{}\n", line);
+    }
+  });
+  if (tty) fmt::print(stderr, "\r{:<90}\r", "");
+  const bench::ValidationSummary summary = bench::summarize(v);
+  bench::print_validation(v, summary);
+
+  if (!a.json_path.empty()) {
+    char date[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    json doc = {{"schema", "w4a16-validate/1"},
+                {"command", command_line()},
+                {"date", date},
+                {"machine",
+                 {{"cpu", bench::cpu_brand()},
+                  {"isa", std::string(active_isa())},
+                  {"threads", config.bench.threads},
+                  {"l3_bytes", bench::l3_bytes()},
+                  {"read_gbps", {{"1", cal.gbps[1]}, {"2", cal.gbps[2]}}},
+                  {"read_variant", {{"1", cal.variant[1]}, {"2", cal.variant[2]}}}}},
+                {"config",
+                 {{"suite", suite ? suite->name : "ad-hoc"},
+                  {"group_size", config.bench.group_size},
+                  {"zero", a.zero},
+                  {"act", a.dtype},
+                  {"rotation_bytes", config.bench.rotation_bytes},
+                  {"min_time_s", config.bench.min_time_s},
+                  {"fastest_timed", config.fastest}}}};
+    doc.update(bench::validation_json(v, summary));
+    io::write_file_atomically(a.json_path, doc.dump(2) + "\n");
+    fmt::print("wrote {}\n", a.json_path);
+  }
+}
+
 void run_bench(const BenchArgs& a) {
   bench::BenchConfig config;
   const int available = cpu::available_cpus();
@@ -405,13 +479,18 @@ void run_bench(const BenchArgs& a) {
     for (const auto& s : bench::parse_shapes(a.shapes)) work.push_back({{"ad-hoc", "", s.k, s.n, 1, s.m}, s.m});
   } else {
     suite = &bench::find_suite(a.suite);
-    const auto batches = a.batch.empty() ? suite->batches : bench::parse_batches(a.batch);
+    // --validate-model keeps to small M by default: each (shape, M) times several plans twice.
+    const std::vector<int64_t> validate_batches = {1, 4, 16, 64};
+    const auto batches = !a.batch.empty()   ? bench::parse_batches(a.batch)
+                         : a.validate_model ? validate_batches
+                                            : suite->batches;
     std::map<std::pair<int64_t, int64_t>, bool> seen;  // each distinct (K, N) once per model family
     for (const auto& layer : suite->layers) {
       for (int64_t m : layer.m > 0 ? std::vector<int64_t>{layer.m} : batches) work.push_back({layer, m});
     }
   }
   for (const auto& [layer, m] : work) check_sizes(m, layer.k, layer.n);
+  if (a.validate_model) return run_validate_model(a, config, suite, work);
 
   const auto& features = cpu::cpu_features();
   fmt::print("w4a16 bench: {} | cpu {} | isa {} | threads {} | g={} {} {} | weights rotated over {} MiB\n",
@@ -571,7 +650,8 @@ Command register_bench(CLI::App& app) {
       ->default_val("llama3-8b")
       ->check(CLI::IsMember(suite_names));
   sub->add_option("--shapes", args->shapes, "ad-hoc shapes 'M,K,N;M,K,N' (instead of a suite)")->check(shape_list());
-  sub->add_option("--batch", args->batch, "M values for the suite, e.g. '1,4,16' (default: the suite's)")
+  sub->add_option("--batch,--m", args->batch,
+                  "M values for the suite, e.g. '1,4,16' (default: the suite's; 1,4,16,64 with --validate-model)")
       ->check(positive_integer_list());
   sub->add_option("--threads", args->threads, "threads (0 = the CPUs this process may use)")
       ->check(integer_in(0, INT_MAX));
@@ -590,6 +670,11 @@ Command register_bench(CLI::App& app) {
       ->check(rate_pair("GFLOP/s"));
   sub->add_option("--rotate-mib", args->rotate_mib, "cycle weights over at least this many MiB (default 4x L3)")
       ->check(integer_in(0, int64_t(1) << 20));
+  sub->add_flag("--validate-model", args->validate_model,
+                "time the planner's candidate plans and report predicted vs measured (and auto vs the best)");
+  sub->add_option("--budget", args->budget_s, "--validate-model: start no new (shape, M) after this many seconds")
+      ->default_val(120)
+      ->check(positive_seconds(86400));
   sub->add_option("--json", args->json_path, "write the results as JSON (docs/bench-json.md)");
   sub->add_option("--csv", args->csv_path, "write one CSV row per shape and variant");
   return {sub, [args] { run_bench(*args); }};

@@ -27,5 +27,6 @@ Command register_demo(CLI::App& app);
 Command register_bench(CLI::App& app);
 Command register_calibrate(CLI::App& app);
 Command register_model(CLI::App& app);
+Command register_plan(CLI::App& app);
 
 }  // namespace w4a16::cli

@@ -12,16 +12,20 @@ namespace w4a16::cli {
 
 struct GemmFlags {
   std::string strategy = "auto", partition = "auto";
-  int split_k = 0, threads = 0;
+  int split_k = 0, threads = 0, vector_threads = 0;
 
   void add_to(CLI::App& app) {
-    app.add_option("--strategy", strategy, "fused | decoupled | dense (W dequantized once: the FP16 baseline) | auto")
-        ->check(CLI::IsMember({"auto", "fused", "decoupled", "dense"}));
+    app.add_option("--strategy", strategy,
+                   "fused | decoupled | pipelined (dequantizing and multiplying threads) | dense (W dequantized "
+                   "once: the FP16 baseline) | auto (the planner's choice)")
+        ->check(CLI::IsMember({"auto", "fused", "decoupled", "pipelined", "dense"}));
     app.add_option("--partition", partition, "dp (data-parallel) | splitk | auto")
         ->check(CLI::IsMember({"auto", "dp", "splitk"}));
     app.add_option("--split-k", split_k, "split factor S for --partition splitk (0 = automatic)")
         ->check(integer_in(0, INT_MAX));
     app.add_option("--threads", threads, "threads (0 = the CPUs this process may use)")->check(integer_in(0, INT_MAX));
+    app.add_option("--vector-threads", vector_threads, "pipelined: threads in the dequantizing role (0 = automatic)")
+        ->check(integer_in(0, INT_MAX));
   }
   GemmOptions options() const {
     GemmOptions o;
@@ -29,6 +33,7 @@ struct GemmFlags {
     o.partition = parse_partition(partition);
     o.split_k = split_k;
     o.threads = threads;
+    o.vector_threads = vector_threads;
     return o;
   }
 };

@@ -223,7 +223,8 @@ Prediction predict_accelerator(const Device& d, const Problem& p, const Candidat
     // global memory, the AICs read it back; a share h of that round trip is served by L2, the
     // rest goes to HBM and back. Stages overlap across slots; all cores share HBM and L2.
     const int tv = std::max(1, c.vector_threads > 0 ? c.vector_threads : d.vector_cores);
-    const double v_items = ceil_div(double(s.items), tv);
+    // The AIVs of one AIC share its slots, so fewer items than AIVs still keeps them all busy.
+    const double v_items = double(s.items) / tv;
     const double h = d.workspace_l2_hit;
     const double produce = std::max({s.w4_bytes / d.vector_core_read_bw, dequant_time(d, s, c),
                                      s.w16_bytes / d.vector_core_write_bw});
@@ -235,7 +236,9 @@ Prediction predict_accelerator(const Device& d, const Problem& p, const Candidat
                   {"HBM traffic (int4 read + workspace misses)", hbm_bytes / hbm},
                   {"workspace round trip through L2", 2.0 * h * total_w16 / d.llc_bw}},
                  1.0);
-    b.serial("sync", waves * d.sync_s + produce);
+    // Start-up: the cube waits for the first slot, not the whole item.
+    const double fill = d.ring_slot_k > 0 ? std::min(1.0, d.ring_slot_k / s.k_slice) : 1.0;
+    b.serial("sync", waves * d.sync_s + produce * fill);
   } else if (decoupled) {
     // GPU: a dequant kernel writes the whole 16-bit weight, then cuBLAS reads it; the second
     // read hits L2 only when the whole 16-bit weight fits there.
@@ -262,7 +265,7 @@ Prediction predict_accelerator(const Device& d, const Problem& p, const Candidat
     // Partial sums: fp32 tiles written by each slice and reduced (GPU: a reduction kernel;
     // NPU: atomic adds into global memory as the vendor kernel does, then a cast).
     const double partial_bytes = double(c.split_k) * double(p.m) * double(p.n) * 4.0;
-    b.serial("reduce", d.launch_s + d.sync_s + 2.0 * partial_bytes / d.llc_bw);
+    b.serial("reduce", (d.atomic_reduce ? 0.0 : d.launch_s) + d.sync_s + 2.0 * partial_bytes / d.llc_bw);
   }
   return b.done();
 }

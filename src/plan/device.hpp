@@ -53,6 +53,10 @@ struct Device {
   // Overheads.
   double launch_s = 0;   // starting and joining one parallel phase (pool fork/join, kernel launch)
   double sync_s = 0;     // one producer -> consumer hand-off through memory (flag + cache line transfer)
+  double ring_slot_k = 0;  // decoupled pipeline: K rows of one ring slot (the first fill waits for one
+                           // slot, not a whole work item); 0 = a whole item
+  bool atomic_reduce = false;  // split-K partials added in place by the matrix cores (910B FixPipe
+                               // atomics): no second launch for the reduction
   double workspace_l2_hit = 1.0;  // share of the decoupled workspace's round trip served by the LLC
                                   // when it fits (the one parameter calibrated on the 910B; docs/model.md)
 

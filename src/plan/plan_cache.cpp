@@ -59,13 +59,13 @@ Partition parse_partition(std::string_view name) {
 
 namespace plan {
 
-namespace {
-
 // This CPU's description, read once per process (`w4a16 calibrate`'s cache or the defaults).
 const Device& cpu_device() {
   static const Device d = devices::this_cpu();
   return d;
 }
+
+namespace {
 
 Problem problem_of(const PackedWeight::Impl& w, int64_t m, DType act) {
   Problem p;
@@ -145,6 +145,35 @@ GemmPlan plan_gemm(int64_t m, const PackedWeight& w, DType act, const GemmOption
 
 std::vector<GemmPlan> plan_candidates(int64_t m, const PackedWeight& w, DType act, const GemmOptions& options) {
   return plan::weight_plans(w.impl(), m, act, options, cpu::active_kernels());
+}
+
+std::vector<GemmPlan> plan_candidates(int64_t m, const QuantizedLayout& layout, DType act, const GemmOptions& options,
+                                      std::string_view device_name) {
+  require(m > 0 && layout.k > 0 && layout.n > 0, "plan: M, K and N must be positive, got {}x{}x{}", m, layout.k,
+          layout.n);
+  require(layout.group_size > 0, "plan: the group size must be positive, got {}", layout.group_size);
+  require(act == DType::f16 || act == DType::bf16, "plan: activations must be fp16 or bf16, got {}", to_string(act));
+  plan::Problem p;
+  p.m = m;
+  p.k = layout.k;
+  p.n = layout.n;
+  p.group_size = std::min(layout.group_size, layout.k);
+  p.zero_mode = layout.zero_mode;
+  p.act = act;
+  p.scale_dtype = layout.scale_dtype;
+  if (device_name == "cpu") {
+    const auto& kt = cpu::active_kernels();
+    return plan::cpu_plans(plan::cpu_device(), p, plan::cpu_target(p, kt), options);
+  }
+  return plan::accelerator_plans(plan::device(device_name), p, options);
+}
+
+std::vector<std::pair<std::string, std::string>> plan_devices() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& name : plan::device_names()) {
+    out.emplace_back(name, name == "cpu" ? plan::cpu_device().summary : plan::device(name).summary);
+  }
+  return out;
 }
 
 std::vector<KernelInfo> list_kernels() {

@@ -7,6 +7,10 @@
 
 namespace w4a16::plan {
 
+struct Device;
+// This CPU's description ("cpu"), read once per process.
+const Device& cpu_device();
+
 // The executor's plan for M rows of `act` on weight `w`: the planner's choice under `options`
 // (cached). Throws what the planner throws for options no plan meets.
 cpu::ExecPlan cached_exec_plan(const PackedWeight::Impl& w, int64_t m, DType act, const GemmOptions& options,

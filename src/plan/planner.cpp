@@ -203,7 +203,7 @@ std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const C
         } else {
           for (int f : kSplitFactors) {
             // Enough slices to give each thread work, not many more (each costs a partial tile).
-            if (f <= units && tiles * (f / 2) < 2 * std::max(threads, 2)) splits.push_back(f);
+            if (f <= units && (f == 2 || tiles * (f / 2) < 2 * threads)) splits.push_back(f);
           }
           // Split-K asked for: at least the smallest split, however many tiles there are.
           if (o.partition == Partition::split_k && (splits.empty() || splits.back() == 1)) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -320,6 +321,61 @@ TEST_F(Cli, BenchRooflineFromGivenRates) {
     EXPECT_NEAR(v["vs_roofline"].get<double>(), v["median_ms"].get<double>() / want,
                 1e-9 * v["vs_roofline"].get<double>());
   }
+}
+
+// --validate-model on tiny shapes: every candidate beyond the fastest six is left out but the
+// chosen one, the per-pair tables and the summary lines are printed and the JSON holds them;
+// nothing is asserted about a time or a verdict (a measurement, not a test).
+TEST_F(Cli, BenchValidateModelReportsPredictedAgainstMeasured) {
+  const Result r =
+      run("bench --validate-model --budget 60 --shapes '1,512,64;4,512,64' --read-gbps 42.1,83.3 --min-time 0.01 "
+          "--rotate-mib 1 --threads 2 --json " +
+          path("v.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* line : {"1x512x64", "4x512x64", "Summary: ", "prediction error |pred/meas - 1|: median",
+                           "target median <= 20%: ", "auto vs best measured (re-timed interleaved): median",
+                           "every pair <= 1.15: ", "auto vs best measured (first pass)"}) {
+    EXPECT_NE(r.output.find(line), std::string::npos) << line << "\n" << r.output;
+  }
+  EXPECT_EQ(r.output.find("budget spent"), std::string::npos) << r.output;
+  std::ifstream in(path("v.json"));
+  const auto doc = nlohmann::json::parse(in);
+  EXPECT_EQ(doc["schema"], "w4a16-validate/1");
+  EXPECT_FALSE(doc["machine"]["cpu"].get<std::string>().empty());
+  EXPECT_EQ(doc["machine"]["threads"], 2);
+  ASSERT_EQ(doc["pairs"].size(), 2u);
+  for (const auto& pair : doc["pairs"]) {
+    int chosen = 0, best = 0;
+    ASSERT_GE(pair["plans"].size(), 1u);
+    EXPECT_LE(pair["plans"].size(), 7u);  // the six fastest predicted and the chosen one
+    EXPECT_GE(pair["candidates"].get<int>(), int(pair["plans"].size()));
+    for (const auto& plan : pair["plans"]) {
+      chosen += plan["chosen"].get<bool>();
+      best += plan["best"].get<bool>();
+      EXPECT_TRUE(plan["measured"]["verified"].get<bool>());
+      EXPECT_GT(plan["predicted_ms"].get<double>(), 0.0);
+      EXPECT_GT(plan["measured"]["median_ms"].get<double>(), 0.0);
+      const double want = plan["predicted_ms"].get<double>() / plan["measured"]["median_ms"].get<double>() - 1;
+      EXPECT_NEAR(plan["error"].get<double>(), want, 1e-9 * (1 + std::abs(want)));
+    }
+    EXPECT_EQ(chosen, 1);
+    EXPECT_EQ(best, 1);
+    EXPECT_GT(pair["retimed"]["chosen"]["median_ms"].get<double>(), 0.0);
+    EXPECT_GT(pair["retimed"]["best"]["median_ms"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(doc["summary"]["pairs"], 2);
+  EXPECT_GE(doc["summary"]["prediction_error"]["median_abs"].get<double>(), 0.0);
+  EXPECT_FALSE(doc["budget"]["spent"].get<bool>());
+
+  // A budget spent at once: the first pair still runs, the others are listed as not timed.
+  const Result b =
+      run("bench --validate-model --budget 0.001 --suite kn --m 1 --read-gbps 42.1 --min-time 0.01 --rotate-mib 1 "
+          "--threads 2");
+  ASSERT_EQ(b.status, 0) << b.output;
+  EXPECT_NE(b.output.find("1x4096x1024"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("budget spent: 10 pairs not timed"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("Summary: "), std::string::npos) << b.output;
+  EXPECT_NE(run("bench --validate-model --budget 0 --read-gbps 1,1").status, 0);
 }
 
 // --- exit status and message of command-line misuse -------------------------------------------

@@ -52,7 +52,7 @@ constexpr double kSyncSeconds = 0.5e-6;
 // instead of HBM. NOT a published figure: the one parameter calibrated, against the paper's 1.48x
 // (`w4a16 model --device ascend910b3` solves for it; docs/model-ascend.md). The same value is used on
 // every SKU: the ring (kRingSlots x kSlotK x 256 x 2 B per AIC, 20 MiB on the B3) fits every L2.
-constexpr double kWorkspaceL2Hit = 0.8245;
+constexpr double kWorkspaceL2Hit = 0.766;
 
 // Aggregate GM read bandwidth against busy cores: each core pulls at most GM->L1 [pto], all together
 // at most HBM. One entry at the knee and one past it say that exactly (read_bw_at is proportional
@@ -91,6 +91,8 @@ Device make_910b(std::string name, std::string summary, int aic, double clock_hz
   d.launch_s = kLaunchSeconds;
   d.sync_s = kSyncSeconds;
   d.workspace_l2_hit = kWorkspaceL2Hit;
+  d.ring_slot_k = ascend910b::kSlotK;  // the vendor kernel's ring: one slot fills before the cube starts
+  d.atomic_reduce = true;              // FixPipe adds split-K partials atomically into GM (ASCEND-910B.md)
   return d;
 }
 

@@ -1,0 +1,258 @@
+// The cost model's arithmetic on hand-computed cases, the planner's enumeration and choice, and
+// plans as values (gemm(x, w, y, plan)). No timing: every number here is predicted.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "cpu/dispatch.hpp"
+#include "plan/cost_model.hpp"
+#include "plan/planner.hpp"
+#include "cpu/kernel_check.hpp"
+
+namespace w4a16 {
+namespace {
+
+using plan::Candidate;
+using plan::Device;
+using plan::DeviceKind;
+using plan::Problem;
+
+constexpr double kHuge = 1e30;
+
+// A CPU whose every rate is unlimited except the ones a test sets: each test isolates a term.
+Device ideal_cpu(int cores) {
+  Device d;
+  d.name = "test-cpu";
+  d.kind = DeviceKind::cpu;
+  d.cores = d.vector_cores = cores;
+  d.read_bw = {{1, kHuge}};
+  d.core_read_bw = kHuge;
+  d.llc_bw = d.local_bw = kHuge;
+  d.matrix_flops = d.vector_ops = kHuge;
+  d.vector_lanes = 16;
+  return d;
+}
+
+double term(const plan::Prediction& p, std::string_view name) {
+  for (const auto& t : p.terms) {
+    if (t.name == name) return t.seconds;
+  }
+  return -1;
+}
+
+// K = 1024, g = 128, fp16 scales, sym: one 64-column item holds 64 x (1024 / 2 + 8 x 2) bytes.
+constexpr double kItemBytes = 64.0 * (1024 / 2 + 8 * 2);
+
+TEST(CostModel, PureBandwidthIsBytesOverTheReadRate) {
+  Device d = ideal_cpu(1);
+  d.read_bw = {{1, 1e9}};
+  d.core_read_bw = 1e9;
+  const Problem p{.m = 1, .k = 1024, .n = 64, .group_size = 128};
+  const auto pr = plan::predict(d, p, Candidate{.strategy = Strategy::fused, .threads = 1});
+  EXPECT_NEAR(pr.seconds, kItemBytes / 1e9, 1e-15);
+  EXPECT_EQ(pr.bound, "weight read");
+}
+
+TEST(CostModel, PureComputeIsFlopsOverThePeakPlusTheDequantInstructions) {
+  Device d = ideal_cpu(1);
+  d.matrix_flops = 1e11;
+  d.vector_ops = d.matrix_flops / 32;  // 16 lanes x 2 flops per FMA instruction
+  const Problem p{.m = 4, .k = 1024, .n = 64, .group_size = 128};
+  // A 4-row block: per vector of 16 columns and k, 4 FMAs + 2 dequant instructions (shift, permute).
+  const Candidate c{.strategy = Strategy::fused, .threads = 1, .block_rows = 4};
+  const double fmas = 4.0 * 1024 * 4, dequant = 2.0 * 1024 * 4;  // 4 vectors per k
+  EXPECT_NEAR(plan::predict(d, p, c).seconds, (fmas + dequant) / d.vector_ops, 1e-15);
+  // The same rows in 1-row blocks dequantize four times as often.
+  const Candidate c1{.strategy = Strategy::fused, .threads = 1, .block_rows = 1};
+  EXPECT_NEAR(plan::predict(d, p, c1).seconds, (fmas + 4 * dequant) / d.vector_ops, 1e-15);
+}
+
+TEST(CostModel, OverlappedStagesCountTheirMaxNotTheirSum) {
+  Device d = ideal_cpu(1);
+  d.read_bw = {{1, 1e9}};
+  d.core_read_bw = 1e9;
+  d.matrix_flops = 1e8;
+  d.vector_ops = kHuge;
+  const Problem p{.m = 1, .k = 1024, .n = 64, .group_size = 128};
+  const auto pr = plan::predict(d, p, Candidate{.strategy = Strategy::fused, .threads = 1});
+  const double read = kItemBytes / 1e9, compute = 2.0 * 1024 * 64 / 1e8;
+  EXPECT_NEAR(pr.seconds, std::max(read, compute), 1e-15);
+  EXPECT_NEAR(term(pr, "weight read"), read, 1e-15);
+  EXPECT_NEAR(term(pr, "dequant + matmul"), compute, 1e-15);
+}
+
+TEST(CostModel, WaveQuantizationChargesTheBusiestCore) {
+  Device d = ideal_cpu(2);
+  d.read_bw = {{1, 1e9}, {2, 2e9}};
+  d.core_read_bw = 1e9;
+  const Problem p{.m = 1, .k = 1024, .n = 3 * 64, .group_size = 128};  // 3 tiles on 2 cores
+  const auto pr = plan::predict(d, p, Candidate{.strategy = Strategy::fused, .threads = 2});
+  EXPECT_NEAR(pr.seconds, 2 * kItemBytes / 1e9, 1e-15);  // one core runs 2 items
+  // Split-K(3) makes 9 items: the busiest core runs 5 slices of a third of K each, and a second
+  // phase reduces 3 partial [1 x 192] fp32 tiles (free on this ideal machine, launches aside).
+  const auto split = plan::predict(d, p, Candidate{.strategy = Strategy::fused, .split_k = 3, .threads = 2});
+  const double slice_bytes = 64.0 * (3 * 128 / 2 + 3 * 2);  // ceil(8 / 3) = 3 groups
+  EXPECT_NEAR(split.seconds, 5 * slice_bytes / 1e9, 1e-15);
+}
+
+TEST(CostModel, DecoupledRoundTripOnTheNpuIsTheHbmTrafficOfItsMisses) {
+  Device d;
+  d.name = "test-npu";
+  d.kind = DeviceKind::npu;
+  d.cores = 1;
+  d.vector_cores = 2;
+  d.fused_possible = false;
+  d.read_bw = {{1, 1e12}};
+  d.write_bw = 1e12;
+  d.core_read_bw = d.vector_core_read_bw = d.vector_core_write_bw = kHuge;
+  d.llc_bw = kHuge;
+  d.matrix_flops = kHuge;
+  d.dequant_weights_per_s = kHuge;
+  const Problem p{.m = 1, .k = 1024, .n = 256, .group_size = 128};
+  const Candidate c{.strategy = Strategy::decoupled, .threads = 1, .vector_threads = 2, .tile_n = 256};
+  const double w4 = 256.0 * (512 + 8 * 2), w16 = 256.0 * 1024 * 2;
+  for (double h : {0.0, 0.5, 0.8, 1.0}) {
+    d.workspace_l2_hit = h;
+    // HBM: the int4 read, and a miss share (1 - h) of the 16-bit weight written and read back.
+    EXPECT_NEAR(plan::predict(d, p, c).seconds, (w4 + (1 - h) * 2 * w16) / 1e12, 1e-18) << h;
+  }
+  // The FP16 baseline reads 2 bytes per weight: the ratio at h = 1 is the int4 bound.
+  const double fp16 = plan::predict(d, p, Candidate{.strategy = Strategy::dense, .threads = 1, .tile_n = 256}).seconds;
+  EXPECT_NEAR(fp16, w16 / 1e12, 1e-18);
+}
+
+TEST(Planner, BlockShapesComeFromTheRegistryNames) {
+  EXPECT_EQ(plan::block_shape("q4_f32_12x32__avx512").rows, 12);
+  EXPECT_EQ(plan::block_shape("q4_f32_12x32__avx512").cols, 32);
+  EXPECT_TRUE(plan::block_shape("q4_f32_panel_6x64__avx512").panel);
+  EXPECT_EQ(plan::block_shape("q4_f32__scalar").rows, 1);
+  EXPECT_EQ(plan::block_shape("dense_bf16_bf16_4x64__avx512bf16").rows, 4);
+  // Every entry of the active table has a parsable block (the model reads MR from it).
+  for (const auto& k : list_kernels()) {
+    if (k.role != "fused" && k.role != "dense") continue;
+    const auto b = plan::block_shape(k.name);
+    EXPECT_GE(b.rows, 1) << k.name;
+    EXPECT_LE(b.cols, 64) << k.name;
+  }
+}
+
+// A 4-core CPU with the dev machine's per-core figures.
+Device realistic_cpu() {
+  Device real = ideal_cpu(4);
+  real.read_bw = {{1, 17e9}, {2, 33e9}, {4, 60e9}};
+  real.core_read_bw = 17e9;
+  real.matrix_flops = 176e9;
+  real.vector_ops = real.matrix_flops / 32;
+  real.local_bw = 176e9;
+  real.llc_bw = 300e9;
+  real.launch_s = 4e-6;
+  return real;
+}
+
+// Every candidate is runnable (its split points on group boundaries, within the units, threads
+// within the machine), and the choice is the argmin of the candidates' own predictions.
+TEST(Planner, CandidatesAreValidAndTheChoiceIsTheirArgmin) {
+  const Device real = realistic_cpu();
+  const auto& kt = cpu::active_kernels();
+  for (int64_t m : {1, 5, 64}) {
+    for (int64_t k : {1000, 4096}) {
+      for (int64_t n : {64, 200, 4096}) {
+        const Problem p{.m = m, .k = k, .n = n, .group_size = 128, .act = DType::bf16};
+        const auto target = plan::cpu_target(p, kt);
+        const auto plans = plan::cpu_plans(real, p, target, {});
+        ASSERT_FALSE(plans.empty());
+        int chosen = 0;
+        double best = std::numeric_limits<double>::infinity();
+        for (const auto& g : plans) {
+          SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n) + " " + g.kernel);
+          EXPECT_GE(g.split_k, 1);
+          EXPECT_LE(g.split_k, g.strategy == Strategy::dense ? target.chunks : target.groups);
+          EXPECT_GE(g.threads, 1);
+          EXPECT_LE(g.threads, real.cores);
+          EXPECT_GT(g.predicted_s, 0);
+          if (g.strategy == Strategy::pipelined) {
+            EXPECT_TRUE(g.vector_threads >= 1 && g.vector_threads < g.threads);
+          }
+          if (g.strategy != Strategy::dense) best = std::min(best, g.predicted_s);
+          chosen += g.chosen;
+        }
+        EXPECT_EQ(chosen, 1);
+        for (const auto& g : plans) {
+          if (!g.chosen) continue;
+          EXPECT_NE(g.strategy, Strategy::dense) << "the dense baseline is never chosen for a quantized weight";
+          EXPECT_EQ(g.predicted_s, best);
+        }
+      }
+    }
+  }
+}
+
+TEST(Planner, ForcedOptionsRestrictTheCandidates) {
+  const auto& kt = cpu::active_kernels();
+  const Problem p{.m = 3, .k = 2048, .n = 128, .group_size = 64, .act = DType::f16};
+  GemmOptions o;
+  o.strategy = Strategy::decoupled;
+  o.partition = Partition::split_k;
+  o.split_k = 5;
+  o.threads = 1;
+  const auto plans = plan::cpu_plans(realistic_cpu(), p, plan::cpu_target(p, kt), o);
+  for (const auto& g : plans) {
+    EXPECT_EQ(g.strategy, Strategy::decoupled);
+    EXPECT_EQ(g.partition, Partition::split_k);
+    EXPECT_EQ(g.split_k, 5);
+    EXPECT_EQ(g.threads, 1);
+  }
+  o.split_k = 1000;  // clamped to the 32 groups, and said so
+  const auto clamped = plan::cpu_plans(realistic_cpu(), p, plan::cpu_target(p, kt), o);
+  EXPECT_EQ(clamped.front().split_k, 32);
+  EXPECT_NE(clamped.front().notes.find("clamped"), std::string::npos);
+}
+
+// A plan is a value: planned once, it runs the same as the options it came from, and a plan for
+// another shape or dtype is refused.
+TEST(Planner, PlansRunAsValuesAndRefuseOtherShapes) {
+  test::KernelInput in;
+  in.m = 7, in.k = 640 + 24, in.n = 150, in.g = 64, in.zero = ZeroMode::asym, in.act = DType::bf16;
+  const auto p = test::prepare(in, 77);
+  for (const auto& plan : plan_candidates(in.m, p.packed, in.act)) {
+    SCOPED_TRACE(plan.kernel + " " + std::string(to_string(plan.strategy)));
+    test::HostMatrix y(in.act, in.m, in.n);
+    y.poison();
+    gemm(p.x.ref(), p.packed, y.mut(), plan);
+    EXPECT_EQ(test::check_output(p, y, plan.strategy, "plan"), 0);
+  }
+  const GemmPlan chosen = plan_gemm(in.m, p.packed, in.act);
+  test::HostMatrix by_plan(in.act, in.m, in.n), by_options(in.act, in.m, in.n);
+  gemm(p.x.ref(), p.packed, by_plan.mut(), chosen);
+  gemm(p.x.ref(), p.packed, by_options.mut());
+  EXPECT_EQ(by_plan.bits, by_options.bits) << "auto runs the planner's choice";
+
+  GemmPlan other = chosen;
+  other.m = in.m + 1;
+  test::HostMatrix y(in.act, in.m, in.n);
+  EXPECT_THROW(gemm(p.x.ref(), p.packed, y.mut(), other), Error);
+  other = chosen;
+  other.q4_kernel = other.dense_kernel = "no_such_kernel";
+  EXPECT_THROW(gemm(p.x.ref(), p.packed, y.mut(), other), Error);
+}
+
+TEST(Planner, ModeledDevicesPlanWithoutRunning) {
+  QuantizedLayout layout;
+  layout.k = 14336;
+  layout.n = 1024;
+  layout.group_size = 128;
+  for (const auto& [name, summary] : plan_devices()) {
+    SCOPED_TRACE(name);
+    EXPECT_FALSE(summary.empty());
+    const auto plans = plan_candidates(16, layout, DType::f16, {}, name);
+    ASSERT_FALSE(plans.empty());
+    int chosen = 0;
+    for (const auto& g : plans) chosen += g.chosen;
+    EXPECT_EQ(chosen, 1);
+  }
+  EXPECT_THROW(plan_candidates(16, layout, DType::f16, {}, "tpu"), Error);
+}
+
+}  // namespace
+}  // namespace w4a16
