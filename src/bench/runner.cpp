@@ -157,7 +157,8 @@ ShapeBench::Inputs ShapeBench::inputs(int64_t m) const {
   in.ys.resize(in.rows.size() * size_t(samples));
   reference_gemm({xs.data(), c.act, int64_t(in.rows.size()), k}, *s.sample_weight,
                  {in.ys.data(), c.act, int64_t(in.rows.size()), samples});
-  for (uint16_t v : in.ys) in.ref_max = std::max(in.ref_max, double(std::abs(load_as_f32(&v, c.act, 0))));
+  for (size_t i = 0; i < in.ys.size(); ++i)
+    in.ref_max = std::max(in.ref_max, double(std::abs(load_as_f32(in.ys.data(), c.act, int64_t(i)))));
   return in;
 }
 

@@ -30,6 +30,7 @@
 #include "common/check.hpp"
 #include "cpu/thread_pool.hpp"
 #include "io/atomic_file.hpp"
+#include "plan/devices/cpu.hpp"
 
 namespace w4a16::cli {
 
@@ -711,6 +712,21 @@ Command register_calibrate(CLI::App& app) {
           fmt::print(
               "note: a multi-thread peak is below 0.75 x threads x its 1-thread peak: another process probably held "
               "a CPU; measure again on an idle machine\n");
+        }
+        // The planner's description of this CPU (docs/model.md): cached for every later process.
+        plan::devices::CpuCalibration cal;
+        cal.cpu = bench::cpu_brand();
+        cal.threads = all;
+        for (int t = 1; t <= std::min(all, 2); ++t) cal.read_gbps[t] = c.gbps[t];
+        for (const auto& p : peaks.measured) {
+          auto& into = p.key == "bf16_dot" ? cal.dot_gflops : cal.fma_gflops;
+          for (const auto& [t, g] : p.gflops) into[t] = g;
+        }
+        cal.fork_join_us = plan::devices::measure_fork_join_us(all);
+        fmt::print("thread pool fork/join over {} threads: {:.1f} us\n", all, cal.fork_join_us);
+        if (!cal.fma_gflops.empty()) {
+          plan::devices::save_calibration(cal);
+          fmt::print("saved for the planner: {}\n", plan::devices::calibration_path().string());
         }
       }};
 }

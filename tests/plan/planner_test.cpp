@@ -1,12 +1,19 @@
 // The cost model's arithmetic on hand-computed cases, the planner's enumeration and choice, and
 // plans as values (gemm(x, w, y, plan)). No timing: every number here is predicted.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
+#include "cpu/cpu_features.hpp"
 #include "cpu/dispatch.hpp"
+#include "cpu/thread_pool.hpp"
 #include "plan/cost_model.hpp"
+#include "plan/devices/cpu.hpp"
 #include "plan/planner.hpp"
 #include "cpu/kernel_check.hpp"
 
@@ -252,6 +259,36 @@ TEST(Planner, ModeledDevicesPlanWithoutRunning) {
     EXPECT_EQ(chosen, 1);
   }
   EXPECT_THROW(plan_candidates(16, layout, DType::f16, {}, "tpu"), Error);
+}
+
+// `w4a16 calibrate`'s cache: written, read back on the same CPU, and ignored when damaged.
+TEST(CpuDevice, CalibrationCacheRoundTripsAndDamageIsIgnored) {
+  const auto path = std::filesystem::temp_directory_path() / ("w4a16-cal-" + std::to_string(::getpid()) + ".json");
+  ::setenv("W4A16_CALIBRATION", path.c_str(), 1);
+  plan::devices::CpuCalibration c;
+  c.cpu = cpu::cpu_features().brand.empty() ? cpu::cpu_features().vendor : cpu::cpu_features().brand;
+  c.threads = cpu::available_cpus();
+  c.read_gbps = {{1, 12.5}, {2, 20.0}};
+  c.fma_gflops = {{1, 100.0}};
+  c.dot_gflops = {};
+  c.fork_join_us = 3.5;
+  plan::devices::save_calibration(c);
+  const auto back = plan::devices::load_calibration();
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->read_gbps, c.read_gbps);
+  EXPECT_EQ(back->fork_join_us, 3.5);
+  const Device d = plan::devices::this_cpu();
+  EXPECT_DOUBLE_EQ(d.read_bw.at(2), 20e9);
+  EXPECT_DOUBLE_EQ(d.launch_s, 3.5e-6);
+  for (const char* damaged : {"{", "{\"version\": 1}", "[]", "{\"version\": 1, \"cpu\": 3}"}) {
+    std::ofstream(path) << damaged;
+    EXPECT_FALSE(plan::devices::load_calibration().has_value()) << damaged;
+  }
+  c.cpu = "another CPU";  // measured elsewhere: not trusted here
+  plan::devices::save_calibration(c);
+  EXPECT_FALSE(plan::devices::load_calibration().has_value());
+  std::filesystem::remove(path);
+  ::unsetenv("W4A16_CALIBRATION");
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 #include "plan/devices/cpu.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -129,6 +132,20 @@ Device this_cpu() {
   d.sync_s = 0.2e-6;  // a flag's cache line moving between two cores and being polled: ~100-200 ns
   d.workspace_l2_hit = 1.0;
   return d;
+}
+
+double measure_fork_join_us(int threads) {
+  auto& pool = cpu::ThreadPool::instance();
+  std::atomic<int> sink{0};
+  auto part = [&](int i) { sink.fetch_add(i, std::memory_order_relaxed); };
+  std::vector<double> us;
+  for (int rep = 0; rep < 2000; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.run(threads, threads, part);
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
+  return us[us.size() / 2];
 }
 
 }  // namespace w4a16::plan::devices

@@ -34,4 +34,8 @@ void save_calibration(const CpuCalibration& c);
 
 Device this_cpu();
 
+// One ThreadPool::run over all `threads` with empty parts, in microseconds (median of many): the
+// launch cost of a parallel phase that the cost model charges.
+double measure_fork_join_us(int threads);
+
 }  // namespace w4a16::plan::devices
