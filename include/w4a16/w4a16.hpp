@@ -324,6 +324,18 @@ std::vector<KernelInfo> list_kernels();
 // Convenience: packs on every call (use pack() + gemm() for repeated calls).
 void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y, const GemmOptions& options = {});
 
+// What this CPU and OS can run (cpuid + xgetbv), for tools and reports.
+struct CpuInfo {
+  std::string vendor;  // "AuthenticAMD", "GenuineIntel", ...
+  std::string brand;   // the processor brand string (may be empty under some hypervisors)
+  int available_threads = 1;  // CPUs this process may run on (affinity mask / cgroup quota)
+  // Feature bits in cpuid order of interest ("avx2", "fma", ..., "avx512_fp16"), and the usable
+  // groups the kernels need ("usable avx2+fma+f16c", "usable avx512", "usable avx512bf16"),
+  // usable meaning set in cpuid *and* enabled by the OS.
+  std::vector<std::pair<std::string, bool>> features;
+};
+CpuInfo cpu_info();
+
 // The instruction set the kernels use. W4A16_ISA=scalar|avx2|avx512|avx512bf16 in the environment
 // (read once) or set_isa_cap() caps it below what this CPU supports (avx512 = AVX-512 without the
 // BF16 dot instructions); a cap above the CPU's level is ignored. Returns the active level name.

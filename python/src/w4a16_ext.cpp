@@ -399,6 +399,20 @@ nb::dict plan(int64_t m, nb::handle w_obj, std::string_view dtype, std::string_v
   d["threads"] = p.threads;
   d["isa"] = p.isa;
   d["kernel"] = p.kernel;
+  d["vector_threads"] = p.vector_threads;
+  d["x_format"] = p.x_format;
+  d["workspace_bytes"] = p.workspace_bytes;
+  d["predicted_ms"] = p.predicted_s * 1e3;
+  d["bound"] = p.bound;
+  nb::list terms;
+  for (const auto& t : p.breakdown) {
+    nb::dict term;
+    term["name"] = t.name;
+    term["ms"] = t.seconds * 1e3;
+    term["overlapped"] = t.overlapped;
+    terms.append(term);
+  }
+  d["breakdown"] = terms;
   d["notes"] = p.notes;
   return d;
 }

@@ -108,8 +108,10 @@ def plan(
     split_k: int = 0,
     threads: int = 0,
 ) -> dict:
-    """What gemm() would do for M rows: a dict with strategy, partition, split_k, threads, isa,
-    kernel and notes (the planner's reasons). dtype is the activation dtype, fp16 or bf16."""
+    """What gemm() would do for M rows: the planner's choice (docs/model.md) as a dict with
+    strategy, partition, split_k, threads, vector_threads (pipelined), isa, kernel, x_format,
+    workspace_bytes, predicted_ms, bound, breakdown (a list of {name, ms, overlapped}) and notes.
+    dtype is the activation dtype, fp16 or bf16."""
     return _ext.plan(m, _weight(w), dtype, strategy, partition, split_k, threads)
 
 

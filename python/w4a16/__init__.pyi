@@ -30,7 +30,7 @@ _Path = Union[str, os.PathLike[str]]
 _Array = Any
 _ZeroMode = Literal["sym", "asym", "float"]
 _DType = Literal["fp16", "f16", "float16", "bf16", "bfloat16", "fp32", "f32", "float32"]
-_Strategy = Literal["auto", "fused", "decoupled", "dense"]
+_Strategy = Literal["auto", "fused", "decoupled", "pipelined", "dense"]
 _Partition = Literal["auto", "dp", "splitk"]
 _Isa = Literal["", "scalar", "avx2", "avx512", "avx512bf16"]
 

@@ -125,7 +125,7 @@ PairValidation validate_pair(ShapeBench& bench, const LayerShape& layer, int64_t
 std::string terms_text(const GemmPlan& plan) {
   std::string out;
   for (const auto& t : plan.breakdown) {
-    out += fmt::format("{}{}{} {:.3f}", out.empty() ? "" : ", ", t.overlapped ? "~" : "", t.name, t.seconds * 1e3);
+    out += fmt::format("{}{}{} {:.4f}", out.empty() ? "" : ", ", t.overlapped ? "~" : "", t.name, t.seconds * 1e3);
   }
   return out;
 }
@@ -206,18 +206,18 @@ ValidationSummary summarize(const Validation& v) {
 void print_validation(const Validation& v, const ValidationSummary& s) {
   fmt::print("cost model's device: {}\n", v.device);
   for (const auto& p : v.pairs) {
-    fmt::print("\n{} {} {}: {} candidates, {} timed\n", pair_text(p), p.layer.model, p.layer.layer, p.candidates,
-               p.plans.size());
-    fmt::print("  {:<2} {:<48} {:>9} {:>9} {:>17} {:>7}  {}\n", "", "plan", "pred ms", "meas ms", "p10-p90 ms", "error",
+    const std::string name = p.layer.layer.empty() ? p.layer.model : p.layer.model + " " + p.layer.layer;
+    fmt::print("\n{} {}: {} candidates, {} timed\n", pair_text(p), name, p.candidates, p.plans.size());
+    fmt::print("  {:<2} {:<56} {:>9} {:>9} {:>17} {:>7}  {}\n", "", "plan", "pred ms", "meas ms", "p10-p90 ms", "error",
                "model terms, ms (~ overlapped)");
     for (size_t i = 0; i < p.plans.size(); ++i) {
       const auto& t = p.plans[i];
       const std::string mark = std::string(int(i) == p.chosen ? "*" : " ") + (int(i) == p.best ? "B" : " ");
-      fmt::print("  {:<2} {:<48} {:>9.3f} {:>9.3f} {:>17} {:>+6.0f}%  {}\n", mark, t.label.substr(0, 48),
+      fmt::print("  {:<2} {:<56} {:>9.4f} {:>9.4f} {:>17} {:>+6.0f}%  {}\n", mark, t.label.substr(0, 56),
                  t.plan.predicted_s * 1e3, t.measured.median_ms,
-                 fmt::format("{:.3f}-{:.3f}", t.measured.p10_ms, t.measured.p90_ms), 100 * t.error, terms_text(t.plan));
+                 fmt::format("{:.4f}-{:.4f}", t.measured.p10_ms, t.measured.p90_ms), 100 * t.error, terms_text(t.plan));
     }
-    fmt::print("  auto/best {:.3f} (first pass); re-timed interleaved: auto {:.3f} ms, best {:.3f} ms{} -> {:.3f}\n",
+    fmt::print("  auto/best {:.3f} (first pass); re-timed interleaved: auto {:.4f} ms, best {:.4f} ms{} -> {:.3f}\n",
                p.auto_vs_best, p.retimed_chosen.median_ms, p.retimed_best.median_ms,
                p.chosen == p.best ? " (the same plan: the difference is noise)" : "", p.auto_vs_best_retimed);
   }

@@ -12,7 +12,6 @@
 #include "cli/commands.hpp"
 #include "common/check.hpp"
 #include "common/printable.hpp"
-#include "cpu/cpu_features.hpp"
 #include "cuda/device_query.hpp"
 #include "io/quantized_file.hpp"
 
@@ -23,18 +22,19 @@ namespace {
 using nlohmann::json;
 
 void print_machine() {
-  const auto& f = cpu::cpu_features();
+  const CpuInfo c = cpu_info();
   fmt::print("w4a16 {}\n", version());
-  fmt::print("cpu: {} ({})\n", f.brand.empty() ? "unknown" : printable(f.brand), printable(f.vendor));
-  const auto yn = [](bool b) { return b ? "yes" : "no"; };
-  fmt::print("  os saves ymm/zmm state (xgetbv): {} / {}\n", yn(f.os_saves_ymm), yn(f.os_saves_zmm));
-  fmt::print("  avx2 {}  fma {}  f16c {}  bmi2 {}\n", yn(f.avx2), yn(f.fma), yn(f.f16c), yn(f.bmi2));
-  fmt::print("  avx512f {}  avx512bw {}  avx512vl {}  avx512dq {}\n", yn(f.avx512f), yn(f.avx512bw), yn(f.avx512vl),
-             yn(f.avx512dq));
-  fmt::print("  avx512_bf16 {}  avx512_vnni {}  avx512_vbmi {}  avx512_fp16 {}\n", yn(f.avx512_bf16), yn(f.avx512_vnni),
-             yn(f.avx512_vbmi), yn(f.avx512_fp16));
-  fmt::print("  usable: avx2+fma+f16c {}  avx512 {}  avx512bf16 {}\n", yn(f.has_avx2_fma_f16c()),
-             yn(f.has_avx512_core()), yn(f.has_avx512_bf16()));
+  fmt::print("cpu: {} ({}), {} threads available\n", c.brand.empty() ? "unknown" : printable(c.brand),
+             printable(c.vendor), c.available_threads);
+  // Four features a line, as "name yes|no".
+  for (size_t i = 0; i < c.features.size(); i += 4) {
+    std::string line;
+    for (size_t j = i; j < std::min(c.features.size(), i + 4); ++j) {
+      line += fmt::format("  {} {}", c.features[j].first, c.features[j].second ? "yes" : "no");
+    }
+    fmt::print("{}\n", line);
+  }
+  fmt::print("  kernels: isa {} (supported: {})\n", active_isa(), fmt::join(supported_isas(), ", "));
   const auto cuda = cuda::query_devices();
   if (cuda.devices.empty()) {
     fmt::print("cuda: {}\n", printable(cuda.note));

@@ -34,7 +34,8 @@ int64_t pipelined_workspace_bytes(const PackedWeight::Impl& w, const PipelineCon
 
 // Computes the fp32 partial sum of every work item (tile t, slice s) into
 // partials[(t * S + s) * x.m * 64 ...] ([x.m][64] each): the split-K layout that the executor
-// reduces in slice order. Bitwise deterministic for a fixed configuration. Returns false, having
+// reduces in slice order. Bitwise deterministic: the partials depend on w, x, S, slot_bytes and the
+// kernels only, not on the thread counts, the ring depth or timing. Returns false, having
 // run nothing, when the thread pool cannot run vector_threads + matrix_threads parts at once
 // (busy with another call, or fewer threads): the caller then runs the per-thread decoupled
 // strategy instead. Exceptions from a role are rethrown here after every role has stopped.

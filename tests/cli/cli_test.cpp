@@ -246,6 +246,31 @@ TEST_F(Cli, HelpAndInfo) {
   EXPECT_NE(demo.output.find("kernel vs oracle"), std::string::npos) << demo.output;
 }
 
+// `plan` lists the candidates with predicted times and marks one choice, for this CPU and for a
+// modeled device; its JSON holds every candidate.
+TEST_F(Cli, PlanListsCandidatesAndMarksTheChoice) {
+  const Result cpu = run("plan 4 4096 1024 --top 3 --json " + path("plan.json"));
+  EXPECT_EQ(cpu.status, 0) << cpu.output;
+  EXPECT_NE(cpu.output.find("choice: "), std::string::npos) << cpu.output;
+  EXPECT_NE(cpu.output.find("  *  "), std::string::npos) << cpu.output;
+  const auto j = nlohmann::json::parse(read_text(path("plan.json")));
+  EXPECT_EQ(j["schema"], "w4a16-plan/1");
+  int chosen = 0;
+  for (const auto& p : j["plans"]) {
+    chosen += p["chosen"].get<bool>();
+    EXPECT_GT(p["predicted_ms"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(chosen, 1);
+  const Result npu = run("plan 16 14336 1024 --device ascend910b3 --breakdown");
+  EXPECT_EQ(npu.status, 0) << npu.output;
+  EXPECT_NE(npu.output.find("HBM traffic"), std::string::npos) << npu.output;
+  const Result forced = run("plan 1 512 64 --strategy pipelined --threads 1");
+  EXPECT_EQ(forced.status, 1) << forced.output;  // pipelined needs two threads: no plan meets that
+  EXPECT_NE(forced.output.find("no plan meets"), std::string::npos) << forced.output;
+  EXPECT_EQ(run("plan 1 512 64 --device tpu").status, 2);
+  EXPECT_EQ(run("plan 0 512 64").status, 2);
+}
+
 // The bench with the compute peaks measured (the read given, in decimals): every column and
 // field is there; nothing is asserted about a time.
 TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {

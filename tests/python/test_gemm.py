@@ -63,12 +63,17 @@ def test_strategies_and_partitions(rng, strategy, partition, split_k, act):
 def test_plan_reports_the_resolved_options(rng):
     qw = w4a16.quantize(random_weight(rng, 64, 4096), group_size=128)
     p = w4a16.plan(1, qw, "bf16", strategy="fused", partition="splitk", split_k=4, threads=2)
-    assert set(p) == {"strategy", "partition", "split_k", "threads", "isa", "kernel", "notes"}
+    assert set(p) == {"strategy", "partition", "split_k", "threads", "isa", "kernel", "notes", "vector_threads",
+                      "x_format", "workspace_bytes", "predicted_ms", "bound", "breakdown"}
     assert p["strategy"] == "fused" and p["partition"] == "splitk" and p["split_k"] == 4
     assert p["isa"] == w4a16.active_isa()
+    assert p["predicted_ms"] > 0 and p["bound"] in {t["name"] for t in p["breakdown"]}
     auto = w4a16.plan(16, w4a16.pack(qw), "fp16")
-    assert auto["strategy"] in ("fused", "decoupled", "dense") and auto["partition"] in ("dp", "splitk")
+    # the planner chooses among the W4A16 strategies; the dense baseline is never chosen for a quantized weight
+    assert auto["strategy"] in ("fused", "decoupled", "pipelined") and auto["partition"] in ("dp", "splitk")
     assert auto["threads"] >= 1 and isinstance(auto["notes"], str)
+    pipelined = w4a16.plan(3, qw, "bf16", strategy="pipelined", threads=2)
+    assert pipelined["strategy"] == "pipelined" and pipelined["vector_threads"] == 1
 
 
 def test_one_row_x_gives_one_row_y(rng):
