@@ -304,6 +304,7 @@ void execute(const MatrixRef& x, const PackedWeight::Impl& p, const MutableMatri
     c.dequant = plan.dequant;
     c.dense = plan.dense;
     c.dense_dtype = plan.dense_dtype;
+    c.x_format = plan.x_format;
     if (!run_pipelined(p, act, c, partials)) {
       // The pool cannot run both roles at once (another call holds it): the same items, per
       // thread, into the same partials (the dequantized panels and products are the same).
