@@ -4,7 +4,7 @@
 
     bench/model_plot.sh MODEL.json [--measured CPU.json] [--out docs/img/model_splitk.png]
 
-MODEL.json: `w4a16 model --json` output (schema w4a16-model/1, docs/model-ascend.md): each of its
+MODEL.json: `w4a16 model --json` output (schema w4a16-model/1, docs/model.md): each of its
 `results` has m, k, n and splitk_speedup (data-parallel time / best split-K time).
 CPU.json (optional): measured data with the same axes, either
   - `w4a16 bench --json` (w4a16-bench/1 or /2): speed-up = fused_dp / fused_splitk median time,

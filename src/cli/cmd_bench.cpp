@@ -28,7 +28,6 @@
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
 #include "common/check.hpp"
-#include "cpu/thread_pool.hpp"
 #include "io/atomic_file.hpp"
 #include "plan/devices/cpu.hpp"
 
@@ -462,7 +461,7 @@ void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_conf
 
 void run_bench(const BenchArgs& a) {
   bench::BenchConfig config;
-  const int available = cpu::available_cpus();
+  const int available = cpu_info().available_threads;
   config.threads = a.threads > 0 ? a.threads : available;
   config.group_size = a.group_size;
   config.zero = parse_zero_mode(a.zero);
@@ -493,7 +492,7 @@ void run_bench(const BenchArgs& a) {
   for (const auto& [layer, m] : work) check_sizes(m, layer.k, layer.n);
   if (a.validate_model) return run_validate_model(a, config, suite, work);
 
-  const auto& features = cpu::cpu_features();
+  const CpuInfo features = cpu_info();
   fmt::print("w4a16 bench: {} | cpu {} | isa {} | threads {} | g={} {} {} | weights rotated over {} MiB\n",
              suite ? "suite " + suite->name : std::string("ad-hoc shapes"), printable(features.brand), active_isa(),
              config.threads, config.group_size, a.zero, a.dtype, config.rotation_bytes >> 20);
@@ -686,8 +685,8 @@ Command register_calibrate(CLI::App& app) {
       "calibrate", "measure this machine's roofline: streaming DRAM read (1 and 2 threads), compute peaks (1 and all)");
   return {
       sub, [] {
-        const auto& f = cpu::cpu_features();
-        const int all = cpu::available_cpus();
+        const CpuInfo f = cpu_info();
+        const int all = f.available_threads;
         fmt::print("cpu {} | L3 {} MiB | read buffer {} MiB on 2 MiB pages\n", printable(f.brand),
                    bench::l3_bytes() >> 20, bench::read_buffer_bytes() >> 20);
         const Calibration c = calibrate_read(all);

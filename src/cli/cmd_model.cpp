@@ -6,7 +6,7 @@
 // with the paper's figure beside it); (a) split-K over data-parallel per shape and M; (b) decoupled
 // W4A16 over FP16; (c) the breakdown of the best case, showing which term bounds it; (d) a fused design
 // on the same chip; (e) the sensitivity of the findings to HBM bandwidth, the L2 hit share, the split
-// factor and the data-parallel tile width. docs/model-ascend.md explains each; bench/model_plot.py
+// factor and the data-parallel tile width. docs/model.md explains each; bench/model_plot.py
 // draws the --json output.
 #include <fmt/format.h>
 
@@ -39,7 +39,7 @@ using nlohmann::json;
 using plan::Device;
 using plan::DeviceKind;
 
-constexpr const char* kSchema = "w4a16-model/1";  // docs/model-ascend.md, "JSON output"
+constexpr const char* kSchema = "w4a16-model/1";  // docs/model.md, "JSON output"
 
 struct ModelArgs {
   std::string device = "ascend910b3";

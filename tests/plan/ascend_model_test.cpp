@@ -193,7 +193,7 @@ TEST(Calibration, FindsTheClosedFormL2HitOnABandwidthOnlyDevice) {
 TEST(Calibration, ShippedValueIsWhatTheModelCalibrates) {
   // plan/devices/ascend910b.cpp ships workspace_l2_hit as calibrated by `w4a16 model --device ascend910b3`
   // against the paper's 1.48x. When the cost model changes, re-run that command and update
-  // kWorkspaceL2Hit there (and docs/model-ascend.md).
+  // kWorkspaceL2Hit there (and docs/model.md).
   const Device d = plan::devices::ascend910b3();
   const auto c = model::calibrate_workspace_l2_hit(d, model::model_suite("paper"), model::EvalConfig{});
   ASSERT_TRUE(c.bracketed) << "the paper's 1.48x is out of reach of the 910B3 model for any L2 hit in [0, 1]";

@@ -50,7 +50,7 @@ constexpr double kSyncSeconds = 0.5e-6;
 
 // Workspace L2 hit: the share of the AIV -> GM -> AIC round trip of the 16-bit weight served by L2
 // instead of HBM. NOT a published figure: the one parameter calibrated, against the paper's 1.48x
-// (`w4a16 model --device ascend910b3` solves for it; docs/model-ascend.md). The same value is used on
+// (`w4a16 model --device ascend910b3` solves for it; docs/model.md). The same value is used on
 // every SKU: the ring (kRingSlots x kSlotK x 256 x 2 B per AIC, 20 MiB on the B3) fits every L2.
 constexpr double kWorkspaceL2Hit = 0.766;
 
