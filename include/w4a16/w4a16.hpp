@@ -208,15 +208,15 @@ Partition parse_partition(std::string_view name);
 struct GemmOptions {
   Strategy strategy = Strategy::automatic;
   Partition partition = Partition::automatic;
-  int split_k = 0;  // S for split_k (0 = the planner's choice); clamped to the groups
-  int threads = 0;  // upper bound on threads; 0 = the CPUs this process may run on (affinity / cgroup quota)
-  int vector_threads = 0;             // pipelined: threads in the dequantizing role (0 = the planner's choice)
+  int split_k = 0;         // S for split_k (0 = the planner's choice); clamped to the groups
+  int threads = 0;         // upper bound on threads; 0 = the CPUs this process may run on (affinity / cgroup quota)
+  int vector_threads = 0;  // pipelined: threads in the dequantizing role (0 = the planner's choice)
   int64_t decoupled_panel_bytes = 0;  // decoupled workspace per thread; 0 = 1 MiB (L2-resident)
 };
 
 // One term of a plan's predicted time (the cost model's breakdown).
 struct PlanTerm {
-  std::string name;         // "weight read", "dequant + matmul", "reduce", "launch", ...
+  std::string name;  // "weight read", "dequant + matmul", "reduce", "launch", ...
   double seconds = 0;
   bool overlapped = false;  // overlaps with the plan's other overlapped terms: only their max counts
 };
@@ -238,19 +238,19 @@ struct GemmPlan {
   int vector_threads = 0;  // pipelined: threads in the dequantizing role
   std::string isa;         // kernel table: "avx512bf16", "avx512", "avx2" or "scalar"
   // Registry entries that run (docs/kernels.md; empty where the strategy has no such stage).
-  std::string q4_kernel;       // fused
-  std::string dequant_kernel;  // decoupled / pipelined stage 1
-  std::string dense_kernel;    // dense / decoupled / pipelined
-  std::string kernel;          // the above as one string, e.g. "dequant__avx512 + dense_bf16_f32_6x64__avx512"
-  std::string x_format;        // how the kernels read x: "fp32" (widened) or "bf16"
-  int64_t row_panels = 1;      // passes over the weight, each with a share of the rows of x
-  int64_t workspace_bytes = 0; // prepared x, split-K partials, decoupled panels / pipeline ring
+  std::string q4_kernel;        // fused
+  std::string dequant_kernel;   // decoupled / pipelined stage 1
+  std::string dense_kernel;     // dense / decoupled / pipelined
+  std::string kernel;           // the above as one string, e.g. "dequant__avx512 + dense_bf16_f32_6x64__avx512"
+  std::string x_format;         // how the kernels read x: "fp32" (widened) or "bf16"
+  int64_t row_panels = 1;       // passes over the weight, each with a share of the rows of x
+  int64_t workspace_bytes = 0;  // prepared x, split-K partials, decoupled panels / pipeline ring
 
-  double predicted_s = 0;            // the cost model's time for the call
-  std::string bound;                 // its largest term
-  std::vector<PlanTerm> breakdown;   // every term
-  bool chosen = false;               // in plan_candidates(): the one the planner picks
-  std::string notes;                 // clamps and decisions, human-readable
+  double predicted_s = 0;           // the cost model's time for the call
+  std::string bound;                // its largest term
+  std::vector<PlanTerm> breakdown;  // every term
+  bool chosen = false;              // in plan_candidates(): the one the planner picks
+  std::string notes;                // clamps and decisions, human-readable
 };
 
 // A weight in the CPU kernels' private layout (see src/cpu/kernels.hpp). Immutable after pack(),
@@ -313,10 +313,10 @@ std::vector<std::pair<std::string, std::string>> plan_devices();
 // The micro-kernels of the active kernel table (and the lower tables it falls back to), for
 // tools that build plans by hand (the bottleneck study's ablations) and for `w4a16 info`.
 struct KernelInfo {
-  std::string name;      // e.g. "q4_f32_12x32__avx512"
-  std::string role;      // "fused", "dense", "dequant", or the study's "widen" / "stream" ablations
-  std::string x_format;  // "fp32" / "bf16" (fused and dense); "" otherwise
-  std::string weight;    // dense: "fp16" / "bf16"; "" otherwise
+  std::string name;              // e.g. "q4_f32_12x32__avx512"
+  std::string role;              // "fused", "dense", "dequant", or the study's "widen" / "stream" ablations
+  std::string x_format;          // "fp32" / "bf16" (fused and dense); "" otherwise
+  std::string weight;            // dense: "fp16" / "bf16"; "" otherwise
   int64_t m_min = 0, m_max = 0;  // rows of x it serves (m_max = INT64_MAX: unbounded); 0 for stage kernels
 };
 std::vector<KernelInfo> list_kernels();
@@ -326,8 +326,8 @@ void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& 
 
 // What this CPU and OS can run (cpuid + xgetbv), for tools and reports.
 struct CpuInfo {
-  std::string vendor;  // "AuthenticAMD", "GenuineIntel", ...
-  std::string brand;   // the processor brand string (may be empty under some hypervisors)
+  std::string vendor;         // "AuthenticAMD", "GenuineIntel", ...
+  std::string brand;          // the processor brand string (may be empty under some hypervisors)
   int available_threads = 1;  // CPUs this process may run on (affinity mask / cgroup quota)
   // Feature bits in cpuid order of interest ("avx2", "fma", ..., "avx512_fp16"), and the usable
   // groups the kernels need ("usable avx2+fma+f16c", "usable avx512", "usable avx512bf16"),

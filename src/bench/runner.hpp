@@ -58,7 +58,8 @@ class ShapeBench {
   // plan_candidates() for M rows on this weight (the same layout as every rotated copy).
   std::vector<GemmPlan> candidates(int64_t m, const GemmOptions& options) const;
   // Times given plans (made for this weight's shape, all for the same M) as run() times its
-  // variants: each checked against the reference first, weights rotated, at least min_reps calls
+  // variants: each checked against the reference first (one warm-up call, on every copy only for
+  // the dense baseline, which makes its 16-bit copies then), weights rotated, at least min_reps calls
   // and min_time_s seconds per plan. interleaved: one call of each plan in turn per round, so that
   // a drift of the machine (another process, the clock) hits every plan alike; otherwise one plan
   // after the other. The results are named by `names` (one per plan).
@@ -69,7 +70,7 @@ class ShapeBench {
   struct State;
   struct Inputs;
   Inputs inputs(int64_t m) const;
-  bool warm_up_and_verify(const GemmPlan& plan, const std::string& name, bool verify, Inputs& in);
+  bool warm_up_and_verify(const GemmPlan& plan, const std::string& name, bool verify, bool every_copy, Inputs& in);
   double timed_call(const GemmPlan& plan, Inputs& in);
   VariantResult summarize(const std::string& name, const GemmPlan& plan, bool verified,
                           const std::vector<double>& times) const;

@@ -1,6 +1,7 @@
 // `w4a16 bench --validate-model`: the planner's predictions against measured times on this CPU.
 // For each (layer shape, M) the planner's candidates (plan_candidates) are listed with the cost
-// model's times; the fastest-predicted few and the chosen one are timed by the bench's runner
+// model's times; the fastest-predicted few and the chosen one (never the dense baseline, which
+// the planner does not choose for a quantized weight) are timed by the bench's runner
 // (rotated weights, verified against the reference first), and two questions are answered:
 //   1. how far is the model off?   error = predicted / measured - 1, per timed plan
 //   2. does it choose well?        auto / best = the chosen plan's time over the fastest measured
@@ -30,7 +31,7 @@ inline constexpr double kTargetAutoWorst = 1.15;    // auto / best on every (sha
 struct ValidateConfig {
   BenchConfig bench;      // threads (passed to the planner as GemmOptions::threads), g, zero, act, timing
   double budget_s = 120;  // no (shape, M) pair but the first is started after this many seconds
-  int fastest = 6;        // the fastest-predicted candidates timed (the chosen one is timed too)
+  int fastest = 6;        // the fastest-predicted candidates timed, dense baseline aside (and the chosen one)
 };
 
 struct TimedPlan {

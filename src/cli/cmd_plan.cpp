@@ -75,11 +75,12 @@ void run_plan(const PlanArgs& a) {
     j["schema"] = "w4a16-plan/1";
     j["command"] = command_line();
     j["device"] = {{"name", a.device}, {"summary", summary}};
-    j["problem"] = {{"m", a.m}, {"k", a.k}, {"n", a.n}, {"group_size", layout.group_size},
+    j["problem"] = {{"m", a.m},       {"k", a.k},        {"n", a.n}, {"group_size", layout.group_size},
                     {"zero", a.zero}, {"dtype", a.dtype}};
     for (const auto& p : plans) {
       nlohmann::json terms = nlohmann::json::array();
-      for (const auto& t : p.breakdown) terms.push_back({{"name", t.name}, {"ms", t.seconds * 1e3}, {"overlapped", t.overlapped}});
+      for (const auto& t : p.breakdown)
+        terms.push_back({{"name", t.name}, {"ms", t.seconds * 1e3}, {"overlapped", t.overlapped}});
       j["plans"].push_back({{"chosen", p.chosen},
                             {"strategy", to_string(p.strategy)},
                             {"partition", to_string(p.partition)},

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   const std::vector<w4a16::cli::Command> commands = {
       w4a16::cli::register_quantize(app),  w4a16::cli::register_convert(app), w4a16::cli::register_gemm(app),
       w4a16::cli::register_info(app),      w4a16::cli::register_demo(app),    w4a16::cli::register_bench(app),
-      w4a16::cli::register_calibrate(app), w4a16::cli::register_model(app),  w4a16::cli::register_plan(app)};
+      w4a16::cli::register_calibrate(app), w4a16::cli::register_model(app),   w4a16::cli::register_plan(app)};
 
   try {
     app.parse(argc, argv);

@@ -59,8 +59,7 @@ void run_parts(int parts, int threads, F&& fn) {
 
 // Stage: prepare_activations. Permuted, padded into K', widened to fp32 unless the bf16 kernels
 // read it; read in place when nothing needs to change.
-Activations prepare_activations(const MatrixRef& x, const PackedWeight::Impl& p, const ExecPlan& plan,
-                                Workspace& ws) {
+Activations prepare_activations(const MatrixRef& x, const PackedWeight::Impl& p, const ExecPlan& plan, Workspace& ws) {
   const bool x_bf16 = plan.x_format == XFormat::bf16;
   const int64_t m = x.rows, kp = p.k_padded;
   Activations act;
@@ -245,8 +244,8 @@ DequantKernel find_stage(const KernelTable& table, std::string_view name) {
 ExecPlan resolve(const GemmPlan& g, const PackedWeight::Impl& p, const KernelTable& kt, int64_t panel_bytes) {
   require(g.isa == kt.name, "gemm: the plan was made for the '{}' kernels but '{}' is active (set_isa_cap?)", g.isa,
           kt.name);
-  require(g.threads >= 1 && g.split_k >= 1 && g.row_panels >= 1, "gemm: the plan has {} threads, split-K {}, {} row panels",
-          g.threads, g.split_k, g.row_panels);
+  require(g.threads >= 1 && g.split_k >= 1 && g.row_panels >= 1,
+          "gemm: the plan has {} threads, split-K {}, {} row panels", g.threads, g.split_k, g.row_panels);
   require(g.strategy != Strategy::automatic, "gemm: a plan names a concrete strategy, not 'auto'");
   if (!p.quantized && g.strategy != Strategy::dense) {
     fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",

@@ -55,14 +55,17 @@ struct Builder {
     out.seconds += s;
   }
   // A stage whose terms overlap; `scale` multiplies each (the items the busiest core runs).
-  void overlapped(std::initializer_list<std::pair<const char*, double>> terms, double scale) {
-    double worst = 0;
+  // `overlap` in [0, 1]: 1 = only the largest counts, 0 = they add up (in between: the largest
+  // plus that share of the others).
+  void overlapped(std::initializer_list<std::pair<const char*, double>> terms, double scale, double overlap = 1.0) {
+    double worst = 0, sum = 0;
     for (const auto& [name, s] : terms) {
       if (s <= 0) continue;
-      out.terms.push_back({name, s * scale, true});
+      out.terms.push_back({name, s * scale, overlap > 0});
       worst = std::max(worst, s * scale);
+      sum += s * scale;
     }
-    out.seconds += worst;
+    out.seconds += worst + (1.0 - overlap) * (sum - worst);
   }
   Prediction done() {
     double worst = -1;
@@ -163,12 +166,14 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
     switch (c.strategy) {
       case Strategy::fused: {
         const CpuCompute f = cpu_fused_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant + matmul", f.matmul + f.dequant}}, per_core_items);
+        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant + matmul", f.matmul + f.dequant}}, per_core_items,
+                     d.read_compute_overlap);
         break;
       }
       case Strategy::dense: {
         const CpuCompute f = cpu_dense_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w16_bytes / bw}, {"matmul", f.matmul + f.dequant}}, per_core_items);
+        b.overlapped({{"weight read", s.w16_bytes / bw}, {"matmul", f.matmul + f.dequant}}, per_core_items,
+                     d.read_compute_overlap);
         break;
       }
       case Strategy::decoupled: {
@@ -176,7 +181,8 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
         // weight stream overlaps with the dequantization; the panel's round trip through L2
         // overlaps with the dense kernel; the two stages follow each other on the same core.
         const CpuCompute f = cpu_dense_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant", cpu_dequant_stage(d, c, s)}}, per_core_items);
+        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant", cpu_dequant_stage(d, c, s)}}, per_core_items,
+                     d.read_compute_overlap);
         b.overlapped({{"workspace round trip", 2.0 * s.w16_bytes / d.local_bw}, {"matmul", f.matmul + f.dequant}},
                      per_core_items);
         break;
@@ -226,8 +232,8 @@ Prediction predict_accelerator(const Device& d, const Problem& p, const Candidat
     // The AIVs of one AIC share its slots, so fewer items than AIVs still keeps them all busy.
     const double v_items = double(s.items) / tv;
     const double h = d.workspace_l2_hit;
-    const double produce = std::max({s.w4_bytes / d.vector_core_read_bw, dequant_time(d, s, c),
-                                     s.w16_bytes / d.vector_core_write_bw});
+    const double produce =
+        std::max({s.w4_bytes / d.vector_core_read_bw, dequant_time(d, s, c), s.w16_bytes / d.vector_core_write_bw});
     const double consume = std::max(s.w16_bytes / d.core_read_bw, engine_time(d, p, s));
     const double hbm_bytes = double(s.items) * s.w4_bytes + (1.0 - h) * 2.0 * total_w16;
     b.serial("launch", d.launch_s);
@@ -252,7 +258,8 @@ Prediction predict_accelerator(const Device& d, const Problem& p, const Candidat
   } else {
     const bool fused = c.strategy == Strategy::fused;
     if (fused && !d.fused_possible) {
-      b.out.terms.push_back({"(hypothetical: this device cannot pass a dequantized weight to its matrix unit)", 0, false});
+      b.out.terms.push_back(
+          {"(hypothetical: this device cannot pass a dequantized weight to its matrix unit)", 0, false});
     }
     const double bytes = fused ? s.w4_bytes : s.w16_bytes;
     b.serial("launch", d.launch_s);

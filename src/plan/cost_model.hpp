@@ -18,23 +18,23 @@ struct Problem {
   int64_t m = 1, k = 1, n = 1;
   int64_t group_size = 128;
   ZeroMode zero_mode = ZeroMode::sym;
-  DType act = DType::bf16;          // x and y
-  DType scale_dtype = DType::f16;   // scales (and float zeros)
-  bool quantized = true;            // false: a dense 16-bit weight (only the dense strategy)
+  DType act = DType::bf16;         // x and y
+  DType scale_dtype = DType::f16;  // scales (and float zeros)
+  bool quantized = true;           // false: a dense 16-bit weight (only the dense strategy)
 };
 
 // One candidate: what the executor would run, in the model's terms.
 struct Candidate {
   Strategy strategy = Strategy::fused;
   Partition partition = Partition::data_parallel;
-  int split_k = 1;          // S (1 for data-parallel)
-  int threads = 1;          // cores used in all (pipelined: vector + matrix roles)
-  int vector_threads = 0;   // pipelined: cores in the dequantizing role
-  int64_t tile_n = 64;      // output columns per work item
-  int block_rows = 1;       // MR: rows of x one register block holds (the kernel entry's MRxNR)
-  bool panel = false;       // the entry dequantizes each group once into an L1 panel (prefill entries)
-  bool bf16_dot = false;    // cpu: the kernels read x as bf16 pairs (dot family), else fp32 (FMA family)
-  int64_t row_panels = 1;   // cpu: passes over the tiles, each with a share of the rows of x
+  int split_k = 1;             // S (1 for data-parallel)
+  int threads = 1;             // cores used in all (pipelined: vector + matrix roles)
+  int vector_threads = 0;      // pipelined: cores in the dequantizing role
+  int64_t tile_n = 64;         // output columns per work item
+  int block_rows = 1;          // MR: rows of x one register block holds (the kernel entry's MRxNR)
+  bool panel = false;          // the entry dequantizes each group once into an L1 panel (prefill entries)
+  bool bf16_dot = false;       // cpu: the kernels read x as bf16 pairs (dot family), else fp32 (FMA family)
+  int64_t row_panels = 1;      // cpu: passes over the tiles, each with a share of the rows of x
   double workspace_bytes = 0;  // decoupled / pipelined panel ring, split-K partial sums
 };
 

@@ -26,39 +26,41 @@ struct Device {
   std::string summary;  // one line for tables: the CPU model / card / SKU and where the figures come from
   DeviceKind kind = DeviceKind::cpu;
 
-  int cores = 1;         // threads (cpu), SMs (gpu), AIC cube cores (npu)
-  int vector_cores = 1;  // cores that dequantize: = cores on cpu/gpu, the AIV count on npu
+  int cores = 1;               // threads (cpu), SMs (gpu), AIC cube cores (npu)
+  int vector_cores = 1;        // cores that dequantize: = cores on cpu/gpu, the AIV count on npu
   bool fused_possible = true;  // false: no path from the dequantizing unit to the matrix unit but memory
 
   // Memory. Aggregate read bandwidth from DRAM/HBM with `t` cores busy; at a count not listed,
   // linear between neighbours, proportional below the first, flat beyond the last (read_bw_at).
   std::map<int, double> read_bw;
-  double write_bw = 0;        // aggregate DRAM/HBM write bandwidth
-  double core_read_bw = 0;    // what one core can pull on its own (DMA / load ports), bytes/s
+  double write_bw = 0;      // aggregate DRAM/HBM write bandwidth
+  double core_read_bw = 0;  // what one core can pull on its own (DMA / load ports), bytes/s
   double vector_core_read_bw = 0, vector_core_write_bw = 0;  // npu AIV GM->UB / UB->GM; else = core_read_bw
-  double llc_bytes = 0;       // last-level cache (cpu L3, gpu/npu L2)
-  double llc_bw = 0;          // its aggregate bandwidth, bytes/s
-  double local_bytes = 0;     // per-core cache/buffer a decoupled panel can stay in (cpu L2, npu L1)
-  double local_bw = 0;        // per-core bandwidth of that buffer, bytes/s
+  double llc_bytes = 0;                                      // last-level cache (cpu L3, gpu/npu L2)
+  double llc_bw = 0;                                         // its aggregate bandwidth, bytes/s
+  double local_bytes = 0;  // per-core cache/buffer a decoupled panel can stay in (cpu L2, npu L1)
+  double local_bw = 0;     // per-core bandwidth of that buffer, bytes/s
 
   // Compute, per core.
-  double matrix_flops = 0;      // 16-bit x 16-bit products with fp32 accumulation (2 flops per MAC);
-                                // cpu: the fp32 FMA rate (x widened to fp32, weights to fp32 lanes)
-  double dot_flops = 0;         // cpu: the bf16 pair-dot rate (vdpbf16ps) where the CPU has one, else 0
-  double vector_ops = 0;        // cpu: 512-bit (or 256-bit) vector instructions issued per second
-                                // (the ports the FMAs and the dequantization share)
-  int vector_lanes = 16;        // cpu: fp32 lanes of one such instruction
+  double matrix_flops = 0;           // 16-bit x 16-bit products with fp32 accumulation (2 flops per MAC);
+                                     // cpu: the fp32 FMA rate (x widened to fp32, weights to fp32 lanes)
+  double dot_flops = 0;              // cpu: the bf16 pair-dot rate (vdpbf16ps) where the CPU has one, else 0
+  double vector_ops = 0;             // cpu: 512-bit (or 256-bit) vector instructions issued per second
+                                     // (the ports the FMAs and the dequantization share)
+  int vector_lanes = 16;             // cpu: fp32 lanes of one such instruction
   double dequant_weights_per_s = 0;  // npu/gpu: int4 -> 16-bit weights one vector core makes per second
 
   // Overheads.
-  double launch_s = 0;   // starting and joining one parallel phase (pool fork/join, kernel launch)
-  double sync_s = 0;     // one producer -> consumer hand-off through memory (flag + cache line transfer)
-  double ring_slot_k = 0;  // decoupled pipeline: K rows of one ring slot (the first fill waits for one
-                           // slot, not a whole work item); 0 = a whole item
-  bool atomic_reduce = false;  // split-K partials added in place by the matrix cores (910B FixPipe
-                               // atomics): no second launch for the reduction
-  double workspace_l2_hit = 1.0;  // share of the decoupled workspace's round trip served by the LLC
-                                  // when it fits (the one parameter calibrated on the 910B; docs/model.md)
+  double launch_s = 0;                // starting and joining one parallel phase (pool fork/join, kernel launch)
+  double sync_s = 0;                  // one producer -> consumer hand-off through memory (flag + cache line transfer)
+  double ring_slot_k = 0;             // decoupled pipeline: K rows of one ring slot (the first fill waits for one
+                                      // slot, not a whole work item); 0 = a whole item
+  bool atomic_reduce = false;         // split-K partials added in place by the matrix cores (910B FixPipe
+                                      // atomics): no second launch for the reduction
+  double read_compute_overlap = 1.0;  // cpu: 1 = a core's weight stream hides behind its arithmetic (the
+                                      // item costs the max), 0 = they add up (measured: docs/model.md)
+  double workspace_l2_hit = 1.0;      // share of the decoupled workspace's round trip served by the LLC
+                                      // when it fits (the one parameter calibrated on the 910B; docs/model.md)
 
   double read_bw_at(int busy_cores) const;
 };

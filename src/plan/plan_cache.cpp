@@ -42,8 +42,7 @@ std::string_view to_string(Partition p) {
 }
 
 Strategy parse_strategy(std::string_view name) {
-  for (Strategy s :
-       {Strategy::automatic, Strategy::fused, Strategy::decoupled, Strategy::dense, Strategy::pipelined}) {
+  for (Strategy s : {Strategy::automatic, Strategy::fused, Strategy::decoupled, Strategy::dense, Strategy::pipelined}) {
     if (name == to_string(s)) return s;
   }
   fail(ErrorCode::invalid_argument, "unknown strategy '{}' (expected auto, fused, decoupled, pipelined or dense)",

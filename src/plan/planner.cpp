@@ -310,9 +310,8 @@ std::vector<GemmPlan> accelerator_plans(const Device& d, const Problem& problem,
       g.partition = split > 1 ? Partition::split_k : Partition::data_parallel;
       g.split_k = split;
       g.threads = d.cores;
-      g.vector_threads = s == Strategy::pipelined || (s == Strategy::decoupled && d.kind == DeviceKind::npu)
-                             ? d.vector_cores
-                             : 0;
+      g.vector_threads =
+          s == Strategy::pipelined || (s == Strategy::decoupled && d.kind == DeviceKind::npu) ? d.vector_cores : 0;
       g.isa = d.name;
       g.kernel = fmt::format("{}-wide tiles", tile_n);
       Candidate c;

@@ -18,12 +18,12 @@ namespace w4a16::plan {
 struct CpuTarget {
   const cpu::KernelTable* table = nullptr;
   bool quantized = true;
-  int64_t kernel_group = 128;  // g, or kPerChannelGroup for a per-channel weight
-  int64_t groups = 1;          // split units of the int4 strategies
-  int64_t chunks = 1;          // split units of the dense strategy (8-wide K chunks)
-  int64_t k_padded = 8;        // K' (groups padded to whole chunks)
+  int64_t kernel_group = 128;       // g, or kPerChannelGroup for a per-channel weight
+  int64_t groups = 1;               // split units of the int4 strategies
+  int64_t chunks = 1;               // split units of the dense strategy (8-wide K chunks)
+  int64_t k_padded = 8;             // K' (groups padded to whole chunks)
   DType dense_dtype = DType::bf16;  // dense / decoupled weight dtype
-  bool bf16_dot = false;       // bf16 x goes to the dot entries (dispatch.hpp prefer_bf16_dot)
+  bool bf16_dot = false;            // bf16 x goes to the dot entries (dispatch.hpp prefer_bf16_dot)
 };
 CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table, DType act);
 // The target of a shape without a weight (`w4a16 plan M K N`): the layout pack() would make.

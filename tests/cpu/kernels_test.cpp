@@ -2,9 +2,9 @@
 // fp64 reference, over a pairwise covering set of edge cases (see kernel_check.hpp).
 #include <gtest/gtest.h>
 
+#include "bench/ablations.hpp"
 #include "common/aligned_buffer.hpp"
 #include "cpu/dispatch.hpp"
-#include "bench/ablations.hpp"
 #include "cpu/kernel_check.hpp"
 #include "cpu/packed_weight.hpp"
 

@@ -1,5 +1,7 @@
 // The cost model's arithmetic on hand-computed cases, the planner's enumeration and choice, and
 // plans as values (gemm(x, w, y, plan)). No timing: every number here is predicted.
+#include "plan/planner.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,11 +13,10 @@
 
 #include "cpu/cpu_features.hpp"
 #include "cpu/dispatch.hpp"
+#include "cpu/kernel_check.hpp"
 #include "cpu/thread_pool.hpp"
 #include "plan/cost_model.hpp"
 #include "plan/devices/cpu.hpp"
-#include "plan/planner.hpp"
-#include "cpu/kernel_check.hpp"
 
 namespace w4a16 {
 namespace {
@@ -38,6 +39,7 @@ Device ideal_cpu(int cores) {
   d.llc_bw = d.local_bw = kHuge;
   d.matrix_flops = d.vector_ops = kHuge;
   d.vector_lanes = 16;
+  d.read_compute_overlap = 1.0;
   return d;
 }
 
@@ -87,6 +89,12 @@ TEST(CostModel, OverlappedStagesCountTheirMaxNotTheirSum) {
   EXPECT_NEAR(pr.seconds, std::max(read, compute), 1e-15);
   EXPECT_NEAR(term(pr, "weight read"), read, 1e-15);
   EXPECT_NEAR(term(pr, "dequant + matmul"), compute, 1e-15);
+  // A CPU whose weight stream does not hide behind its arithmetic adds them (and halfway between).
+  d.read_compute_overlap = 0.0;
+  EXPECT_NEAR(plan::predict(d, p, Candidate{.strategy = Strategy::fused, .threads = 1}).seconds, read + compute, 1e-15);
+  d.read_compute_overlap = 0.5;
+  EXPECT_NEAR(plan::predict(d, p, Candidate{.strategy = Strategy::fused, .threads = 1}).seconds,
+              std::max(read, compute) + 0.5 * std::min(read, compute), 1e-15);
 }
 
 TEST(CostModel, WaveQuantizationChargesTheBusiestCore) {

@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <vector>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "bench/machine.hpp"
 #include "common/check.hpp"
@@ -57,7 +57,8 @@ std::map<int, double> rates_from(const nlohmann::json& j) {
 
 std::filesystem::path calibration_path() {
   if (const char* p = std::getenv("W4A16_CALIBRATION"); p && *p) return p;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::filesystem::path(x) / "w4a16/calibration.json";
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return std::filesystem::path(x) / "w4a16/calibration.json";
   if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".cache/w4a16/calibration.json";
   return "w4a16-calibration.json";
 }
@@ -87,9 +88,12 @@ void save_calibration(const CpuCalibration& c) {
   const auto path = calibration_path();
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  const nlohmann::json j = {{"version", kCalibrationVersion}, {"cpu", c.cpu},
-                            {"threads", c.threads},           {"read_gbps", rates_json(c.read_gbps)},
-                            {"fma_gflops", rates_json(c.fma_gflops)}, {"dot_gflops", rates_json(c.dot_gflops)},
+  const nlohmann::json j = {{"version", kCalibrationVersion},
+                            {"cpu", c.cpu},
+                            {"threads", c.threads},
+                            {"read_gbps", rates_json(c.read_gbps)},
+                            {"fma_gflops", rates_json(c.fma_gflops)},
+                            {"dot_gflops", rates_json(c.dot_gflops)},
                             {"fork_join_us", c.fork_join_us}};
   io::AtomicFile out(path);
   out.write(j.dump(2) + "\n");
@@ -115,7 +119,9 @@ Device this_cpu() {
   d.core_read_bw = d.read_bw.begin()->second / d.read_bw.begin()->first;
   d.write_bw = 0.5 * d.read_bw.rbegin()->second;  // assumption: writes stream at half the read (unused on hot paths)
   // Per core: the 1-thread peaks (the multi-thread ones only confirm they scale).
-  const auto per_core = [](const std::map<int, double>& r) { return r.empty() ? 0.0 : r.begin()->second / r.begin()->first; };
+  const auto per_core = [](const std::map<int, double>& r) {
+    return r.empty() ? 0.0 : r.begin()->second / r.begin()->first;
+  };
   // The defaults are AVX-512 figures; an AVX2-only CPU issues half the lanes per instruction.
   d.vector_lanes = avx512 ? 16 : 8;
   d.matrix_flops = per_core(c.fma_gflops) * 1e9 * (cached || avx512 ? 1.0 : 0.5);
@@ -130,6 +136,12 @@ Device this_cpu() {
   d.local_bw = 64.0 * clock;
   d.launch_s = c.fork_join_us * 1e-6;
   d.sync_s = 0.2e-6;  // a flag's cache line moving between two cores and being polled: ~100-200 ns
+  // Measured, not assumed: on the dev machine (Intel Xeon, family 6 model 207) a fused call at
+  // M = 1 takes the *sum* of its weight read and its in-core work (measured / (read + compute)
+  // = 0.97 on 1 thread, 0.88 on 2; measured / max = 1.70: `w4a16 bench --validate-model`,
+  // docs/data/validate-model*.json). The loads of the stream compete with the dequantization for
+  // the core rather than hiding behind it.
+  d.read_compute_overlap = 0.0;
   d.workspace_l2_hit = 1.0;
   return d;
 }

@@ -15,12 +15,12 @@ namespace w4a16::plan::devices {
 
 // What `w4a16 calibrate` measured (rates keyed by thread count).
 struct CpuCalibration {
-  std::string cpu;                      // brand string of the CPU it was measured on
-  int threads = 1;                      // CPUs the process could use
-  std::map<int, double> read_gbps;      // streaming DRAM read, GB/s
-  std::map<int, double> fma_gflops;     // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
-  std::map<int, double> dot_gflops;     // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
-  double fork_join_us = 0;              // one ThreadPool::run over all threads with empty parts
+  std::string cpu;                   // brand string of the CPU it was measured on
+  int threads = 1;                   // CPUs the process could use
+  std::map<int, double> read_gbps;   // streaming DRAM read, GB/s
+  std::map<int, double> fma_gflops;  // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
+  std::map<int, double> dot_gflops;  // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
+  double fork_join_us = 0;           // one ThreadPool::run over all threads with empty parts
 };
 
 // $W4A16_CALIBRATION if set, else $XDG_CACHE_HOME/w4a16/calibration.json, else
