@@ -96,6 +96,20 @@ Calibration calibrate_read(int max_threads) {
   return c;
 }
 
+// The read bandwidth of --read-gbps "A[,B]" (already validated), else measured now.
+Calibration given_or_measured_read(const std::string& given, int threads) {
+  Calibration cal;
+  if (!given.empty()) {
+    const auto values = *parse_rates(given);
+    cal.gbps[1] = values.front();
+    cal.gbps[2] = values.back();
+    cal.variant[1] = cal.variant[2] = "given by --read-gbps";
+    return cal;
+  }
+  fmt::print(stderr, "calibrating the streaming read bandwidth...\n");
+  return calibrate_read(threads);
+}
+
 // Keeps the larger of each measured rate (a shared machine's figures drift down, never up).
 void keep_better(bench::ComputePeaks& into, const bench::ComputePeaks& other) {
   for (auto& p : into.measured) {
@@ -401,16 +415,7 @@ void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_conf
       suite ? "suite " + suite->name : std::string("ad-hoc shapes"), printable(bench::cpu_brand()), active_isa(),
       config.bench.threads, config.bench.group_size, a.zero, a.dtype, config.bench.rotation_bytes >> 20,
       config.budget_s);
-  Calibration cal;
-  if (!a.read_gbps.empty()) {
-    const auto values = *parse_rates(a.read_gbps);  // checked by the option's validator
-    cal.gbps[1] = values.front();
-    cal.gbps[2] = values.back();
-    cal.variant[1] = cal.variant[2] = "given by --read-gbps";
-  } else {
-    fmt::print(stderr, "calibrating the streaming read bandwidth...\n");
-    cal = calibrate_read(config.bench.threads);
-  }
+  Calibration cal = given_or_measured_read(a.read_gbps, config.bench.threads);
   config.bench.read_gbps[1] = cal.gbps[1];
   config.bench.read_gbps[2] = cal.gbps[2];
   fmt::print("streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads{}\n", cal.gbps[1], cal.gbps[2],
@@ -496,16 +501,7 @@ void run_bench(const BenchArgs& a) {
   fmt::print("w4a16 bench: {} | cpu {} | isa {} | threads {} | g={} {} {} | weights rotated over {} MiB\n",
              suite ? "suite " + suite->name : std::string("ad-hoc shapes"), printable(features.brand), active_isa(),
              config.threads, config.group_size, a.zero, a.dtype, config.rotation_bytes >> 20);
-  Calibration cal;
-  if (!a.read_gbps.empty()) {
-    const auto values = *parse_rates(a.read_gbps);  // checked by the option's validator
-    cal.gbps[1] = values.front();
-    cal.gbps[2] = values.back();
-    cal.variant[1] = cal.variant[2] = "given by --read-gbps";
-  } else {
-    fmt::print(stderr, "calibrating the streaming read bandwidth...\n");
-    cal = calibrate_read(config.threads);
-  }
+  Calibration cal = given_or_measured_read(a.read_gbps, config.threads);
   // The compute peaks on 1 thread and on all the threads the bench may use (at most the CPUs
   // this process may run on: more threads would share those cores).
   cal.peak_threads = std::min(config.threads, available);
