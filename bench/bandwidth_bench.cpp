@@ -35,9 +35,9 @@ int main(int argc, char** argv) {
   using namespace w4a16::bench;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("w4a16_cpu", cpu_brand());
+  benchmark::AddCustomContext("w4a16_cpu", w4a16::host::cpu_name());
   benchmark::AddCustomContext("read_buffer", fmt::format("{} MiB, 2 MiB aligned, MADV_HUGEPAGE, L3 {} MiB",
-                                                         read_buffer_bytes() >> 20, l3_bytes() >> 20));
+                                                         read_buffer_bytes() >> 20, w4a16::host::l3_bytes() >> 20));
   shared_buffer();  // allocate (and touch) it now, so the THP figure below includes it
   benchmark::AddCustomContext("anon_huge_pages",
                               fmt::format("{} MiB with the buffer allocated", anon_huge_pages_kb() >> 10));

@@ -1,5 +1,5 @@
-// Shared by the micro-benchmarks: random 16-bit data; the machine description and the
-// streaming-read bandwidth reference live in src/bench/machine.hpp (shared with `w4a16 bench`).
+// Shared by the micro-benchmarks: random 16-bit data. The host facts live in src/common/host.hpp,
+// the streaming-read bandwidth reference in src/measure/read_bandwidth.hpp (shared with `w4a16 bench`).
 #pragma once
 
 #include <immintrin.h>
@@ -20,12 +20,24 @@
 #include <thread>
 #include <vector>
 
-#include "bench/machine.hpp"
-#include "cpu/cpu_features.hpp"
+#include "measure/read_bandwidth.hpp"
 #include "w4a16/float16.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16::bench {
+
+// The read-bandwidth reference of the measurement engine, by its short names here.
+using measure::HugeBuffer;
+using measure::measure_read_bandwidth;
+using measure::probe_read_bandwidth;
+using measure::read_buffer_bytes;
+using measure::ReadBandwidth;
+using measure::ReadKernel;
+using measure::ReadVariant;
+using measure::read_variants;
+using measure::anon_huge_pages_kb;
+using measure::timed_read_pass;
+using measure::rotation_bytes;
 
 // ---------------------------------------------------------------------------------------------
 // Random data: never zero, exactly representable in both fp16 and bf16

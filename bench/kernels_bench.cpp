@@ -7,10 +7,11 @@
 // What every benchmark does, in order (see bench/README.md for the counters):
 //   1. Weights: random non-zero bf16 [N, K] (one per shape), quantized once (RTN, sym, scales in
 //      the activation dtype) and packed into as many independent copies as it takes to exceed
-//      4x the L3 (rotation_bytes()); a dense baseline packs the same values unquantized.
+//      4x the L3 (measure::WeightRotation, the same rotation as `w4a16 bench`); the dense
+//      baseline packs the dequantized values in 16 bits (a baseline of the same quality).
 //   2. Verification: one gemm() on copy 0 (also the warm-up that sizes the workspaces), checked
-//      on a sample of the output against w4a16::reference_gemm (dense: a double dot product of
-//      the same 16-bit weights). A mismatch skips the benchmark with the error.
+//      on a sample of the output against the fp64 reference (measure::ReferenceSample, as in
+//      `w4a16 bench`). A mismatch skips the benchmark with the error.
 //   3. Timing: one gemm() per iteration, cycling through the copies so that every call streams
 //      its weight from DRAM; the "hot" variants use one copy, which stays cache-resident.
 //
@@ -24,6 +25,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,16 +34,11 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "measure/reference_sample.hpp"
+#include "measure/weight_rotation.hpp"
 
 namespace w4a16::bench {
 namespace {
-
-// A sample of the output may differ from the reference by at most this fraction of the sample's
-// largest |reference| value. Generous on purpose: the output is rounded to 16 bits (2^-9 for
-// bf16), the decoupled strategy rounds every weight to 16 bits once more, and fp32 accumulation
-// order differs from the reference's double; the tests hold the tight, derived bounds. This
-// check only guards against timing a kernel that computes the wrong thing.
-constexpr double kTolerance = 2e-2;
 
 // The denominator of bw_pct. At start-up, every read variant over 1 GiB, best pass, by thread
 // count (index 0 unused). Then, right after each benchmark's timing loop, a probe: the start-up
@@ -61,14 +58,6 @@ std::map<std::tuple<DType, int64_t, int>, double> g_dense_seconds;
 // Weights, activations and their caches (built on first use, kept for the whole run)
 // ---------------------------------------------------------------------------------------------
 
-// [N, K] random bf16, never zero, one per shape.
-const std::vector<uint16_t>& source_weight(int64_t n, int64_t k) {
-  static std::map<std::pair<int64_t, int64_t>, std::vector<uint16_t>> cache;
-  auto& w = cache[{n, k}];
-  if (w.empty()) w = random_bf16(size_t(n * k), uint64_t(n * 1000003 + k));
-  return w;
-}
-
 // [M, K] random activations in dtype.
 const std::vector<uint16_t>& activations(int64_t m, int64_t k, DType dtype) {
   static std::map<std::tuple<int64_t, int64_t, DType>, std::vector<uint16_t>> cache;
@@ -79,25 +68,12 @@ const std::vector<uint16_t>& activations(int64_t m, int64_t k, DType dtype) {
 
 enum class Kind { q4, dense };
 
-// Independent packed copies of one weight, cycled through to defeat the caches.
+// One weight, quantized once, and its rotated copies: packed int4 (q4), or its dequantized
+// values in 16 bits (dense: the baseline of the same quality, checked against the same reference).
 struct WeightSet {
-  Kind kind = Kind::q4;
-  int64_t n = 0, k = 0;
-  DType dtype = DType::bf16;                 // q4: scale dtype; dense: weight dtype
-  std::optional<QuantizedWeight> quantized;  // q4: the weight every copy was packed from
-  std::vector<uint16_t> dense_values;        // dense: [N, K] the weight every copy was packed from
-  std::vector<PackedWeight> copies;
+  std::optional<QuantizedWeight> quantized;  // the weight every copy holds
+  std::optional<measure::WeightRotation> copies;
   double bytes = 0;  // weight bytes one call streams: codes + scales (+ zeros), or 2 B per weight
-
-  void ensure_copies(size_t count) {
-    while (copies.size() < count) {
-      if (kind == Kind::q4) {
-        copies.push_back(pack(*quantized));
-      } else {
-        copies.push_back(pack_dense(MatrixRef{dense_values.data(), dtype, n, k}));
-      }
-    }
-  }
 };
 
 WeightSet& weight_set(Kind kind, int64_t n, int64_t k, int64_t g, DType dtype) {
@@ -105,123 +81,27 @@ WeightSet& weight_set(Kind kind, int64_t n, int64_t k, int64_t g, DType dtype) {
   auto& slot = cache[{kind, n, k, g, dtype}];
   if (slot) return *slot;
   auto set = std::make_unique<WeightSet>();
-  set->kind = kind;
-  set->dtype = dtype;
-  set->n = n;
-  set->k = k;
-  const auto& src = source_weight(n, k);
+  const std::vector<uint16_t> src = random_bf16(size_t(n * k), uint64_t(n * 1000003 + k));  // [N, K]
+  QuantizeOptions q;
+  q.group_size = g;
+  q.zero_mode = ZeroMode::sym;
+  q.scale_dtype = dtype;
+  const QuantizedWeight& w = set->quantized.emplace(quantize(MatrixRef{src.data(), DType::bf16, n, k}, q));
+  std::function<PackedWeight()> make;
   if (kind == Kind::q4) {
-    QuantizeOptions q;
-    q.group_size = g;
-    q.zero_mode = ZeroMode::sym;
-    q.scale_dtype = dtype;
-    set->quantized.emplace(quantize(MatrixRef{src.data(), DType::bf16, n, k}, q));
-    const QuantizedWeight& w = *set->quantized;
     set->bytes = double(w.codes().size() + w.scales().size() + w.zeros().size());
+    make = [&w] { return pack(w); };
   } else {
-    set->dense_values = to_dtype(src, dtype);
     set->bytes = double(n * k) * 2;
+    const std::vector<float> values = dequantize(w);
+    auto dense = std::make_shared<std::vector<uint16_t>>(values.size());  // [N, K] in dtype
+    for (size_t i = 0; i < values.size(); ++i)
+      (*dense)[i] = dtype == DType::f16 ? f32_to_f16(values[i]) : f32_to_bf16(values[i]);
+    make = [dense, dtype, n, k] { return pack_dense(MatrixRef{dense->data(), dtype, n, k}); };
   }
+  set->copies.emplace(int64_t(set->bytes), rotation_bytes(), make, 2);
   slot = std::move(set);
   return *slot;
-}
-
-// Copies needed so that their total exceeds rotation_bytes() (at least 2).
-size_t rotation_copies(double bytes_per_copy) {
-  return std::max<size_t>(2, size_t(double(rotation_bytes()) / bytes_per_copy) + 1);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Verification against the reference on a sample of the output
-// ---------------------------------------------------------------------------------------------
-
-// Rows {0, 1, M-1} (those that exist) x 64 random columns (all columns when N <= 64).
-struct Sample {
-  std::vector<int64_t> rows, cols;
-};
-
-Sample output_sample(int64_t m, int64_t n) {
-  Sample s;
-  for (int64_t r : {int64_t(0), int64_t(1), m - 1}) {
-    if (r < m && std::find(s.rows.begin(), s.rows.end(), r) == s.rows.end()) s.rows.push_back(r);
-  }
-  if (n <= 64) {
-    for (int64_t c = 0; c < n; ++c) s.cols.push_back(c);
-  } else {
-    std::mt19937_64 rng(static_cast<uint64_t>(n));
-    std::vector<int64_t> all(static_cast<size_t>(n));
-    for (int64_t c = 0; c < n; ++c) all[size_t(c)] = c;
-    std::shuffle(all.begin(), all.end(), rng);
-    s.cols.assign(all.begin(), all.begin() + 64);
-  }
-  return s;
-}
-
-// The reference values of the sample, [rows][cols], as the output dtype rounds them.
-std::vector<float> reference_sample(const WeightSet& ws, const std::vector<uint16_t>& x, DType act, int64_t k,
-                                    const Sample& s) {
-  const int64_t rows = int64_t(s.rows.size()), cols = int64_t(s.cols.size());
-  std::vector<uint16_t> xs(size_t(rows * k));  // [rows, K] the sampled rows of x
-  for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(&xs[size_t(r * k)], &x[size_t(s.rows[size_t(r)] * k)], size_t(k) * 2);
-  }
-  std::vector<float> ref(size_t(rows * cols));
-  if (ws.kind == Kind::q4) {
-    // The sampled output columns are rows of W: a QuantizedWeight of just those rows.
-    const QuantizedWeight& w = *ws.quantized;
-    const size_t code_row = size_t(w.layout().row_bytes());
-    const size_t scale_row = size_t(w.groups()) * dtype_size(w.scale_dtype());
-    std::vector<uint8_t> codes(size_t(cols) * code_row);      // [cols, ceil(K/2)]
-    std::vector<std::byte> scales(size_t(cols) * scale_row);  // [cols, G]
-    for (int64_t c = 0; c < cols; ++c) {
-      const size_t n = size_t(s.cols[size_t(c)]);
-      std::memcpy(&codes[size_t(c) * code_row], &w.codes()[n * code_row], code_row);
-      std::memcpy(&scales[size_t(c) * scale_row], &w.scales()[n * scale_row], scale_row);
-    }
-    QuantizedLayout layout = w.layout();
-    layout.n = cols;
-    const QuantizedWeight sub(layout, std::move(codes), std::move(scales));
-    std::vector<uint16_t> y(size_t(rows * cols));
-    reference_gemm(MatrixRef{xs.data(), act, rows, k}, sub, MutableMatrixRef{y.data(), act, rows, cols});
-    for (size_t i = 0; i < y.size(); ++i) ref[i] = to_f32(y[i], act);
-  } else {
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) {
-        const uint16_t* wr = &ws.dense_values[size_t(s.cols[size_t(c)] * k)];
-        double acc = 0;
-        for (int64_t i = 0; i < k; ++i) acc += double(to_f32(xs[size_t(r * k + i)], act)) * to_f32(wr[i], ws.dtype);
-        ref[size_t(r * cols + c)] = to_f32(act == DType::f16 ? f64_to_f16(acc) : f64_to_bf16(acc), act);
-      }
-    }
-  }
-  return ref;
-}
-
-// Empty when y matches the reference on the sample, else what differs.
-std::string verify(const WeightSet& ws, const std::vector<uint16_t>& x, const std::vector<uint16_t>& y, DType act,
-                   int64_t m, int64_t n, int64_t k) {
-  const Sample s = output_sample(m, n);
-  const std::vector<float> ref = reference_sample(ws, x, act, k, s);
-  double max_ref = 0, max_err = 0;
-  int64_t worst_r = 0, worst_c = 0;
-  for (size_t r = 0; r < s.rows.size(); ++r) {
-    for (size_t c = 0; c < s.cols.size(); ++c) {
-      const double want = ref[r * s.cols.size() + c];
-      const double got = to_f32(y[size_t(s.rows[r] * n + s.cols[c])], act);
-      max_ref = std::max(max_ref, std::abs(want));
-      const double err = std::isfinite(got) ? std::abs(got - want) : INFINITY;
-      if (!(err <= max_err)) {
-        max_err = err;
-        worst_r = s.rows[r];
-        worst_c = s.cols[c];
-      }
-    }
-  }
-  if (max_err <= kTolerance * std::max(max_ref, 1e-30)) return {};
-  return fmt::format(
-      "output differs from the reference: max |y - ref| = {:.4g} at (m={}, n={}), {:.3g} of max |ref| "
-      "{:.4g} (tolerance {})",
-      max_err, worst_r, worst_c, max_err / max_ref, max_ref, kTolerance);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,8 +134,7 @@ struct Config {
 void run_gemm(benchmark::State& state, const Config& c) {
   try {
     WeightSet& ws = weight_set(c.kind, c.n, c.k, c.g, c.act);
-    const size_t copies = c.rotate ? rotation_copies(ws.bytes) : 1;
-    ws.ensure_copies(copies);
+    const size_t copies = c.rotate ? ws.copies->size() : 1;
     const std::vector<uint16_t>& x = activations(c.m, c.k, c.act);
     std::vector<uint16_t> y(size_t(c.m * c.n), 0x7FC0);  // [M, N], NaN-filled: unwritten outputs fail
     const MatrixRef xr{x.data(), c.act, c.m, c.k};
@@ -267,10 +146,11 @@ void run_gemm(benchmark::State& state, const Config& c) {
     o.split_k = c.split_k;
     o.threads = c.threads;
     o.decoupled_panel_bytes = c.panel_bytes;
-    const GemmPlan plan = plan_gemm(c.m, ws.copies[0], c.act, o);
+    const GemmPlan plan = plan_gemm(c.m, (*ws.copies)[0], c.act, o);
 
-    gemm(xr, ws.copies[0], yr, o);  // verification, and the warm-up that sizes the workspaces
-    if (std::string error = verify(ws, x, y, c.act, c.m, c.n, c.k); !error.empty()) {
+    gemm(xr, (*ws.copies)[0], yr, o);  // verification, and the warm-up that sizes the workspaces
+    const measure::ReferenceSample reference(xr, *ws.quantized);
+    if (std::string error = reference.mismatch(MatrixRef{y.data(), c.act, c.m, c.n}); !error.empty()) {
       state.SkipWithError(error.c_str());
       return;
     }
@@ -278,7 +158,7 @@ void run_gemm(benchmark::State& state, const Config& c) {
     size_t i = 1 % copies;  // copy 0 was just read: start from one that is not cached
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
-      gemm(xr, ws.copies[i], yr, o);
+      gemm(xr, (*ws.copies)[i], yr, o);
       benchmark::DoNotOptimize(y.data());
       if (++i == copies) i = 0;
     }
@@ -423,7 +303,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
-  benchmark::AddCustomContext("w4a16_cpu", cpu_brand());
+  benchmark::AddCustomContext("w4a16_cpu", w4a16::host::cpu_name());
   benchmark::AddCustomContext("w4a16_isa", std::string(w4a16::active_isa()));
   if (given_bw) {
     for (int t : {1, 2}) {
@@ -440,13 +320,13 @@ int main(int argc, char** argv) {
                                                                                bw.gbps, bw.variant, bw.bytes >> 20));
       }
     }
-    g_probe_buffer = std::make_unique<HugeBuffer>(size_t(8 * l3_bytes()));
+    g_probe_buffer = std::make_unique<HugeBuffer>(size_t(8 * w4a16::host::l3_bytes()));
     benchmark::AddCustomContext("read_probe", fmt::format("after each benchmark, {} MiB, best of 3 passes "
                                                           "(read_GBps); bw_pct uses max(read_bw_Nt, read_GBps)",
                                                           g_probe_buffer->size() >> 20));
   }
   benchmark::AddCustomContext("rotation", fmt::format("weights cycled over > {} MiB of copies (4x L3 {} MiB)",
-                                                      rotation_bytes() >> 20, l3_bytes() >> 20));
+                                                      rotation_bytes() >> 20, w4a16::host::l3_bytes() >> 20));
   register_default_set();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -19,11 +19,12 @@
 #include <string_view>
 #include <vector>
 
-#include "bench/machine.hpp"
-#include "bench/peaks.hpp"
-#include "bench/runner.hpp"
-#include "bench/suites.hpp"
-#include "bench/validate_model.hpp"
+#include "measure/read_bandwidth.hpp"
+#include "measure/cpu_calibration.hpp"
+#include "measure/peaks.hpp"
+#include "measure/runner.hpp"
+#include "measure/suites.hpp"
+#include "measure/validate_model.hpp"
 #include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
@@ -35,8 +36,8 @@ namespace w4a16::cli {
 
 namespace {
 
-using bench::ShapeResult;
-using bench::VariantResult;
+using measure::ShapeResult;
+using measure::VariantResult;
 using nlohmann::json;
 
 struct BenchArgs {
@@ -80,15 +81,15 @@ CLI::Validator rate_pair(const std::string& unit) {
 struct Calibration {
   double gbps[3] = {0, 0, 0};  // streaming read on 1 and 2 threads (index); [0] unused
   std::string variant[3];
-  bench::ComputePeaks peaks;
+  measure::ComputePeaks peaks;
   int peak_threads = 1;  // "all threads" of the compute peaks
 };
 
 Calibration calibrate_read(int max_threads) {
   Calibration c;
-  const bench::HugeBuffer buf(bench::read_buffer_bytes());
+  const measure::HugeBuffer buf(measure::read_buffer_bytes());
   for (int t = 1; t <= std::min(max_threads, 2); ++t) {
-    const auto r = bench::measure_read_bandwidth(buf, t, 3);
+    const auto r = measure::measure_read_bandwidth(buf, t, 3);
     c.gbps[t] = r.gbps;
     c.variant[t] = r.variant;
   }
@@ -111,7 +112,7 @@ Calibration given_or_measured_read(const std::string& given, int threads) {
 }
 
 // Keeps the larger of each measured rate (a shared machine's figures drift down, never up).
-void keep_better(bench::ComputePeaks& into, const bench::ComputePeaks& other) {
+void keep_better(measure::ComputePeaks& into, const measure::ComputePeaks& other) {
   for (auto& p : into.measured) {
     for (const auto& q : other.measured) {
       if (q.key != p.key) continue;
@@ -122,12 +123,12 @@ void keep_better(bench::ComputePeaks& into, const bench::ComputePeaks& other) {
 
 // "vdpbf16ps zmm 86.0 / 172.1, vfmadd231ps zmm 175.2 / 349.8 GFLOP/s (1 / 2 threads)".
 std::string peaks_text(const Calibration& c) {
-  const auto rates = [&](const bench::PerThreads& g) {
+  const auto rates = [&](const measure::PerThreads& g) {
     std::string out;
     for (const auto& [t, v] : g) out += fmt::format("{}{:.1f}", out.empty() ? "" : " / ", v);
     return out;
   };
-  const auto counts = [&](const bench::PerThreads& g) {
+  const auto counts = [&](const measure::PerThreads& g) {
     std::string out;
     for (const auto& [t, v] : g) out += fmt::format("{}{}", out.empty() ? "" : " / ", t);
     return out + (g.size() == 1 && g.begin()->first == 1 ? " thread" : " threads");
@@ -140,7 +141,7 @@ std::string peaks_text(const Calibration& c) {
   bool contended = false;
   for (const auto& p : c.peaks.measured) {
     out += fmt::format("{}{} {}", out.empty() ? "" : ", ", p.instruction, rates(p.gflops));
-    contended = contended || bench::looks_contended(p.gflops);
+    contended = contended || measure::looks_contended(p.gflops);
   }
   out += fmt::format(" GFLOP/s ({})", counts(c.peaks.measured.front().gflops));
   if (contended) out += "\n  note: a multi-thread peak scales badly: another process probably held a CPU";
@@ -196,7 +197,7 @@ void apply_roofline(std::vector<ShapeResult>& results, const Calibration& cal) {
     for (auto& v : r.variants) {
       const double read = cal.gbps[std::clamp(v.threads, 1, 2)];
       v.pct_bw = 100.0 * v.gbps / read;
-      v.roofline_ms = bench::roofline_ms(double(v.weight_bytes), flops, read, cal.peaks.roofline_gflops(v.threads));
+      v.roofline_ms = measure::roofline_ms(double(v.weight_bytes), flops, read, cal.peaks.roofline_gflops(v.threads));
       v.vs_roofline = v.roofline_ms > 0 ? v.median_ms / v.roofline_ms : 0;
     }
   }
@@ -204,7 +205,7 @@ void apply_roofline(std::vector<ShapeResult>& results, const Calibration& cal) {
 
 // machine.peak_gflops / peak_instruction / roofline_gflops of the JSON (docs/bench-json.md).
 json peaks_json(const Calibration& c) {
-  const auto per_threads = [](const bench::PerThreads& g) {
+  const auto per_threads = [](const measure::PerThreads& g) {
     json j = json::object();
     for (const auto& [t, v] : g) j[std::to_string(t)] = v;
     return j;
@@ -242,7 +243,7 @@ json variant_json(const VariantResult& v) {
 }
 
 // Model totals at M = 1: the linear layers of one decoder layer, times the number of layers.
-json totals_json(const bench::Suite* suite, const std::vector<ShapeResult>& results, bool print) {
+json totals_json(const measure::Suite* suite, const std::vector<ShapeResult>& results, bool print) {
   json out = json::array();
   if (!suite) return out;
   for (const auto& model : suite->models) {
@@ -402,17 +403,17 @@ void check_sizes(int64_t m, int64_t k, int64_t n) {
   }
 }
 
-// `bench --validate-model`: bench/validate_model.hpp does the work; here the streaming read is
+// `bench --validate-model`: measure/validate_model.hpp does the work; here the streaming read is
 // measured (for the %BW of the JSON and to compare with the model's figure) and the JSON written.
-void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_config, const bench::Suite* suite,
-                        const std::vector<std::pair<bench::LayerShape, int64_t>>& work) {
-  bench::ValidateConfig config;
+void run_validate_model(const BenchArgs& a, const measure::BenchConfig& bench_config, const measure::Suite* suite,
+                        const std::vector<std::pair<measure::LayerShape, int64_t>>& work) {
+  measure::ValidateConfig config;
   config.bench = bench_config;
   config.budget_s = a.budget_s;
   fmt::print(
       "w4a16 bench --validate-model: {} | cpu {} | isa {} | threads {} | g={} {} {} | weights rotated over {} MiB | "
       "budget {:.0f} s\n",
-      suite ? "suite " + suite->name : std::string("ad-hoc shapes"), printable(bench::cpu_brand()), active_isa(),
+      suite ? "suite " + suite->name : std::string("ad-hoc shapes"), printable(host::cpu_name()), active_isa(),
       config.bench.threads, config.bench.group_size, a.zero, a.dtype, config.bench.rotation_bytes >> 20,
       config.budget_s);
   Calibration cal = given_or_measured_read(a.read_gbps, config.bench.threads);
@@ -423,7 +424,7 @@ void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_conf
 
   const bool tty = isatty(2);
   const auto started = std::chrono::steady_clock::now();
-  const bench::Validation v = bench::validate_model(work, config, [&](const std::string& what) {
+  const measure::Validation v = measure::validate_model(work, config, [&](const std::string& what) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const std::string line = fmt::format("{:>5.0f}s {}", elapsed, what);
     if (tty) {
@@ -433,8 +434,8 @@ void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_conf
     }
   });
   if (tty) fmt::print(stderr, "\r{:<90}\r", "");
-  const bench::ValidationSummary summary = bench::summarize(v);
-  bench::print_validation(v, summary);
+  const measure::ValidationSummary summary = measure::summarize(v);
+  measure::print_validation(v, summary);
 
   if (!a.json_path.empty()) {
     char date[32];
@@ -444,10 +445,10 @@ void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_conf
                 {"command", command_line()},
                 {"date", date},
                 {"machine",
-                 {{"cpu", bench::cpu_brand()},
+                 {{"cpu", host::cpu_name()},
                   {"isa", std::string(active_isa())},
                   {"threads", config.bench.threads},
-                  {"l3_bytes", bench::l3_bytes()},
+                  {"l3_bytes", host::l3_bytes()},
                   {"read_gbps", {{"1", cal.gbps[1]}, {"2", cal.gbps[2]}}},
                   {"read_variant", {{"1", cal.variant[1]}, {"2", cal.variant[2]}}}}},
                 {"config",
@@ -458,14 +459,14 @@ void run_validate_model(const BenchArgs& a, const bench::BenchConfig& bench_conf
                   {"rotation_bytes", config.bench.rotation_bytes},
                   {"min_time_s", config.bench.min_time_s},
                   {"fastest_timed", config.fastest}}}};
-    doc.update(bench::validation_json(v, summary));
+    doc.update(measure::validation_json(v, summary));
     io::write_file_atomically(a.json_path, doc.dump(2) + "\n");
     fmt::print("wrote {}\n", a.json_path);
   }
 }
 
 void run_bench(const BenchArgs& a) {
-  bench::BenchConfig config;
+  measure::BenchConfig config;
   const int available = cpu_info().available_threads;
   config.threads = a.threads > 0 ? a.threads : available;
   config.group_size = a.group_size;
@@ -475,18 +476,18 @@ void run_bench(const BenchArgs& a) {
   config.min_time_s = a.min_time;
   config.study = a.study;
   // --rotate-mib is at most 2^20 (its validator), so the product fits.
-  config.rotation_bytes = a.rotate_mib > 0 ? *checked_mul(a.rotate_mib, int64_t(1) << 20) : 4 * bench::l3_bytes();
+  config.rotation_bytes = a.rotate_mib > 0 ? *checked_mul(a.rotate_mib, int64_t(1) << 20) : 4 * host::l3_bytes();
 
   // What to run: a suite (with its batch list) or ad-hoc shapes.
-  const bench::Suite* suite = nullptr;
-  std::vector<std::pair<bench::LayerShape, int64_t>> work;
+  const measure::Suite* suite = nullptr;
+  std::vector<std::pair<measure::LayerShape, int64_t>> work;
   if (!a.shapes.empty()) {
-    for (const auto& s : bench::parse_shapes(a.shapes)) work.push_back({{"ad-hoc", "", s.k, s.n, 1, s.m}, s.m});
+    for (const auto& s : measure::parse_shapes(a.shapes)) work.push_back({{"ad-hoc", "", s.k, s.n, 1, s.m}, s.m});
   } else {
-    suite = &bench::find_suite(a.suite);
+    suite = &measure::find_suite(a.suite);
     // --validate-model keeps to small M by default: each (shape, M) times several plans twice.
     const std::vector<int64_t> validate_batches = {1, 4, 16, 64};
-    const auto batches = !a.batch.empty()   ? bench::parse_batches(a.batch)
+    const auto batches = !a.batch.empty()   ? measure::parse_batches(a.batch)
                          : a.validate_model ? validate_batches
                                             : suite->batches;
     std::map<std::pair<int64_t, int64_t>, bool> seen;  // each distinct (K, N) once per model family
@@ -510,23 +511,23 @@ void run_bench(const BenchArgs& a) {
     cal.peaks.given[1] = values.front();
     if (cal.peak_threads > 1) cal.peaks.given[cal.peak_threads] = values.back();
   } else {
-    cal.peaks = bench::measure_compute_peaks(cal.peak_threads);
+    cal.peaks = measure::measure_compute_peaks(cal.peak_threads);
   }
   config.read_gbps[1] = cal.gbps[1];
   config.read_gbps[2] = cal.gbps[2];
   fmt::print(
       "streaming read: {:.1f} GB/s on 1 thread, {:.1f} GB/s on 2 threads (best of the variants in "
-      "src/bench/machine.hpp)\n",
+      "src/measure/read_bandwidth.hpp)\n",
       cal.gbps[1], cal.gbps[2]);
-  fmt::print("compute peak (the roofline uses the larger; src/bench/peaks.hpp): {}\n", peaks_text(cal));
+  fmt::print("compute peak (the roofline uses the larger; src/measure/peaks.hpp): {}\n", peaks_text(cal));
 
   // Measure, reusing each (K, N) weight set across M and across layers of the same shape.
-  const size_t per_shape = bench::variant_names(config).size();
+  const size_t per_shape = measure::variant_names(config).size();
   const size_t total = work.size() * per_shape;
   size_t done = 0;
   const bool tty = isatty(2);
   const auto started = std::chrono::steady_clock::now();
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<bench::ShapeBench>> benches;
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<measure::ShapeBench>> benches;
   std::map<std::tuple<int64_t, int64_t, int64_t>, ShapeResult> cache;  // same shape and M measured once
   std::vector<ShapeResult> results;
   for (const auto& [layer, m] : work) {
@@ -540,7 +541,7 @@ void run_bench(const BenchArgs& a) {
     }
     if (!benches.count({layer.k, layer.n})) {
       benches.clear();  // keep memory bounded: one weight set (and its rotated copies) alive at a time
-      benches.emplace(std::pair{layer.k, layer.n}, std::make_unique<bench::ShapeBench>(layer.k, layer.n, config));
+      benches.emplace(std::pair{layer.k, layer.n}, std::make_unique<measure::ShapeBench>(layer.k, layer.n, config));
     }
     auto& sb = benches.at({layer.k, layer.n});
     ShapeResult r = sb->run(layer, m, [&](const std::string& variant) {
@@ -566,7 +567,7 @@ void run_bench(const BenchArgs& a) {
   for (int t = 1; t <= 2; ++t) {
     if (cal_end.gbps[t] > cal.gbps[t]) cal.gbps[t] = cal_end.gbps[t], cal.variant[t] = cal_end.variant[t];
   }
-  if (a.peak_gflops.empty()) keep_better(cal.peaks, bench::measure_compute_peaks(cal.peak_threads));
+  if (a.peak_gflops.empty()) keep_better(cal.peaks, measure::measure_compute_peaks(cal.peak_threads));
   apply_roofline(results, cal);
   if (a.read_gbps.empty()) {
     fmt::print(
@@ -595,7 +596,7 @@ void run_bench(const BenchArgs& a) {
                  {{"cpu", features.brand},
                   {"isa", std::string(active_isa())},
                   {"threads", config.threads},
-                  {"l3_bytes", bench::l3_bytes()},
+                  {"l3_bytes", host::l3_bytes()},
                   {"read_gbps", {{"1", cal.gbps[1]}, {"2", cal.gbps[2]}}},
                   {"read_variant", {{"1", cal.variant[1]}, {"2", cal.variant[2]}}}}},
                 {"config",
@@ -639,9 +640,9 @@ Command register_bench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   auto* sub = app.add_subcommand("bench", "W4A16 vs dense 16-bit on LLM layer shapes: time, %BW, GFLOP/s, vs roofline");
   std::string suites;
-  for (const auto& s : bench::suites()) suites += (suites.empty() ? "" : ", ") + s.name;
+  for (const auto& s : measure::suites()) suites += (suites.empty() ? "" : ", ") + s.name;
   std::vector<std::string> suite_names;
-  for (const auto& s : bench::suites()) suite_names.push_back(s.name);
+  for (const auto& s : measure::suites()) suite_names.push_back(s.name);
   sub->add_option("--suite", args->suite, "shape suite: " + suites)
       ->default_val("llama3-8b")
       ->check(CLI::IsMember(suite_names));
@@ -684,10 +685,10 @@ Command register_calibrate(CLI::App& app) {
         const CpuInfo f = cpu_info();
         const int all = f.available_threads;
         fmt::print("cpu {} | L3 {} MiB | read buffer {} MiB on 2 MiB pages\n", printable(f.brand),
-                   bench::l3_bytes() >> 20, bench::read_buffer_bytes() >> 20);
+                   host::l3_bytes() >> 20, measure::read_buffer_bytes() >> 20);
         const Calibration c = calibrate_read(all);
         for (int t = 1; t <= 2; ++t) fmt::print("threads {}: {:.1f} GB/s ({})\n", t, c.gbps[t], c.variant[t]);
-        const auto peaks = bench::measure_compute_peaks(all);
+        const auto peaks = measure::measure_compute_peaks(all);
         fmt::print(
             "compute peaks, GFLOP/s (2 flops per multiply-accumulate; best of 5 passes of 20 ms, threads pinned):\n");
         if (peaks.measured.empty()) fmt::print("  none: this CPU has neither AVX-512F nor AVX2 + FMA\n");
@@ -696,7 +697,7 @@ Command register_calibrate(CLI::App& app) {
           std::string rates;
           for (const auto& [t, g] : p.gflops) rates += fmt::format("  threads {}: {:>7.1f}", t, g);
           fmt::print("  {:<9} {:<16}{}\n", p.key, p.instruction, rates);
-          contended = contended || bench::looks_contended(p.gflops);
+          contended = contended || measure::looks_contended(p.gflops);
         }
         if (!peaks.measured.empty()) {
           fmt::print("  roofline (the larger):    threads 1: {:>7.1f}", peaks.roofline_gflops(1));
@@ -709,18 +710,13 @@ Command register_calibrate(CLI::App& app) {
               "a CPU; measure again on an idle machine\n");
         }
         // The planner's description of this CPU (docs/model.md): cached for every later process.
-        plan::devices::CpuCalibration cal;
-        cal.cpu = bench::cpu_brand();
-        cal.threads = all;
-        for (int t = 1; t <= std::min(all, 2); ++t) cal.read_gbps[t] = c.gbps[t];
-        for (const auto& p : peaks.measured) {
-          auto& into = p.key == "bf16_dot" ? cal.dot_gflops : cal.fma_gflops;
-          for (const auto& [t, g] : p.gflops) into[t] = g;
-        }
-        cal.fork_join_us = plan::devices::measure_fork_join_us(all);
-        fmt::print("thread pool fork/join over {} threads: {:.1f} us\n", all, cal.fork_join_us);
-        if (!cal.fma_gflops.empty()) {
-          plan::devices::save_calibration(cal);
+        std::map<int, double> read;
+        for (int t = 1; t <= std::min(all, 2); ++t) read[t] = c.gbps[t];
+        const measure::CpuCalibrationRun run = measure::calibrate_cpu(read, peaks, all, DType::bf16);
+        fmt::print("thread pool fork/join over {} threads: {:.1f} us\n", all, run.calibration.fork_join_us);
+        if (!run.incore.empty()) measure::print_incore(run.incore);
+        if (!run.calibration.fma_gflops.empty()) {
+          plan::devices::save_calibration(run.calibration);
           fmt::print("saved for the planner: {}\n", plan::devices::calibration_path().string());
         }
       }};

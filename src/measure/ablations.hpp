@@ -6,7 +6,7 @@
 #include "common/check.hpp"
 #include "w4a16/w4a16.hpp"
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 enum class Ablation { none, widen_copy, int4_stream };
 
@@ -33,4 +33,4 @@ inline GemmPlan ablation_plan(int64_t m, const PackedWeight& w, DType act, GemmO
   fail(ErrorCode::internal, "no '{}' ablation kernel in the registry", role);
 }
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

@@ -7,7 +7,7 @@
 // (each step adds 2^-10 or 2^-9 to an accumulator that starts at 1..16), so no microcode assist
 // slows a pass. The functions carry their own target attributes: this file is compiled with the
 // baseline flags and each loop is called only after cpuid + xgetbv allowed its ISA.
-#include "bench/peaks.hpp"
+#include "measure/peaks.hpp"
 
 #include <immintrin.h>
 #include <pthread.h>
@@ -22,7 +22,7 @@
 
 #include "cpu/cpu_features.hpp"
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 namespace {
 
@@ -189,4 +189,4 @@ double roofline_ms(double weight_bytes, double flops, double read_gbps, double p
   return std::max(memory_ms, compute_ms);
 }
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

@@ -1,4 +1,4 @@
-// The compute half of the roofline of `w4a16 bench` (machine.hpp holds the memory half): the
+// The compute half of the roofline of `w4a16 bench` (read_bandwidth.hpp holds the memory half): the
 // peak rate of each instruction a W4A16 kernel can spend its multiply-accumulates on, measured on
 // this machine, on 1 thread and on all threads.
 //
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 // One instruction timed in a loop of independent accumulator chains.
 struct PeakProbe {
@@ -82,4 +82,4 @@ ComputePeaks measure_compute_peaks(int all_threads);
 // A term whose rate is 0 (unknown) is left out; 0 when both are unknown.
 double roofline_ms(double weight_bytes, double flops, double read_gbps, double peak_gflops);
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

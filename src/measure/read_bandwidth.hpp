@@ -1,6 +1,6 @@
-// The machine as the benchmarks see it: L3 size, CPU name, and the best streaming DRAM read
-// (the denominator of every "% of bandwidth"). Shared by `w4a16 bench` / `w4a16 calibrate` and
-// the Google Benchmark programs in bench/.
+// The best streaming DRAM read (the denominator of every "% of bandwidth") and the rotation size
+// that keeps weights out of the caches. Shared by `w4a16 bench` / `w4a16 calibrate` and the
+// Google Benchmark programs in bench/.
 //
 // Why a hand-written read and not memcpy or a plain loop: the W4A16 decode kernels are judged
 // against the best read this machine can do, so the read tries several shapes (1, 2 or 4
@@ -26,37 +26,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/host.hpp"
 #include "cpu/cpu_features.hpp"
 
-namespace w4a16::bench {
-
-// ---------------------------------------------------------------------------------------------
-// The machine
-// ---------------------------------------------------------------------------------------------
-
-// Size of a cache level from sysfs (".../cpu0/cache/index<i>/size", e.g. "32768K"; index 2 is
-// L2, 3 is L3), else `fallback`. Not sysconf(_SC_LEVEL3_CACHE_SIZE): glibc derives it from cpuid
-// and reported 320 MiB for a 32 MiB L3 under KVM. The L3 fallback is 32 MiB (the Zen 4 dev
-// machine's, `lscpu`: "L3 cache: 32 MiB (1 instance)").
-inline int64_t cache_bytes(int index, int64_t fallback) {
-  std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
-  int64_t value = 0;
-  char unit = 0;
-  if (in >> value && value > 0) {
-    if (in >> unit) value <<= (unit == 'K' ? 10 : unit == 'M' ? 20 : 0);
-    return value;
-  }
-  return fallback;
-}
-inline int64_t l3_bytes() { return cache_bytes(3, int64_t(32) << 20); }
+namespace w4a16::measure {
 
 // Weights are rotated over at least this many bytes so every call streams them from DRAM.
-inline int64_t rotation_bytes() { return 4 * l3_bytes(); }
-
-inline std::string cpu_brand() {
-  const auto& f = cpu::cpu_features();
-  return f.brand.empty() ? f.vendor : f.brand;
-}
+inline int64_t rotation_bytes() { return 4 * host::l3_bytes(); }
 
 // ---------------------------------------------------------------------------------------------
 // A 2 MiB aligned, huge-page backed, zero-filled buffer (first touch happens here, once)
@@ -226,7 +202,7 @@ inline int64_t anon_huge_pages_kb() {
   return kb;
 }
 
-inline size_t read_buffer_bytes() { return size_t(std::max<int64_t>(int64_t(1) << 30, 8 * l3_bytes())); }
+inline size_t read_buffer_bytes() { return size_t(std::max<int64_t>(int64_t(1) << 30, 8 * host::l3_bytes())); }
 
 struct ReadBandwidth {
   double gbps = 0;              // best pass, 1e9 bytes per second
@@ -267,4 +243,4 @@ inline ReadBandwidth measure_read_bandwidth(int threads, int passes = 3) {
   return measure_read_bandwidth(buf, threads, passes);
 }
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

@@ -1,16 +1,17 @@
 // The measurement engine of `w4a16 bench` (see runner.hpp).
-#include "bench/runner.hpp"
+#include "measure/runner.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <future>
 #include <random>
 
-#include "bench/ablations.hpp"
+#include "measure/ablations.hpp"
+#include "measure/reference_sample.hpp"
+#include "measure/weight_rotation.hpp"
 #include "common/check.hpp"
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 namespace {
 
@@ -92,11 +93,7 @@ struct ShapeBench::State {
   BenchConfig config;
   int64_t k = 0, n = 0;
   std::unique_ptr<QuantizedWeight> weight;
-  std::vector<PackedWeight> copies;
-  // Verification sample: a few rows of W as their own layer, so the reference stays cheap.
-  std::vector<int64_t> sample_cols;
-  std::unique_ptr<QuantizedWeight> sample_weight;
-  size_t next = 0;
+  std::unique_ptr<WeightRotation> copies;
 };
 
 ShapeBench::ShapeBench(int64_t k, int64_t n, const BenchConfig& config) : state_(std::make_unique<State>()) {
@@ -108,68 +105,30 @@ ShapeBench::ShapeBench(int64_t k, int64_t n, const BenchConfig& config) : state_
   s.weight = std::make_unique<QuantizedWeight>(
       quantize({bits.data(), config.act, n, k}, {config.group_size, config.zero, config.act}));
   const int64_t packed_bytes = int64_t(s.weight->codes().size() + s.weight->scales().size() + s.weight->zeros().size());
-  const int64_t count = std::max<int64_t>(2, (config.rotation_bytes + packed_bytes - 1) / packed_bytes);
-  // pack() is a scalar nibble loop (0.12 s per 4096 x 4096 copy; 135 copies on a 300 MiB L3):
-  // the copies are packed on the bench's threads.
-  s.copies.resize(size_t(count));
-  const int64_t workers = std::clamp<int64_t>(config.threads, 1, count);
-  std::vector<std::future<void>> packers;
-  for (int64_t t = 0; t < workers; ++t) {
-    packers.push_back(std::async(std::launch::async, [&s, t, workers, count] {
-      for (int64_t i = t; i < count; i += workers) s.copies[size_t(i)] = pack(*s.weight);
-    }));
-  }
-  for (auto& f : packers) f.get();  // rethrows a packer's exception (~future joins the other packers)
-
-  const int64_t samples = std::min<int64_t>(n, 48);
-  for (int64_t i = 0; i < samples; ++i) s.sample_cols.push_back(i * n / samples);
-  const auto& w = *s.weight;
-  const size_t rb = size_t(w.layout().row_bytes()), gs = size_t(w.groups());
-  const size_t sb = dtype_size(w.scale_dtype()), zb = w.zero_mode() == ZeroMode::asym ? 1 : sb;
-  std::vector<uint8_t> codes;
-  std::vector<std::byte> scales, zeros;
-  for (int64_t c : s.sample_cols) {
-    codes.insert(codes.end(), w.codes().begin() + c * rb, w.codes().begin() + (c + 1) * rb);
-    scales.insert(scales.end(), w.scales().begin() + c * gs * sb, w.scales().begin() + (c + 1) * gs * sb);
-    if (!w.zeros().empty())
-      zeros.insert(zeros.end(), w.zeros().begin() + c * gs * zb, w.zeros().begin() + (c + 1) * gs * zb);
-  }
-  QuantizedLayout layout = w.layout();
-  layout.n = samples;
-  s.sample_weight = std::make_unique<QuantizedWeight>(layout, std::move(codes), std::move(scales), std::move(zeros));
+  s.copies = std::make_unique<WeightRotation>(
+      packed_bytes, config.rotation_bytes, [&s] { return pack(*s.weight); }, config.threads);
 }
 
 ShapeBench::~ShapeBench() = default;
-int ShapeBench::copies() const { return int(state_->copies.size()); }
+int ShapeBench::copies() const { return int(state_->copies->size()); }
 
-// The inputs of one M: x, the output, and the reference on the sample (rows {0, m/2, m-1} of x
-// against the sampled columns of W) that every plan is checked against before it is timed.
+// The inputs of one M: x, the output, and the reference on a sample of the output that every
+// plan is checked against before it is timed.
 struct ShapeBench::Inputs {
   int64_t m = 0;
   std::vector<uint16_t> x_bits;  // [M, K]
   std::vector<uint16_t> y;       // [M, N]
-  std::vector<int64_t> rows;     // rows of x the reference covers
-  std::vector<uint16_t> ys;      // [rows, samples] the reference's outputs
-  double ref_max = 0;            // max |ys|
+  std::unique_ptr<ReferenceSample> reference;
 };
 
 ShapeBench::Inputs ShapeBench::inputs(int64_t m) const {
   const auto& s = *state_;
   const auto& c = s.config;
-  const int64_t k = s.k, n = s.n, samples = int64_t(s.sample_cols.size());
   Inputs in;
   in.m = m;
-  in.x_bits = random_bits(c.act, m * k, 1.0, uint64_t(m * 7 + k));
-  in.y.resize(static_cast<size_t>(m * n));
-  in.rows = {0, m / 2, m - 1};
-  in.rows.erase(std::unique(in.rows.begin(), in.rows.end()), in.rows.end());
-  std::vector<uint16_t> xs;
-  for (int64_t r : in.rows) xs.insert(xs.end(), in.x_bits.begin() + r * k, in.x_bits.begin() + (r + 1) * k);
-  in.ys.resize(in.rows.size() * size_t(samples));
-  reference_gemm({xs.data(), c.act, int64_t(in.rows.size()), k}, *s.sample_weight,
-                 {in.ys.data(), c.act, int64_t(in.rows.size()), samples});
-  for (size_t i = 0; i < in.ys.size(); ++i)
-    in.ref_max = std::max(in.ref_max, double(std::abs(load_as_f32(in.ys.data(), c.act, int64_t(i)))));
+  in.x_bits = random_bits(c.act, m * s.k, 1.0, uint64_t(m * 7 + s.k));
+  in.y.resize(static_cast<size_t>(m * s.n));
+  in.reference = std::make_unique<ReferenceSample>(MatrixRef{in.x_bits.data(), c.act, m, s.k}, *s.weight);
   return in;
 }
 
@@ -196,24 +155,13 @@ bool ShapeBench::warm_up_and_verify(const GemmPlan& plan, const std::string& nam
   const MatrixRef x{in.x_bits.data(), c.act, in.m, s.k};
   const MutableMatrixRef yr{in.y.data(), c.act, in.m, s.n};
   if (every_copy) {
-    for (const auto& copy : s.copies) gemm(x, copy, yr, plan);
+    for (const auto& copy : s.copies->copies()) gemm(x, copy, yr, plan);
   } else {
-    gemm(x, s.copies[s.next % s.copies.size()], yr, plan);
+    gemm(x, s.copies->current(), yr, plan);
   }
   if (!verify) return false;
-  double worst = 0;
-  for (size_t i = 0; i < in.rows.size(); ++i) {
-    for (size_t j = 0; j < s.sample_cols.size(); ++j) {
-      const double got = load_as_f32(in.y.data(), c.act, in.rows[i] * s.n + s.sample_cols[j]);
-      const double want = load_as_f32(in.ys.data(), c.act, int64_t(i * s.sample_cols.size() + j));
-      worst = std::max(worst, std::isfinite(got) ? std::abs(got - want) : INFINITY);
-    }
-  }
-  // Loose on purpose (dense/decoupled round W to 16 bits); tests/cpu holds the derived bound.
-  if (!(worst <= 0.02 * in.ref_max + 1e-3)) {
-    fail(ErrorCode::internal, "bench: {} at {}x{}x{} differs from the reference by {} (max |y| {}); not timed", name,
-         in.m, s.k, s.n, worst, in.ref_max);
-  }
+  const std::string error = in.reference->mismatch({in.y.data(), c.act, in.m, s.n});
+  if (!error.empty()) fail(ErrorCode::internal, "bench: {} at {}x{}x{}: {}; not timed", name, in.m, s.k, s.n, error);
   return true;
 }
 
@@ -223,7 +171,7 @@ double ShapeBench::timed_call(const GemmPlan& plan, Inputs& in) {
   const auto& c = s.config;
   const MatrixRef x{in.x_bits.data(), c.act, in.m, s.k};
   const MutableMatrixRef yr{in.y.data(), c.act, in.m, s.n};
-  const PackedWeight& w = s.copies[s.next++ % s.copies.size()];
+  const PackedWeight& w = s.copies->next();
   const auto t0 = Clock::now();
   gemm(x, w, yr, plan);
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -264,7 +212,7 @@ ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
   Inputs in = inputs(m);
   for (const auto& v : make_variants(c)) {
     if (progress) progress(v.name);
-    const PackedWeight& first = s.copies[s.next % s.copies.size()];
+    const PackedWeight& first = s.copies->current();
     const GemmPlan plan = ablation_plan(m, first, c.act, v.options, v.ablation);
     const bool verified = warm_up_and_verify(plan, v.name, v.ablation == Ablation::none, true, in);
     std::vector<double> times;
@@ -281,7 +229,7 @@ ShapeResult ShapeBench::run(const LayerShape& layer, int64_t m,
 
 std::vector<GemmPlan> ShapeBench::candidates(int64_t m, const GemmOptions& options) const {
   const auto& s = *state_;
-  return plan_candidates(m, s.copies[s.next % s.copies.size()], s.config.act, options);
+  return plan_candidates(m, s.copies->current(), s.config.act, options);
 }
 
 std::vector<VariantResult> ShapeBench::time_plans(const std::vector<GemmPlan>& plans,
@@ -326,4 +274,4 @@ std::vector<VariantResult> ShapeBench::time_plans(const std::vector<GemmPlan>& p
   return out;
 }
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

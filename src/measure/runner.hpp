@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "bench/suites.hpp"
+#include "measure/suites.hpp"
 #include "w4a16/w4a16.hpp"
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 struct BenchConfig {
   int threads = 0;  // 0 = all this process may use
@@ -80,4 +80,4 @@ class ShapeBench {
 // The variant names one run measures (in order), for progress bars.
 std::vector<std::string> variant_names(const BenchConfig& config);
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

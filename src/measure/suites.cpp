@@ -1,12 +1,12 @@
 // The shape suites of `w4a16 bench`, as data. Model dimensions are from each model's published
 // config.json (hidden_size, intermediate_size, num_key_value_heads x head_dim, num_hidden_layers).
-#include "bench/suites.hpp"
+#include "measure/suites.hpp"
 
 #include <charconv>
 
 #include "common/check.hpp"
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 namespace {
 
@@ -121,4 +121,4 @@ std::vector<int64_t> parse_batches(std::string_view text) {
   return out;
 }
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

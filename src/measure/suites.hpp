@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 struct LayerShape {
   std::string model;  // "Llama-3-8B"
@@ -41,4 +41,4 @@ std::vector<Shape> parse_shapes(std::string_view text);
 // "1,4,16" -> {1, 4, 16}
 std::vector<int64_t> parse_batches(std::string_view text);
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

@@ -1,6 +1,6 @@
 // `w4a16 bench --validate-model` (see validate_model.hpp): the timing is the runner's, the
 // predictions are the planner's; this file picks the plans, compares and summarizes.
-#include "bench/validate_model.hpp"
+#include "measure/validate_model.hpp"
 
 #include <fmt/format.h>
 
@@ -13,9 +13,11 @@
 #include <tuple>
 
 #include "common/check.hpp"
-#include "plan/devices/cpu.hpp"
+#include "measure/cpu_calibration.hpp"
+#include "plan/device.hpp"
+#include "plan/plan_cache.hpp"
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 namespace {
 
@@ -143,7 +145,16 @@ Validation validate_model(const std::vector<std::pair<LayerShape, int64_t>>& wor
                           const std::function<void(const std::string&)>& progress) {
   Validation v;
   v.budget_s = config.budget_s;
-  const plan::Device device = plan::devices::this_cpu();
+  // The model plans with this run's figures: the read bandwidth measured by the caller, and the
+  // compute peaks, the pool's fork/join and the in-core scales measured now.
+  if (progress) progress("calibrating the cost model: compute peaks, fork/join, hot calls of every strategy");
+  const int threads = std::max(1, config.bench.threads);
+  std::map<int, double> read;
+  for (int t = 1; t <= std::min(threads, 2); ++t) read[t] = config.bench.read_gbps[t];
+  const CpuCalibrationRun run = calibrate_cpu(read, measure_compute_peaks(threads), threads, config.bench.act);
+  plan::use_cpu_calibration(run.calibration);
+  v.incore = run.incore;
+  const plan::Device device = *plan::cpu_device();
   v.device = device.summary;
   v.model_read_gbps[1] = device.read_bw_at(1) / 1e9;
   v.model_read_gbps[2] = device.read_bw_at(2) / 1e9;
@@ -208,9 +219,28 @@ ValidationSummary summarize(const Validation& v) {
   return s;
 }
 
+namespace {
+
+nlohmann::json incore_json(const std::vector<InCoreSample>& samples) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : samples) {
+    out.push_back({{"strategy", r.strategy},
+                   {"threads", r.threads},
+                   {"m", r.m},
+                   {"kernel", r.kernel},
+                   {"measured_ms", r.measured_s * 1e3},
+                   {"model_ms", r.model_s * 1e3},
+                   {"scale", r.scale}});
+  }
+  return out;
+}
+
+}  // namespace
+
 void print_validation(const Validation& v, const ValidationSummary& s) {
   fmt::print("cost model's device: {} | read {:.1f} / {:.1f} GB/s on 1 / 2 threads\n", v.device, v.model_read_gbps[1],
              v.model_read_gbps[2]);
+  if (!v.incore.empty()) print_incore(v.incore);
   for (const auto& p : v.pairs) {
     const std::string name = p.layer.layer.empty() ? p.layer.model : p.layer.model + " " + p.layer.layer;
     fmt::print("\n{} {}: {} candidates, {} timed (never the dense baseline)\n", pair_text(p), name, p.candidates,
@@ -264,6 +294,7 @@ json validation_json(const Validation& v, const ValidationSummary& s) {
     return json{{"median_ms", r.median_ms}, {"p10_ms", r.p10_ms}, {"p90_ms", r.p90_ms},
                 {"reps", r.reps},           {"gbps", r.gbps},     {"verified", r.verified}};
   };
+  const json incore = incore_json(v.incore);
   json pairs = json::array();
   for (const auto& p : v.pairs) {
     json plans = json::array();
@@ -329,9 +360,11 @@ json validation_json(const Validation& v, const ValidationSummary& s) {
             {"spent", !v.not_timed.empty()},
             {"not_timed", v.not_timed}}},
           {"model_device",
-           {{"summary", v.device}, {"read_gbps", {{"1", v.model_read_gbps[1]}, {"2", v.model_read_gbps[2]}}}}},
+           {{"summary", v.device},
+            {"read_gbps", {{"1", v.model_read_gbps[1]}, {"2", v.model_read_gbps[2]}}},
+            {"incore", incore}}},
           {"pairs", pairs},
           {"summary", summary}};
 }
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

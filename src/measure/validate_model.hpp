@@ -17,11 +17,12 @@
 #include <utility>
 #include <vector>
 
-#include "bench/runner.hpp"
-#include "bench/suites.hpp"
+#include "measure/incore.hpp"
+#include "measure/runner.hpp"
+#include "measure/suites.hpp"
 #include "w4a16/w4a16.hpp"
 
-namespace w4a16::bench {
+namespace w4a16::measure {
 
 // The targets printed beside the figures (the planner's acceptance criteria).
 inline constexpr double kTargetMedianError = 0.20;  // median |predicted / measured - 1| over all timed plans
@@ -61,6 +62,7 @@ struct Validation {
   double budget_s = 0, elapsed_s = 0;
   std::string device;                     // the cost model's description of this CPU (plan/devices/cpu.hpp)
   double model_read_gbps[3] = {0, 0, 0};  // the model's read bandwidth on 1 and 2 threads, GB/s
+  std::vector<InCoreSample> incore;       // the hot calls the model's in-core scales were solved from
 };
 
 struct ValidationSummary {
@@ -86,4 +88,4 @@ void print_validation(const Validation& v, const ValidationSummary& s);
 // The "pairs" and "summary" of the JSON (schema w4a16-validate/1; the caller adds the machine).
 nlohmann::json validation_json(const Validation& v, const ValidationSummary& s);
 
-}  // namespace w4a16::bench
+}  // namespace w4a16::measure

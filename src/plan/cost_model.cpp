@@ -140,6 +140,8 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
   b.serial("prepare x", cpu_prepare_x(d, p, c));
   const bool split = c.split_k > 1;
   const int threads = std::max(1, c.threads);
+  // The in-core terms as measured on hot calls of this strategy (1 when never calibrated).
+  const double incore = d.incore_scale_at(to_string(c.strategy), threads, p.m);
 
   if (c.strategy == Strategy::pipelined) {
     // Vector-role threads dequantize every item into the ring; matrix-role threads multiply the
@@ -150,8 +152,12 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
     const double v_items = ceil_div(double(s.items), tv), m_items = ceil_div(double(s.items), tm);
     const CpuCompute mm = cpu_dense_compute(d, p, c, s);
     const double llc_core = d.llc_bw / d.cores;
-    const double produce = std::max(s.w4_bytes / bw_v, cpu_dequant_stage(d, c, s));
-    const double consume = std::max(mm.matmul + mm.dequant, s.w16_bytes / llc_core);
+    // Within a role, a core's loads and its arithmetic combine as in the other strategies (⊕).
+    const auto combine = [&](double a, double b) {
+      return std::max(a, b) + (1.0 - d.read_compute_overlap) * std::min(a, b);
+    };
+    const double produce = combine(s.w4_bytes / bw_v, incore * cpu_dequant_stage(d, c, s));
+    const double consume = combine(incore * (mm.matmul + mm.dequant), s.w16_bytes / llc_core);
     b.serial("launch", d.launch_s);
     b.overlapped({{"weight read + dequant (vector role)", v_items * produce},
                   {"workspace round trip + matmul (matrix role)", m_items * consume},
@@ -166,13 +172,13 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
     switch (c.strategy) {
       case Strategy::fused: {
         const CpuCompute f = cpu_fused_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant + matmul", f.matmul + f.dequant}}, per_core_items,
+        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant + matmul", incore * (f.matmul + f.dequant)}}, per_core_items,
                      d.read_compute_overlap);
         break;
       }
       case Strategy::dense: {
         const CpuCompute f = cpu_dense_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w16_bytes / bw}, {"matmul", f.matmul + f.dequant}}, per_core_items,
+        b.overlapped({{"weight read", s.w16_bytes / bw}, {"matmul", incore * (f.matmul + f.dequant)}}, per_core_items,
                      d.read_compute_overlap);
         break;
       }
@@ -181,9 +187,9 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
         // weight stream overlaps with the dequantization; the panel's round trip through L2
         // overlaps with the dense kernel; the two stages follow each other on the same core.
         const CpuCompute f = cpu_dense_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant", cpu_dequant_stage(d, c, s)}}, per_core_items,
+        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant", incore * cpu_dequant_stage(d, c, s)}}, per_core_items,
                      d.read_compute_overlap);
-        b.overlapped({{"workspace round trip", 2.0 * s.w16_bytes / d.local_bw}, {"matmul", f.matmul + f.dequant}},
+        b.overlapped({{"workspace round trip", 2.0 * s.w16_bytes / d.local_bw}, {"matmul", incore * (f.matmul + f.dequant)}},
                      per_core_items);
         break;
       }

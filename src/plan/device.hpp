@@ -19,6 +19,9 @@
 namespace w4a16::plan {
 
 enum class DeviceKind { cpu, gpu, npu };
+
+// strategy name -> (threads, M) -> scale.
+using InCoreScales = std::map<std::string, std::map<std::pair<int, int64_t>, double>, std::less<>>;
 std::string_view to_string(DeviceKind kind);
 
 struct Device {
@@ -61,6 +64,14 @@ struct Device {
                                       // item costs the max), 0 = they add up (measured: docs/model.md)
   double workspace_l2_hit = 1.0;      // share of the decoupled workspace's round trip served by the LLC
                                       // when it fits (the one parameter calibrated on the 910B; docs/model.md)
+  // cpu: measured in-core time over the model's instruction count, per strategy ("fused", "dense",
+  // "decoupled", "pipelined") and (threads, M): `w4a16 calibrate` times hot calls on an
+  // L2-resident weight (src/measure/incore.hpp). The model multiplies its in-core terms by it;
+  // empty = 1 (not measured).
+  InCoreScales incore_scale;
+  // The scale for `strategy` at `threads` and `m`: the largest calibrated thread count <= threads
+  // (else the smallest), linear in log M between calibrated Ms, flat beyond them; 1 if none.
+  double incore_scale_at(std::string_view strategy, int threads, int64_t m) const;
 
   double read_bw_at(int busy_cores) const;
 };

@@ -3,6 +3,7 @@
 #include "plan/plan_cache.hpp"
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 
@@ -58,13 +59,13 @@ Partition parse_partition(std::string_view name) {
 
 namespace plan {
 
-// This CPU's description, read once per process (`w4a16 calibrate`'s cache or the defaults).
-const Device& cpu_device() {
-  static const Device d = devices::this_cpu();
-  return d;
-}
-
 namespace {
+
+// This CPU's description, read once per process (`w4a16 calibrate`'s cache or the defaults) and
+// again after use_cpu_calibration(); and the executor's plans decided with it.
+std::mutex g_mutex;
+std::shared_ptr<const Device> g_cpu;
+
 
 Problem problem_of(const PackedWeight::Impl& w, int64_t m, DType act) {
   Problem p;
@@ -83,20 +84,33 @@ Problem problem_of(const PackedWeight::Impl& w, int64_t m, DType act) {
 using Key = std::tuple<const cpu::KernelTable*, bool, int64_t, int64_t, int64_t, int64_t, int, int, int, bool, int, int,
                        int, int, int, int64_t>;
 constexpr size_t kMaxCachedPlans = 4096;  // prefill lengths vary: bounded, cleared when full
+std::map<Key, cpu::ExecPlan> g_plans;
 
 }  // namespace
+
+std::shared_ptr<const Device> cpu_device() {
+  std::lock_guard lock(g_mutex);
+  if (!g_cpu) g_cpu = std::make_shared<const Device>(devices::this_cpu());
+  return g_cpu;
+}
+
+void use_cpu_calibration(const std::optional<devices::CpuCalibration>& c) {
+  devices::use_calibration(c);
+  auto d = std::make_shared<const Device>(devices::this_cpu());
+  std::lock_guard lock(g_mutex);
+  g_cpu = std::move(d);
+  g_plans.clear();
+}
 
 std::vector<GemmPlan> weight_plans(const PackedWeight::Impl& w, int64_t m, DType act, const GemmOptions& o,
                                    const cpu::KernelTable& kt) {
   require(m > 0, "plan: M={} must be positive", m);
   require(act == DType::f16 || act == DType::bf16, "plan: activations must be fp16 or bf16, got {}", to_string(act));
-  return cpu_plans(cpu_device(), problem_of(w, m, act), cpu_target(w, kt, act), o);
+  return cpu_plans(*cpu_device(), problem_of(w, m, act), cpu_target(w, kt, act), o);
 }
 
 cpu::ExecPlan cached_exec_plan(const PackedWeight::Impl& w, int64_t m, DType act, const GemmOptions& o,
                                const cpu::KernelTable& kt) {
-  static std::mutex mutex;
-  static std::map<Key, cpu::ExecPlan> cache;
   const Key key{&kt,
                 cpu::prefer_bf16_dot(),
                 m,
@@ -114,8 +128,8 @@ cpu::ExecPlan cached_exec_plan(const PackedWeight::Impl& w, int64_t m, DType act
                 o.vector_threads,
                 o.decoupled_panel_bytes};
   {
-    std::lock_guard lock(mutex);
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    std::lock_guard lock(g_mutex);
+    if (auto it = g_plans.find(key); it != g_plans.end()) return it->second;
   }
   const auto plans = weight_plans(w, m, act, o, kt);
   const GemmPlan* chosen = &plans.front();
@@ -126,9 +140,9 @@ cpu::ExecPlan cached_exec_plan(const PackedWeight::Impl& w, int64_t m, DType act
     }
   }
   const cpu::ExecPlan e = cpu::resolve(*chosen, w, kt, o.decoupled_panel_bytes);
-  std::lock_guard lock(mutex);
-  if (cache.size() >= kMaxCachedPlans) cache.clear();
-  cache.emplace(key, e);
+  std::lock_guard lock(g_mutex);
+  if (g_plans.size() >= kMaxCachedPlans) g_plans.clear();
+  g_plans.emplace(key, e);
   return e;
 }
 
@@ -162,7 +176,7 @@ std::vector<GemmPlan> plan_candidates(int64_t m, const QuantizedLayout& layout, 
   p.scale_dtype = layout.scale_dtype;
   if (device_name == "cpu") {
     const auto& kt = cpu::active_kernels();
-    return plan::cpu_plans(plan::cpu_device(), p, plan::cpu_target(p, kt), options);
+    return plan::cpu_plans(*plan::cpu_device(), p, plan::cpu_target(p, kt), options);
   }
   return plan::accelerator_plans(plan::device(device_name), p, options);
 }
@@ -170,7 +184,7 @@ std::vector<GemmPlan> plan_candidates(int64_t m, const QuantizedLayout& layout, 
 std::vector<std::pair<std::string, std::string>> plan_devices() {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& name : plan::device_names()) {
-    out.emplace_back(name, name == "cpu" ? plan::cpu_device().summary : plan::device(name).summary);
+    out.emplace_back(name, name == "cpu" ? plan::cpu_device()->summary : plan::device(name).summary);
   }
   return out;
 }

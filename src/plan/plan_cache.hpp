@@ -3,13 +3,18 @@
 // allocates nothing.
 #pragma once
 
+#include <memory>
+
 #include "cpu/executor.hpp"
+#include "plan/devices/cpu.hpp"
 
 namespace w4a16::plan {
 
-struct Device;
-// This CPU's description ("cpu"), read once per process.
-const Device& cpu_device();
+// This CPU's description ("cpu"), read once per process; replaced by use_cpu_calibration().
+std::shared_ptr<const Device> cpu_device();
+// Plans with calibration `c` from now on (devices::use_calibration; std::nullopt: the file or the
+// defaults again) and forgets the plans already cached (decided with the old description).
+void use_cpu_calibration(const std::optional<devices::CpuCalibration>& c);
 
 // The executor's plan for M rows of `act` on weight `w`: the planner's choice under `options`
 // (cached). Throws what the planner throws for options no plan meets.

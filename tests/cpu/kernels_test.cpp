@@ -2,7 +2,7 @@
 // fp64 reference, over a pairwise covering set of edge cases (see kernel_check.hpp).
 #include <gtest/gtest.h>
 
-#include "bench/ablations.hpp"
+#include "measure/ablations.hpp"
 #include "common/aligned_buffer.hpp"
 #include "cpu/dispatch.hpp"
 #include "cpu/kernel_check.hpp"
@@ -268,10 +268,10 @@ TEST(Kernels, AblationsRunOnEveryIsa) {
   const PreparedInput p = prepare(in, 31);
   for (const auto& isa : supported_isas()) {
     set_isa_cap(isa);
-    for (auto ablation : {bench::Ablation::widen_copy, bench::Ablation::int4_stream}) {
+    for (auto ablation : {measure::Ablation::widen_copy, measure::Ablation::int4_stream}) {
       HostMatrix y(in.act, in.m, in.n);
       y.poison();
-      gemm(p.x.ref(), p.packed, y.mut(), bench::ablation_plan(in.m, p.packed, in.act, {}, ablation));
+      gemm(p.x.ref(), p.packed, y.mut(), measure::ablation_plan(in.m, p.packed, in.act, {}, ablation));
       for (int64_t i = 0; i < in.m * in.n; ++i) ASSERT_FALSE(std::isnan(y.get(i))) << isa << " " << i;
     }
     const auto& kt = cpu::active_kernels();

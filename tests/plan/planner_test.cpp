@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <string>
 
 #include "cpu/cpu_features.hpp"
 #include "cpu/dispatch.hpp"
@@ -17,6 +19,7 @@
 #include "cpu/thread_pool.hpp"
 #include "plan/cost_model.hpp"
 #include "plan/devices/cpu.hpp"
+#include "plan/plan_cache.hpp"
 
 namespace w4a16 {
 namespace {
@@ -95,6 +98,31 @@ TEST(CostModel, OverlappedStagesCountTheirMaxNotTheirSum) {
   d.read_compute_overlap = 0.5;
   EXPECT_NEAR(plan::predict(d, p, Candidate{.strategy = Strategy::fused, .threads = 1}).seconds,
               std::max(read, compute) + 0.5 * std::min(read, compute), 1e-15);
+}
+
+// The in-core scale: looked up by strategy, the nearest calibrated thread count at or below, and
+// linear in log M between calibrated Ms; the model multiplies the in-core terms by it, not the read.
+TEST(CostModel, InCoreScaleMultipliesTheInCoreTermsOnly) {
+  Device d = ideal_cpu(2);
+  d.incore_scale["fused"] = {{{1, 1}, 2.0}, {{1, 16}, 4.0}, {{2, 1}, 3.0}};
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 1, 1), 2.0);
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 1, 4), 3.0);  // log 4 is halfway between log 1 and log 16
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 1, 64), 4.0);  // flat beyond the largest M
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 2, 64), 3.0);  // 2 threads: its own (single) entry
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 8, 1), 3.0);   // 8 threads: the largest calibrated below
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("dense", 1, 1), 1.0);   // not calibrated
+
+  d.read_bw = {{1, 1e9}};
+  d.core_read_bw = 1e9;
+  d.matrix_flops = 1e8;
+  d.vector_ops = kHuge;
+  d.read_compute_overlap = 0.0;
+  const Problem p{.m = 1, .k = 1024, .n = 64, .group_size = 128};
+  const auto pr = plan::predict(d, p, Candidate{.strategy = Strategy::fused, .threads = 1});
+  const double read = kItemBytes / 1e9, compute = 2.0 * 1024 * 64 / 1e8;
+  EXPECT_NEAR(term(pr, "weight read"), read, 1e-15);
+  EXPECT_NEAR(term(pr, "dequant + matmul"), 2.0 * compute, 1e-15);
+  EXPECT_NEAR(pr.seconds, read + 2.0 * compute, 1e-15);
 }
 
 TEST(CostModel, WaveQuantizationChargesTheBusiestCore) {
@@ -280,23 +308,59 @@ TEST(CpuDevice, CalibrationCacheRoundTripsAndDamageIsIgnored) {
   c.fma_gflops = {{1, 100.0}};
   c.dot_gflops = {};
   c.fork_join_us = 3.5;
+  c.incore_scale["decoupled"] = {{{1, 4}, 1.75}, {{2, 64}, 2.5}};
   plan::devices::save_calibration(c);
   const auto back = plan::devices::load_calibration();
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->read_gbps, c.read_gbps);
   EXPECT_EQ(back->fork_join_us, 3.5);
+  EXPECT_EQ(back->incore_scale, c.incore_scale);
   const Device d = plan::devices::this_cpu();
   EXPECT_DOUBLE_EQ(d.read_bw.at(2), 20e9);
   EXPECT_DOUBLE_EQ(d.launch_s, 3.5e-6);
-  for (const char* damaged : {"{", "{\"version\": 1}", "[]", "{\"version\": 1, \"cpu\": 3}"}) {
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("decoupled", 1, 4), 1.75);
+  for (const char* damaged : {"{", "{\"version\": 2}", "[]", "{\"version\": 2, \"cpu\": 3}"}) {
     std::ofstream(path) << damaged;
     EXPECT_FALSE(plan::devices::load_calibration().has_value()) << damaged;
   }
+  plan::devices::save_calibration(c);  // a scale out of range: the whole file is ignored
+  {
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("1.75"), 4, "-1.75");
+    std::ofstream(path) << text;
+  }
+  EXPECT_FALSE(plan::devices::load_calibration().has_value());
   c.cpu = "another CPU";  // measured elsewhere: not trusted here
   plan::devices::save_calibration(c);
   EXPECT_FALSE(plan::devices::load_calibration().has_value());
   std::filesystem::remove(path);
   ::unsetenv("W4A16_CALIBRATION");
+}
+
+// A calibration measured in the process (`bench --validate-model`) replaces the file and the
+// plans cached with the old description; std::nullopt goes back.
+TEST(CpuDevice, ACalibrationGivenInTheProcessReplacesTheDescription) {
+  plan::devices::CpuCalibration c;
+  c.cpu = "given";
+  c.threads = cpu::available_cpus();
+  c.read_gbps = {{1, 1.0}};  // 1 GB/s: every M = 1 plan is the weight read
+  c.fma_gflops = {{1, 100.0}};
+  c.fork_join_us = 2.0;
+  plan::use_cpu_calibration(c);
+  const QuantizedLayout layout{.n = 64, .k = 1024, .group_size = 128, .zero_mode = ZeroMode::sym,
+                               .scale_dtype = DType::bf16};
+  GemmOptions o;
+  o.strategy = Strategy::fused;
+  o.threads = 1;
+  const auto plans = plan_candidates(1, layout, DType::bf16, o, "cpu");
+  ASSERT_FALSE(plans.empty());
+  const double bytes = 64.0 * (1024 / 2 + 8 * 2);
+  EXPECT_GE(plans.front().predicted_s, bytes / 1e9);
+  EXPECT_NE(plan::cpu_device()->summary.find("measured in this run"), std::string::npos);
+  plan::use_cpu_calibration(std::nullopt);
+  EXPECT_EQ(plan::cpu_device()->summary.find("measured in this run"), std::string::npos);
+  EXPECT_LT(plan_candidates(1, layout, DType::bf16, o, "cpu").front().predicted_s, bytes / 1e9);
 }
 
 }  // namespace

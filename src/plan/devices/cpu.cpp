@@ -6,11 +6,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "bench/machine.hpp"
 #include "common/check.hpp"
+#include "common/host.hpp"
 #include "cpu/cpu_features.hpp"
 #include "cpu/thread_pool.hpp"
 #include "io/atomic_file.hpp"
@@ -19,7 +20,7 @@ namespace w4a16::plan::devices {
 
 namespace {
 
-constexpr int kCalibrationVersion = 1;
+constexpr int kCalibrationVersion = 2;  // 2: in-core scales
 
 // The dev machine (`lscpu`: Intel(R) Xeon(R) Processor, family 6 model 207, KVM guest, 2 vCPUs),
 // measured by `w4a16 calibrate` on 2026-11-30: streaming read 17.0 / 33.3 GB/s, vfmadd231ps zmm
@@ -39,6 +40,30 @@ nlohmann::json rates_json(const std::map<int, double>& r) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [t, v] : r) j[std::to_string(t)] = v;
   return j;
+}
+
+nlohmann::json scales_json(const InCoreScales& scales) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [strategy, by] : scales) {
+    auto& list = j[strategy] = nlohmann::json::array();
+    for (const auto& [key, scale] : by) list.push_back({{"threads", key.first}, {"m", key.second}, {"scale", scale}});
+  }
+  return j;
+}
+
+// Throws on anything but positive finite scales keyed by positive thread counts and M.
+InCoreScales scales_from(const nlohmann::json& j) {
+  InCoreScales out;
+  for (const auto& [strategy, list] : j.items()) {
+    for (const auto& e : list) {
+      const int t = e.at("threads").get<int>();
+      const int64_t m = e.at("m").get<int64_t>();
+      const double v = e.at("scale").get<double>();
+      if (t < 1 || t > 4096 || m < 1 || m > (int64_t(1) << 30) || !(v > 0 && v < 1e3)) throw std::runtime_error("bad scale");
+      out[strategy][{t, m}] = v;
+    }
+  }
+  return out;
 }
 
 // Throws on anything but positive finite rates keyed by positive thread counts.
@@ -76,7 +101,8 @@ std::optional<CpuCalibration> load_calibration() {
     c.fma_gflops = rates_from(j.at("fma_gflops"));
     c.dot_gflops = rates_from(j.at("dot_gflops"));
     c.fork_join_us = j.at("fork_join_us").get<double>();
-    if (c.cpu != bench::cpu_brand() || c.threads != cpu::available_cpus() || c.read_gbps.empty()) return std::nullopt;
+    c.incore_scale = scales_from(j.at("incore_scale"));
+    if (c.cpu != host::cpu_name() || c.threads != cpu::available_cpus() || c.read_gbps.empty()) return std::nullopt;
     if (!(c.fork_join_us >= 0 && c.fork_join_us < 1e6)) return std::nullopt;
     return c;
   } catch (const std::exception&) {
@@ -94,28 +120,45 @@ void save_calibration(const CpuCalibration& c) {
                             {"read_gbps", rates_json(c.read_gbps)},
                             {"fma_gflops", rates_json(c.fma_gflops)},
                             {"dot_gflops", rates_json(c.dot_gflops)},
-                            {"fork_join_us", c.fork_join_us}};
+                            {"fork_join_us", c.fork_join_us},
+                            {"incore_scale", scales_json(c.incore_scale)}};
   io::AtomicFile out(path);
   out.write(j.dump(2) + "\n");
   out.commit();
 }
 
+namespace {
+std::mutex g_override_mutex;
+std::optional<CpuCalibration> g_override;
+}  // namespace
+
+void use_calibration(const std::optional<CpuCalibration>& c) {
+  std::lock_guard lock(g_override_mutex);
+  g_override = c;
+}
+
 Device this_cpu() {
-  const auto cached = load_calibration();
-  const CpuCalibration c = cached ? *cached : dev_machine_defaults();
+  std::optional<CpuCalibration> given;
+  {
+    std::lock_guard lock(g_override_mutex);
+    given = g_override;
+  }
+  if (given) return describe_cpu(*given, "measured in this run");
+  if (const auto cached = load_calibration()) return describe_cpu(*cached, "`w4a16 calibrate` " + calibration_path().string());
+  return describe_cpu(dev_machine_defaults(), "");
+}
+
+Device describe_cpu(const CpuCalibration& c, const std::string& source) {
+  const bool measured = !source.empty();  // else the dev machine's defaults
   const auto& f = cpu::cpu_features();
   const int cores = cpu::available_cpus();
   const bool avx512 = f.has_avx512_core();
   Device d;
   d.name = "cpu";
   d.kind = DeviceKind::cpu;
-  d.summary = fmt::format("{} | {} CPUs | {}", bench::cpu_brand(), cores,
-                          cached ? "`w4a16 calibrate` " + calibration_path().string() : c.cpu);
+  d.summary = fmt::format("{} | {} CPUs | {}", host::cpu_name(), cores, measured ? source : c.cpu);
   d.cores = d.vector_cores = cores;
   for (const auto& [t, g] : c.read_gbps) d.read_bw[t] = g * 1e9;
-  if (!cached) {  // the defaults per thread beyond the dev machine's 2: flat (the read saturates)
-    d.read_bw = {{1, 17.0e9}, {2, 33.3e9}};
-  }
   d.core_read_bw = d.read_bw.begin()->second / d.read_bw.begin()->first;
   d.write_bw = 0.5 * d.read_bw.rbegin()->second;  // assumption: writes stream at half the read (unused on hot paths)
   // Per core: the 1-thread peaks (the multi-thread ones only confirm they scale).
@@ -124,11 +167,11 @@ Device this_cpu() {
   };
   // The defaults are AVX-512 figures; an AVX2-only CPU issues half the lanes per instruction.
   d.vector_lanes = avx512 ? 16 : 8;
-  d.matrix_flops = per_core(c.fma_gflops) * 1e9 * (cached || avx512 ? 1.0 : 0.5);
+  d.matrix_flops = per_core(c.fma_gflops) * 1e9 * (measured || avx512 ? 1.0 : 0.5);
   d.dot_flops = f.has_avx512_bf16() ? per_core(c.dot_gflops) * 1e9 : 0.0;
   d.vector_ops = d.matrix_flops / (2.0 * d.vector_lanes);  // FMA instructions per second = vector issue rate
-  d.llc_bytes = double(bench::l3_bytes());
-  d.local_bytes = double(bench::cache_bytes(2, int64_t(1) << 20));
+  d.llc_bytes = double(host::l3_bytes());
+  d.local_bytes = double(host::cache_bytes(2, int64_t(1) << 20));
   // Cache bandwidths are not measured by calibrate: 32 B/cycle from L3 and 64 B/cycle from L2
   // per core at the clock the FMA peak implies (2 FMA instructions per cycle).
   const double clock = d.vector_ops / 2.0;
@@ -143,6 +186,7 @@ Device this_cpu() {
   // the core rather than hiding behind it.
   d.read_compute_overlap = 0.0;
   d.workspace_l2_hit = 1.0;
+  d.incore_scale = c.incore_scale;
   return d;
 }
 

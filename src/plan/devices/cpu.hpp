@@ -21,6 +21,7 @@ struct CpuCalibration {
   std::map<int, double> fma_gflops;  // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
   std::map<int, double> dot_gflops;  // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
   double fork_join_us = 0;           // one ThreadPool::run over all threads with empty parts
+  InCoreScales incore_scale;         // hot calls' in-core time over the model's (Device::incore_scale)
 };
 
 // $W4A16_CALIBRATION if set, else $XDG_CACHE_HOME/w4a16/calibration.json, else
@@ -32,7 +33,17 @@ std::optional<CpuCalibration> load_calibration();
 // Writes the file atomically (creating its directory). Throws Error(io) on failure.
 void save_calibration(const CpuCalibration& c);
 
+// This CPU's description: from the calibration set by use_calibration() if any, else the cached
+// file, else the defaults.
 Device this_cpu();
+// The description calibration `c` gives; `source` says where it comes from (the summary's last
+// field; empty = the built-in defaults, which an AVX2-only CPU halves).
+Device describe_cpu(const CpuCalibration& c, const std::string& source);
+// Makes `c` this process's calibration (what `w4a16 bench --validate-model` measured in its own
+// run), in preference to the file. Planning that already happened is not redone: the caller
+// resets the planner's cached device and plans (plan::use_cpu_calibration does both).
+// std::nullopt: back to the file or the defaults.
+void use_calibration(const std::optional<CpuCalibration>& c);
 
 // One ThreadPool::run over all `threads` with empty parts, in microseconds (median of many): the
 // launch cost of a parallel phase that the cost model charges.

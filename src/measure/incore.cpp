@@ -1,0 +1,127 @@
+#include "measure/incore.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "cpu/dispatch.hpp"
+#include "plan/cost_model.hpp"
+#include "plan/planner.hpp"
+#include "w4a16/float16.hpp"
+
+namespace w4a16::measure {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kK = 4096, kColumnsPerThread = 128;
+
+// The same machine with every weight read served by L2 (a hot call's weight never leaves it).
+plan::Device hot_device(const plan::Device& base) {
+  plan::Device d = base;
+  d.incore_scale.clear();
+  for (auto& [t, bw] : d.read_bw) bw = d.local_bw * t;
+  d.core_read_bw = d.vector_core_read_bw = d.local_bw;
+  return d;
+}
+
+// The scale s on the in-core terms at which the model predicts `measured` for this candidate:
+// the prediction grows with s, so bisection (in log s) finds it.
+double solve_scale(plan::Device d, const plan::Problem& p, const plan::Candidate& c, const std::string& strategy,
+                   double measured) {
+  const auto predicted = [&](double s) {
+    d.incore_scale[strategy] = {{{c.threads, p.m}, s}};
+    return plan::predict(d, p, c).seconds;
+  };
+  double lo = 0.05, hi = 50;
+  if (predicted(lo) >= measured) return lo;
+  if (predicted(hi) <= measured) return hi;
+  for (int i = 0; i < 60; ++i) {
+    const double mid = std::sqrt(lo * hi);
+    (predicted(mid) < measured ? lo : hi) = mid;
+  }
+  return std::sqrt(lo * hi);
+}
+
+double median_call_s(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmPlan& plan) {
+  for (int i = 0; i < 3; ++i) gemm(x, w, y, plan);  // workspaces sized, the weight (and its 16-bit copy) in cache
+  std::vector<double> times;
+  const auto start = Clock::now();
+  while (times.size() < 10 || (times.size() < 2000 && Clock::now() - start < std::chrono::milliseconds(40))) {
+    const auto t0 = Clock::now();
+    gemm(x, w, y, plan);
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+std::vector<uint16_t> random_values(DType dtype, int64_t count, float sigma, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sigma);
+  std::vector<uint16_t> out(static_cast<size_t>(count));
+  for (auto& v : out) {
+    do {
+      v = dtype == DType::f16 ? f32_to_f16(dist(rng)) : f32_to_bf16(dist(rng));
+    } while ((v & 0x7FFF) == 0);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<InCoreSample> measure_incore(const plan::Device& base, const std::vector<int>& thread_counts, DType act) {
+  const plan::Device hot = hot_device(base);
+  std::vector<InCoreSample> out;
+  for (const int threads : thread_counts) {
+    const int64_t n = kColumnsPerThread * threads;
+    const auto bits = random_values(act, n * kK, 0.02f, uint64_t(n));
+    const QuantizedWeight q = quantize({bits.data(), act, n, kK}, {128, ZeroMode::sym, act});
+    const PackedWeight w = pack(q);
+    plan::Problem p;
+    p.k = kK;
+    p.n = n;
+    p.group_size = 128;
+    p.zero_mode = ZeroMode::sym;
+    p.act = act;
+    p.scale_dtype = act;
+    for (const int64_t m : kInCoreMs) {
+      p.m = m;
+      const auto x_bits = random_values(act, m * kK, 1.0f, uint64_t(m * 31 + threads));
+      std::vector<uint16_t> y(size_t(m * n));
+      const MatrixRef x{x_bits.data(), act, m, kK};
+      const MutableMatrixRef yr{y.data(), act, m, n};
+      for (const Strategy s : {Strategy::fused, Strategy::dense, Strategy::decoupled, Strategy::pipelined}) {
+        if (s == Strategy::pipelined && threads < 2) continue;
+        GemmOptions o;
+        o.strategy = s;
+        o.partition = Partition::data_parallel;
+        o.threads = threads;
+        const auto plans = plan::cpu_plans(hot, p, plan::cpu_target(w.impl(), cpu::active_kernels(), act), o);
+        const auto chosen = std::find_if(plans.begin(), plans.end(), [](const GemmPlan& g) { return g.chosen; });
+        const GemmPlan& plan = chosen != plans.end() ? *chosen : plans.front();
+        InCoreSample r;
+        r.strategy = std::string(to_string(s));
+        r.threads = threads;
+        r.m = m;
+        r.kernel = plan.kernel;
+        r.measured_s = median_call_s(x, w, yr, plan);
+        const plan::Candidate c = plan::candidate_of(plan, hot);
+        r.model_s = plan::predict(hot, p, c).seconds;
+        r.scale = solve_scale(hot, p, c, r.strategy, r.measured_s);
+        out.push_back(r);
+      }
+    }
+  }
+  return out;
+}
+
+plan::InCoreScales incore_scales(const std::vector<InCoreSample>& samples) {
+  plan::InCoreScales out;
+  for (const auto& r : samples) out[r.strategy][{r.threads, r.m}] = r.scale;
+  return out;
+}
+
+}  // namespace w4a16::measure
