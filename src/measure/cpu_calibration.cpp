@@ -27,7 +27,7 @@ CpuCalibrationRun calibrate_cpu(const std::map<int, double>& read_gbps, const Co
 }
 
 void print_incore(const std::vector<InCoreSample>& samples) {
-  fmt::print("in-core scales (hot calls, K = 4096, 128 columns per thread; model at scale 1 -> measured):\n");
+  fmt::print("in-core scales (hot calls, K = 1024, 512 columns per thread; model at scale 1 -> measured):\n");
   fmt::print("  {:<10} {:>7} {:>4}  {:<48} {:>10} {:>10} {:>6}\n", "strategy", "threads", "M", "kernel",
              "model ms", "meas. ms", "scale");
   for (const auto& r : samples) {

@@ -16,7 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int64_t kK = 4096, kColumnsPerThread = 128;
+constexpr int64_t kK = 1024, kColumnsPerThread = 512;
 
 // The same machine with every weight read served by L2 (a hot call's weight never leaves it).
 plan::Device hot_device(const plan::Device& base) {

@@ -2,8 +2,9 @@
 // vector instructions of each strategy's inner loop and divides by the peaks calibrate measures;
 // what that count misses (loads, shuffles, loop and epilogue overhead, a second thread's share of
 // the core's caches) is measured here once per machine: every strategy runs hot calls on a weight
-// that stays in L2 (K = 4096, 128 output columns per thread: 256 KiB of codes, 1 MiB as 16-bit
-// values per thread), and the scale is the factor on the model's in-core terms that makes its
+// that stays in L2 (K = 1024, 512 output columns per thread: 256 KiB of codes, 1 MiB as 16-bit
+// values per thread; 8 tiles per thread, so that the per-call work — preparing x, the launch —
+// weighs about as little as in a real layer), and the scale is the factor on the model's in-core terms that makes its
 // prediction of that hot call equal the measured median. Cold calls (weights streamed from DRAM)
 // are then predicted, not fitted: `w4a16 bench --validate-model` compares them.
 #pragma once

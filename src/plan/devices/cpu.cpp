@@ -33,6 +33,15 @@ CpuCalibration dev_machine_defaults() {
   c.fma_gflops = {{1, 176.0}, {2, 346.0}};
   c.dot_gflops = {{1, 86.0}, {2, 172.0}};
   c.fork_join_us = 4.0;
+  // In-core scales by (threads, M): `w4a16 bench --validate-model --suite llm --threads 2`
+  // on 2026-12-02 (docs/data/validate-model.json, "model_device.incore").
+  c.incore_scale["fused"] = {{{1, 1}, 0.93}, {{1, 4}, 1.42}, {{1, 16}, 1.63}, {{1, 64}, 1.58},
+                             {{2, 1}, 1.30}, {{2, 4}, 1.45}, {{2, 16}, 1.72}, {{2, 64}, 1.65}};
+  c.incore_scale["dense"] = {{{1, 1}, 1.09}, {{1, 4}, 1.35}, {{1, 16}, 1.42}, {{1, 64}, 1.46},
+                             {{2, 1}, 1.39}, {{2, 4}, 1.42}, {{2, 16}, 1.47}, {{2, 64}, 1.47}};
+  c.incore_scale["decoupled"] = {{{1, 1}, 1.20}, {{1, 4}, 1.46}, {{1, 16}, 1.47}, {{1, 64}, 1.47},
+                                 {{2, 1}, 1.47}, {{2, 4}, 1.44}, {{2, 16}, 1.47}, {{2, 64}, 1.52}};
+  c.incore_scale["pipelined"] = {{{2, 1}, 3.22}, {{2, 4}, 2.72}, {{2, 16}, 1.59}, {{2, 64}, 1.50}};
   return c;
 }
 
@@ -59,7 +68,8 @@ InCoreScales scales_from(const nlohmann::json& j) {
       const int t = e.at("threads").get<int>();
       const int64_t m = e.at("m").get<int64_t>();
       const double v = e.at("scale").get<double>();
-      if (t < 1 || t > 4096 || m < 1 || m > (int64_t(1) << 30) || !(v > 0 && v < 1e3)) throw std::runtime_error("bad scale");
+      if (t < 1 || t > 4096 || m < 1 || m > (int64_t(1) << 30) || !(v > 0 && v < 1e3))
+        throw std::runtime_error("bad scale");
       out[strategy][{t, m}] = v;
     }
   }
@@ -144,7 +154,8 @@ Device this_cpu() {
     given = g_override;
   }
   if (given) return describe_cpu(*given, "measured in this run");
-  if (const auto cached = load_calibration()) return describe_cpu(*cached, "`w4a16 calibrate` " + calibration_path().string());
+  if (const auto cached = load_calibration())
+    return describe_cpu(*cached, "`w4a16 calibrate` " + calibration_path().string());
   return describe_cpu(dev_machine_defaults(), "");
 }
 
