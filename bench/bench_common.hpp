@@ -27,17 +27,17 @@
 namespace w4a16::bench {
 
 // The read-bandwidth reference of the measurement engine, by its short names here.
+using measure::anon_huge_pages_kb;
 using measure::HugeBuffer;
 using measure::measure_read_bandwidth;
 using measure::probe_read_bandwidth;
 using measure::read_buffer_bytes;
+using measure::read_variants;
 using measure::ReadBandwidth;
 using measure::ReadKernel;
 using measure::ReadVariant;
-using measure::read_variants;
-using measure::anon_huge_pages_kb;
-using measure::timed_read_pass;
 using measure::rotation_bytes;
+using measure::timed_read_pass;
 
 // ---------------------------------------------------------------------------------------------
 // Random data: never zero, exactly representable in both fp16 and bf16

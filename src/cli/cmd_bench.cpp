@@ -19,18 +19,17 @@
 #include <string_view>
 #include <vector>
 
-#include "measure/read_bandwidth.hpp"
-#include "measure/cpu_calibration.hpp"
-#include "measure/peaks.hpp"
-#include "measure/runner.hpp"
-#include "measure/suites.hpp"
-#include "measure/validate_model.hpp"
 #include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
 #include "common/check.hpp"
 #include "io/atomic_file.hpp"
-#include "plan/devices/cpu.hpp"
+#include "measure/cpu_calibration.hpp"
+#include "measure/peaks.hpp"
+#include "measure/read_bandwidth.hpp"
+#include "measure/runner.hpp"
+#include "measure/suites.hpp"
+#include "measure/validate_model.hpp"
 
 namespace w4a16::cli {
 
@@ -716,8 +715,7 @@ Command register_calibrate(CLI::App& app) {
         fmt::print("thread pool fork/join over {} threads: {:.1f} us\n", all, run.calibration.fork_join_us);
         if (!run.incore.empty()) measure::print_incore(run.incore);
         if (!run.calibration.fma_gflops.empty()) {
-          plan::devices::save_calibration(run.calibration);
-          fmt::print("saved for the planner: {}\n", plan::devices::calibration_path().string());
+          fmt::print("saved for the planner: {}\n", measure::save_for_planner(run));
         }
       }};
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <string>
 #include <vector>
 
 #include "measure/incore.hpp"
@@ -22,6 +23,10 @@ struct CpuCalibrationRun {
 // activations; about a second per thread count).
 CpuCalibrationRun calibrate_cpu(const std::map<int, double>& read_gbps, const ComputePeaks& peaks, int threads,
                                 DType act);
+
+// Stores the calibration where the planner of every later process reads it (plan/devices/cpu.hpp
+// calibration_path) and returns that path. Throws Error(io) when it cannot be written.
+std::string save_for_planner(const CpuCalibrationRun& run);
 
 // The in-core samples as a table (strategy, threads, M, kernel, measured, model at scale 1, scale).
 void print_incore(const std::vector<InCoreSample>& samples);

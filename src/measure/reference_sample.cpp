@@ -48,8 +48,8 @@ ReferenceSample::ReferenceSample(const MatrixRef& x, const QuantizedWeight& w, i
 }
 
 std::string ReferenceSample::mismatch(const MatrixRef& y) const {
-  require(y.dtype == act_ && y.cols == n_ && y.rows > rows_.back(), "bench: output {}x{} {} checked against a sample of {} columns",
-          y.rows, y.cols, to_string(y.dtype), n_);
+  require(y.dtype == act_ && y.cols == n_ && y.rows > rows_.back(),
+          "bench: output {}x{} {} checked against a sample of {} columns", y.rows, y.cols, to_string(y.dtype), n_);
   double worst = 0;
   int64_t worst_r = 0, worst_c = 0;
   for (size_t i = 0; i < rows_.size(); ++i) {
@@ -65,9 +65,10 @@ std::string ReferenceSample::mismatch(const MatrixRef& y) const {
     }
   }
   if (worst <= kRelTolerance * ref_max_ + kAbsTolerance) return {};
-  return fmt::format("output differs from the reference by {:.4g} at (m={}, n={}); max |reference| {:.4g}, tolerance {} "
-                     "of it + {}",
-                     worst, worst_r, worst_c, ref_max_, kRelTolerance, kAbsTolerance);
+  return fmt::format(
+      "output differs from the reference by {:.4g} at (m={}, n={}); max |reference| {:.4g}, tolerance {} "
+      "of it + {}",
+      worst, worst_r, worst_c, ref_max_, kRelTolerance, kAbsTolerance);
 }
 
 }  // namespace w4a16::measure

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <random>
 
+#include "common/check.hpp"
 #include "measure/ablations.hpp"
 #include "measure/reference_sample.hpp"
 #include "measure/weight_rotation.hpp"
-#include "common/check.hpp"
 
 namespace w4a16::measure {
 

@@ -172,8 +172,8 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
     switch (c.strategy) {
       case Strategy::fused: {
         const CpuCompute f = cpu_fused_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant + matmul", incore * (f.matmul + f.dequant)}}, per_core_items,
-                     d.read_compute_overlap);
+        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant + matmul", incore * (f.matmul + f.dequant)}},
+                     per_core_items, d.read_compute_overlap);
         break;
       }
       case Strategy::dense: {
@@ -187,10 +187,11 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
         // weight stream overlaps with the dequantization; the panel's round trip through L2
         // overlaps with the dense kernel; the two stages follow each other on the same core.
         const CpuCompute f = cpu_dense_compute(d, p, c, s);
-        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant", incore * cpu_dequant_stage(d, c, s)}}, per_core_items,
-                     d.read_compute_overlap);
-        b.overlapped({{"workspace round trip", 2.0 * s.w16_bytes / d.local_bw}, {"matmul", incore * (f.matmul + f.dequant)}},
-                     per_core_items);
+        b.overlapped({{"weight read", s.w4_bytes / bw}, {"dequant", incore * cpu_dequant_stage(d, c, s)}},
+                     per_core_items, d.read_compute_overlap);
+        b.overlapped(
+            {{"workspace round trip", 2.0 * s.w16_bytes / d.local_bw}, {"matmul", incore * (f.matmul + f.dequant)}},
+            per_core_items);
         break;
       }
       default:

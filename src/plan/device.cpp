@@ -46,8 +46,8 @@ double Device::incore_scale_at(std::string_view strategy, int threads, int64_t m
   const std::pair<int, int64_t> lo_key{t, 0}, hi_key{t + 1, 0};
   auto first = by.lower_bound(lo_key), last = by.lower_bound(hi_key);  // the entries of thread count t
   auto hi = std::find_if(first, last, [&](const auto& e) { return e.first.second >= m; });
-  if (hi == first) return hi->second;                  // at or below the smallest calibrated M
-  if (hi == last) return std::prev(last)->second;      // beyond the largest
+  if (hi == first) return hi->second;              // at or below the smallest calibrated M
+  if (hi == last) return std::prev(last)->second;  // beyond the largest
   const auto lo = std::prev(hi);
   const double x0 = std::log(double(lo->first.second)), x1 = std::log(double(hi->first.second));
   const double f = (std::log(double(m)) - x0) / (x1 - x0);

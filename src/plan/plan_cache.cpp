@@ -66,7 +66,6 @@ namespace {
 std::mutex g_mutex;
 std::shared_ptr<const Device> g_cpu;
 
-
 Problem problem_of(const PackedWeight::Impl& w, int64_t m, DType act) {
   Problem p;
   p.m = m;

@@ -2,11 +2,11 @@
 // fp64 reference, over a pairwise covering set of edge cases (see kernel_check.hpp).
 #include <gtest/gtest.h>
 
-#include "measure/ablations.hpp"
 #include "common/aligned_buffer.hpp"
 #include "cpu/dispatch.hpp"
 #include "cpu/kernel_check.hpp"
 #include "cpu/packed_weight.hpp"
+#include "measure/ablations.hpp"
 
 namespace w4a16::test {
 namespace {

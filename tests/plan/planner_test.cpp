@@ -106,7 +106,7 @@ TEST(CostModel, InCoreScaleMultipliesTheInCoreTermsOnly) {
   Device d = ideal_cpu(2);
   d.incore_scale["fused"] = {{{1, 1}, 2.0}, {{1, 16}, 4.0}, {{2, 1}, 3.0}};
   EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 1, 1), 2.0);
-  EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 1, 4), 3.0);  // log 4 is halfway between log 1 and log 16
+  EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 1, 4), 3.0);   // log 4 is halfway between log 1 and log 16
   EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 1, 64), 4.0);  // flat beyond the largest M
   EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 2, 64), 3.0);  // 2 threads: its own (single) entry
   EXPECT_DOUBLE_EQ(d.incore_scale_at("fused", 8, 1), 3.0);   // 8 threads: the largest calibrated below
@@ -348,8 +348,8 @@ TEST(CpuDevice, ACalibrationGivenInTheProcessReplacesTheDescription) {
   c.fma_gflops = {{1, 100.0}};
   c.fork_join_us = 2.0;
   plan::use_cpu_calibration(c);
-  const QuantizedLayout layout{.n = 64, .k = 1024, .group_size = 128, .zero_mode = ZeroMode::sym,
-                               .scale_dtype = DType::bf16};
+  const QuantizedLayout layout{
+      .n = 64, .k = 1024, .group_size = 128, .zero_mode = ZeroMode::sym, .scale_dtype = DType::bf16};
   GemmOptions o;
   o.strategy = Strategy::fused;
   o.threads = 1;
