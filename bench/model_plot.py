@@ -24,16 +24,14 @@ import os
 import sys
 from collections import defaultdict
 
-import matplotlib
+# The heatmap of bench/report.py (the same axes, cells and colours); importing it selects Agg.
+from report import DPI, draw_splitk, splitk_colorbar, splitk_grid, splitk_reach
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  (after report selected the backend)
 
 MODEL_SCHEMA = "w4a16-model/1"
 BENCH_SCHEMAS = ("w4a16-bench/1", "w4a16-bench/2")
 PAPER_SPLITK = (1.01, 1.74)  # the paper's split-K range for K >> N (shared/seed/paper-abstract.txt)
-DPI = 120
 
 
 def load(path):
@@ -65,32 +63,6 @@ def cells_of(doc, path):
     if not cells:
         sys.exit(f"model_plot.py: {path}: no split-K speed-ups to draw")
     return cells
-
-
-def gmean(xs):
-    return math.exp(sum(math.log(x) for x in xs) / len(xs))
-
-
-def grid_of(cells):
-    xs = sorted({b for b, _ in cells})
-    ys = sorted({m for _, m in cells})
-    grid = [[gmean(cells[(b, m)]) if (b, m) in cells else math.nan for b in xs] for m in ys]
-    return xs, ys, grid
-
-
-def draw(ax, xs, ys, grid, norm, reach, title):
-    im = ax.imshow(grid, cmap="RdBu", norm=norm, aspect="auto", origin="lower")
-    for i, row in enumerate(grid):
-        for j, v in enumerate(row):
-            if not math.isnan(v):
-                dark = abs(math.log(v)) > 0.6 * math.log(reach)
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
-    ax.set_xticks(range(len(xs)), [f"{2.0 ** b:g}" if b >= 0 else f"1/{2 ** -b}" for b in xs], fontsize=8)
-    ax.set_yticks(range(len(ys)), [str(m) for m in ys], fontsize=8)
-    ax.set_xlabel("K / N (nearest power of 2)")
-    ax.set_ylabel("M")
-    ax.set_title(title, fontsize=9)
-    return im
 
 
 def model_title(doc):
@@ -126,24 +98,19 @@ def main():
     model = load(a.model)
     if model.get("schema") != MODEL_SCHEMA:
         sys.exit(f"model_plot.py: {a.model}: schema is {model.get('schema')!r}, expected {MODEL_SCHEMA!r}")
-    panels = [(grid_of(cells_of(model, a.model)), model_title(model))]
+    panels = [(splitk_grid(cells_of(model, a.model)), model_title(model))]
     if a.measured:
         measured = load(a.measured)
-        panels.append((grid_of(cells_of(measured, a.measured)), measured_title(measured, a.measured)))
+        panels.append((splitk_grid(cells_of(measured, a.measured)), measured_title(measured, a.measured)))
 
-    vals = [v for (_, _, g), _ in panels for row in g for v in row if not math.isnan(v)]
-    reach = max(max(vals), 1 / min(vals), 1.05)  # symmetric in log around 1: 1/reach .. reach
-    norm = LogNorm(1 / reach, reach)
+    reach = splitk_reach([g for g, _ in panels])
     width = sum(1.0 + 0.75 * len(xs) for (xs, _, _), _ in panels) + 1.5
     height = 1.8 + 0.5 * max(len(ys) for (_, ys, _), _ in panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
     im = None
     for ax, ((xs, ys, grid), title) in zip(axes[0], panels):
-        im = draw(ax, xs, ys, grid, norm, reach, title)
-    bar = fig.colorbar(im, ax=list(axes[0]), label="split-K / data-parallel speed-up (x)")
-    bar.minorticks_off()
-    ticks = [reach ** e for e in (-1, -0.5, 0, 0.5, 1)]
-    bar.set_ticks(ticks, labels=[f"{t:.2f}" for t in ticks])
+        im = draw_splitk(ax, xs, ys, grid, reach, title)
+    splitk_colorbar(fig, im, list(axes[0]), reach, "split-K / data-parallel speed-up (x)")
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     fig.savefig(a.out, dpi=DPI, bbox_inches="tight")
     plt.close(fig)

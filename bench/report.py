@@ -215,13 +215,22 @@ def splitk_cells(results):
     return cells
 
 
-def plot_splitk_heatmap(cells, path):
+def splitk_grid(cells):
+    """Rows by M, columns by round(log2 K/N): the geometric mean of each cell (nan where empty)."""
     xs = sorted({b for b, _ in cells})
     ys = sorted({m for _, m in cells})
     grid = [[gmean(cells[(b, m)]) if (b, m) in cells else math.nan for b in xs] for m in ys]
-    vals = [v for row in grid for v in row if not math.isnan(v)]
-    reach = max(max(vals), 1 / min(vals), 1.05)  # symmetric in log around 1: 1/reach .. reach
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(xs), 1.2 + 0.5 * len(ys)))
+    return xs, ys, grid
+
+
+def splitk_reach(grids):
+    """The colour scale's reach, symmetric in log around 1 (1/reach .. reach) over every grid."""
+    vals = [v for _, _, g in grids for row in g for v in row if not math.isnan(v)]
+    return max(max(vals), 1 / min(vals), 1.05)
+
+
+def draw_splitk(ax, xs, ys, grid, reach, title):
+    """One split-K heatmap panel, each cell labelled with its value; returns the image."""
     im = ax.imshow(grid, cmap="RdBu", norm=LogNorm(1 / reach, reach), aspect="auto", origin="lower")
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
@@ -232,11 +241,23 @@ def plot_splitk_heatmap(cells, path):
     ax.set_yticks(range(len(ys)), [str(m) for m in ys], fontsize=8)
     ax.set_xlabel("K / N (nearest power of 2)")
     ax.set_ylabel("M")
-    ax.set_title("split-K / data-parallel speed-up (geometric mean per cell)", fontsize=9)
-    bar = fig.colorbar(im, ax=ax, label="speed-up (x)")
+    ax.set_title(title, fontsize=9)
+    return im
+
+
+def splitk_colorbar(fig, im, axes, reach, label):
+    bar = fig.colorbar(im, ax=axes, label=label)
     bar.minorticks_off()
     ticks = [reach ** e for e in (-1, -0.5, 0, 0.5, 1)]
     bar.set_ticks(ticks, labels=[f"{t:.2f}" for t in ticks])
+
+
+def plot_splitk_heatmap(cells, path):
+    xs, ys, grid = splitk_grid(cells)
+    reach = splitk_reach([(xs, ys, grid)])
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(xs), 1.2 + 0.5 * len(ys)))
+    im = draw_splitk(ax, xs, ys, grid, reach, "split-K / data-parallel speed-up (geometric mean per cell)")
+    splitk_colorbar(fig, im, ax, reach, "speed-up (x)")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -23,6 +23,7 @@
 #include "io/quantized_file.hpp"
 #include "io/safetensors.hpp"
 #include "support/peak_memory.hpp"
+#include "support/run_cli.hpp"
 #include "support/random_data.hpp"
 
 namespace w4a16 {
@@ -30,20 +31,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status;
-  std::string output;  // stdout + stderr
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(W4A16_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using Result = test::CliResult;
+using test::run_cli;
 
 // A run of the CLI without a shell: stdout and stderr apart, and the child's own peak RSS.
 struct Child {
@@ -143,7 +132,7 @@ class Cli : public ::testing::Test {
 TEST_F(Cli, QuantizeThenGemmReproducesTheReference) {
   write_model(path("model.safetensors"));
   const Result q =
-      run("quantize -i " + path("model.safetensors") + " -o " + path("q.safetensors") + " --group-size 64 --zero asym");
+      run_cli("quantize -i " + path("model.safetensors") + " -o " + path("q.safetensors") + " --group-size 64 --zero asym");
   ASSERT_EQ(q.status, 0) << q.output;
   EXPECT_NE(q.output.find("model.layers.0.mlp.up_proj"), std::string::npos) << q.output;
   EXPECT_EQ(q.output.find("embed_tokens "), std::string::npos) << "embeddings are not quantized by default";
@@ -160,7 +149,7 @@ TEST_F(Cli, QuantizeThenGemmReproducesTheReference) {
     xw.add_owned("x", io::to_st_dtype(act), {5, 200}, bytes(x));
     xw.write(path("x.safetensors"));
     for (const char* strategy : {"fused", "decoupled", "dense"}) {
-      const Result g = run("gemm -w " + path("q.safetensors") + " -t model.layers.0.mlp.down_proj.weight -i " +
+      const Result g = run_cli("gemm -w " + path("q.safetensors") + " -t model.layers.0.mlp.down_proj.weight -i " +
                            path("x.safetensors") + " -o " + path("y.safetensors") + " --strategy " + strategy +
                            " --partition splitk --split-k 2");
       ASSERT_EQ(g.status, 0) << g.output;
@@ -198,11 +187,11 @@ TEST_F(Cli, BadInputGivesOneLineErrorAndNonZeroStatus) {
       "quantize -i " + path("does-not-exist.safetensors") + " -o x",
   };
   for (const auto& args : bad) {
-    const Result r = run(args);
+    const Result r = run_cli(args);
     EXPECT_NE(r.status, 0) << args << "\n" << r.output;
     EXPECT_FALSE(r.output.empty()) << args;
   }
-  const Result r = run(bad[0]);
+  const Result r = run_cli(bad[0]);
   EXPECT_EQ(r.output.rfind("w4a16: error: ", 0), 0u) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }
@@ -210,7 +199,7 @@ TEST_F(Cli, BadInputGivesOneLineErrorAndNonZeroStatus) {
 // `quantize` that selects nothing says what it could select and how (the candidates, the options).
 TEST_F(Cli, QuantizeSelectingNothingListsCandidatesAndOptions) {
   write_model(path("model.safetensors"));
-  const Result r = run("quantize -i " + path("model.safetensors") + " -o " + path("o.safetensors") + " --exclude '*'");
+  const Result r = run_cli("quantize -i " + path("model.safetensors") + " -o " + path("o.safetensors") + " --exclude '*'");
   EXPECT_EQ(r.status, 1) << r.output;
   for (const char* needle : {"no tensor", "model.layers.0.mlp.up_proj.weight", "model.embed_tokens.weight", "--tensor",
                              "--include", "minus --exclude"}) {
@@ -222,26 +211,26 @@ TEST_F(Cli, QuantizeSelectingNothingListsCandidatesAndOptions) {
 // `convert` end to end through the CLI on the gguf-py test file; `info` reads the result.
 TEST_F(Cli, ConvertGgufThenInfo) {
   const std::string gguf = std::string(W4A16_SOURCE_DIR) + "/tests/data/gguf/model.gguf";
-  const Result r = run("convert " + gguf + " -o " + path("m.safetensors"));
+  const Result r = run_cli("convert " + gguf + " -o " + path("m.safetensors"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("quantized layers"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("[1/"), std::string::npos) << "progress lines: " << r.output;
-  const Result info = run("info " + path("m.safetensors"));
+  const Result info = run_cli("info " + path("m.safetensors"));
   EXPECT_EQ(info.status, 0) << info.output;
   EXPECT_NE(info.output.find("blk.0.attn_q"), std::string::npos) << info.output;
-  const Result bad = run("convert " + path("nothing-here") + " -o " + path("x.safetensors"));
+  const Result bad = run_cli("convert " + path("nothing-here") + " -o " + path("x.safetensors"));
   EXPECT_EQ(bad.status, 2) << bad.output;  // a missing source is a usage error
 }
 
 TEST_F(Cli, HelpAndInfo) {
   for (const char* cmd : {"--help", "quantize --help", "gemm --help", "info --help", "demo --help"}) {
-    const Result r = run(cmd);
+    const Result r = run_cli(cmd);
     EXPECT_EQ(r.status, 0) << cmd << "\n" << r.output;
   }
-  const Result info = run("info");
+  const Result info = run_cli("info");
   EXPECT_EQ(info.status, 0);
   EXPECT_NE(info.output.find("avx2"), std::string::npos) << info.output;
-  const Result demo = run("demo -m 2 -k 256 -n 128 --repeats 1");
+  const Result demo = run_cli("demo -m 2 -k 256 -n 128 --repeats 1");
   EXPECT_EQ(demo.status, 0) << demo.output;
   EXPECT_NE(demo.output.find("kernel vs oracle"), std::string::npos) << demo.output;
 }
@@ -249,7 +238,7 @@ TEST_F(Cli, HelpAndInfo) {
 // `plan` lists the candidates with predicted times and marks one choice, for this CPU and for a
 // modeled device; its JSON holds every candidate.
 TEST_F(Cli, PlanListsCandidatesAndMarksTheChoice) {
-  const Result cpu = run("plan 4 4096 1024 --top 3 --json " + path("plan.json"));
+  const Result cpu = run_cli("plan 4 4096 1024 --top 3 --json " + path("plan.json"));
   EXPECT_EQ(cpu.status, 0) << cpu.output;
   EXPECT_NE(cpu.output.find("choice: "), std::string::npos) << cpu.output;
   EXPECT_NE(cpu.output.find("  *  "), std::string::npos) << cpu.output;
@@ -261,20 +250,20 @@ TEST_F(Cli, PlanListsCandidatesAndMarksTheChoice) {
     EXPECT_GT(p["predicted_ms"].get<double>(), 0.0);
   }
   EXPECT_EQ(chosen, 1);
-  const Result npu = run("plan 16 14336 1024 --device ascend910b3 --breakdown");
+  const Result npu = run_cli("plan 16 14336 1024 --device ascend910b3 --breakdown");
   EXPECT_EQ(npu.status, 0) << npu.output;
   EXPECT_NE(npu.output.find("HBM traffic"), std::string::npos) << npu.output;
-  const Result forced = run("plan 1 512 64 --strategy pipelined --threads 1");
+  const Result forced = run_cli("plan 1 512 64 --strategy pipelined --threads 1");
   EXPECT_EQ(forced.status, 1) << forced.output;  // pipelined needs two threads: no plan meets that
   EXPECT_NE(forced.output.find("no plan meets"), std::string::npos) << forced.output;
-  EXPECT_EQ(run("plan 1 512 64 --device tpu").status, 2);
-  EXPECT_EQ(run("plan 0 512 64").status, 2);
+  EXPECT_EQ(run_cli("plan 1 512 64 --device tpu").status, 2);
+  EXPECT_EQ(run_cli("plan 0 512 64").status, 2);
 }
 
 // The bench with the compute peaks measured (the read given, in decimals): every column and
 // field is there; nothing is asserted about a time.
 TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
-  const Result r = run(
+  const Result r = run_cli(
       "bench --shapes '1,256,128;5,300,70' --read-gbps 42.1,83.3 --min-time 0.01 --rotate-mib 1 --study --threads 2 "
       "--json " +
       path("b.json") + " --csv " + path("b.csv"));
@@ -318,15 +307,15 @@ TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
   EXPECT_EQ(header.rfind("model,layer,m,k,n,variant,median_ms", 0), 0u) << header;
   EXPECT_NE(header.find(",roofline_ms,vs_roofline"), std::string::npos) << header;
 
-  EXPECT_NE(run("bench --suite nope --read-gbps 1,1").status, 0);
-  EXPECT_NE(run("bench --shapes '1,2' --read-gbps 1,1").status, 0);
+  EXPECT_NE(run_cli("bench --suite nope --read-gbps 1,1").status, 0);
+  EXPECT_NE(run_cli("bench --shapes '1,2' --read-gbps 1,1").status, 0);
 }
 
 // With the read and the compute peak both given, every variant's roofline is the documented
 // formula: max(weight_bytes / read_gbps[min(threads, 2)], 2 M K N / peak) (docs/bench-json.md).
 TEST_F(Cli, BenchRooflineFromGivenRates) {
   const Result r =
-      run("bench --shapes '3,512,256' --read-gbps 42.1,83.3 --peak-gflops 150.5 --min-time 0.01 "
+      run_cli("bench --shapes '3,512,256' --read-gbps 42.1,83.3 --peak-gflops 150.5 --min-time 0.01 "
           "--rotate-mib 1 --threads 2 --json " +
           path("r.json"));
   ASSERT_EQ(r.status, 0) << r.output;
@@ -353,7 +342,7 @@ TEST_F(Cli, BenchRooflineFromGivenRates) {
 // nothing is asserted about a time or a verdict (a measurement, not a test).
 TEST_F(Cli, BenchValidateModelReportsPredictedAgainstMeasured) {
   const Result r =
-      run("bench --validate-model --budget 60 --shapes '1,512,64;4,512,64' --read-gbps 42.1,83.3 --min-time 0.01 "
+      run_cli("bench --validate-model --budget 60 --shapes '1,512,64;4,512,64' --read-gbps 42.1,83.3 --min-time 0.01 "
           "--rotate-mib 1 --threads 2 --json " +
           path("v.json"));
   ASSERT_EQ(r.status, 0) << r.output;
@@ -394,13 +383,13 @@ TEST_F(Cli, BenchValidateModelReportsPredictedAgainstMeasured) {
 
   // A budget spent at once: the first pair still runs, the others are listed as not timed.
   const Result b =
-      run("bench --validate-model --budget 0.001 --suite kn --m 1 --read-gbps 42.1 --min-time 0.01 --rotate-mib 1 "
+      run_cli("bench --validate-model --budget 0.001 --suite kn --m 1 --read-gbps 42.1 --min-time 0.01 --rotate-mib 1 "
           "--threads 2");
   ASSERT_EQ(b.status, 0) << b.output;
   EXPECT_NE(b.output.find("1x4096x1024"), std::string::npos) << b.output;
   EXPECT_NE(b.output.find("budget spent: 10 pairs not timed"), std::string::npos) << b.output;
   EXPECT_NE(b.output.find("Summary: "), std::string::npos) << b.output;
-  EXPECT_NE(run("bench --validate-model --budget 0 --read-gbps 1,1").status, 0);
+  EXPECT_NE(run_cli("bench --validate-model --budget 0 --read-gbps 1,1").status, 0);
 }
 
 // --- exit status and message of command-line misuse -------------------------------------------

@@ -3,9 +3,7 @@
 // closed-form, and on the shipped description), and the command runs end to end. No timing
 // assertions: every number here is predicted, none measured.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +17,7 @@
 #include "plan/device.hpp"
 #include "plan/devices/devices.hpp"
 #include "support/io_test_util.hpp"
+#include "support/run_cli.hpp"
 
 namespace w4a16 {
 namespace {
@@ -234,25 +233,12 @@ TEST(PaperEval, CandidatesFollowTheChip) {
 
 // ---------------------------------------------------------------- the command
 
-struct Result {
-  int status;
-  std::string output;  // stdout + stderr
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(W4A16_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using test::run_cli;
 
 TEST(ModelCommand, CalibratesPredictsAndWritesJson) {
   test::TempDir dir;
   const auto path = dir / "model.json";
-  const auto r = run("model --device ascend910b3 --suite paper --m 1,24 --json " + path.string());
+  const auto r = run_cli("model --device ascend910b3 --suite paper --m 1,24 --json " + path.string());
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* part : {"calibrated  workspace_l2_hit", "predicted   split-K", "(a) split-K", "(b) decoupled W4A16",
                            "(c) where the time goes", "(d) a fused design", "(e) sensitivity"}) {
@@ -275,11 +261,11 @@ TEST(ModelCommand, CalibratesPredictsAndWritesJson) {
 }
 
 TEST(ModelCommand, GivenL2HitIsNotCalibratedAndOtherDevicesRun) {
-  const auto given = run("model --suite llm --m 1 --l2-hit 0.5 --hbm-gbps 1200");
+  const auto given = run_cli("model --suite llm --m 1 --l2-hit 0.5 --hbm-gbps 1200");
   ASSERT_EQ(given.status, 0) << given.output;
   EXPECT_NE(given.output.find("given by --l2-hit (not calibrated)"), std::string::npos) << given.output;
   EXPECT_NE(given.output.find("HBM 1200 GB/s"), std::string::npos) << given.output;
-  const auto gpu = run("model --device h100 --suite llm --m 1");
+  const auto gpu = run_cli("model --device h100 --suite llm --m 1");
   ASSERT_EQ(gpu.status, 0) << gpu.output;
   EXPECT_NE(gpu.output.find("not calibrated"), std::string::npos) << gpu.output;
 }
@@ -287,12 +273,12 @@ TEST(ModelCommand, GivenL2HitIsNotCalibratedAndOtherDevicesRun) {
 TEST(ModelCommand, MisuseExitsTwo) {
   for (const char* args : {"model --device ascend910c", "model --l2-hit 1.5", "model --hbm-gbps -3", "model --m 0",
                            "model --suite nope"}) {
-    const auto r = run(args);
+    const auto r = run_cli(args);
     EXPECT_NE(r.status, 0) << args;
     EXPECT_NE(r.output.find("w4a16: error:"), std::string::npos) << args << "\n" << r.output;
   }
-  EXPECT_EQ(run("model --device ascend910c").status, 2);
-  EXPECT_EQ(run("model --l2-hit 1.5").status, 2);
+  EXPECT_EQ(run_cli("model --device ascend910c").status, 2);
+  EXPECT_EQ(run_cli("model --l2-hit 1.5").status, 2);
 }
 
 }  // namespace

@@ -169,7 +169,10 @@ Device describe_cpu(const CpuCalibration& c, const std::string& source) {
   d.kind = DeviceKind::cpu;
   d.summary = fmt::format("{} | {} CPUs | {}", host::cpu_name(), cores, measured ? source : c.cpu);
   d.cores = d.vector_cores = cores;
-  for (const auto& [t, g] : c.read_gbps) d.read_bw[t] = g * 1e9;
+  // A calibration without a rate (a CPU without the FMA probe, a run that measured no read) keeps
+  // the defaults' figure for it, marked below as not measured.
+  const CpuCalibration defaults = dev_machine_defaults();
+  for (const auto& [t, g] : c.read_gbps.empty() ? defaults.read_gbps : c.read_gbps) d.read_bw[t] = g * 1e9;
   d.core_read_bw = d.read_bw.begin()->second / d.read_bw.begin()->first;
   d.write_bw = 0.5 * d.read_bw.rbegin()->second;  // assumption: writes stream at half the read (unused on hot paths)
   // Per core: the 1-thread peaks (the multi-thread ones only confirm they scale).
@@ -178,7 +181,8 @@ Device describe_cpu(const CpuCalibration& c, const std::string& source) {
   };
   // The defaults are AVX-512 figures; an AVX2-only CPU issues half the lanes per instruction.
   d.vector_lanes = avx512 ? 16 : 8;
-  d.matrix_flops = per_core(c.fma_gflops) * 1e9 * (measured || avx512 ? 1.0 : 0.5);
+  const bool fma_measured = measured && !c.fma_gflops.empty();
+  d.matrix_flops = per_core(fma_measured ? c.fma_gflops : defaults.fma_gflops) * 1e9 * (fma_measured || avx512 ? 1.0 : 0.5);
   d.dot_flops = f.has_avx512_bf16() ? per_core(c.dot_gflops) * 1e9 : 0.0;
   d.vector_ops = d.matrix_flops / (2.0 * d.vector_lanes);  // FMA instructions per second = vector issue rate
   d.llc_bytes = double(host::l3_bytes());
