@@ -120,10 +120,19 @@ const float* group_sums(const MatrixRef& x, const PackedWeight::Impl& p, Workspa
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       double sum = 0;
-      const int64_t end = std::min(p.layout.k, (g + 1) * p.kernel_group);
-      for (int64_t k = g * p.kernel_group; k < end; ++k) {
-        const int64_t src = p.perm.empty() ? k : p.perm[size_t(k)];
-        sum += load_as_f32(x.data, x.dtype, r * x.cols + src);
+      const int64_t begin = g * p.kernel_group, end = std::min(p.layout.k, begin + p.kernel_group);
+      if (!p.perm.empty()) {  // act-order: a gather
+        for (int64_t k = begin; k < end; ++k) sum += load_as_f32(x.data, x.dtype, r * x.cols + p.perm[size_t(k)]);
+      } else if (x.dtype == DType::f32) {  // typed, contiguous runs (as in prepare_activations)
+        const float* in = static_cast<const float*>(x.data) + r * x.cols;
+        for (int64_t k = begin; k < end; ++k) sum += in[k];
+      } else {
+        const uint16_t* in = static_cast<const uint16_t*>(x.data) + r * x.cols;
+        if (x.dtype == DType::bf16) {
+          for (int64_t k = begin; k < end; ++k) sum += bf16_to_f32(in[k]);
+        } else {
+          for (int64_t k = begin; k < end; ++k) sum += f16_to_f32(in[k]);
+        }
       }
       ws.group_sums[size_t(r * groups + g)] = float(sum);
     }

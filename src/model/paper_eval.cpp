@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "common/check.hpp"
-#include "plan/devices/devices.hpp"
+#include "plan/planner.hpp"
 
 namespace w4a16::model {
 
@@ -17,82 +17,27 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Bytes of workspace a candidate needs: the decoupled pipeline's 16-bit weights in flight, and the fp32
-// partial sums of split-K.
-double workspace_bytes(const Device& device, const Problem& problem, Strategy strategy, int64_t tile_n, int split_k,
-                       int matrix_cores) {
-  double bytes = 0;
-  if (strategy == Strategy::decoupled) {
-    if (device.kind == DeviceKind::npu) {
-      // The vendor kernel's ring: kRingSlots slots per AIC, each kSlotK rows of the tile (devices.hpp).
-      namespace a = plan::devices::ascend910b;
-      bytes += double(matrix_cores) * a::kRingSlots * a::kSlotK * double(tile_n) * 2.0;
-    } else {
-      bytes += double(problem.k) * double(problem.n) * 2.0;  // a dequant kernel writes the whole 16-bit W
-    }
-  }
-  if (split_k > 1) {
-    // The 910B adds partial sums into one fp32 y with FixPipe's atomic add; elsewhere each slice writes
-    // its own partial sums, reduced afterwards.
-    const double copies = device.kind == DeviceKind::npu ? 1.0 : double(split_k);
-    bytes += copies * double(problem.m) * double(problem.n) * 4.0;
-  }
-  return bytes;
-}
-
-Candidate make_one(const Device& device, const Problem& problem, Strategy strategy, int64_t tile_n, int split_k) {
-  Candidate c;
-  c.strategy = strategy;
-  c.partition = split_k > 1 ? Partition::split_k : Partition::data_parallel;
-  c.split_k = split_k;
-  c.tile_n = tile_n;
-  const int64_t items = ceil_div(problem.n, tile_n) * split_k;
-  const int matrix_cores = static_cast<int>(std::min<int64_t>(items, device.cores));
-  c.threads = matrix_cores;
-  c.vector_threads = 0;
-  if (strategy == Strategy::decoupled && device.kind == DeviceKind::npu) {
-    // A MIX kernel of blockDim = matrix_cores runs each AIC with its AIVs (1 : vector_cores / cores); the
-    // AIVs are the vector role, and `threads` counts both roles (cost_model.hpp).
-    c.vector_threads = matrix_cores * (device.vector_cores / std::max(device.cores, 1));
-    c.threads = matrix_cores + c.vector_threads;
-  }
-  // Rows of x one block of the matrix engine holds: the cube's and mma's 16; a CPU register block of 4.
-  c.block_rows = device.kind == DeviceKind::cpu ? 4 : 16;
-  c.panel = false;
-  c.workspace_bytes = workspace_bytes(device, problem, strategy, tile_n, split_k, matrix_cores);
-  return c;
-}
-
 }  // namespace
 
-int64_t default_tile_n(const Device& device) {
-  switch (device.kind) {
-    case DeviceKind::npu:
-      return plan::devices::ascend910b::kBaseN;
-    case DeviceKind::gpu:
-      return 128;
-    case DeviceKind::cpu:
-      return 64;
-  }
-  return 64;
-}
+int64_t default_tile_n(const Device& device) { return plan::accelerator_tile_n(device); }
 
 std::vector<Candidate> make_candidates(const Device& device, const Problem& problem, Strategy strategy,
                                        Partition partition, const EvalConfig& config, int split_k) {
   const int64_t tile_n = config.tile_n > 0 ? config.tile_n : default_tile_n(device);
   std::vector<Candidate> out;
   if (partition == Partition::data_parallel) {
-    out.push_back(make_one(device, problem, strategy, tile_n, 1));
+    out.push_back(plan::accelerator_candidate(device, problem, strategy, tile_n, 1));
     return out;
   }
   // Split points on group boundaries: at most one slice per group.
   const int groups = static_cast<int>(std::min<int64_t>(ceil_div(problem.k, problem.group_size), 1 << 20));
   const int max_s = std::min(config.max_split, groups);
   if (split_k > 0) {
-    if (split_k >= 2 && split_k <= groups) out.push_back(make_one(device, problem, strategy, tile_n, split_k));
+    if (split_k >= 2 && split_k <= groups)
+      out.push_back(plan::accelerator_candidate(device, problem, strategy, tile_n, split_k));
     return out;
   }
-  for (int s = 2; s <= max_s; ++s) out.push_back(make_one(device, problem, strategy, tile_n, s));
+  for (int s = 2; s <= max_s; ++s) out.push_back(plan::accelerator_candidate(device, problem, strategy, tile_n, s));
   return out;
 }
 

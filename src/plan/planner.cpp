@@ -8,6 +8,7 @@
 #include "common/check.hpp"
 #include "cpu/dispatch.hpp"
 #include "cpu/pipelined.hpp"
+#include "plan/devices/devices.hpp"
 
 namespace w4a16::plan {
 
@@ -19,6 +20,29 @@ constexpr int64_t kDecoupledPanelBytes = int64_t(1) << 20;
 // Split factors tried (besides a forced one): enough to give every core of a small-N layer a
 // slice, few enough that a 64-core plan stays a few hundred predictions.
 constexpr int kSplitFactors[] = {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
+
+// Bytes of workspace a candidate needs: the decoupled pipeline's 16-bit weights in flight, and the fp32
+// partial sums of split-K.
+double accelerator_workspace_bytes(const Device& device, const Problem& problem, Strategy strategy, int64_t tile_n,
+                                   int split_k, int matrix_cores) {
+  double bytes = 0;
+  if (strategy == Strategy::decoupled || strategy == Strategy::pipelined) {
+    if (device.kind == DeviceKind::npu) {
+      // The vendor kernel's ring: kRingSlots slots per AIC, each kSlotK rows of the tile (devices.hpp).
+      namespace a = plan::devices::ascend910b;
+      bytes += double(matrix_cores) * a::kRingSlots * a::kSlotK * double(tile_n) * 2.0;
+    } else {
+      bytes += double(problem.k) * double(problem.n) * 2.0;  // a dequant kernel writes the whole 16-bit W
+    }
+  }
+  if (split_k > 1) {
+    // The 910B adds partial sums into one fp32 y with FixPipe's atomic add; elsewhere each slice writes
+    // its own partial sums, reduced afterwards.
+    const double copies = device.kind == DeviceKind::npu ? 1.0 : double(split_k);
+    bytes += copies * double(problem.m) * double(problem.n) * 4.0;
+  }
+  return bytes;
+}
 
 // Whether the table itself (not a lower one) has fused entries reading x in this format.
 bool serves(const cpu::KernelTable& kt, cpu::XFormat x) {
@@ -276,11 +300,45 @@ std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const C
   return plans;
 }
 
+int64_t accelerator_tile_n(const Device& device) {
+  switch (device.kind) {
+    case DeviceKind::npu:
+      return devices::ascend910b::kBaseN;
+    case DeviceKind::gpu:
+      return 128;
+    case DeviceKind::cpu:
+      return cpu::kTileN;
+  }
+  return cpu::kTileN;
+}
+
+Candidate accelerator_candidate(const Device& device, const Problem& problem, Strategy strategy, int64_t tile_n,
+                                int split_k) {
+  Candidate c;
+  c.strategy = strategy;
+  c.partition = split_k > 1 ? Partition::split_k : Partition::data_parallel;
+  c.split_k = split_k;
+  c.tile_n = tile_n;
+  const int64_t items = (problem.n + tile_n - 1) / tile_n * split_k;
+  const int matrix_cores = static_cast<int>(std::min<int64_t>(items, device.cores));
+  c.threads = matrix_cores;
+  c.vector_threads = 0;
+  if ((strategy == Strategy::decoupled || strategy == Strategy::pipelined) && device.kind == DeviceKind::npu) {
+    // A MIX kernel of blockDim = matrix_cores runs each AIC with its AIVs (1 : vector_cores / cores); the
+    // AIVs are the vector role, and `threads` counts both roles (cost_model.hpp).
+    c.vector_threads = matrix_cores * (device.vector_cores / std::max(device.cores, 1));
+    c.threads = matrix_cores + c.vector_threads;
+  }
+  // Rows of x one block of the matrix engine holds: the cube's and mma's 16; a CPU register block of 4.
+  c.block_rows = device.kind == DeviceKind::cpu ? 4 : 16;
+  c.panel = false;
+  c.workspace_bytes = accelerator_workspace_bytes(device, problem, strategy, tile_n, split_k, matrix_cores);
+  return c;
+}
+
 std::vector<GemmPlan> accelerator_plans(const Device& d, const Problem& problem, const GemmOptions& o) {
   require(d.kind != DeviceKind::cpu, "internal: accelerator_plans on a cpu device");
-  // Output tile per core: a GPU kernel's CTA tile (Marlin-class kernels use 64-256 columns), the
-  // 910B's L0B base block (devices.hpp: 256 columns).
-  const int64_t tile_n = d.kind == DeviceKind::npu ? 256 : 128;
+  const int64_t tile_n = accelerator_tile_n(d);
   const int64_t tiles = (problem.n + tile_n - 1) / tile_n;
   const int64_t groups = (problem.k + problem.group_size - 1) / problem.group_size;
   std::vector<GemmPlan> plans;
@@ -309,18 +367,12 @@ std::vector<GemmPlan> accelerator_plans(const Device& d, const Problem& problem,
       g.strategy = s;
       g.partition = split > 1 ? Partition::split_k : Partition::data_parallel;
       g.split_k = split;
-      g.threads = d.cores;
-      g.vector_threads =
-          s == Strategy::pipelined || (s == Strategy::decoupled && d.kind == DeviceKind::npu) ? d.vector_cores : 0;
+      const Candidate c = accelerator_candidate(d, problem, s, tile_n, split);
+      g.threads = c.threads;
+      g.vector_threads = c.vector_threads;
+      g.workspace_bytes = int64_t(c.workspace_bytes);
       g.isa = d.name;
       g.kernel = fmt::format("{}-wide tiles", tile_n);
-      Candidate c;
-      c.strategy = s;
-      c.partition = g.partition;
-      c.split_k = split;
-      c.threads = d.cores;
-      c.vector_threads = g.vector_threads;
-      c.tile_n = tile_n;
       if (s == Strategy::fused && !d.fused_possible) g.notes = "hypothetical on this device (fused_possible = false)";
       fill_prediction(g, predict(d, problem, c));
       plans.push_back(std::move(g));

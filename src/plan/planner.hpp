@@ -48,6 +48,15 @@ std::vector<GemmPlan> cpu_plans(const Device& device, const Problem& problem, co
                                 const GemmOptions& options);
 std::vector<GemmPlan> accelerator_plans(const Device& device, const Problem& problem, const GemmOptions& options);
 
+// A modeled device's output tile per core: a GPU kernel's CTA tile (Marlin-class kernels use 64-256
+// columns), the 910B's L0B base block (devices.hpp: 256 columns); the CPU's 64.
+int64_t accelerator_tile_n(const Device& device);
+// One candidate on a modeled device: the cores its items keep busy, on the 910B each AIC with its
+// AIVs as the vector role of the decoupled pipeline (a MIX kernel), and its workspace (the ring in
+// global memory, the split-K partial sums). What `w4a16 plan --device` and `w4a16 model` predict.
+Candidate accelerator_candidate(const Device& device, const Problem& problem, Strategy strategy, int64_t tile_n,
+                                int split_k);
+
 // The model's Candidate for a plan (what `predict` is given), for tools that re-predict a plan.
 Candidate candidate_of(const GemmPlan& plan, const Device& device);
 

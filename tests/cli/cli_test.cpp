@@ -23,8 +23,8 @@
 #include "io/quantized_file.hpp"
 #include "io/safetensors.hpp"
 #include "support/peak_memory.hpp"
-#include "support/run_cli.hpp"
 #include "support/random_data.hpp"
+#include "support/run_cli.hpp"
 
 namespace w4a16 {
 namespace {
@@ -131,8 +131,8 @@ class Cli : public ::testing::Test {
 
 TEST_F(Cli, QuantizeThenGemmReproducesTheReference) {
   write_model(path("model.safetensors"));
-  const Result q =
-      run_cli("quantize -i " + path("model.safetensors") + " -o " + path("q.safetensors") + " --group-size 64 --zero asym");
+  const Result q = run_cli("quantize -i " + path("model.safetensors") + " -o " + path("q.safetensors") +
+                           " --group-size 64 --zero asym");
   ASSERT_EQ(q.status, 0) << q.output;
   EXPECT_NE(q.output.find("model.layers.0.mlp.up_proj"), std::string::npos) << q.output;
   EXPECT_EQ(q.output.find("embed_tokens "), std::string::npos) << "embeddings are not quantized by default";
@@ -150,8 +150,8 @@ TEST_F(Cli, QuantizeThenGemmReproducesTheReference) {
     xw.write(path("x.safetensors"));
     for (const char* strategy : {"fused", "decoupled", "dense"}) {
       const Result g = run_cli("gemm -w " + path("q.safetensors") + " -t model.layers.0.mlp.down_proj.weight -i " +
-                           path("x.safetensors") + " -o " + path("y.safetensors") + " --strategy " + strategy +
-                           " --partition splitk --split-k 2");
+                               path("x.safetensors") + " -o " + path("y.safetensors") + " --strategy " + strategy +
+                               " --partition splitk --split-k 2");
       ASSERT_EQ(g.status, 0) << g.output;
       const QuantizedWeight w = load_quantized(path("q.safetensors"), "model.layers.0.mlp.down_proj");
       ASSERT_TRUE(w.has_bias());
@@ -199,7 +199,8 @@ TEST_F(Cli, BadInputGivesOneLineErrorAndNonZeroStatus) {
 // `quantize` that selects nothing says what it could select and how (the candidates, the options).
 TEST_F(Cli, QuantizeSelectingNothingListsCandidatesAndOptions) {
   write_model(path("model.safetensors"));
-  const Result r = run_cli("quantize -i " + path("model.safetensors") + " -o " + path("o.safetensors") + " --exclude '*'");
+  const Result r =
+      run_cli("quantize -i " + path("model.safetensors") + " -o " + path("o.safetensors") + " --exclude '*'");
   EXPECT_EQ(r.status, 1) << r.output;
   for (const char* needle : {"no tensor", "model.layers.0.mlp.up_proj.weight", "model.embed_tokens.weight", "--tensor",
                              "--include", "minus --exclude"}) {
@@ -314,10 +315,10 @@ TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
 // With the read and the compute peak both given, every variant's roofline is the documented
 // formula: max(weight_bytes / read_gbps[min(threads, 2)], 2 M K N / peak) (docs/bench-json.md).
 TEST_F(Cli, BenchRooflineFromGivenRates) {
-  const Result r =
-      run_cli("bench --shapes '3,512,256' --read-gbps 42.1,83.3 --peak-gflops 150.5 --min-time 0.01 "
-          "--rotate-mib 1 --threads 2 --json " +
-          path("r.json"));
+  const Result r = run_cli(
+      "bench --shapes '3,512,256' --read-gbps 42.1,83.3 --peak-gflops 150.5 --min-time 0.01 "
+      "--rotate-mib 1 --threads 2 --json " +
+      path("r.json"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("given by --peak-gflops"), std::string::npos) << r.output;
   std::ifstream in(path("r.json"));
@@ -341,10 +342,10 @@ TEST_F(Cli, BenchRooflineFromGivenRates) {
 // chosen one, the per-pair tables and the summary lines are printed and the JSON holds them;
 // nothing is asserted about a time or a verdict (a measurement, not a test).
 TEST_F(Cli, BenchValidateModelReportsPredictedAgainstMeasured) {
-  const Result r =
-      run_cli("bench --validate-model --budget 60 --shapes '1,512,64;4,512,64' --read-gbps 42.1,83.3 --min-time 0.01 "
-          "--rotate-mib 1 --threads 2 --json " +
-          path("v.json"));
+  const Result r = run_cli(
+      "bench --validate-model --budget 60 --shapes '1,512,64;4,512,64' --read-gbps 42.1,83.3 --min-time 0.01 "
+      "--rotate-mib 1 --threads 2 --json " +
+      path("v.json"));
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* line : {"1x512x64", "4x512x64", "Summary: ", "prediction error |pred/meas - 1|: median",
                            "target median <= 20%: ", "auto vs best measured (re-timed interleaved): median",
@@ -382,9 +383,9 @@ TEST_F(Cli, BenchValidateModelReportsPredictedAgainstMeasured) {
   EXPECT_FALSE(doc["budget"]["spent"].get<bool>());
 
   // A budget spent at once: the first pair still runs, the others are listed as not timed.
-  const Result b =
-      run_cli("bench --validate-model --budget 0.001 --suite kn --m 1 --read-gbps 42.1 --min-time 0.01 --rotate-mib 1 "
-          "--threads 2");
+  const Result b = run_cli(
+      "bench --validate-model --budget 0.001 --suite kn --m 1 --read-gbps 42.1 --min-time 0.01 --rotate-mib 1 "
+      "--threads 2");
   ASSERT_EQ(b.status, 0) << b.output;
   EXPECT_NE(b.output.find("1x4096x1024"), std::string::npos) << b.output;
   EXPECT_NE(b.output.find("budget spent: 10 pairs not timed"), std::string::npos) << b.output;
@@ -478,7 +479,9 @@ TEST_F(CliUsageErrors, ExitTwoWithShortMessage) {
     EXPECT_EQ(lines[0].rfind("w4a16: error: ", 0), 0u) << r.err;
     EXPECT_LT(lines[0].size(), 200u) << r.err;
     EXPECT_LE(lines.size(), 2u) << r.err;
-    if (lines.size() == 2) EXPECT_EQ(lines[1], "Run with --help for more information.");
+    if (lines.size() == 2) {
+      EXPECT_EQ(lines[1], "Run with --help for more information.");
+    }
   }
 }
 

@@ -182,7 +182,8 @@ Device describe_cpu(const CpuCalibration& c, const std::string& source) {
   // The defaults are AVX-512 figures; an AVX2-only CPU issues half the lanes per instruction.
   d.vector_lanes = avx512 ? 16 : 8;
   const bool fma_measured = measured && !c.fma_gflops.empty();
-  d.matrix_flops = per_core(fma_measured ? c.fma_gflops : defaults.fma_gflops) * 1e9 * (fma_measured || avx512 ? 1.0 : 0.5);
+  d.matrix_flops =
+      per_core(fma_measured ? c.fma_gflops : defaults.fma_gflops) * 1e9 * (fma_measured || avx512 ? 1.0 : 0.5);
   d.dot_flops = f.has_avx512_bf16() ? per_core(c.dot_gflops) * 1e9 : 0.0;
   d.vector_ops = d.matrix_flops / (2.0 * d.vector_lanes);  // FMA instructions per second = vector issue rate
   d.llc_bytes = double(host::l3_bytes());
