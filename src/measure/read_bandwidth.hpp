@@ -78,7 +78,7 @@ __attribute__((target("avx512f"))) uint64_t read_sum_avx512(const std::byte* beg
     for (int s = 0; s < kStreams; ++s) {
       const std::byte* p = begin + size_t(s) * stream_bytes + off;
       if constexpr (kPrefetch > 0) {
-        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + 64 * l), _MM_HINT_T0);
+        for (int l = 0; l < 8; ++l) __builtin_prefetch(p + kPrefetch + 64 * l, 0, 3);  // = _mm_prefetch T0; also at -O0
       }
       for (int l = 0; l < 8; ++l) acc[l] = _mm512_add_epi64(acc[l], _mm512_load_si512(p + 64 * l));
     }
@@ -101,7 +101,7 @@ __attribute__((target("avx2"))) uint64_t read_sum_avx2(const std::byte* begin, s
     for (int s = 0; s < kStreams; ++s) {
       const std::byte* p = begin + size_t(s) * stream_bytes + off;
       if constexpr (kPrefetch > 0) {
-        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + 64 * l), _MM_HINT_T0);
+        for (int l = 0; l < 8; ++l) __builtin_prefetch(p + kPrefetch + 64 * l, 0, 3);  // = _mm_prefetch T0; also at -O0
       }
       for (int l = 0; l < 8; ++l) {
         const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 64 * l));

@@ -695,7 +695,9 @@ TEST(GgufCost, LengthBombsRefusedWithoutAllocating) {
   GgufBuilder::u64(array, uint64_t(1) << 60);
   const Bytes bytes = GgufBuilder().kv("vocab", 9, array).build();
   const long long growth = peak_growth([&] { expect_format_error(bytes, "array claims"); });
-  if (!test::kSanitized && growth >= 0) EXPECT_LT(growth, 4 << 20);  // nothing near the claimed size was touched
+  if (!test::kSanitized && growth >= 0) {
+    EXPECT_LT(growth, 4 << 20);  // nothing near the claimed size was touched
+  }
 }
 
 TEST(GgufCost, ArraysOfArraysBoundedMemory) {
@@ -715,7 +717,9 @@ TEST(GgufCost, ArraysOfArraysBoundedMemory) {
     EXPECT_EQ(file.metadata()[0].value.arrays.size(), kCount);
   });
   std::printf("1M nested arrays, header %zu bytes: peak resident growth %.1f MB\n", bytes.size(), double(growth) / 1e6);
-  if (!test::kSanitized && growth >= 0) EXPECT_LT(double(growth), 10.0 * double(bytes.size()) + 16e6);
+  if (!test::kSanitized && growth >= 0) {
+    EXPECT_LT(double(growth), 10.0 * double(bytes.size()) + 16e6);
+  }
 }
 
 }  // namespace
