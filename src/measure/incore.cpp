@@ -4,8 +4,11 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <string>
 
+#include "common/check.hpp"
 #include "cpu/dispatch.hpp"
+#include "measure/reference_sample.hpp"
 #include "plan/cost_model.hpp"
 #include "plan/planner.hpp"
 #include "w4a16/float16.hpp"
@@ -45,8 +48,17 @@ double solve_scale(plan::Device d, const plan::Problem& p, const plan::Candidate
   return std::sqrt(lo * hi);
 }
 
-double median_call_s(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmPlan& plan) {
-  for (int i = 0; i < 3; ++i) gemm(x, w, y, plan);  // workspaces sized, the weight (and its 16-bit copy) in cache
+// The median of repeated calls, after warm-up calls whose output (poisoned before) is first
+// checked against the reference: nothing is timed that computes the wrong numbers.
+double median_call_s(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmPlan& plan,
+                     const ReferenceSample& reference) {
+  const size_t elements = size_t(y.rows * y.cols);
+  std::fill_n(static_cast<uint16_t*>(y.data), elements, uint16_t(0x7FFF));  // NaN in fp16 and bf16
+  gemm(x, w, y, plan);
+  const std::string error = reference.mismatch({y.data, y.dtype, y.rows, y.cols});
+  if (!error.empty())
+    fail(ErrorCode::internal, "calibrate: {} plan ({}): {}", to_string(plan.strategy), plan.kernel, error);
+  for (int i = 0; i < 2; ++i) gemm(x, w, y, plan);  // workspaces sized, the weight (and its 16-bit copy) in cache
   std::vector<double> times;
   const auto start = Clock::now();
   while (times.size() < 10 || (times.size() < 2000 && Clock::now() - start < std::chrono::milliseconds(40))) {
@@ -93,6 +105,7 @@ std::vector<InCoreSample> measure_incore(const plan::Device& base, const std::ve
       std::vector<uint16_t> y(size_t(m * n));
       const MatrixRef x{x_bits.data(), act, m, kK};
       const MutableMatrixRef yr{y.data(), act, m, n};
+      const ReferenceSample reference(x, q);
       for (const Strategy s : {Strategy::fused, Strategy::dense, Strategy::decoupled, Strategy::pipelined}) {
         if (s == Strategy::pipelined && threads < 2) continue;
         GemmOptions o;
@@ -107,7 +120,7 @@ std::vector<InCoreSample> measure_incore(const plan::Device& base, const std::ve
         r.threads = threads;
         r.m = m;
         r.kernel = plan.kernel;
-        r.measured_s = median_call_s(x, w, yr, plan);
+        r.measured_s = median_call_s(x, w, yr, plan, reference);
         const plan::Candidate c = plan::candidate_of(plan, hot);
         r.model_s = plan::predict(hot, p, c).seconds;
         r.scale = solve_scale(hot, p, c, r.strategy, r.measured_s);
