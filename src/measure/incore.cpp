@@ -3,15 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "common/check.hpp"
 #include "cpu/dispatch.hpp"
+#include "measure/random_bits.hpp"
 #include "measure/reference_sample.hpp"
 #include "plan/cost_model.hpp"
 #include "plan/planner.hpp"
-#include "w4a16/float16.hpp"
 
 namespace w4a16::measure {
 
@@ -70,18 +69,6 @@ double median_call_s(const MatrixRef& x, const PackedWeight& w, const MutableMat
   return times[times.size() / 2];
 }
 
-std::vector<uint16_t> random_values(DType dtype, int64_t count, float sigma, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sigma);
-  std::vector<uint16_t> out(static_cast<size_t>(count));
-  for (auto& v : out) {
-    do {
-      v = dtype == DType::f16 ? f32_to_f16(dist(rng)) : f32_to_bf16(dist(rng));
-    } while ((v & 0x7FFF) == 0);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::vector<InCoreSample> measure_incore(const plan::Device& base, const std::vector<int>& thread_counts, DType act) {
@@ -89,7 +76,7 @@ std::vector<InCoreSample> measure_incore(const plan::Device& base, const std::ve
   std::vector<InCoreSample> out;
   for (const int threads : thread_counts) {
     const int64_t n = kColumnsPerThread * threads;
-    const auto bits = random_values(act, n * kK, 0.02f, uint64_t(n));
+    const auto bits = random_bits(act, n * kK, 0.02f, uint64_t(n));
     const QuantizedWeight q = quantize({bits.data(), act, n, kK}, {128, ZeroMode::sym, act});
     const PackedWeight w = pack(q);
     plan::Problem p;
@@ -101,7 +88,7 @@ std::vector<InCoreSample> measure_incore(const plan::Device& base, const std::ve
     p.scale_dtype = act;
     for (const int64_t m : kInCoreMs) {
       p.m = m;
-      const auto x_bits = random_values(act, m * kK, 1.0f, uint64_t(m * 31 + threads));
+      const auto x_bits = random_bits(act, m * kK, 1.0f, uint64_t(m * 31 + threads));
       std::vector<uint16_t> y(size_t(m * n));
       const MatrixRef x{x_bits.data(), act, m, kK};
       const MutableMatrixRef yr{y.data(), act, m, n};

@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <random>
 
 #include "common/check.hpp"
 #include "measure/ablations.hpp"
+#include "measure/random_bits.hpp"
 #include "measure/reference_sample.hpp"
 #include "measure/weight_rotation.hpp"
 
@@ -51,19 +51,6 @@ std::vector<Variant> make_variants(const BenchConfig& c) {
     v.push_back({"int4_stream", opts(Strategy::fused, Partition::automatic, 0, 0), Ablation::int4_stream});
   }
   return v;
-}
-
-// Random bf16 bits of N(0, sigma), never zero.
-std::vector<uint16_t> random_bits(DType dtype, int64_t count, double sigma, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, float(sigma));
-  std::vector<uint16_t> out(static_cast<size_t>(count));
-  for (auto& v : out) {
-    do {
-      v = dtype == DType::f16 ? f32_to_f16(dist(rng)) : f32_to_bf16(dist(rng));
-    } while ((v & 0x7FFF) == 0);
-  }
-  return out;
 }
 
 double percentile(std::vector<double> v, double q) {
