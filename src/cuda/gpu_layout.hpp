@@ -100,4 +100,25 @@ W4A16_HD int64_t group_param_index(int64_t g, int64_t n, int64_t n_slabs) {
   return ((g * n_slabs + nb) * 8 + r) * 8 + t;
 }
 
+// The A and C fragments of mma.m16n8k16 (PTX ISA, same section), lane l, row r = l / 4, q = l % 4:
+//   A (16 x 16, row-major, two 16-bit values per register, low half first):
+//     a0 = A[r][2q..2q+1], a1 = A[r+8][2q..2q+1], a2 = A[r][2q+8..2q+9], a3 = A[r+8][2q+8..2q+9]
+//   C (16 x 8, fp32, one value per register):
+//     c0 = C[r][2q], c1 = C[r][2q+1], c2 = C[r+8][2q], c3 = C[r+8][2q+1]
+// The kernels read A from the x tile in shared memory and write C through these two functions.
+struct RowCol {
+  int row = 0, col = 0;
+};
+W4A16_HD RowCol a_fragment(int lane, int reg) {  // the first (low-half) element of register reg
+  return {lane / 4 + 8 * (reg % 2), 2 * (lane % 4) + 8 * (reg / 2)};
+}
+W4A16_HD RowCol c_fragment(int lane, int reg) { return {lane / 4 + 8 * (reg / 2), 2 * (lane % 4) + reg % 2}; }
+
+// The x tile in shared memory: rows of kTileK activations padded by 8 (16 bytes) so that the 32
+// lanes' a-register loads (8 rows x 4 words) fall in 32 different banks: a row is 68 words, and
+// 68 r + q mod 32 = 4 r + q is distinct for r < 8, q < 4. 16-byte rows keep cp.async aligned.
+inline constexpr int kTileK = 128;  // k per pipeline stage: 4 warps x 2 slabs
+inline constexpr int kXRow = kTileK + 8;
+W4A16_HD int x_tile_index(int row, int col) { return row * kXRow + col; }
+
 }  // namespace w4a16::cuda::layout
