@@ -344,6 +344,104 @@ void set_isa_cap(std::string_view isa);     // "" resets to the environment / CP
 std::vector<std::string> supported_isas();  // levels this CPU can run, lowest first
 
 // ---------------------------------------------------------------------------------------------
+// CUDA backend (docs/cuda.md)
+// ---------------------------------------------------------------------------------------------
+//
+// Built when the CUDA toolkit is found at configure time (CMake option W4A16_CUDA). Without it,
+// or without a usable device, the functions below throw Error(unsupported) saying which; only
+// cuda_devices() always answers. The gemm takes *device* pointers and runs asynchronously on the
+// caller's stream; errors in its arguments are thrown before anything is launched.
+
+// The visible CUDA devices, one line each ("NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB)"), and why
+// the list is empty when it is.
+struct CudaDevices {
+  bool built = false;  // the library has the CUDA backend
+  std::vector<std::string> devices;
+  std::string note;
+};
+CudaDevices cuda_devices();
+
+// A quantized weight resident on one CUDA device, in the CUDA kernels' layout for one activation
+// dtype (the mma multiplies 16-bit operands of one type). Immutable; cheap to move.
+class CudaWeight {
+ public:
+  CudaWeight();
+  CudaWeight(CudaWeight&&) noexcept;
+  CudaWeight& operator=(CudaWeight&&) noexcept;
+  ~CudaWeight();
+
+  int64_t n() const;
+  int64_t k() const;
+  DType act() const;
+  int device() const;
+  int64_t device_bytes() const;  // packed codes, scales, zeros, perm, bias (+ the dense copy once made)
+
+  struct Impl;
+  Impl& impl() const;  // throws Error(invalid_argument) when empty
+  explicit CudaWeight(std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Packs `w` for activations of dtype `act` (fp16 or bf16) and uploads it to `device` (-1: the
+// current device). Scales and float zeros are rounded to `act`. Throws Error(unsupported) when
+// the group size is neither a multiple of 16 nor per-channel (use the CPU backend for those).
+CudaWeight to_cuda(const QuantizedWeight& w, DType act, int device = -1);
+
+// strategy: automatic / fused: the fused kernel; decoupled: a dequantization kernel writes the
+//   16-bit W into the workspace, then cuBLAS multiplies (the paper's pipeline, for comparison);
+//   dense: cuBLAS on a 16-bit copy of W made on the first dense call and kept with the weight
+//   (the FP16/BF16 baseline). pipelined is CPU-only.
+// partition (fused only): data_parallel, split_k (S K-slices, fp32 partials reduced in slice order:
+//   bitwise deterministic), or automatic (split-K when the output tiles would leave SMs idle).
+struct CudaGemmOptions {
+  Strategy strategy = Strategy::automatic;
+  Partition partition = Partition::automatic;
+  int split_k = 0;              // S (0 = chosen); clamped to the 16-k slabs of K
+  bool atomic_split_k = false;  // sum partials with atomicAdd: no S-sized workspace, not deterministic
+};
+
+// What a CUDA gemm runs for one shape.
+struct CudaPlan {
+  Strategy strategy = Strategy::fused;
+  Partition partition = Partition::data_parallel;
+  int split_k = 1;
+  bool atomic_split_k = false;
+  int tile_rows = 16;           // rows of x per thread block (16, 32 or 64)
+  int64_t blocks = 0;           // thread blocks of the fused kernel (m tiles x 64-column slabs x S)
+  int64_t workspace_bytes = 0;  // device bytes the call needs in its CudaWorkspace
+  std::string notes;            // the decisions, human-readable
+};
+
+// Device memory (and a cuBLAS handle) that the CUDA gemm calls on one stream reuse. It grows on the
+// first call that needs more; later calls of that size allocate nothing. Use one per stream: calls
+// sharing a workspace must not overlap.
+class CudaWorkspace {
+ public:
+  CudaWorkspace();
+  CudaWorkspace(CudaWorkspace&&) noexcept;
+  CudaWorkspace& operator=(CudaWorkspace&&) noexcept;
+  ~CudaWorkspace();
+  int64_t bytes() const;  // allocated so far
+  void reserve(int64_t bytes, int device = -1);
+
+  struct Impl;
+  Impl& impl();
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& options = {});
+
+// y[M, N] = x[M, K] * dequant(W)^T (+ bias) on w's device: x of w.act(), y fp16, bf16 or fp32,
+// both device pointers, row-major and contiguous. `stream` is a cudaStream_t (nullptr: the legacy
+// default stream). Returns once the work is queued; synchronize the stream before reading y.
+void gemm(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y, CudaWorkspace& workspace,
+          void* stream = nullptr, const CudaGemmOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
 // Files (safetensors; the on-disk layout is specified in docs/formats.md)
 // ---------------------------------------------------------------------------------------------
 

@@ -1,0 +1,237 @@
+// The CUDA backend's executor: device memory, the upload of a packed weight, and one call's stages
+// (prepare_x -> fused [-> reduce] | dequant -> cuBLAS [-> bias epilogue]) queued on the caller's
+// stream. It decides nothing: cuda_plan.cpp did.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "common/check.hpp"
+#include "cuda/cuda_objects.hpp"
+#include "cuda/gpu_pack.hpp"
+
+namespace w4a16::cuda {
+
+namespace {
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) fail(ErrorCode::internal, "cuda: {} failed: {}", what, cudaGetErrorString(status));
+}
+
+void check_launch(const char* what) {
+  const char* error = last_launch_error();
+  if (*error) fail(ErrorCode::internal, "cuda: launching {} failed: {}", what, error);
+}
+
+// Makes `device` current for the scope and restores the caller's device after.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    check(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (previous_ != device) check(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceGuard() { cudaSetDevice(previous_); }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+template <typename T>
+DeviceBuffer upload_vector(int device, const std::vector<T>& v) {
+  if (v.empty()) return {};
+  DeviceBuffer b(device, int64_t(v.size() * sizeof(T)));
+  check(cudaMemcpy(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+  return b;
+}
+
+Elem elem_of(DType d) { return d == DType::f16 ? Elem::f16 : d == DType::bf16 ? Elem::bf16 : Elem::f32; }
+cudaDataType_t cublas_type(DType d) {
+  return d == DType::f16 ? CUDA_R_16F : d == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+char* at(CudaWorkspace::Impl& ws, int64_t offset) { return static_cast<char*>(ws.buffer.get()) + offset; }
+
+cublasHandle_t cublas_for(CudaWorkspace::Impl& ws, const CudaLaunchPlan& plan, cudaStream_t stream) {
+  if (!ws.cublas) {
+    cublasHandle_t h = nullptr;
+    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) fail(ErrorCode::internal, "cuda: cublasCreate failed");
+    ws.cublas = h;
+  }
+  auto h = static_cast<cublasHandle_t>(ws.cublas);
+  if (cublasSetStream(h, stream) != CUBLAS_STATUS_SUCCESS ||
+      cublasSetWorkspace(h, at(ws, plan.workspace.cublas_offset), size_t(plan.workspace.cublas_bytes)) !=
+          CUBLAS_STATUS_SUCCESS) {
+    fail(ErrorCode::internal, "cuda: configuring the cuBLAS handle failed");
+  }
+  return h;
+}
+
+// out[m][n] = x[m][k] * W[n][k]^T with W row-major [n][w_ld]: in cuBLAS's column-major terms
+// out^T (n x m, ld n) = W^T... i.e. op(A) = A^T with A = W as a (k x n, lda w_ld) matrix.
+void cublas_gemm(cublasHandle_t h, const void* w16, int64_t w_ld, DType w_dtype, const void* x, int64_t x_ld,
+                 int64_t m, int64_t k, int64_t n, void* out, DType out_dtype) {
+  const float alpha = 1.f, beta = 0.f;
+  const cublasStatus_t s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &alpha, w16,
+                                        cublas_type(w_dtype), int(w_ld), x, cublas_type(w_dtype), int(x_ld), &beta,
+                                        out, cublas_type(out_dtype), int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (s != CUBLAS_STATUS_SUCCESS) fail(ErrorCode::internal, "cuda: cublasGemmEx failed (status {})", int(s));
+}
+
+}  // namespace
+
+DeviceBuffer::DeviceBuffer(int device, int64_t bytes) : device_(device), bytes_(bytes) {
+  if (bytes == 0) return;
+  DeviceGuard guard(device);
+  const cudaError_t s = cudaMalloc(&ptr_, size_t(bytes));
+  if (s != cudaSuccess) {
+    ptr_ = nullptr;
+    bytes_ = 0;
+    fail(ErrorCode::io, "cuda: allocating {} bytes on device {} failed: {}", bytes, device, cudaGetErrorString(s));
+  }
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (!ptr_) return;
+  int previous = 0;
+  cudaGetDevice(&previous);
+  cudaSetDevice(device_);
+  cudaFree(ptr_);
+  cudaSetDevice(previous);
+}
+
+int current_device() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    fail(ErrorCode::unsupported, "cuda: no usable CUDA device ({})", cuda_devices().note);
+  }
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  return device;
+}
+
+int device_sm_count(int device) {
+  int sms = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  return sms;
+}
+
+void check_device_pointer(const void* p, int device, const char* what) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error of an unknown pointer
+    fail(ErrorCode::invalid_argument, "cuda gemm: {} is not CUDA memory", what);
+  }
+  const bool usable = attr.type == cudaMemoryTypeManaged || (attr.type == cudaMemoryTypeDevice && attr.device == device);
+  require(usable, "cuda gemm: {} must be device memory on device {} (got {} memory{})", what, device,
+          attr.type == cudaMemoryTypeHost         ? "pinned host"
+          : attr.type == cudaMemoryTypeUnregistered ? "host"
+                                                    : "device",
+          attr.type == cudaMemoryTypeDevice ? fmt::format(" of device {}", attr.device) : std::string());
+}
+
+std::unique_ptr<CudaWeight::Impl> upload(const QuantizedWeight& w, DType act, int device) {
+  const GpuPackedWeight p = pack_gpu(w, act);
+  DeviceGuard guard(device);
+  auto impl = std::make_unique<CudaWeight::Impl>();
+  impl->device = device;
+  impl->sms = device_sm_count(device);
+  impl->n = p.n;
+  impl->k = p.k;
+  impl->n_slabs = p.n_slabs;
+  impl->k_slabs = p.k_slabs;
+  impl->group_size = p.group_size;
+  impl->groups = p.groups;
+  impl->act = act;
+  impl->codes = upload_vector(device, p.codes);
+  impl->scales = upload_vector(device, p.scales);
+  impl->offsets = upload_vector(device, p.offsets);
+  impl->zero_adds = upload_vector(device, p.zero_adds);
+  impl->perm = upload_vector(device, p.perm);
+  if (w.has_bias()) {
+    std::vector<float> bias(size_t(w.n()));
+    for (int64_t i = 0; i < w.n(); ++i) bias[size_t(i)] = w.bias_value(i);
+    impl->bias = upload_vector(device, bias);
+  }
+  return impl;
+}
+
+void execute(const CudaLaunchPlan& plan, const MatrixRef& x, CudaWeight::Impl& w, const MutableMatrixRef& y,
+             CudaWorkspace::Impl& ws, void* stream_ptr) {
+  DeviceGuard guard(w.device);
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  const CudaPlan& p = plan.public_plan;
+  const DeviceArrays arrays = w.arrays();
+  const int64_t m = x.rows, k_pad = w.k_slabs * 16;
+  float* partials = reinterpret_cast<float*>(at(ws, plan.workspace.partials_offset));
+
+  const void* xk = x.data;  // the x the kernels read
+  if (plan.prepare_x) {
+    void* prepared = at(ws, plan.workspace.x_offset);
+    launch_prepare_x(x.data, x.cols, m, w.k, arrays.perm, elem_of(x.dtype), prepared, plan.x_ld, stream);
+    check_launch("prepare_x");
+    xk = prepared;
+  }
+
+  if (p.strategy == Strategy::fused) {
+    FusedArgs a;
+    a.w = arrays;
+    a.x = xk;
+    a.x_ld = plan.x_ld;
+    a.m = m;
+    a.tile_rows = p.tile_rows;
+    a.splits = p.split_k;
+    a.slabs_per_split = plan.slabs_per_split;
+    a.y = y.data;
+    a.y_dtype = elem_of(y.dtype);
+    a.partials = partials;
+    a.output = p.split_k == 1 ? FusedOutput::direct : p.atomic_split_k ? FusedOutput::atomic : FusedOutput::partials;
+    if (a.output == FusedOutput::atomic) {
+      check(cudaMemsetAsync(partials, 0, size_t(plan.workspace.partials_bytes), stream), "cudaMemsetAsync");
+    }
+    launch_fused_gemm(a, stream);
+    check_launch("the fused kernel");
+    if (a.output != FusedOutput::direct) {
+      launch_reduce_partials(partials, a.output == FusedOutput::atomic ? 1 : p.split_k, m, w.n, arrays.bias, y.data,
+                             a.y_dtype, stream);
+      check_launch("the split-K reduction");
+    }
+    return;
+  }
+
+  // decoupled / dense: a 16-bit W, then cuBLAS.
+  const void* w16 = nullptr;
+  if (p.strategy == Strategy::decoupled) {
+    void* panel = at(ws, plan.workspace.w16_offset);
+    launch_dequant(arrays, panel, k_pad, stream);
+    check_launch("the dequantization kernel");
+    w16 = panel;
+  } else {
+    std::lock_guard<std::mutex> lock(w.dense_mutex);
+    if (!w.dense.get()) {
+      DeviceBuffer dense(w.device, w.n * k_pad * 2);
+      launch_dequant(arrays, dense.get(), k_pad, stream);
+      check_launch("the dequantization kernel");
+      check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");  // other streams may use it next
+      w.dense = std::move(dense);
+    }
+    w16 = w.dense.get();
+  }
+  cublasHandle_t h = cublas_for(ws, plan, stream);
+  if (plan.bias_epilogue) {
+    cublas_gemm(h, w16, k_pad, w.act, xk, plan.x_ld, m, w.k, w.n, partials, DType::f32);
+    launch_reduce_partials(partials, 1, m, w.n, arrays.bias, y.data, elem_of(y.dtype), stream);
+    check_launch("the bias epilogue");
+  } else {
+    cublas_gemm(h, w16, k_pad, w.act, xk, plan.x_ld, m, w.k, w.n, y.data, y.dtype);
+  }
+}
+
+}  // namespace w4a16::cuda
+
+namespace w4a16 {
+
+CudaWorkspace::Impl::~Impl() {
+  if (cublas) cublasDestroy(static_cast<cublasHandle_t>(cublas));
+}
+
+}  // namespace w4a16

@@ -1,0 +1,51 @@
+// What one CUDA gemm call runs, decided on the host from the shape, the weight's layout and the
+// device's SM count: strategy, m tile, K splits and the workspace it needs. Plain C++, tested on
+// every machine (tests/cuda/cuda_plan_test.cpp); cuda_backend.cpp only executes the result.
+#pragma once
+
+#include <cstdint>
+
+#include "w4a16/w4a16.hpp"
+
+namespace w4a16::cuda {
+
+struct CudaShape {
+  int64_t m = 0, k = 0, n = 0;
+  int64_t n_slabs = 0, k_slabs = 0;  // ceil(N / 64), ceil(K / 16)
+  int sms = 0;                       // streaming multiprocessors of the device
+  bool has_perm = false;             // act-order: x is gathered first
+  bool x_direct = false;             // x's rows are 16-byte aligned (K % 8 == 0, aligned base)
+  bool has_bias = false;
+};
+
+// The fused kernel's occupancy target: blocks of 4 warps, about this many resident per SM for the
+// 16-row tile (46 KiB of shared memory each); fewer output tiles than that leave bandwidth unused.
+inline constexpr int kTargetBlocksPerSm = 4;
+// A split multiplies at least this many 16-k slabs (two pipeline stages), so that filling the
+// pipeline and writing the fp32 partials stay small beside its share of the weight.
+inline constexpr int64_t kMinSlabsPerSplit = 16;
+// cuBLAS's own workspace (its documented recommendation for Hopper), carved from ours.
+inline constexpr int64_t kCublasWorkspaceBytes = int64_t(32) << 20;
+
+// Byte offsets into the caller's CudaWorkspace (each region 256-byte aligned).
+struct WorkspaceLayout {
+  int64_t x_offset = 0, x_bytes = 0;                // prepared x [m][k_slabs * 16]
+  int64_t partials_offset = 0, partials_bytes = 0;  // fp32 split-K partials / decoupled fp32 output
+  int64_t w16_offset = 0, w16_bytes = 0;            // decoupled: the 16-bit W [n][k_slabs * 16]
+  int64_t cublas_offset = 0, cublas_bytes = 0;      // decoupled / dense: cuBLAS's workspace
+  int64_t total = 0;
+};
+
+struct CudaLaunchPlan {
+  CudaPlan public_plan;  // what plan_cuda_gemm() reports
+  int64_t x_ld = 0;      // row stride of the x the kernel reads (K, or k_slabs * 16 when prepared)
+  bool prepare_x = false;
+  int64_t slabs_per_split = 0;
+  bool bias_epilogue = false;  // decoupled / dense with a bias: cuBLAS writes fp32, reduce adds the bias
+  WorkspaceLayout workspace;
+};
+
+// Throws Error(invalid_argument) for options that cannot run (split_k < 0, a pipelined strategy).
+CudaLaunchPlan plan_cuda(const CudaShape& shape, const CudaGemmOptions& options);
+
+}  // namespace w4a16::cuda
