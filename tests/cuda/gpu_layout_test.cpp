@@ -17,12 +17,14 @@
 #include <vector>
 
 #include "cuda/gpu_pack.hpp"
+#include "support/random_quantized.hpp"
 #include "w4a16/float16.hpp"
 
 namespace w4a16::cuda {
 namespace {
 
 namespace L = layout;
+using test::random_weight;
 
 double from_16(uint16_t bits, DType dtype) { return dtype == DType::bf16 ? bf16_to_f32(bits) : f16_to_f32(bits); }
 uint16_t to_16(double v, DType dtype) { return dtype == DType::bf16 ? f64_to_bf16(v) : f64_to_f16(v); }
@@ -97,44 +99,6 @@ TEST(GpuLayout, SubtractingTheOffsetIsExactForEveryCodeAndZero) {
       }
     }
   }
-}
-
-// Random codes, scales, zeros (and a permutation) as a QuantizedWeight of its own, not from the
-// quantizer: asym zeros span 0..16, codes all 16 values.
-QuantizedWeight random_weight(int64_t n, int64_t k, int64_t g, ZeroMode mode, DType scale_dtype, bool perm,
-                              uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  const QuantizedLayout layout{n, k, g, mode, scale_dtype};
-  const int64_t groups = layout.groups();
-  std::vector<uint8_t> codes(size_t(n * layout.row_bytes()));
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t c = 0; c < k; ++c) {
-      codes[size_t(r * layout.row_bytes() + c / 2)] |= uint8_t((rng() & 0xF) << (4 * (c & 1)));
-    }
-  }
-  std::normal_distribution<float> scale(0.0f, 0.01f);
-  const auto bits = [&](float v) { return scale_dtype == DType::bf16 ? f32_to_bf16(v) : f32_to_f16(v); };
-  std::vector<std::byte> scales(size_t(n * groups * 2)), zeros;
-  for (int64_t i = 0; i < n * groups; ++i) {
-    const uint16_t b = bits(std::abs(scale(rng)) + 1e-3f);
-    std::memcpy(&scales[size_t(i * 2)], &b, 2);
-  }
-  if (mode == ZeroMode::asym) {
-    for (int64_t i = 0; i < n * groups; ++i) zeros.push_back(std::byte(rng() % 17));
-  } else if (mode == ZeroMode::float_zero) {
-    zeros.resize(size_t(n * groups * 2));
-    for (int64_t i = 0; i < n * groups; ++i) {
-      const uint16_t b = bits(scale(rng));
-      std::memcpy(&zeros[size_t(i * 2)], &b, 2);
-    }
-  }
-  std::vector<int32_t> order;
-  if (perm) {
-    order.resize(size_t(k));
-    for (int64_t i = 0; i < k; ++i) order[size_t(i)] = int32_t(i);
-    std::shuffle(order.begin(), order.end(), rng);
-  }
-  return QuantizedWeight(layout, std::move(codes), std::move(scales), std::move(zeros), std::move(order));
 }
 
 // The packed copy decodes, element by element through the same bit operations, to the formula

@@ -1,0 +1,144 @@
+// The CUDA plan on the CPU: strategy, split-K choice, workspace regions and option errors; and the
+// public CUDA API's behaviour on a machine without a GPU (or a build without CUDA).
+#include "cuda/cuda_plan.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/random_quantized.hpp"
+
+namespace w4a16::cuda {
+namespace {
+
+CudaShape shape(int64_t m, int64_t k, int64_t n, int sms = 132) {
+  CudaShape s;
+  s.m = m;
+  s.k = k;
+  s.n = n;
+  s.n_slabs = (n + 63) / 64;
+  s.k_slabs = (k + 15) / 16;
+  s.sms = sms;
+  s.x_direct = k % 8 == 0;
+  return s;
+}
+
+TEST(CudaPlan, SplitsKWhenTheOutputTilesLeaveSmsIdle) {
+  // K >> N: 1024 columns = 16 tiles for 132 SMs x 4 blocks: S = 33, each split 1792 / 33 -> 55 slabs.
+  const CudaLaunchPlan kn = plan_cuda(shape(1, 28672, 1024), {});
+  EXPECT_EQ(kn.public_plan.strategy, Strategy::fused);
+  EXPECT_EQ(kn.public_plan.partition, Partition::split_k);
+  EXPECT_EQ(kn.slabs_per_split, 55);
+  EXPECT_EQ(kn.public_plan.split_k, 33);  // ceil(1792 / 55): no empty split
+  EXPECT_EQ(kn.public_plan.blocks, 16 * 33);
+  EXPECT_EQ(kn.workspace.partials_bytes, 33 * 1 * 1024 * 4);
+  // Enough tiles: data-parallel, no partials.
+  const CudaLaunchPlan big = plan_cuda(shape(1, 8192, 57344), {});
+  EXPECT_EQ(big.public_plan.partition, Partition::data_parallel);
+  EXPECT_EQ(big.public_plan.split_k, 1);
+  EXPECT_EQ(big.workspace.total, 0);
+  // A short K is never split below two stages per split.
+  EXPECT_EQ(plan_cuda(shape(1, 256, 64), {}).public_plan.split_k, 1);
+}
+
+TEST(CudaPlan, TileRowsGrowWithM) {
+  EXPECT_EQ(plan_cuda(shape(1, 4096, 4096), {}).public_plan.tile_rows, 16);
+  EXPECT_EQ(plan_cuda(shape(17, 4096, 4096), {}).public_plan.tile_rows, 32);
+  EXPECT_EQ(plan_cuda(shape(128, 4096, 4096), {}).public_plan.tile_rows, 64);
+  EXPECT_EQ(plan_cuda(shape(128, 4096, 4096), {}).public_plan.blocks % 2, 0);  // 2 m tiles x 64 slabs x S
+}
+
+TEST(CudaPlan, HonoursForcedPartitions) {
+  CudaGemmOptions o;
+  o.partition = Partition::data_parallel;
+  EXPECT_EQ(plan_cuda(shape(1, 28672, 512), o).public_plan.split_k, 1);
+  o.partition = Partition::split_k;
+  o.split_k = 4;
+  const CudaLaunchPlan s4 = plan_cuda(shape(3, 4096, 100), o);
+  EXPECT_EQ(s4.public_plan.split_k, 4);
+  EXPECT_EQ(s4.slabs_per_split, 64);
+  EXPECT_EQ(s4.workspace.partials_bytes, 4 * 3 * 100 * 4);
+  o.atomic_split_k = true;
+  const CudaLaunchPlan atomic = plan_cuda(shape(3, 4096, 100), o);
+  EXPECT_TRUE(atomic.public_plan.atomic_split_k);
+  EXPECT_EQ(atomic.workspace.partials_bytes, 3 * 100 * 4);  // one fp32 output, not S
+  // More splits than slabs: clamped, said in the notes.
+  o = {};
+  o.split_k = 1000;
+  const CudaLaunchPlan clamped = plan_cuda(shape(1, 64, 64), o);
+  EXPECT_EQ(clamped.public_plan.split_k, 4);
+  EXPECT_NE(clamped.public_plan.notes.find("clamped"), std::string::npos) << clamped.public_plan.notes;
+  // Uneven slices: 10 slabs in S = 4 -> slices of 3, so S = 4 with the last one short.
+  o.split_k = 4;
+  const CudaLaunchPlan uneven = plan_cuda(shape(1, 160, 64), o);
+  EXPECT_EQ(uneven.slabs_per_split, 3);
+  EXPECT_EQ(uneven.public_plan.split_k, 4);
+  // 9 slabs, S = 4 -> slices of 3 -> only 3 needed: S becomes 3 (no empty split).
+  const CudaLaunchPlan fewer = plan_cuda(shape(1, 144, 64), o);
+  EXPECT_EQ(fewer.public_plan.split_k, 3);
+}
+
+TEST(CudaPlan, PreparesXAndSizesTheDecoupledWorkspace) {
+  CudaShape s = shape(5, 200, 72);  // K % 16 = 8: 13 slabs, x padded to 208 when not direct
+  s.x_direct = false;
+  CudaGemmOptions o;
+  o.strategy = Strategy::decoupled;
+  const CudaLaunchPlan p = plan_cuda(s, o);
+  EXPECT_TRUE(p.prepare_x);
+  EXPECT_EQ(p.x_ld, 208);
+  EXPECT_EQ(p.workspace.x_bytes, 5 * 208 * 2);
+  EXPECT_EQ(p.workspace.w16_bytes, 72 * 208 * 2);
+  EXPECT_EQ(p.workspace.cublas_bytes, kCublasWorkspaceBytes);
+  EXPECT_EQ(p.workspace.partials_bytes, 0);
+  for (const int64_t off : {p.workspace.x_offset, p.workspace.partials_offset, p.workspace.w16_offset,
+                            p.workspace.cublas_offset}) {
+    EXPECT_EQ(off % 256, 0);
+  }
+  EXPECT_GE(p.workspace.total, p.workspace.cublas_offset + p.workspace.cublas_bytes);
+  s.has_bias = true;
+  EXPECT_EQ(plan_cuda(s, o).workspace.partials_bytes, 5 * 72 * 4);  // fp32 output for the bias epilogue
+  // Act-order gathers x even when it is aligned.
+  CudaShape permuted = shape(2, 4096, 4096);
+  permuted.has_perm = true;
+  EXPECT_TRUE(plan_cuda(permuted, {}).prepare_x);
+  EXPECT_FALSE(plan_cuda(shape(2, 4096, 4096), {}).prepare_x);
+}
+
+TEST(CudaPlan, RejectsWhatCannotRun) {
+  CudaGemmOptions o;
+  o.strategy = Strategy::pipelined;
+  EXPECT_THROW(plan_cuda(shape(1, 64, 64), o), Error);
+  o = {};
+  o.split_k = -1;
+  EXPECT_THROW(plan_cuda(shape(1, 64, 64), o), Error);
+  o = {};
+  o.strategy = Strategy::decoupled;
+  o.partition = Partition::split_k;
+  EXPECT_THROW(plan_cuda(shape(1, 64, 64), o), Error);
+  o = {};
+  o.partition = Partition::data_parallel;
+  o.split_k = 2;
+  EXPECT_THROW(plan_cuda(shape(1, 64, 64), o), Error);
+}
+
+// Without a GPU (every CI machine), the API answers with Error(unsupported), never a crash.
+TEST(CudaApi, WithoutAGpuSaysSo) {
+  const CudaDevices d = cuda_devices();
+  if (!d.devices.empty()) GTEST_SKIP() << "a CUDA device is present: " << d.devices.front();
+  EXPECT_FALSE(d.note.empty());
+  const QuantizedWeight w = test::random_weight(64, 64, 32, ZeroMode::sym, DType::f16, false, 1);
+  try {
+    to_cuda(w, DType::f16);
+    FAIL() << "to_cuda succeeded without a device";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    const std::string what = e.what();
+    EXPECT_TRUE(what.find("CUDA") != std::string::npos) << what;
+  }
+  CudaWeight empty;
+  EXPECT_THROW((void)empty.n(), Error);
+  EXPECT_THROW(to_cuda(w, DType::f32), Error);
+}
+
+}  // namespace
+}  // namespace w4a16::cuda
