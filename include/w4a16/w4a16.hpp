@@ -441,6 +441,11 @@ CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& o
 void gemm(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y, CudaWorkspace& workspace,
           void* stream = nullptr, const CudaGemmOptions& options = {});
 
+// Convenience for tools: x and y in host memory, copied to and from w's device around one call on
+// a private stream, which it waits for. Allocates on every call; loops use the gemm above.
+void cuda_gemm_from_host(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y,
+                         const CudaGemmOptions& options = {});
+
 // ---------------------------------------------------------------------------------------------
 // Files (safetensors; the on-disk layout is specified in docs/formats.md)
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include "cli/gemm_options.hpp"
 #include "common/check.hpp"
 #include "io/atomic_file.hpp"
+#include "measure/cuda_bench.hpp"
 #include "measure/cpu_calibration.hpp"
 #include "measure/peaks.hpp"
 #include "measure/read_bandwidth.hpp"
@@ -49,7 +50,8 @@ struct BenchArgs {
   std::string peak_gflops;      // "A,B": given compute peaks instead of measuring
   int64_t rotate_mib = 0;       // 0: 4x the L3
   bool validate_model = false;  // --validate-model: the planner's predictions against measured times
-  double budget_s = 120;        // --budget: seconds of --validate-model
+  double budget_s = 120;        // --budget: seconds of --validate-model (and of --backend cuda)
+  std::string backend = "cpu";  // --backend cuda: the CUDA kernels against cuBLAS (measure/cuda_bench.hpp)
 };
 
 // --read-gbps / --peak-gflops: one or two finite positive decimals separated by ',' ("42.1,83.3"),
@@ -464,7 +466,29 @@ void run_validate_model(const BenchArgs& a, const measure::BenchConfig& bench_co
   }
 }
 
+// --backend cuda: its own layer list (or --shapes' K and N, each at every --batch M) and runner.
+void run_cuda_bench(const BenchArgs& a) {
+  measure::CudaBenchConfig config;
+  config.group_size = a.group_size;
+  config.budget_s = a.budget_s;
+  config.json_path = a.json_path;
+  if (!a.batch.empty()) config.batches = measure::parse_batches(a.batch);
+  if (!a.shapes.empty()) {
+    for (const auto& s : measure::parse_shapes(a.shapes)) {
+      if (std::find(config.layers.begin(), config.layers.end(), std::pair{s.k, s.n}) == config.layers.end()) {
+        config.layers.push_back({s.k, s.n});
+      }
+      if (a.batch.empty() && std::find(config.batches.begin(), config.batches.end(), s.m) == config.batches.end()) {
+        config.batches.push_back(s.m);
+      }
+    }
+  }
+  const int status = measure::run_cuda_bench(config);
+  if (status != 0) fail(ErrorCode::internal, "bench --backend cuda: a variant failed its reference check (above)");
+}
+
 void run_bench(const BenchArgs& a) {
+  if (a.backend == "cuda") return run_cuda_bench(a);
   measure::BenchConfig config;
   const int available = cpu_info().available_threads;
   config.threads = a.threads > 0 ? a.threads : available;
@@ -671,6 +695,10 @@ Command register_bench(CLI::App& app) {
   sub->add_option("--budget", args->budget_s, "--validate-model: start no new (shape, M) after this many seconds")
       ->default_val(120)
       ->check(positive_seconds(86400));
+  sub->add_option("--backend", args->backend,
+                  "cpu, or cuda: the CUDA kernels (fused dp / split-K / auto, decoupled) against cuBLAS fp16 and bf16 "
+                  "on the current GPU, over the GPU layer list or --shapes (docs/cuda.md)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--json", args->json_path, "write the results as JSON (docs/bench-json.md)");
   sub->add_option("--csv", args->csv_path, "write one CSV row per shape and variant");
   return {sub, [args] { run_bench(*args); }};

@@ -20,8 +20,9 @@ namespace w4a16::cli {
 namespace {
 
 struct GemmArgs {
-  std::string weights, tensor, input, output;
+  std::string weights, tensor, input, output, backend = "cpu";
   GemmFlags flags;
+  bool atomic_split_k = false;
 };
 
 // The layer packed for the kernels; the mapping of the file and the unpacked copy are released
@@ -34,7 +35,48 @@ PackedWeight load_packed(const std::string& path, const std::string& layer) {
   return pack(w);
 }
 
+// --backend cuda: the layer uploaded for x's dtype, x and y copied through the device.
+void run_gemm_cuda(const GemmArgs& args) {
+  require(args.flags.threads == 0 && args.flags.vector_threads == 0,
+          "--threads and --vector-threads are CPU options (not with --backend cuda)");
+  const auto xfile = io::SafetensorsFile::open(args.input);
+  const io::TensorInfo* xt = xfile.find("x");
+  if (!xt) fail(ErrorCode::invalid_argument, "{} has no tensor named 'x'", args.input);
+  std::vector<std::byte> storage;
+  const MatrixRef x = matrix_of(xfile, *xt, storage);
+  require(x.dtype != DType::f32, "x must be F16 or BF16 (got F32): activations are 16-bit in W4A16");
+  const CudaWeight w = [&] {
+    const auto file = io::SafetensorsFile::open(args.weights);
+    return to_cuda(io::read_quantized(file, args.tensor), x.dtype);
+  }();
+  require(x.cols == w.k(), "x is [{}, {}] but the layer has K = {}: x must have K columns", x.rows, x.cols, w.k());
+  const auto y_size = checked_mul(checked_mul(x.rows, w.n()).value_or(-1), int64_t(dtype_size(x.dtype)));
+  if (!y_size) fail(ErrorCode::invalid_argument, "y = [{}, {}] is too large", x.rows, w.n());
+  std::vector<std::byte> y_bytes(static_cast<size_t>(*y_size));
+  const MutableMatrixRef y{y_bytes.data(), x.dtype, x.rows, w.n()};
+
+  CudaGemmOptions o;
+  o.strategy = parse_strategy(args.flags.strategy);
+  o.partition = parse_partition(args.flags.partition);
+  o.split_k = args.flags.split_k;
+  o.atomic_split_k = args.atomic_split_k;
+  const CudaPlan plan = plan_cuda_gemm(x.rows, w, o);
+  const auto start = std::chrono::steady_clock::now();
+  cuda_gemm_from_host(x, w, y, o);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+
+  io::SafetensorsWriter writer;
+  writer.add("y", io::to_st_dtype(y.dtype), {y.rows, y.cols}, y_bytes);
+  writer.write(args.output);
+  fmt::print("y[{}, {}] = x[{}, {}] * W^T on {}: {:.3f} ms with the copies -> {}\n", y.rows, y.cols, x.rows, x.cols,
+             cuda_devices().devices.at(size_t(w.device())), ms, printable(args.output));
+  fmt::print("cuda plan: {} {} S={}{} tile_rows={} blocks={} workspace={} B{}\n", to_string(plan.strategy),
+             to_string(plan.partition), plan.split_k, plan.atomic_split_k ? " (atomic)" : "", plan.tile_rows,
+             plan.blocks, plan.workspace_bytes, plan.notes.empty() ? "" : " (" + plan.notes + ")");
+}
+
 void run_gemm(const GemmArgs& args) {
+  if (args.backend == "cuda") return run_gemm_cuda(args);
   const PackedWeight packed = load_packed(args.weights, args.tensor);
   const QuantizedLayout& layout = packed.layout();
 
@@ -92,6 +134,10 @@ Command register_gemm(CLI::App& app) {
   sub->add_option("--output,-o", args->output, "safetensors file to write, with tensor 'y' [M, N] in x's dtype")
       ->required();
   args->flags.add_to(*sub);
+  sub->add_option("--backend", args->backend, "cpu, or cuda: the CUDA kernels on the current GPU (docs/cuda.md)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  sub->add_flag("--atomic-split-k", args->atomic_split_k,
+                "cuda split-K: sum partials with atomics (less workspace, not bitwise deterministic)");
   return {sub, [args] { run_gemm(*args); }};
 }
 

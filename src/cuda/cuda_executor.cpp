@@ -10,16 +10,18 @@
 
 namespace w4a16::cuda {
 
-namespace {
-
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) fail(ErrorCode::internal, "cuda: {} failed: {}", what, cudaGetErrorString(status));
 }
+
+namespace {
 
 void check_launch(const char* what) {
   const char* error = last_launch_error();
   if (*error) fail(ErrorCode::internal, "cuda: launching {} failed: {}", what, error);
 }
+
+}  // namespace
 
 // Makes `device` current for the scope and restores the caller's device after.
 class DeviceGuard {
@@ -35,6 +37,8 @@ class DeviceGuard {
  private:
   int previous_ = 0;
 };
+
+namespace {
 
 template <typename T>
 DeviceBuffer upload_vector(int device, const std::vector<T>& v) {
@@ -155,6 +159,32 @@ std::unique_ptr<CudaWeight::Impl> upload(const QuantizedWeight& w, DType act, in
   return impl;
 }
 
+std::unique_ptr<CudaWeight::Impl> clone(const CudaWeight::Impl& w) {
+  DeviceGuard guard(w.device);
+  auto c = std::make_unique<CudaWeight::Impl>();
+  c->device = w.device;
+  c->sms = w.sms;
+  c->n = w.n;
+  c->k = w.k;
+  c->n_slabs = w.n_slabs;
+  c->k_slabs = w.k_slabs;
+  c->group_size = w.group_size;
+  c->groups = w.groups;
+  c->act = w.act;
+  const auto copy = [&](const DeviceBuffer& from) {
+    DeviceBuffer to(w.device, from.bytes());
+    if (from.bytes()) check(cudaMemcpy(to.get(), from.get(), size_t(from.bytes()), cudaMemcpyDeviceToDevice), "cudaMemcpy");
+    return to;
+  };
+  c->codes = copy(w.codes);
+  c->scales = copy(w.scales);
+  c->offsets = copy(w.offsets);
+  c->zero_adds = copy(w.zero_adds);
+  c->perm = copy(w.perm);
+  c->bias = copy(w.bias);
+  return c;
+}
+
 void execute(const CudaLaunchPlan& plan, const MatrixRef& x, CudaWeight::Impl& w, const MutableMatrixRef& y,
              CudaWorkspace::Impl& ws, void* stream_ptr) {
   DeviceGuard guard(w.device);
@@ -232,6 +262,34 @@ namespace w4a16 {
 
 CudaWorkspace::Impl::~Impl() {
   if (cublas) cublasDestroy(static_cast<cublasHandle_t>(cublas));
+}
+
+}  // namespace w4a16
+
+namespace w4a16 {
+
+void cuda_gemm_from_host(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y,
+                         const CudaGemmOptions& options) {
+  const CudaWeight::Impl& wi = w.impl();
+  require(x.rows >= 0 && y.rows == x.rows, "cuda gemm: x has {} rows, y {}", x.rows, y.rows);
+  const auto x_bytes = checked_mul(checked_mul(x.rows, x.cols).value_or(-1), int64_t(dtype_size(x.dtype)));
+  const auto y_bytes = checked_mul(checked_mul(y.rows, y.cols).value_or(-1), int64_t(dtype_size(y.dtype)));
+  require(x_bytes && y_bytes, "cuda gemm: x or y is too large");
+  cuda::DeviceGuard guard(wi.device);
+  cuda::DeviceBuffer dx(wi.device, *x_bytes), dy(wi.device, *y_bytes);
+  if (*x_bytes) cuda::check(cudaMemcpy(dx.get(), x.data, size_t(*x_bytes), cudaMemcpyHostToDevice), "cudaMemcpy");
+  cudaStream_t stream = nullptr;
+  cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  CudaWorkspace workspace;
+  try {
+    gemm({dx.get(), x.dtype, x.rows, x.cols}, w, {dy.get(), y.dtype, y.rows, y.cols}, workspace, stream, options);
+    cuda::check(cudaStreamSynchronize(stream), "the gemm");
+  } catch (...) {
+    cudaStreamDestroy(stream);
+    throw;
+  }
+  cudaStreamDestroy(stream);
+  if (*y_bytes) cuda::check(cudaMemcpy(y.data, dy.get(), size_t(*y_bytes), cudaMemcpyDeviceToHost), "cudaMemcpy");
 }
 
 }  // namespace w4a16

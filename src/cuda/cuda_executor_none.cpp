@@ -17,6 +17,7 @@ int current_device() { not_built(); }
 int device_sm_count(int) { not_built(); }
 void check_device_pointer(const void*, int, const char*) { not_built(); }
 std::unique_ptr<CudaWeight::Impl> upload(const QuantizedWeight&, DType, int) { not_built(); }
+std::unique_ptr<CudaWeight::Impl> clone(const CudaWeight::Impl&) { not_built(); }
 void execute(const CudaLaunchPlan&, const MatrixRef&, CudaWeight::Impl&, const MutableMatrixRef&, CudaWorkspace::Impl&,
              void*) {
   not_built();
@@ -26,4 +27,7 @@ void execute(const CudaLaunchPlan&, const MatrixRef&, CudaWeight::Impl&, const M
 
 namespace w4a16 {
 CudaWorkspace::Impl::~Impl() = default;
+void cuda_gemm_from_host(const MatrixRef&, const CudaWeight&, const MutableMatrixRef&, const CudaGemmOptions&) {
+  cuda::current_device();  // throws: not built
+}
 }  // namespace w4a16

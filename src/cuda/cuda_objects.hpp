@@ -74,6 +74,9 @@ int device_sm_count(int device);
 // Throws Error(invalid_argument) unless p is device (or managed) memory usable on `device`.
 void check_device_pointer(const void* p, int device, const char* what);
 std::unique_ptr<CudaWeight::Impl> upload(const QuantizedWeight& w, DType act, int device);
+// A copy of w on its device (device-to-device; the dense copy is not cloned): the benchmark's
+// rotated weights without packing on the host again.
+std::unique_ptr<CudaWeight::Impl> clone(const CudaWeight::Impl& w);
 void execute(const CudaLaunchPlan& plan, const MatrixRef& x, CudaWeight::Impl& w, const MutableMatrixRef& y,
              CudaWorkspace::Impl& workspace, void* stream);
 
