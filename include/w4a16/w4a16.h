@@ -180,6 +180,30 @@ w4a16_status w4a16_gemm_reference(const void* x, w4a16_dtype x_dtype, int64_t m,
 /* Releases a weight created by w4a16_quantize or w4a16_weight_load. NULL is allowed (no-op). */
 void w4a16_weight_free(w4a16_weight* weight);
 
+/* ---- CUDA backend (docs/cuda.md) ------------------------------------------------------------
+ * A build without CUDA, or a machine without a usable device, answers W4A16_ERROR_UNSUPPORTED. */
+
+/* A weight resident on one CUDA device in the CUDA kernels' layout for activations of act_dtype
+ * (W4A16_DTYPE_F16 or _BF16); device = -1 for the current device. The host weight may be freed after. */
+typedef struct w4a16_cuda_weight w4a16_cuda_weight;
+w4a16_status w4a16_cuda_weight_create(const w4a16_weight* weight, w4a16_dtype act_dtype, int32_t device,
+                                      w4a16_cuda_weight** out);
+void w4a16_cuda_weight_free(w4a16_cuda_weight* weight);
+
+/* Device memory (and a cuBLAS handle) reused by the calls on one stream; grows on first need. */
+typedef struct w4a16_cuda_workspace w4a16_cuda_workspace;
+w4a16_status w4a16_cuda_workspace_create(w4a16_cuda_workspace** out);
+void w4a16_cuda_workspace_free(w4a16_cuda_workspace* workspace);
+
+/* y[m, n] = x[m, k] * dequant(W)^T (+ bias) on the weight's device, queued on `stream` (a
+ * cudaStream_t; NULL: the legacy default stream). x (x_dtype = the weight's act_dtype) and y
+ * (fp16, bf16 or fp32) are device pointers. options: strategy AUTO/FUSED/DECOUPLED/DENSE,
+ * partition and split_k as for w4a16_gemm_ex (threads is ignored); NULL = defaults. Argument
+ * errors are reported before anything is queued. */
+w4a16_status w4a16_cuda_gemm(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_cuda_weight* weight,
+                             void* y, w4a16_dtype y_dtype, int64_t n, w4a16_cuda_workspace* workspace, void* stream,
+                             const w4a16_gemm_options* options);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

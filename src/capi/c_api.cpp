@@ -31,6 +31,15 @@ static_assert(sizeof(w4a16_status) == 4 && sizeof(w4a16_dtype) == 4 && sizeof(w4
 
 // The handle. Private to this file so that it can grow (a backend's packed form of the same
 // weight, made once on first use or at load time) without changing the C ABI.
+// The CUDA handles: a device-resident weight, and the workspace of one stream's calls.
+struct w4a16_cuda_weight {
+  explicit w4a16_cuda_weight(w4a16::CudaWeight w) : weight(std::move(w)) {}
+  w4a16::CudaWeight weight;
+};
+struct w4a16_cuda_workspace {
+  w4a16::CudaWorkspace workspace;
+};
+
 struct w4a16_weight {
   explicit w4a16_weight(w4a16::QuantizedWeight w) : weight(std::move(w)) {}
   w4a16::QuantizedWeight weight;
@@ -363,5 +372,45 @@ w4a16_status w4a16_gemm_reference(const void* x, w4a16_dtype x_dtype, int64_t m,
 }
 
 void w4a16_weight_free(w4a16_weight* weight) { delete weight; }
+
+w4a16_status w4a16_cuda_weight_create(const w4a16_weight* weight, w4a16_dtype act_dtype, int32_t device,
+                                      w4a16_cuda_weight** out) {
+  return guarded("w4a16_cuda_weight_create", [&] {
+    require_ptr(weight, "weight");
+    require_ptr(out, "out");
+    *out = nullptr;
+    auto handle = std::make_unique<w4a16_cuda_weight>(
+        w4a16::to_cuda(weight->weight, to_dtype(act_dtype, "act_dtype"), device));
+    *out = handle.release();
+  });
+}
+
+void w4a16_cuda_weight_free(w4a16_cuda_weight* weight) { delete weight; }
+
+w4a16_status w4a16_cuda_workspace_create(w4a16_cuda_workspace** out) {
+  return guarded("w4a16_cuda_workspace_create", [&] {
+    require_ptr(out, "out");
+    *out = new w4a16_cuda_workspace();
+  });
+}
+
+void w4a16_cuda_workspace_free(w4a16_cuda_workspace* workspace) { delete workspace; }
+
+w4a16_status w4a16_cuda_gemm(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_cuda_weight* weight,
+                             void* y, w4a16_dtype y_dtype, int64_t n, w4a16_cuda_workspace* workspace, void* stream,
+                             const w4a16_gemm_options* options) {
+  return guarded("w4a16_cuda_gemm", [&] {
+    require_ptr(weight, "weight");
+    require_ptr(workspace, "workspace");
+    if (m < 0) invalid("m = {} must be >= 0", m);
+    const w4a16::GemmOptions cpu = to_options(options);
+    w4a16::CudaGemmOptions o;
+    o.strategy = cpu.strategy;
+    o.partition = cpu.partition;
+    o.split_k = cpu.split_k;
+    w4a16::gemm({x, to_dtype(x_dtype, "x_dtype"), m, k}, weight->weight, {y, to_dtype(y_dtype, "y_dtype"), m, n},
+                workspace->workspace, stream, o);
+  });
+}
 
 }  // extern "C"

@@ -140,6 +140,27 @@ TEST(CApi, ShapeAndInfo) {
   }
 }
 
+// The CUDA entry points: on a machine without a GPU (or a build without CUDA) a clean
+// W4A16_ERROR_UNSUPPORTED with a message, NULL handles, and frees that accept NULL.
+TEST(CApi, CudaWithoutAGpuIsUnsupported) {
+  if (!w4a16::cuda_devices().devices.empty()) GTEST_SKIP() << "a CUDA device is present (tests/cuda covers it)";
+  const WeightPtr w = make_weight(W4A16_ZERO_SYM, kGroup, W4A16_DTYPE_F16);
+  ASSERT_NE(w, nullptr);
+  w4a16_cuda_weight* cw = reinterpret_cast<w4a16_cuda_weight*>(&cw);  // must be overwritten with NULL
+  EXPECT_EQ(w4a16_cuda_weight_create(w.get(), W4A16_DTYPE_F16, -1, &cw), W4A16_ERROR_UNSUPPORTED);
+  EXPECT_EQ(cw, nullptr);
+  EXPECT_NE(std::string(last_error()).find("CUDA"), std::string::npos) << last_error();
+  EXPECT_EQ(w4a16_cuda_weight_create(nullptr, W4A16_DTYPE_F16, -1, &cw), W4A16_ERROR_INVALID_ARGUMENT);
+  w4a16_cuda_workspace* ws = nullptr;
+  ASSERT_EQ(w4a16_cuda_workspace_create(&ws), W4A16_OK) << last_error();  // host object: no device needed
+  EXPECT_EQ(w4a16_cuda_gemm(nullptr, W4A16_DTYPE_F16, 1, kK, nullptr, nullptr, W4A16_DTYPE_F16, kN, ws, nullptr,
+                            nullptr),
+            W4A16_ERROR_INVALID_ARGUMENT);
+  w4a16_cuda_workspace_free(ws);
+  w4a16_cuda_workspace_free(nullptr);
+  w4a16_cuda_weight_free(nullptr);
+}
+
 // The C wrapper must hand the C++ quantizer exactly what it was given: same codes, scales, zeros.
 TEST(CApi, QuantizeMatchesCppApi) {
   for (const DType src : {DType::f32, DType::f16, DType::bf16}) {
