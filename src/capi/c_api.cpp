@@ -379,8 +379,8 @@ w4a16_status w4a16_cuda_weight_create(const w4a16_weight* weight, w4a16_dtype ac
     require_ptr(weight, "weight");
     require_ptr(out, "out");
     *out = nullptr;
-    auto handle = std::make_unique<w4a16_cuda_weight>(
-        w4a16::to_cuda(weight->weight, to_dtype(act_dtype, "act_dtype"), device));
+    auto handle =
+        std::make_unique<w4a16_cuda_weight>(w4a16::to_cuda(weight->weight, to_dtype(act_dtype, "act_dtype"), device));
     *out = handle.release();
   });
 }

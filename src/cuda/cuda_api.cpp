@@ -66,8 +66,7 @@ void CudaWorkspace::reserve(int64_t bytes, int device) {
   require(bytes >= 0, "cuda: workspace size {} < 0", bytes);
   Impl& ws = impl();
   if (device < 0) device = ws.device >= 0 ? ws.device : cuda::current_device();
-  require(ws.device < 0 || ws.device == device, "cuda: this workspace belongs to device {}, not {}", ws.device,
-          device);
+  require(ws.device < 0 || ws.device == device, "cuda: this workspace belongs to device {}, not {}", ws.device, device);
   ws.device = device;
   if (ws.buffer.bytes() < bytes) {
     ws.buffer = cuda::DeviceBuffer();  // free first: the old and new need not fit together

@@ -72,12 +72,12 @@ cublasHandle_t cublas_for(CudaWorkspace::Impl& ws, const CudaLaunchPlan& plan, c
 
 // out[m][n] = x[m][k] * W[n][k]^T with W row-major [n][w_ld]: in cuBLAS's column-major terms
 // out^T (n x m, ld n) = W^T... i.e. op(A) = A^T with A = W as a (k x n, lda w_ld) matrix.
-void cublas_gemm(cublasHandle_t h, const void* w16, int64_t w_ld, DType w_dtype, const void* x, int64_t x_ld,
-                 int64_t m, int64_t k, int64_t n, void* out, DType out_dtype) {
+void cublas_gemm(cublasHandle_t h, const void* w16, int64_t w_ld, DType w_dtype, const void* x, int64_t x_ld, int64_t m,
+                 int64_t k, int64_t n, void* out, DType out_dtype) {
   const float alpha = 1.f, beta = 0.f;
   const cublasStatus_t s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &alpha, w16,
-                                        cublas_type(w_dtype), int(w_ld), x, cublas_type(w_dtype), int(x_ld), &beta,
-                                        out, cublas_type(out_dtype), int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                                        cublas_type(w_dtype), int(w_ld), x, cublas_type(w_dtype), int(x_ld), &beta, out,
+                                        cublas_type(out_dtype), int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   if (s != CUBLAS_STATUS_SUCCESS) fail(ErrorCode::internal, "cuda: cublasGemmEx failed (status {})", int(s));
 }
 
@@ -125,9 +125,10 @@ void check_device_pointer(const void* p, int device, const char* what) {
     cudaGetLastError();  // clear the sticky-free error of an unknown pointer
     fail(ErrorCode::invalid_argument, "cuda gemm: {} is not CUDA memory", what);
   }
-  const bool usable = attr.type == cudaMemoryTypeManaged || (attr.type == cudaMemoryTypeDevice && attr.device == device);
+  const bool usable =
+      attr.type == cudaMemoryTypeManaged || (attr.type == cudaMemoryTypeDevice && attr.device == device);
   require(usable, "cuda gemm: {} must be device memory on device {} (got {} memory{})", what, device,
-          attr.type == cudaMemoryTypeHost         ? "pinned host"
+          attr.type == cudaMemoryTypeHost           ? "pinned host"
           : attr.type == cudaMemoryTypeUnregistered ? "host"
                                                     : "device",
           attr.type == cudaMemoryTypeDevice ? fmt::format(" of device {}", attr.device) : std::string());
@@ -173,7 +174,8 @@ std::unique_ptr<CudaWeight::Impl> clone(const CudaWeight::Impl& w) {
   c->act = w.act;
   const auto copy = [&](const DeviceBuffer& from) {
     DeviceBuffer to(w.device, from.bytes());
-    if (from.bytes()) check(cudaMemcpy(to.get(), from.get(), size_t(from.bytes()), cudaMemcpyDeviceToDevice), "cudaMemcpy");
+    if (from.bytes())
+      check(cudaMemcpy(to.get(), from.get(), size_t(from.bytes()), cudaMemcpyDeviceToDevice), "cudaMemcpy");
     return to;
   };
   c->codes = copy(w.codes);

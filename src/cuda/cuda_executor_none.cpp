@@ -7,7 +7,8 @@ namespace w4a16::cuda {
 namespace {
 [[noreturn]] void not_built() {
   fail(ErrorCode::unsupported,
-       "cuda: this build of w4a16 has no CUDA backend (configure with the CUDA toolkit installed, W4A16_CUDA=AUTO or ON)");
+       "cuda: this build of w4a16 has no CUDA backend (configure with the CUDA toolkit installed, W4A16_CUDA=AUTO or "
+       "ON)");
 }
 }  // namespace
 

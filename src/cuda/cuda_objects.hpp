@@ -69,7 +69,7 @@ struct CudaWorkspace::Impl {
 
 namespace w4a16::cuda {
 
-int current_device();        // throws Error(unsupported) without a usable device
+int current_device();  // throws Error(unsupported) without a usable device
 int device_sm_count(int device);
 // Throws Error(invalid_argument) unless p is device (or managed) memory usable on `device`.
 void check_device_pointer(const void* p, int device, const char* what);

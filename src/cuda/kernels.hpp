@@ -38,8 +38,8 @@ struct FusedArgs {
   DeviceArrays w;
   const void* x = nullptr;  // [m][x_ld] of w.act, 16-byte aligned rows, zero (or ignored) past K
   int64_t x_ld = 0, m = 0;
-  int tile_rows = 16;         // 16, 32 or 64 rows of x per block
-  int splits = 1;             // K splits (gridDim.z)
+  int tile_rows = 16;  // 16, 32 or 64 rows of x per block
+  int splits = 1;      // K splits (gridDim.z)
   int64_t slabs_per_split = 0;
   FusedOutput output = FusedOutput::direct;
   void* y = nullptr;  // [m][n] of y_dtype (direct)

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <random>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "common/check.hpp"
 #include "cuda/cuda_objects.hpp"
@@ -34,8 +34,8 @@ struct DeviceMem {
 
 // The layers (K x N): Llama q/o-class, up, down and the 70B's up / down, then K >> N.
 std::vector<std::pair<int64_t, int64_t>> default_layers() {
-  return {{4096, 4096},   {4096, 14336}, {14336, 4096}, {8192, 28672}, {28672, 8192},
-          {14336, 512},   {14336, 1024}, {28672, 512},  {28672, 1024}};
+  return {{4096, 4096}, {4096, 14336}, {14336, 4096}, {8192, 28672}, {28672, 8192},
+          {14336, 512}, {14336, 1024}, {28672, 512},  {28672, 1024}};
 }
 
 // Random codes and scales (sym, g = group_size), made directly: quantizing a float matrix of
@@ -241,9 +241,9 @@ int run_cuda_bench(const CudaBenchConfig& config) {
             continue;
           }
           bool graph = false;
-          const double ms = time_calls(
-              [&](int64_t i) { gemm(x, ws_list[size_t(i) % ws_list.size()], y, ws, stream, v.options); }, stream,
-              config.min_batch_ms, graph);
+          const double ms =
+              time_calls([&](int64_t i) { gemm(x, ws_list[size_t(i) % ws_list.size()], y, ws, stream, v.options); },
+                         stream, config.min_batch_ms, graph);
           Row r{k, n, m, v.name, plan.split_k, ms, v.bytes / (ms * 1e-3) / 1e9, graph};
           if (v.name == "fused-splitk") {
             if (ms < best_split.ms) best_split = r;
@@ -256,8 +256,8 @@ int run_cuda_bench(const CudaBenchConfig& config) {
     }
     // One table per layer: ms per variant, speed-ups over cuBLAS fp16, fused GB/s against copy.
     fmt::print("\n{} x {} (K x N), g = {}, int4 weight {:.1f} MB\n", k, n, config.group_size, q_bytes / 1e6);
-    fmt::print("{:>5} {:>10} {:>10} {:>14} {:>10} {:>11} {:>11} {:>9} {:>9}\n", "M", "fused", "fused-dp",
-               "splitk (S)", "decoupled", "cublas-f16", "cublas-bf16", "x cuBLAS", "% copy");
+    fmt::print("{:>5} {:>10} {:>10} {:>14} {:>10} {:>11} {:>11} {:>9} {:>9}\n", "M", "fused", "fused-dp", "splitk (S)",
+               "decoupled", "cublas-f16", "cublas-bf16", "x cuBLAS", "% copy");
     for (const int64_t m : batches) {
       const auto find = [&](const std::string& v) -> const Row* {
         for (const Row& r : rows)

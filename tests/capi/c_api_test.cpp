@@ -153,9 +153,9 @@ TEST(CApi, CudaWithoutAGpuIsUnsupported) {
   EXPECT_EQ(w4a16_cuda_weight_create(nullptr, W4A16_DTYPE_F16, -1, &cw), W4A16_ERROR_INVALID_ARGUMENT);
   w4a16_cuda_workspace* ws = nullptr;
   ASSERT_EQ(w4a16_cuda_workspace_create(&ws), W4A16_OK) << last_error();  // host object: no device needed
-  EXPECT_EQ(w4a16_cuda_gemm(nullptr, W4A16_DTYPE_F16, 1, kK, nullptr, nullptr, W4A16_DTYPE_F16, kN, ws, nullptr,
-                            nullptr),
-            W4A16_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      w4a16_cuda_gemm(nullptr, W4A16_DTYPE_F16, 1, kK, nullptr, nullptr, W4A16_DTYPE_F16, kN, ws, nullptr, nullptr),
+      W4A16_ERROR_INVALID_ARGUMENT);
   w4a16_cuda_workspace_free(ws);
   w4a16_cuda_workspace_free(nullptr);
   w4a16_cuda_weight_free(nullptr);

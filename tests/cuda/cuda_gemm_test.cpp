@@ -30,10 +30,10 @@ void skip_without_gpu() {
   if (d.devices.empty()) GTEST_SKIP() << "no CUDA device: " << d.note;
 }
 
-#define SKIP_WITHOUT_GPU()                  \
-  do {                                      \
-    skip_without_gpu();                     \
-    if (IsSkipped()) return;                \
+#define SKIP_WITHOUT_GPU()   \
+  do {                       \
+    skip_without_gpu();      \
+    if (IsSkipped()) return; \
   } while (0)
 
 struct DeviceMem {
@@ -47,7 +47,9 @@ struct DeviceMem {
 size_t bytes_of(const test::HostMatrix& m) { return size_t(m.rows * m.cols) * dtype_size(m.dtype); }
 
 double from_16(uint16_t bits, DType dtype) { return dtype == DType::bf16 ? bf16_to_f32(bits) : f16_to_f32(bits); }
-double unit_roundoff(DType d) { return d == DType::f16 ? std::ldexp(1.0, -11) : d == DType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -24); }
+double unit_roundoff(DType d) {
+  return d == DType::f16 ? std::ldexp(1.0, -11) : d == DType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -24);
+}
 
 struct Case {
   int64_t m, k, n, g;
@@ -133,7 +135,7 @@ std::vector<Variant> variants() {
 TEST(CudaGemm, EveryStrategyMatchesTheReference) {
   SKIP_WITHOUT_GPU();
   const std::vector<Case> cases = {
-      {1, 4096, 256, 128}, {3, 200, 72, 64},   {16, 512, 100, 32},  {17, 1024, 192, 256},
+      {1, 4096, 256, 128}, {3, 200, 72, 64},    {16, 512, 100, 32},  {17, 1024, 192, 256},
       {33, 768, 64, 768},  {70, 384, 136, 128}, {128, 256, 512, 64}, {5, 100, 40, 100},
   };
   cudaStream_t stream = nullptr;

@@ -90,8 +90,8 @@ TEST(CudaPlan, PreparesXAndSizesTheDecoupledWorkspace) {
   EXPECT_EQ(p.workspace.w16_bytes, 72 * 208 * 2);
   EXPECT_EQ(p.workspace.cublas_bytes, kCublasWorkspaceBytes);
   EXPECT_EQ(p.workspace.partials_bytes, 0);
-  for (const int64_t off : {p.workspace.x_offset, p.workspace.partials_offset, p.workspace.w16_offset,
-                            p.workspace.cublas_offset}) {
+  for (const int64_t off :
+       {p.workspace.x_offset, p.workspace.partials_offset, p.workspace.w16_offset, p.workspace.cublas_offset}) {
     EXPECT_EQ(off % 256, 0);
   }
   EXPECT_GE(p.workspace.total, p.workspace.cublas_offset + p.workspace.cublas_bytes);

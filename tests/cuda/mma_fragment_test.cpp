@@ -130,8 +130,9 @@ std::vector<double> warp_step(const std::vector<uint16_t>& xs, int mt_count, int
                               int64_t nb, int64_t kb) {
   const bool asym = !p.offsets.empty(), float_zero = !p.zero_adds.empty();
   const int64_t g = std::min(kb * L::kSlabK / p.group_size, p.groups - 1);
-  std::vector<std::array<std::array<std::array<double, 4>, 32>, 8>> acc(static_cast<size_t>(mt_count));  // [mt][t][lane][r]
-  std::array<std::array<Lane, 32>, 8> per_tile{};                                             // [t][lane]
+  std::vector<std::array<std::array<std::array<double, 4>, 32>, 8>> acc(
+      static_cast<size_t>(mt_count));              // [mt][t][lane][r]
+  std::array<std::array<Lane, 32>, 8> per_tile{};  // [t][lane]
   for (int mt = 0; mt < mt_count; ++mt) {
     for (int lane = 0; lane < 32; ++lane) {
       uint32_t wv[4], sv[4], zv[4];
@@ -171,7 +172,8 @@ std::vector<double> warp_step(const std::vector<uint16_t>& xs, int mt_count, int
       for (int lane = 0; lane < 32; ++lane)
         for (int r = 0; r < 4; ++r) {
           const L::RowCol rc = L::c_fragment(lane, r);
-          tile[size_t((mt * 16 + rc.row) * L::kSlabN + t * 8 + rc.col)] = acc[size_t(mt)][size_t(t)][size_t(lane)][size_t(r)];
+          tile[size_t((mt * 16 + rc.row) * L::kSlabN + t * 8 + rc.col)] =
+              acc[size_t(mt)][size_t(t)][size_t(lane)][size_t(r)];
         }
   return tile;
 }
