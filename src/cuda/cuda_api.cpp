@@ -71,6 +71,7 @@ void CudaWorkspace::reserve(int64_t bytes, int device) {
   if (ws.buffer.bytes() < bytes) {
     ws.buffer = cuda::DeviceBuffer();  // free first: the old and new need not fit together
     ws.buffer = cuda::DeviceBuffer(device, bytes);
+    cuda::zero_device(ws.buffer);
   }
 }
 

@@ -1,5 +1,5 @@
 // The CUDA backend's executor: device memory, the upload of a packed weight, and one call's stages
-// (prepare_x -> fused [-> reduce] | dequant -> cuBLAS [-> bias epilogue]) queued on the caller's
+// (prepare_x -> fused [-> reduce, atomic split-K] | dequant -> cuBLAS [-> bias epilogue]) queued on the caller's
 // stream. It decides nothing: cuda_plan.cpp did.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -101,6 +101,13 @@ DeviceBuffer::~DeviceBuffer() {
   cudaSetDevice(device_);
   cudaFree(ptr_);
   cudaSetDevice(previous);
+}
+
+void zero_device(const DeviceBuffer& b) {
+  if (b.bytes() == 0) return;
+  DeviceGuard guard(b.device());
+  check(cudaMemset(b.get(), 0, size_t(b.bytes())), "cudaMemset");
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
 int current_device() {
@@ -216,15 +223,15 @@ void execute(const CudaLaunchPlan& plan, const MatrixRef& x, CudaWeight::Impl& w
     a.y = y.data;
     a.y_dtype = elem_of(y.dtype);
     a.partials = partials;
+    a.counters = reinterpret_cast<unsigned*>(at(ws, plan.workspace.counters_offset));
     a.output = p.split_k == 1 ? FusedOutput::direct : p.atomic_split_k ? FusedOutput::atomic : FusedOutput::partials;
     if (a.output == FusedOutput::atomic) {
       check(cudaMemsetAsync(partials, 0, size_t(plan.workspace.partials_bytes), stream), "cudaMemsetAsync");
     }
     launch_fused_gemm(a, stream);
     check_launch("the fused kernel");
-    if (a.output != FusedOutput::direct) {
-      launch_reduce_partials(partials, a.output == FusedOutput::atomic ? 1 : p.split_k, m, w.n, arrays.bias, y.data,
-                             a.y_dtype, stream);
+    if (a.output == FusedOutput::atomic) {
+      launch_reduce_partials(partials, 1, m, w.n, arrays.bias, y.data, a.y_dtype, stream);
       check_launch("the split-K reduction");
     }
     return;

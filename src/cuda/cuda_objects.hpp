@@ -24,6 +24,7 @@ class DeviceBuffer {
   }
   ~DeviceBuffer();
   void* get() const { return ptr_; }
+  int device() const { return device_; }
   int64_t bytes() const { return bytes_; }
   template <typename T>
   T* as() const {
@@ -69,6 +70,8 @@ struct CudaWorkspace::Impl {
 
 namespace w4a16::cuda {
 
+// Sets every byte of b to 0 and waits (a new workspace: its split-K counters must start at 0).
+void zero_device(const DeviceBuffer& b);
 int current_device();  // throws Error(unsupported) without a usable device
 int device_sm_count(int device);
 // Throws Error(invalid_argument) unless p is device (or managed) memory usable on `device`.

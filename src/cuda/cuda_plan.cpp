@@ -17,6 +17,8 @@ int tile_rows_for(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 
 }  // namespace
 
+int resident_blocks_per_sm(int tile_rows) { return tile_rows <= 16 ? 4 : tile_rows <= 32 ? 3 : 2; }
+
 CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& options) {
   require(options.split_k >= 0, "cuda: split_k must be >= 0, got {}", options.split_k);
   require(options.strategy != Strategy::pipelined,
@@ -35,10 +37,16 @@ CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& options) {
       s = std::min<int64_t>(options.split_k, sh.k_slabs);
       if (options.split_k > s) p.notes += fmt::format("split_k {} clamped to the {} slabs of K; ", options.split_k, s);
     } else if (options.partition != Partition::data_parallel) {
-      const int64_t target = int64_t(std::max(sh.sms, 1)) * kTargetBlocksPerSm;
-      s = tiles >= target ? 1 : std::min(ceil_div(target, tiles), max_splits);
+      // As many splits as fill one wave of resident blocks, never more: a second, partial wave
+      // would leave SMs idle at the end (tiles x S slightly above the slots is the worst case).
+      const int64_t slots = int64_t(std::max(sh.sms, 1)) * resident_blocks_per_sm(p.tile_rows);
+      s = std::clamp<int64_t>(slots / tiles, 1, max_splits);
       if (options.partition == Partition::split_k) s = std::max<int64_t>(s, std::min<int64_t>(2, sh.k_slabs));
-      p.notes += fmt::format("{} output tiles for {} SMs: S = {}; ", tiles, sh.sms, s);
+      p.notes += fmt::format("{} output tiles for {} resident blocks: S = {}; ", tiles, slots, s);
+    }
+    if (s > 1 && !options.atomic_split_k && tiles > kMaxCounterTiles) {
+      p.notes += fmt::format("{} output tiles exceed the {} split-K counters: S = 1; ", tiles, kMaxCounterTiles);
+      s = 1;
     }
     if (options.partition == Partition::data_parallel && options.split_k > 1) {
       fail(ErrorCode::invalid_argument, "cuda: split_k = {} with the data-parallel partition", options.split_k);
@@ -67,6 +75,7 @@ CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& options) {
     bytes = want;
     at += align256(want);
   };
+  region(ws.counters_offset, ws.counters_bytes, kMaxCounterTiles * 4);
   region(ws.x_offset, ws.x_bytes, lp.prepare_x ? sh.m * k_pad * 2 : 0);
   int64_t partials = 0;
   if (p.partition == Partition::split_k) partials = (p.atomic_split_k ? 1 : s) * sh.m * sh.n * 4;

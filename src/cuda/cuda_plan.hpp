@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/kernels.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16::cuda {
@@ -18,9 +19,9 @@ struct CudaShape {
   bool has_bias = false;
 };
 
-// The fused kernel's occupancy target: blocks of 4 warps, about this many resident per SM for the
-// 16-row tile (46 KiB of shared memory each); fewer output tiles than that leave bandwidth unused.
-inline constexpr int kTargetBlocksPerSm = 4;
+// Blocks of the fused kernel resident per SM for a tile of 16, 32 or 64 rows: shared memory (46,
+// 64, 98 KiB of ~227) and registers (~96, ~128, ~210 x 128 threads of 64 Ki) allow 4, 3 and 2.
+int resident_blocks_per_sm(int tile_rows);
 // A split multiplies at least this many 16-k slabs (two pipeline stages), so that filling the
 // pipeline and writing the fp32 partials stay small beside its share of the weight.
 inline constexpr int64_t kMinSlabsPerSplit = 16;
@@ -29,6 +30,9 @@ inline constexpr int64_t kCublasWorkspaceBytes = int64_t(32) << 20;
 
 // Byte offsets into the caller's CudaWorkspace (each region 256-byte aligned).
 struct WorkspaceLayout {
+  // Always first and always there: the split-K tile counters (kernels.hpp, kMaxCounterTiles), which
+  // CudaWorkspace zeroes when it allocates and every call leaves zero.
+  int64_t counters_offset = 0, counters_bytes = 0;
   int64_t x_offset = 0, x_bytes = 0;                // prepared x [m][k_slabs * 16]
   int64_t partials_offset = 0, partials_bytes = 0;  // fp32 split-K partials / decoupled fp32 output
   int64_t w16_offset = 0, w16_bytes = 0;            // decoupled: the 16-bit W [n][k_slabs * 16]

@@ -187,6 +187,32 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
       atomicAdd(args.partials + gm * w.n + gn, v);
     }
   }
+  if (args.output != FusedOutput::partials) return;
+
+  // Split-K fix-up: the tile's last split to arrive sums the S partials in split order. The
+  // fence makes this block's partials visible before its arrival is counted; the last block
+  // reads the others' through L2 (ld.global.cg: L1 may hold an earlier call's lines).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    unsigned* counter = args.counters + (int64_t(blockIdx.y) * gridDim.x + blockIdx.x);
+    last = atomicAdd(counter, 1u) == unsigned(args.splits - 1);
+    if (last) *counter = 0;  // every split has arrived: ready for the next call
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int64_t plane = args.m * w.n;
+  for (int e = tid; e < kTileElems; e += kThreads) {
+    const int64_t gm = m0 + e / L::kSlabN, gn = nb * L::kSlabN + e % L::kSlabN;
+    if (gm >= args.m || gn >= w.n) continue;
+    const float* p = args.partials + gm * w.n + gn;
+    float v = __ldcg(p);
+    for (int s = 1; s < args.splits; ++s) v += __ldcg(p + s * plane);
+    if (w.bias) v += w.bias[gn];
+    store(args.y, args.y_dtype, gm * w.n + gn, v);
+  }
 }
 
 template <Elem A, int MT, int ZM>

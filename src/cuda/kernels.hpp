@@ -5,7 +5,7 @@
 // Stages of one call (docs/kernels.md, "CUDA"):
 //   prepare_x      x gathered by the act-order permutation and/or padded to 16-byte rows
 //   fused_gemm     int4 slabs -> registers -> mma, per (m tile, 64-column slab, K split)
-//   reduce         split-K partials summed in split order (+ bias) into y
+//   reduce         atomic split-K / cuBLAS's fp32 output: + bias, converted into y
 //   dequant        decoupled: the 16-bit W written to a workspace, then cuBLAS (cuda_backend.cpp)
 #pragma once
 
@@ -30,7 +30,8 @@ struct DeviceArrays {
 // Where the fused kernel's block sums go.
 enum class FusedOutput : int {
   direct = 0,    // y (+ bias), converted to y's dtype: one split
-  partials = 1,  // partials[split][m][n] in fp32, summed by reduce_partials in split order
+  partials = 1,  // partials[split][m][n] in fp32; the tile's last split to finish sums them in split
+                 // order (+ bias) into y: one launch, deterministic (a counter per tile, self-resetting)
   atomic = 2,    // atomicAdd into partials[m][n] (zeroed first), then reduce_partials with splits = 1
 };
 
@@ -45,7 +46,12 @@ struct FusedArgs {
   void* y = nullptr;  // [m][n] of y_dtype (direct)
   Elem y_dtype = Elem::f16;
   float* partials = nullptr;
+  unsigned* counters = nullptr;  // partials: one per output tile (m tile, slab), zero between calls
 };
+
+// The split-K tile counters live at the start of every workspace, zeroed when it is allocated and
+// left zero by every call; at most this many output tiles may split K.
+inline constexpr int64_t kMaxCounterTiles = int64_t(1) << 16;
 
 // x [m][K] (row stride x_ld) -> out [m][out_ld]: out[i][k] = x[i][perm ? perm[k] : k] for k < K, 0 up
 // to out_ld (= k_slabs * 16).

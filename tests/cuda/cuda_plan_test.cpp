@@ -24,7 +24,7 @@ CudaShape shape(int64_t m, int64_t k, int64_t n, int sms = 132) {
 }
 
 TEST(CudaPlan, SplitsKWhenTheOutputTilesLeaveSmsIdle) {
-  // K >> N: 1024 columns = 16 tiles for 132 SMs x 4 blocks: S = 33, each split 1792 / 33 -> 55 slabs.
+  // K >> N: 1024 columns = 16 tiles for 132 SMs x 4 resident blocks: S = 33, 1792 / 33 -> 55 slabs.
   const CudaLaunchPlan kn = plan_cuda(shape(1, 28672, 1024), {});
   EXPECT_EQ(kn.public_plan.strategy, Strategy::fused);
   EXPECT_EQ(kn.public_plan.partition, Partition::split_k);
@@ -36,7 +36,14 @@ TEST(CudaPlan, SplitsKWhenTheOutputTilesLeaveSmsIdle) {
   const CudaLaunchPlan big = plan_cuda(shape(1, 8192, 57344), {});
   EXPECT_EQ(big.public_plan.partition, Partition::data_parallel);
   EXPECT_EQ(big.public_plan.split_k, 1);
-  EXPECT_EQ(big.workspace.total, 0);
+  EXPECT_EQ(big.workspace.partials_bytes, 0);
+  EXPECT_EQ(big.workspace.total, kMaxCounterTiles * 4);  // only the counters, always first
+  // 448 tiles for 528 resident blocks: a second split would make a second, mostly idle wave.
+  EXPECT_EQ(plan_cuda(shape(1, 8192, 28672), {}).public_plan.split_k, 1);
+  // 64 tiles: S = 528 / 64 = 8, one full wave.
+  EXPECT_EQ(plan_cuda(shape(1, 4096, 4096), {}).public_plan.split_k, 8);
+  // 64-row tiles: 2 resident per SM, 2 m tiles x 64 slabs = 128 tiles: S = 264 / 128 = 2.
+  EXPECT_EQ(plan_cuda(shape(128, 4096, 4096), {}).public_plan.split_k, 2);
   // A short K is never split below two stages per split.
   EXPECT_EQ(plan_cuda(shape(1, 256, 64), {}).public_plan.split_k, 1);
 }
