@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -176,17 +177,18 @@ int run_cuda_bench(const CudaBenchConfig& config) {
     }
     const QuantizedWeight w = random_layer(k, n, config.group_size, uint64_t(k * 131 + n));
     const double q_bytes = double(n) * double(k) / 2 + double(n * w.groups() * 2);
-    // Rotation: enough copies that each call reads its weight from HBM, not L2.
-    const auto rotated = [&](DType act, double bytes_each) {
+    // Rotation: enough copies that each call reads its weight from HBM, not L2. Packed once per
+    // activation dtype on the host; the copies are made on the device.
+    const CudaWeight packed_bf16 = to_cuda(w, DType::bf16), packed_f16 = to_cuda(w, DType::f16);
+    const auto rotated = [&](const CudaWeight& base, double bytes_each) {
       std::vector<CudaWeight> copies;
-      copies.push_back(to_cuda(w, act));
       const int64_t r = std::max<int64_t>(1, int64_t(std::ceil(2.0 * double(l2) / bytes_each)));
-      while (int64_t(copies.size()) < r) copies.emplace_back(cuda::clone(copies.front().impl()));
+      while (int64_t(copies.size()) < r) copies.emplace_back(cuda::clone(base.impl()));
       return copies;
     };
-    std::vector<CudaWeight> q_bf16 = rotated(DType::bf16, q_bytes);
-    std::vector<CudaWeight> d_f16 = rotated(DType::f16, double(n) * double(k) * 2);
-    std::vector<CudaWeight> d_bf16 = rotated(DType::bf16, double(n) * double(k) * 2);
+    std::vector<CudaWeight> q_bf16 = rotated(packed_bf16, q_bytes);
+    std::vector<CudaWeight> d_f16 = rotated(packed_f16, double(n) * double(k) * 2);
+    std::vector<CudaWeight> d_bf16 = rotated(packed_bf16, double(n) * double(k) * 2);
     DeviceMem dx(size_t(max_m * k * 2)), dy(size_t(max_m * n * 4));
 
     for (const int64_t m : batches) {
