@@ -83,7 +83,7 @@ CudaWeight to_cuda(const QuantizedWeight& w, DType act, int device) {
 
 namespace {
 
-cuda::CudaShape shape_of(int64_t m, const CudaWeight::Impl& w, const void* x) {
+cuda::CudaShape shape_of(int64_t m, const CudaWeight::Impl& w, const void* x, DType y_dtype) {
   cuda::CudaShape sh;
   sh.m = m;
   sh.k = w.k;
@@ -94,6 +94,9 @@ cuda::CudaShape shape_of(int64_t m, const CudaWeight::Impl& w, const void* x) {
   sh.has_perm = w.perm.get() != nullptr;
   sh.has_bias = w.bias.get() != nullptr;
   sh.x_direct = w.k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  sh.act = w.act;
+  sh.y_dtype = y_dtype;
+  for (int i = 0; i < 3; ++i) sh.resident[i] = w.resident[i];
   return sh;
 }
 
@@ -101,7 +104,7 @@ cuda::CudaShape shape_of(int64_t m, const CudaWeight::Impl& w, const void* x) {
 
 CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& options) {
   require(m >= 0, "cuda: M = {} < 0", m);
-  return cuda::plan_cuda(shape_of(m, w.impl(), nullptr), options).public_plan;
+  return cuda::plan_cuda(shape_of(m, w.impl(), nullptr, w.impl().act), options).public_plan;
 }
 
 void gemm(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y, CudaWorkspace& workspace, void* stream,
@@ -116,7 +119,9 @@ void gemm(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y, Cu
   require(x.data != nullptr && y.data != nullptr, "cuda gemm: null x or y");
   cuda::check_device_pointer(x.data, wi.device, "x");
   cuda::check_device_pointer(y.data, wi.device, "y");
-  const cuda::CudaLaunchPlan plan = cuda::plan_cuda(shape_of(x.rows, wi, x.data), options);
+  const cuda::CudaLaunchPlan plan = cuda::plan_cuda(shape_of(x.rows, wi, x.data, y.dtype), options);
+  // Growing replaces the buffer: the stream's earlier calls may still be using the old one.
+  if (workspace.bytes() < plan.workspace.total) cuda::synchronize(stream);
   workspace.reserve(plan.workspace.total, wi.device);
   cuda::execute(plan, x, wi, y, workspace.impl(), stream);
 }

@@ -4,6 +4,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <exception>
+
 #include "common/check.hpp"
 #include "cuda/cuda_objects.hpp"
 #include "cuda/gpu_pack.hpp"
@@ -62,7 +64,10 @@ cublasHandle_t cublas_for(CudaWorkspace::Impl& ws, const CudaLaunchPlan& plan, c
     ws.cublas = h;
   }
   auto h = static_cast<cublasHandle_t>(ws.cublas);
-  if (cublasSetStream(h, stream) != CUBLAS_STATUS_SUCCESS ||
+  // Reductions inside cuBLAS stay in fp32 (the default allows them in the 16-bit output type).
+  if (cublasSetMathMode(h, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) !=
+          CUBLAS_STATUS_SUCCESS ||
+      cublasSetStream(h, stream) != CUBLAS_STATUS_SUCCESS ||
       cublasSetWorkspace(h, at(ws, plan.workspace.cublas_offset), size_t(plan.workspace.cublas_bytes)) !=
           CUBLAS_STATUS_SUCCESS) {
     fail(ErrorCode::internal, "cuda: configuring the cuBLAS handle failed");
@@ -110,6 +115,10 @@ void zero_device(const DeviceBuffer& b) {
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
+void synchronize(void* stream) {
+  check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+}
+
 int current_device() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
@@ -142,11 +151,19 @@ void check_device_pointer(const void* p, int device, const char* what) {
 }
 
 std::unique_ptr<CudaWeight::Impl> upload(const QuantizedWeight& w, DType act, int device) {
-  const GpuPackedWeight p = pack_gpu(w, act);
   DeviceGuard guard(device);
+  int major = 0;
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+  if (major < 8) {
+    fail(ErrorCode::unsupported,
+         "cuda: device {} is sm_{}x; the kernels need sm_80 or newer (mma.m16n8k16 bf16, cp.async)", device, major);
+  }
+  const GpuPackedWeight p = pack_gpu(w, act);
   auto impl = std::make_unique<CudaWeight::Impl>();
   impl->device = device;
   impl->sms = device_sm_count(device);
+  const Elem elem = act == DType::bf16 ? Elem::bf16 : Elem::f16;
+  for (int i = 0; i < 3; ++i) impl->resident[i] = fused_resident_blocks(16 << i, elem);
   impl->n = p.n;
   impl->k = p.k;
   impl->n_slabs = p.n_slabs;
@@ -172,6 +189,7 @@ std::unique_ptr<CudaWeight::Impl> clone(const CudaWeight::Impl& w) {
   auto c = std::make_unique<CudaWeight::Impl>();
   c->device = w.device;
   c->sms = w.sms;
+  for (int i = 0; i < 3; ++i) c->resident[i] = w.resident[i];
   c->n = w.n;
   c->k = w.k;
   c->n_slabs = w.n_slabs;
@@ -286,19 +304,28 @@ void cuda_gemm_from_host(const MatrixRef& x, const CudaWeight& w, const MutableM
   require(x_bytes && y_bytes, "cuda gemm: x or y is too large");
   cuda::DeviceGuard guard(wi.device);
   cuda::DeviceBuffer dx(wi.device, *x_bytes), dy(wi.device, *y_bytes);
-  if (*x_bytes) cuda::check(cudaMemcpy(dx.get(), x.data, size_t(*x_bytes), cudaMemcpyHostToDevice), "cudaMemcpy");
   cudaStream_t stream = nullptr;
   cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  CudaWorkspace workspace;
-  try {
-    gemm({dx.get(), x.dtype, x.rows, x.cols}, w, {dy.get(), y.dtype, y.rows, y.cols}, workspace, stream, options);
-    cuda::check(cudaStreamSynchronize(stream), "the gemm");
-  } catch (...) {
-    cudaStreamDestroy(stream);
-    throw;
+  std::exception_ptr failure;
+  {
+    CudaWorkspace workspace;  // destroyed (with its cuBLAS handle) before the stream
+    try {
+      // Copies on the call's stream: a non-blocking stream does not wait for the legacy one.
+      if (*x_bytes) {
+        cuda::check(cudaMemcpyAsync(dx.get(), x.data, size_t(*x_bytes), cudaMemcpyHostToDevice, stream), "cudaMemcpy");
+      }
+      gemm({dx.get(), x.dtype, x.rows, x.cols}, w, {dy.get(), y.dtype, y.rows, y.cols}, workspace, stream, options);
+      if (*y_bytes) {
+        cuda::check(cudaMemcpyAsync(y.data, dy.get(), size_t(*y_bytes), cudaMemcpyDeviceToHost, stream), "cudaMemcpy");
+      }
+      cuda::check(cudaStreamSynchronize(stream), "the gemm");
+    } catch (...) {
+      failure = std::current_exception();
+      cudaStreamSynchronize(stream);
+    }
   }
   cudaStreamDestroy(stream);
-  if (*y_bytes) cuda::check(cudaMemcpy(y.data, dy.get(), size_t(*y_bytes), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace w4a16

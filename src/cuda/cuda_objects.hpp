@@ -49,6 +49,7 @@ namespace w4a16 {
 struct CudaWeight::Impl {
   int device = 0;
   int sms = 0;
+  int resident[3] = {0, 0, 0};  // fused-kernel blocks per SM for 16-, 32-, 64-row tiles
   int64_t n = 0, k = 0, n_slabs = 0, k_slabs = 0, group_size = 0, groups = 0;
   DType act = DType::f16;
   cuda::DeviceBuffer codes, scales, offsets, zero_adds, perm, bias;
@@ -73,6 +74,8 @@ namespace w4a16::cuda {
 // Sets every byte of b to 0 and waits (a new workspace: its split-K counters must start at 0).
 void zero_device(const DeviceBuffer& b);
 int current_device();  // throws Error(unsupported) without a usable device
+// Waits for the work queued on `stream` (a cudaStream_t): before a workspace in use is replaced.
+void synchronize(void* stream);
 int device_sm_count(int device);
 // Throws Error(invalid_argument) unless p is device (or managed) memory usable on `device`.
 void check_device_pointer(const void* p, int device, const char* what);

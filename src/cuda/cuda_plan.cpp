@@ -17,12 +17,13 @@ int tile_rows_for(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 
 }  // namespace
 
-int resident_blocks_per_sm(int tile_rows) { return tile_rows <= 16 ? 4 : tile_rows <= 32 ? 3 : 2; }
+int resident_blocks_per_sm(int tile_rows) { return tile_rows <= 16 ? 5 : tile_rows <= 32 ? 3 : 2; }
 
 CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& options) {
   require(options.split_k >= 0, "cuda: split_k must be >= 0, got {}", options.split_k);
   require(options.strategy != Strategy::pipelined,
           "cuda: the pipelined strategy is CPU-only (use fused, decoupled or dense)");
+  require(sh.n_slabs <= kMaxGridYZ, "cuda: N = {} exceeds the fused kernel's grid ({} x 64 columns)", sh.n, kMaxGridYZ);
   CudaLaunchPlan lp;
   CudaPlan& p = lp.public_plan;
   p.strategy = options.strategy == Strategy::automatic ? Strategy::fused : options.strategy;
@@ -34,12 +35,15 @@ CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& options) {
   int64_t s = 1;
   if (p.strategy == Strategy::fused) {
     if (options.split_k > 0) {
-      s = std::min<int64_t>(options.split_k, sh.k_slabs);
-      if (options.split_k > s) p.notes += fmt::format("split_k {} clamped to the {} slabs of K; ", options.split_k, s);
+      s = std::min<int64_t>({options.split_k, sh.k_slabs, kMaxGridYZ});
+      if (options.split_k > s)
+        p.notes += fmt::format("split_k {} clamped to {} (slabs of K, grid); ", options.split_k, s);
     } else if (options.partition != Partition::data_parallel) {
       // As many splits as fill one wave of resident blocks, never more: a second, partial wave
       // would leave SMs idle at the end (tiles x S slightly above the slots is the worst case).
-      const int64_t slots = int64_t(std::max(sh.sms, 1)) * resident_blocks_per_sm(p.tile_rows);
+      const int measured = sh.resident[p.tile_rows <= 16 ? 0 : p.tile_rows <= 32 ? 1 : 2];
+      const int64_t slots =
+          int64_t(std::max(sh.sms, 1)) * (measured > 0 ? measured : resident_blocks_per_sm(p.tile_rows));
       s = std::clamp<int64_t>(slots / tiles, 1, max_splits);
       if (options.partition == Partition::split_k) s = std::max<int64_t>(s, std::min<int64_t>(2, sh.k_slabs));
       p.notes += fmt::format("{} output tiles for {} resident blocks: S = {}; ", tiles, slots, s);
@@ -66,7 +70,8 @@ CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& options) {
   const int64_t k_pad = sh.k_slabs * 16;
   lp.prepare_x = sh.has_perm || !sh.x_direct;
   lp.x_ld = lp.prepare_x ? k_pad : sh.k;
-  lp.bias_epilogue = p.strategy != Strategy::fused && sh.has_bias;
+  const bool cublas_writes_y = sh.y_dtype == sh.act || sh.y_dtype == DType::f32;
+  lp.bias_epilogue = p.strategy != Strategy::fused && (sh.has_bias || !cublas_writes_y);
 
   WorkspaceLayout& ws = lp.workspace;
   int64_t at = 0;

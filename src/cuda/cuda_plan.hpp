@@ -17,11 +17,19 @@ struct CudaShape {
   bool has_perm = false;             // act-order: x is gathered first
   bool x_direct = false;             // x's rows are 16-byte aligned (K % 8 == 0, aligned base)
   bool has_bias = false;
+  DType act = DType::f16;      // x's dtype (the weight's)
+  DType y_dtype = DType::f16;  // y's: cuBLAS writes only act or fp32, another goes through fp32
+  // Fused-kernel blocks resident per SM for tiles of 16, 32, 64 rows (the occupancy calculator on
+  // this device); 0: resident_blocks_per_sm()'s estimate.
+  int resident[3] = {0, 0, 0};
 };
 
-// Blocks of the fused kernel resident per SM for a tile of 16, 32 or 64 rows: shared memory (46,
-// 64, 98 KiB of ~227) and registers (~96, ~128, ~210 x 128 threads of 64 Ki) allow 4, 3 and 2.
+// An estimate of the fused kernel's blocks resident per SM for a tile of 16, 32 or 64 rows, used when
+// the device's occupancy is unknown: shared memory (41, 58, 92 KiB of ~227) and registers (~80,
+// ~128, ~218 x 128 threads of 64 Ki) allow 5, 3 and 2 on sm_90.
 int resident_blocks_per_sm(int tile_rows);
+// The grid's limits: N / 64 slabs on grid.y and S on grid.z.
+inline constexpr int64_t kMaxGridYZ = 65535;
 // A split multiplies at least this many 16-k slabs (two pipeline stages), so that filling the
 // pipeline and writing the fp32 partials stay small beside its share of the weight.
 inline constexpr int64_t kMinSlabsPerSplit = 16;
@@ -45,7 +53,9 @@ struct CudaLaunchPlan {
   int64_t x_ld = 0;      // row stride of the x the kernel reads (K, or k_slabs * 16 when prepared)
   bool prepare_x = false;
   int64_t slabs_per_split = 0;
-  bool bias_epilogue = false;  // decoupled / dense with a bias: cuBLAS writes fp32, reduce adds the bias
+  // decoupled / dense with a bias, or a y of the other 16-bit dtype: cuBLAS writes fp32, the
+  // reduction kernel adds the bias and converts
+  bool bias_epilogue = false;
   WorkspaceLayout workspace;
 };
 

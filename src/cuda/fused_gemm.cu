@@ -42,7 +42,10 @@ struct StageLayout {
   static constexpr int zero_off = scale_off + param_bytes;
   static constexpr int bytes = zero_off + param_bytes;
   static constexpr int pipeline = kStages * bytes;
-  static constexpr int reduce = kWarps * MT * 16 * L::kSlabN * 4;  // fp32 per warp, reused after the loop
+  // The epilogue's fp32 tile per warp, rows padded to 72 floats: the c-fragment stores of rows r and
+  // r + 4 share banks (2-way) instead of all 8 rows (8-way). Reuses the pipeline's memory.
+  static constexpr int kRedRow = L::kSlabN + 8;
+  static constexpr int reduce = kWarps * MT * 16 * kRedRow * 4;
   static constexpr int smem = pipeline > reduce ? pipeline : reduce;
   static_assert(x_bytes % 16 == 0 && bytes % 16 == 0, "cp.async needs 16-byte aligned destinations");
 };
@@ -160,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
   __syncthreads();
 
   // Epilogue: each warp's tile into shared memory, summed in warp order, written out.
-  constexpr int kTileElems = MT * 16 * L::kSlabN;
+  constexpr int kTileElems = MT * 16 * L::kSlabN, kRed = MT * 16 * S::kRedRow;
   float* red = reinterpret_cast<float*>(smem);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -169,13 +172,14 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const L::RowCol rc = L::c_fragment(lane, r);
-        red[warp * kTileElems + (mt * 16 + rc.row) * L::kSlabN + t * 8 + rc.col] = acc[mt][t][r];
+        red[warp * kRed + (mt * 16 + rc.row) * S::kRedRow + t * 8 + rc.col] = acc[mt][t][r];
       }
   __syncthreads();
   for (int e = tid; e < kTileElems; e += kThreads) {
-    float v = red[e];
+    const int at = (e / L::kSlabN) * S::kRedRow + e % L::kSlabN;
+    float v = red[at];
 #pragma unroll
-    for (int wp = 1; wp < kWarps; ++wp) v += red[wp * kTileElems + e];
+    for (int wp = 1; wp < kWarps; ++wp) v += red[wp * kRed + at];
     const int64_t gm = m0 + e / L::kSlabN, gn = nb * L::kSlabN + e % L::kSlabN;
     if (gm >= args.m || gn >= w.n) continue;
     if (args.output == FusedOutput::direct) {
@@ -215,18 +219,27 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
   }
 }
 
+// Above 48 KiB of dynamic shared memory a kernel must opt in, once per device (remembered for
+// devices 0..63 after it succeeded; others ask every time).
+template <Elem A, int MT, int ZM>
+void opt_in() {
+  constexpr int bytes = StageLayout<MT>::smem;
+  if (bytes <= 48 * 1024) return;
+  static std::atomic<uint64_t> done{0};
+  int device = 0;
+  cudaGetDevice(&device);
+  const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;
+  if (bit && (done.load(std::memory_order_acquire) & bit)) return;
+  if (cudaFuncSetAttribute(fused_kernel<A, MT, ZM>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) ==
+      cudaSuccess) {
+    done.fetch_or(bit, std::memory_order_acq_rel);
+  }
+}
+
 template <Elem A, int MT, int ZM>
 void launch(const FusedArgs& a, cudaStream_t stream) {
   constexpr int bytes = StageLayout<MT>::smem;
-  // Above 48 KiB of dynamic shared memory a kernel must opt in, once per device.
-  static std::atomic<uint32_t> opted_in{0};
-  int device = 0;
-  cudaGetDevice(&device);
-  const uint32_t bit = 1u << (device % 32);
-  if (bytes > 48 * 1024 && !(opted_in.load(std::memory_order_acquire) & bit)) {
-    cudaFuncSetAttribute(fused_kernel<A, MT, ZM>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    opted_in.fetch_or(bit, std::memory_order_acq_rel);
-  }
+  opt_in<A, MT, ZM>();
   const dim3 grid(unsigned((a.m + MT * 16 - 1) / (MT * 16)), unsigned(a.w.n_slabs), unsigned(a.splits));
   fused_kernel<A, MT, ZM><<<grid, kThreads, bytes, stream>>>(a);
 }
@@ -254,6 +267,29 @@ void launch_tile(const FusedArgs& a, cudaStream_t stream) {
 }
 
 }  // namespace
+
+template <Elem A, int MT>
+int resident() {
+  opt_in<A, MT, kAsym>();  // the asym variant: the most registers of the three zero modes
+  int blocks = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_kernel<A, MT, kAsym>, kThreads,
+                                                    StageLayout<MT>::smem) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return blocks;
+}
+
+int fused_resident_blocks(int tile_rows, Elem act) {
+  if (act == Elem::bf16) {
+    return tile_rows <= 16   ? resident<Elem::bf16, 1>()
+           : tile_rows <= 32 ? resident<Elem::bf16, 2>()
+                             : resident<Elem::bf16, 4>();
+  }
+  return tile_rows <= 16   ? resident<Elem::f16, 1>()
+         : tile_rows <= 32 ? resident<Elem::f16, 2>()
+                           : resident<Elem::f16, 4>();
+}
 
 int fused_smem_bytes(int tile_rows) {
   return tile_rows <= 16 ? StageLayout<1>::smem : tile_rows <= 32 ? StageLayout<2>::smem : StageLayout<4>::smem;

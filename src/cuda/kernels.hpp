@@ -67,6 +67,8 @@ void launch_dequant(const DeviceArrays& w, void* w16, int64_t ld, void* stream);
 
 // The dynamic shared memory the fused kernel needs for `tile_rows` (the host sets the attribute once).
 int fused_smem_bytes(int tile_rows);
+// Its blocks resident per SM on the current device (the occupancy calculator); 0 when unknown.
+int fused_resident_blocks(int tile_rows, Elem act);
 
 // The last launch's error as text ("" when none), clearing it.
 const char* last_launch_error();

@@ -86,7 +86,8 @@ double copy_gbps(cudaStream_t stream) {
 
 // Median ms per call of `call(i)` (i = call index, for rotation): batches of back-to-back calls
 // captured in a CUDA graph when possible; `graph` reports which.
-double time_calls(const std::function<void(int64_t)>& call, cudaStream_t stream, double min_batch_ms, bool& graph) {
+double time_calls(const std::function<void(int64_t)>& call, int64_t copies, cudaStream_t stream, double min_batch_ms,
+                  bool& graph) {
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
@@ -96,7 +97,10 @@ double time_calls(const std::function<void(int64_t)>& call, cudaStream_t stream,
     cudaEventElapsedTime(&t, start, stop);
     return double(t);
   };
-  for (int64_t i = 0; i < 3; ++i) call(i);  // warm-up: workspaces, the dense copy, cuBLAS heuristics
+  // Warm-up: every rotated copy once (each makes its dense copy on its first dense call, which must
+  // not happen inside the capture), workspaces, cuBLAS's heuristics.
+  for (int64_t i = 0; i < std::max<int64_t>(3, copies); ++i) call(i);
+  check(cudaStreamSynchronize(stream), "warm-up");
   cudaEventRecord(start, stream);
   for (int64_t i = 0; i < 8; ++i) call(i);
   cudaEventRecord(stop, stream);
@@ -195,7 +199,9 @@ int run_cuda_bench(const CudaBenchConfig& config) {
       const double bytes = q_bytes + double(m * k * 2 + m * n * 2);
       for (const DType act : {DType::bf16, DType::f16}) {
         const std::vector<uint16_t> xh = random_bits(act, m * k, 1.0, uint64_t(m * 7 + k));
-        check(cudaMemcpy(dx.p, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+        // On the timed stream: a non-blocking stream does not wait for cudaMemcpy's legacy stream.
+        check(cudaMemcpyAsync(dx.p, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
+        check(cudaStreamSynchronize(stream), "cudaMemcpyAsync");
         const MatrixRef x{dx.p, act, m, k}, x_host{xh.data(), act, m, k};
         const MutableMatrixRef y{dy.p, act, m, n};
         const ReferenceSample reference(x_host, w);
@@ -234,7 +240,8 @@ int run_cuda_bench(const CudaBenchConfig& config) {
           gemm(x, ws_list.front(), y, ws, stream, v.options);
           check(cudaStreamSynchronize(stream), "gemm");
           std::vector<uint16_t> yh(size_t(m * n));
-          check(cudaMemcpy(yh.data(), dy.p, yh.size() * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
+          check(cudaMemcpyAsync(yh.data(), dy.p, yh.size() * 2, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
+          check(cudaStreamSynchronize(stream), "cudaMemcpyAsync");
           const std::string bad = reference.mismatch({yh.data(), act, m, n});
           const CudaPlan plan = plan_cuda_gemm(m, ws_list.front(), v.options);
           if (!bad.empty()) {
@@ -245,7 +252,7 @@ int run_cuda_bench(const CudaBenchConfig& config) {
           bool graph = false;
           const double ms =
               time_calls([&](int64_t i) { gemm(x, ws_list[size_t(i) % ws_list.size()], y, ws, stream, v.options); },
-                         stream, config.min_batch_ms, graph);
+                         int64_t(ws_list.size()), stream, config.min_batch_ms, graph);
           Row r{k, n, m, v.name, plan.split_k, ms, v.bytes / (ms * 1e-3) / 1e9, graph};
           if (v.name == "fused-splitk") {
             if (ms < best_split.ms) best_split = r;
@@ -275,6 +282,7 @@ int run_cuda_bench(const CudaBenchConfig& config) {
                  f ? fmt::format("{:.0f}%", 100 * f->gbps / copy) : "-");
     }
   }
+  ws = CudaWorkspace();  // its cuBLAS handle goes before the stream it was bound to
   cudaStreamDestroy(stream);
 
   if (!config.json_path.empty()) {

@@ -24,24 +24,28 @@ CudaShape shape(int64_t m, int64_t k, int64_t n, int sms = 132) {
 }
 
 TEST(CudaPlan, SplitsKWhenTheOutputTilesLeaveSmsIdle) {
-  // K >> N: 1024 columns = 16 tiles for 132 SMs x 4 resident blocks: S = 33, 1792 / 33 -> 55 slabs.
+  // K >> N: 1024 columns = 16 tiles for 132 SMs x 5 resident blocks: S = 41, 1792 / 41 -> 44 slabs.
   const CudaLaunchPlan kn = plan_cuda(shape(1, 28672, 1024), {});
   EXPECT_EQ(kn.public_plan.strategy, Strategy::fused);
   EXPECT_EQ(kn.public_plan.partition, Partition::split_k);
-  EXPECT_EQ(kn.slabs_per_split, 55);
-  EXPECT_EQ(kn.public_plan.split_k, 33);  // ceil(1792 / 55): no empty split
-  EXPECT_EQ(kn.public_plan.blocks, 16 * 33);
-  EXPECT_EQ(kn.workspace.partials_bytes, 33 * 1 * 1024 * 4);
+  EXPECT_EQ(kn.slabs_per_split, 44);
+  EXPECT_EQ(kn.public_plan.split_k, 41);  // ceil(1792 / 44): no empty split
+  EXPECT_EQ(kn.public_plan.blocks, 16 * 41);
+  EXPECT_EQ(kn.workspace.partials_bytes, 41 * 1 * 1024 * 4);
   // Enough tiles: data-parallel, no partials.
   const CudaLaunchPlan big = plan_cuda(shape(1, 8192, 57344), {});
   EXPECT_EQ(big.public_plan.partition, Partition::data_parallel);
   EXPECT_EQ(big.public_plan.split_k, 1);
   EXPECT_EQ(big.workspace.partials_bytes, 0);
   EXPECT_EQ(big.workspace.total, kMaxCounterTiles * 4);  // only the counters, always first
-  // 448 tiles for 528 resident blocks: a second split would make a second, mostly idle wave.
+  // 448 tiles for 660 resident blocks: a second split would make a second, mostly idle wave.
   EXPECT_EQ(plan_cuda(shape(1, 8192, 28672), {}).public_plan.split_k, 1);
-  // 64 tiles: S = 528 / 64 = 8, one full wave.
-  EXPECT_EQ(plan_cuda(shape(1, 4096, 4096), {}).public_plan.split_k, 8);
+  // 64 tiles: S = 660 / 64 = 10, one wave.
+  EXPECT_EQ(plan_cuda(shape(1, 4096, 4096), {}).public_plan.split_k, 10);
+  // The device's measured occupancy replaces the estimate: 4 resident -> 528 / 64 = 8.
+  CudaShape measured = shape(1, 4096, 4096);
+  measured.resident[0] = 4;
+  EXPECT_EQ(plan_cuda(measured, {}).public_plan.split_k, 8);
   // 64-row tiles: 2 resident per SM, 2 m tiles x 64 slabs = 128 tiles: S = 264 / 128 = 2.
   EXPECT_EQ(plan_cuda(shape(128, 4096, 4096), {}).public_plan.split_k, 2);
   // A short K is never split below two stages per split.
@@ -104,6 +108,14 @@ TEST(CudaPlan, PreparesXAndSizesTheDecoupledWorkspace) {
   EXPECT_GE(p.workspace.total, p.workspace.cublas_offset + p.workspace.cublas_bytes);
   s.has_bias = true;
   EXPECT_EQ(plan_cuda(s, o).workspace.partials_bytes, 5 * 72 * 4);  // fp32 output for the bias epilogue
+  EXPECT_TRUE(plan_cuda(s, o).bias_epilogue);
+  // cuBLAS writes y only in x's dtype or fp32: bf16 x with fp16 y goes through fp32 too.
+  s.has_bias = false;
+  s.act = DType::bf16;
+  s.y_dtype = DType::f16;
+  EXPECT_TRUE(plan_cuda(s, o).bias_epilogue);
+  s.y_dtype = DType::f32;
+  EXPECT_FALSE(plan_cuda(s, o).bias_epilogue);
   // Act-order gathers x even when it is aligned.
   CudaShape permuted = shape(2, 4096, 4096);
   permuted.has_perm = true;
@@ -126,6 +138,8 @@ TEST(CudaPlan, RejectsWhatCannotRun) {
   o.partition = Partition::data_parallel;
   o.split_k = 2;
   EXPECT_THROW(plan_cuda(shape(1, 64, 64), o), Error);
+  // Past the grid: N / 64 > 65535 slabs.
+  EXPECT_THROW(plan_cuda(shape(1, 64, (kMaxGridYZ + 1) * 64), {}), Error);
 }
 
 // Without a GPU (every CI machine), the API answers with Error(unsupported), never a crash.
