@@ -170,6 +170,34 @@ TEST_F(Cli, QuantizeThenGemmReproducesTheReference) {
   }
 }
 
+// --backend cuda on a machine without a GPU (or a build without CUDA): one error line saying so,
+// exit status 1, no output file; on a GPU, the same result as the CPU within the same bound.
+TEST_F(Cli, GemmOnTheCudaBackend) {
+  write_model(path("model.safetensors"));
+  ASSERT_EQ(run_cli("quantize -i " + path("model.safetensors") + " -o " + path("q.safetensors") + " -g 64").status, 0);
+  const auto x = test::random_matrix(DType::bf16, 3, 200, 10);
+  io::SafetensorsWriter xw;
+  xw.add_owned("x", io::StDType::BF16, {3, 200}, bytes(x));
+  xw.write(path("x.safetensors"));
+  const std::string args = "gemm -w " + path("q.safetensors") + " -t model.layers.0.mlp.down_proj -i " +
+                           path("x.safetensors") + " -o " + path("y_cuda.safetensors") + " --backend cuda";
+  const Result g = run_cli(args);
+  if (cuda_devices().devices.empty()) {
+    EXPECT_EQ(g.status, 1) << g.output;
+    EXPECT_NE(g.output.find("CUDA"), std::string::npos) << g.output;
+    EXPECT_FALSE(fs::exists(path("y_cuda.safetensors")));
+    EXPECT_EQ(run_cli(args + " --threads 2").status, 1);  // a CPU option: refused before any device is touched
+    return;
+  }
+  ASSERT_EQ(g.status, 0) << g.output;
+  const QuantizedWeight w = load_quantized(path("q.safetensors"), "model.layers.0.mlp.down_proj");
+  test::HostMatrix ref(DType::bf16, 3, 33);
+  reference_gemm(x.ref(), w, ref.mut());
+  const auto yfile = io::SafetensorsFile::open(path("y_cuda.safetensors"));
+  const auto* y = reinterpret_cast<const uint16_t*>(yfile.data(*yfile.find("y")).data());
+  for (int i = 0; i < 3 * 33; ++i) EXPECT_NEAR(bf16_to_f32(y[i]), ref.get(i), 0.02 * std::abs(ref.get(i)) + 0.02);
+}
+
 TEST_F(Cli, BadInputGivesOneLineErrorAndNonZeroStatus) {
   write_model(path("model.safetensors"));
   {
