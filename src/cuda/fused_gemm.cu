@@ -65,8 +65,12 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
   const int iters = int((slabs + kStageSlabs - 1) / kStageSlabs);
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
 
+  // Rows of x past M are zero in every stage buffer for the whole kernel: written once below and
+  // never loaded (at M = 1, 15 of the tile's 16 rows: most of a stage's copies otherwise).
+  const int rows = args.m - m0 < MT * 16 ? int(args.m - m0) : MT * 16;
+
   // Stage `it` (slabs kb_begin + 8 it ...) into buffer `buf`: every thread issues its share of
-  // 16-byte copies; slabs past the split are skipped, x past M or K is zero-filled.
+  // 16-byte copies; slabs past the split are skipped, x past K is zero-filled.
   auto load_stage = [&](int buf, int it) {
     unsigned char* st = smem + buf * S::bytes;
     const int64_t kb0 = kb_begin + int64_t(it) * kStageSlabs;
@@ -86,11 +90,10 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
                    true);
       }
     }
-#pragma unroll
-    for (int c = tid; c < MT * 16 * 16; c += kThreads) {
+    for (int c = tid; c < rows * 16; c += kThreads) {
       const int row = c / 16, chunk = c % 16;
       const int64_t gm = m0 + row, col = kb0 * L::kSlabK + chunk * 8;
-      const bool valid = gm < args.m && col < w.k;
+      const bool valid = col < w.k;
       cp_async16(st + S::x_off + L::x_tile_index(row, chunk * 8) * 2, valid ? x + gm * args.x_ld + col : x, valid);
     }
   };
@@ -143,6 +146,15 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
       }
     }
   };
+
+  // The zero rows (made visible by the first barrier of the loop below).
+  constexpr int kRowChunks = L::kXRow * 2 / 16;
+  for (int c = tid; c < kStages * (MT * 16 - rows) * kRowChunks; c += kThreads) {
+    const int per_stage = (MT * 16 - rows) * kRowChunks;
+    const int stage = c / per_stage, row = rows + (c % per_stage) / kRowChunks, chunk = c % kRowChunks;
+    *reinterpret_cast<uint4*>(smem + stage * S::bytes + S::x_off + L::x_tile_index(row, chunk * 8) * 2) =
+        make_uint4(0, 0, 0, 0);
+  }
 
   // The pipeline: kStages - 1 stages in flight while one is multiplied. Every iteration commits a
   // group (empty past the end) so that wait_group counts stages.
