@@ -158,7 +158,10 @@ def bench_section(outdir):
     table, shape_order, shape_kn = {}, [], {}
     for source in (rows_of(bench), rows_of(peers)):
         for r in source:
-            shape, m, variant = str(r.get("shape", "?")), r.get("m"), str(r.get("variant", "?"))
+            # Joined on (K, N), not the "shape" text: the bench writes "KxN", the peer "NxK".
+            k, n = r.get("k"), r.get("n")
+            shape = f"{k}x{n}" if k is not None and n is not None else str(r.get("shape", "?"))
+            m, variant = r.get("m"), str(r.get("variant", "?"))
             if shape not in shape_order:
                 shape_order.append(shape)
                 shape_kn[shape] = (r.get("k", "?"), r.get("n", "?"))
@@ -176,7 +179,7 @@ def bench_section(outdir):
         variants = [v for v in VARIANTS if v in present] + sorted(present - set(VARIANTS))
         k, n = shape_kn[shape]
         out.append("")
-        out.append(f"  {shape}  (K={k}, N={n}; milliseconds per call)")
+        out.append(f"  {shape} (K x N; K={k}, N={n}; milliseconds per call)")
         header = ["M"] + variants + ["auto sk", "auto/cuBLAS16", "auto/tinygemm", "auto %copy"]
         lines = []
         for key in keys:
