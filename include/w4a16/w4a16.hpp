@@ -415,8 +415,10 @@ struct CudaPlan {
 };
 
 // Device memory (and a cuBLAS handle) that the CUDA gemm calls on one stream reuse. It grows on the
-// first call that needs more; later calls of that size allocate nothing. Use one per stream: calls
-// sharing a workspace must not overlap.
+// first call that needs more (at least doubling; the smaller buffers it replaces are kept until it
+// is destroyed, so queued work and CUDA graphs captured earlier stay valid); later calls of that
+// size allocate nothing. Growing cannot happen inside a graph capture: reserve() first. Use one per
+// stream: calls sharing a workspace must not overlap.
 class CudaWorkspace {
  public:
   CudaWorkspace();
@@ -433,7 +435,10 @@ class CudaWorkspace {
   std::unique_ptr<Impl> impl_;
 };
 
-CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& options = {});
+// y_dtype: the output's dtype (default: x's); cuBLAS-based strategies need an fp32 buffer for the
+// other 16-bit one.
+CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& options = {},
+                        std::optional<DType> y_dtype = std::nullopt);
 
 // y[M, N] = x[M, K] * dequant(W)^T (+ bias) on w's device: x of w.act(), y fp16, bf16 or fp32,
 // both device pointers, row-major and contiguous. `stream` is a cudaStream_t (nullptr: the legacy

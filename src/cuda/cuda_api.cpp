@@ -1,5 +1,6 @@
 // The public CUDA API's host half, the same in every build: object plumbing, argument checks,
 // planning. The device work is cuda_executor.cpp's.
+#include <algorithm>
 #include <cstdint>
 
 #include "common/check.hpp"
@@ -69,9 +70,12 @@ void CudaWorkspace::reserve(int64_t bytes, int device) {
   require(ws.device < 0 || ws.device == device, "cuda: this workspace belongs to device {}, not {}", ws.device, device);
   ws.device = device;
   if (ws.buffer.bytes() < bytes) {
-    ws.buffer = cuda::DeviceBuffer();  // free first: the old and new need not fit together
-    ws.buffer = cuda::DeviceBuffer(device, bytes);
-    cuda::zero_device(ws.buffer);
+    // At least doubling, so that the retired buffers (kept alive: queued work and captured graphs
+    // may use them) add up to less than the live one.
+    cuda::DeviceBuffer grown(device, std::max(bytes, 2 * ws.buffer.bytes()));
+    cuda::zero_device(grown);  // the split-K counters start at 0
+    if (ws.buffer.get()) ws.retired.push_back(std::move(ws.buffer));
+    ws.buffer = std::move(grown);
   }
 }
 
@@ -102,9 +106,9 @@ cuda::CudaShape shape_of(int64_t m, const CudaWeight::Impl& w, const void* x, DT
 
 }  // namespace
 
-CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& options) {
+CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& options, std::optional<DType> y) {
   require(m >= 0, "cuda: M = {} < 0", m);
-  return cuda::plan_cuda(shape_of(m, w.impl(), nullptr, w.impl().act), options).public_plan;
+  return cuda::plan_cuda(shape_of(m, w.impl(), nullptr, y.value_or(w.impl().act)), options).public_plan;
 }
 
 void gemm(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y, CudaWorkspace& workspace, void* stream,
@@ -120,8 +124,12 @@ void gemm(const MatrixRef& x, const CudaWeight& w, const MutableMatrixRef& y, Cu
   cuda::check_device_pointer(x.data, wi.device, "x");
   cuda::check_device_pointer(y.data, wi.device, "y");
   const cuda::CudaLaunchPlan plan = cuda::plan_cuda(shape_of(x.rows, wi, x.data, y.dtype), options);
-  // Growing replaces the buffer: the stream's earlier calls may still be using the old one.
-  if (workspace.bytes() < plan.workspace.total) cuda::synchronize(stream);
+  if (workspace.bytes() < plan.workspace.total) {
+    require(!cuda::is_capturing(stream),
+            "cuda gemm: the workspace must grow to {} bytes, which cannot happen during a CUDA graph capture: "
+            "call CudaWorkspace::reserve(plan_cuda_gemm(...).workspace_bytes) (or run the call once) before capturing",
+            plan.workspace.total);
+  }
   workspace.reserve(plan.workspace.total, wi.device);
   cuda::execute(plan, x, wi, y, workspace.impl(), stream);
 }

@@ -115,8 +115,10 @@ void zero_device(const DeviceBuffer& b) {
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
-void synchronize(void* stream) {
-  check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+bool is_capturing(void* stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status), "cudaStreamIsCapturing");
+  return status != cudaStreamCaptureStatusNone;
 }
 
 int current_device() {

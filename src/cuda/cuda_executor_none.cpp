@@ -16,7 +16,7 @@ DeviceBuffer::DeviceBuffer(int, int64_t) { not_built(); }
 DeviceBuffer::~DeviceBuffer() = default;
 void zero_device(const DeviceBuffer&) { not_built(); }
 int current_device() { not_built(); }
-void synchronize(void*) { not_built(); }
+bool is_capturing(void*) { not_built(); }
 int device_sm_count(int) { not_built(); }
 void check_device_pointer(const void*, int, const char*) { not_built(); }
 std::unique_ptr<CudaWeight::Impl> upload(const QuantizedWeight&, DType, int) { not_built(); }

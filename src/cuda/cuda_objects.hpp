@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <vector>
 
 #include "cuda/cuda_plan.hpp"
 #include "cuda/kernels.hpp"
@@ -63,6 +64,9 @@ struct CudaWeight::Impl {
 struct CudaWorkspace::Impl {
   int device = -1;
   cuda::DeviceBuffer buffer;
+  // Buffers replaced by a larger one, kept until the workspace goes: work still queued, or a CUDA
+  // graph captured earlier, may use them.
+  std::vector<cuda::DeviceBuffer> retired;
   void* cublas = nullptr;  // cublasHandle_t, created by the first cuBLAS call
   ~Impl();
 };
@@ -74,8 +78,8 @@ namespace w4a16::cuda {
 // Sets every byte of b to 0 and waits (a new workspace: its split-K counters must start at 0).
 void zero_device(const DeviceBuffer& b);
 int current_device();  // throws Error(unsupported) without a usable device
-// Waits for the work queued on `stream` (a cudaStream_t): before a workspace in use is replaced.
-void synchronize(void* stream);
+// Whether `stream` (a cudaStream_t) is being captured into a CUDA graph (no allocation then).
+bool is_capturing(void* stream);
 int device_sm_count(int device);
 // Throws Error(invalid_argument) unless p is device (or managed) memory usable on `device`.
 void check_device_pointer(const void* p, int device, const char* what);

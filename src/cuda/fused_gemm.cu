@@ -65,8 +65,9 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
   const int iters = int((slabs + kStageSlabs - 1) / kStageSlabs);
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
 
-  // Rows of x past M are zero in every stage buffer for the whole kernel: written once below and
-  // never loaded (at M = 1, 15 of the tile's 16 rows: most of a stage's copies otherwise).
+  // Rows of x past M are never loaded (at M = 1, 15 of the tile's 16 rows: most of a stage's copies
+  // otherwise): whatever they hold only reaches the same rows of the mma's output (its rows are
+  // independent), which the epilogue drops.
   const int rows = args.m - m0 < MT * 16 ? int(args.m - m0) : MT * 16;
 
   // Stage `it` (slabs kb_begin + 8 it ...) into buffer `buf`: every thread issues its share of
@@ -147,15 +148,6 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
     }
   };
 
-  // The zero rows (made visible by the first barrier of the loop below).
-  constexpr int kRowChunks = L::kXRow * 2 / 16;
-  for (int c = tid; c < kStages * (MT * 16 - rows) * kRowChunks; c += kThreads) {
-    const int per_stage = (MT * 16 - rows) * kRowChunks;
-    const int stage = c / per_stage, row = rows + (c % per_stage) / kRowChunks, chunk = c % kRowChunks;
-    *reinterpret_cast<uint4*>(smem + stage * S::bytes + S::x_off + L::x_tile_index(row, chunk * 8) * 2) =
-        make_uint4(0, 0, 0, 0);
-  }
-
   // The pipeline: kStages - 1 stages in flight while one is multiplied. Every iteration commits a
   // group (empty past the end) so that wait_group counts stages.
 #pragma unroll
@@ -207,7 +199,7 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
 
   // Split-K fix-up: the tile's last split to arrive sums the S partials in split order. The
   // fence makes this block's partials visible before its arrival is counted; the last block
-  // reads the others' through L2 (ld.global.cg: L1 may hold an earlier call's lines).
+  // reads the others' through L2 (ld.global.cg: L1 is not coherent across SMs).
   __shared__ bool last;
   __threadfence();
   __syncthreads();
@@ -245,6 +237,8 @@ void opt_in() {
   if (cudaFuncSetAttribute(fused_kernel<A, MT, ZM>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) ==
       cudaSuccess) {
     done.fetch_or(bit, std::memory_order_acq_rel);
+  } else {
+    cudaGetLastError();  // the launch that follows fails and says why; keep no stale error behind
   }
 }
 
@@ -282,7 +276,7 @@ void launch_tile(const FusedArgs& a, cudaStream_t stream) {
 
 template <Elem A, int MT>
 int resident() {
-  opt_in<A, MT, kAsym>();  // the asym variant: the most registers of the three zero modes
+  opt_in<A, MT, kAsym>();  // one variant stands for the three zero modes (a few registers apart)
   int blocks = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_kernel<A, MT, kAsym>, kThreads,
                                                     StageLayout<MT>::smem) != cudaSuccess) {

@@ -114,7 +114,7 @@ double time_calls(const std::function<void(int64_t)>& call, int64_t copies, cuda
     bool ok = true;
     try {
       for (int64_t i = 0; i < iters; ++i) call(i);
-    } catch (const Error&) {
+    } catch (...) {  // end the capture whatever failed, then time a plain loop
       ok = false;
     }
     const cudaError_t end = cudaStreamEndCapture(stream, &g);
@@ -157,8 +157,12 @@ int run_cuda_bench(const CudaBenchConfig& config) {
   check(cudaGetDevice(&device), "cudaGetDevice");
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
-  cudaStream_t stream = nullptr;
-  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  struct Stream {  // destroyed on every way out, after the workspace declared below it
+    cudaStream_t s = nullptr;
+    ~Stream() { cudaStreamDestroy(s); }
+  } owned;
+  check(cudaStreamCreateWithFlags(&owned.s, cudaStreamNonBlocking), "cudaStreamCreate");
+  const cudaStream_t stream = owned.s;
 
   const double copy = copy_gbps(stream);
   const int64_t l2 = std::max<int64_t>(prop.l2CacheSize, 1 << 20);
@@ -282,8 +286,6 @@ int run_cuda_bench(const CudaBenchConfig& config) {
                  f ? fmt::format("{:.0f}%", 100 * f->gbps / copy) : "-");
     }
   }
-  ws = CudaWorkspace();  // its cuBLAS handle goes before the stream it was bound to
-  cudaStreamDestroy(stream);
 
   if (!config.json_path.empty()) {
     nlohmann::json j;

@@ -154,11 +154,13 @@ TEST(CudaGemm, EveryStrategyMatchesTheReference) {
   for (const Case& c : cases) {
     for (const ZeroMode mode : {ZeroMode::sym, ZeroMode::asym, ZeroMode::float_zero}) {
       for (const DType act : {DType::f16, DType::bf16}) {
-        const bool perm = seed % 3 == 0, bias = seed % 2 == 0;
-        const DType scale_dtype = seed % 4 == 0 ? DType::bf16 : DType::f16;
+        // seed alternates with act: the other choices hash seed / 2 so that each meets both dtypes.
+        const uint64_t h = seed / 2;
+        const bool perm = seed % 3 == 0, bias = h % 2 == 0;
+        const DType scale_dtype = (h / 2) % 2 ? DType::bf16 : DType::f16;
         // y cycles through fp16, bf16, fp32 independently of x: every (x, y) pair occurs, the
         // mixed 16-bit ones included (cuBLAS then writes fp32 and the epilogue converts).
-        const DType y_dtype = std::array{DType::f16, DType::bf16, DType::f32}[size_t(seed / 2 % 3)];
+        const DType y_dtype = std::array{DType::f16, DType::bf16, DType::f32}[size_t(seed % 3)];
         const QuantizedWeight w = test::random_weight(c.n, c.k, c.g, mode, scale_dtype, perm, seed, bias);
         const test::HostMatrix x = test::random_matrix(act, c.m, c.k, seed + 1);
         ++seed;
