@@ -267,6 +267,9 @@ void execute(const CudaLaunchPlan& plan, const MatrixRef& x, CudaWeight::Impl& w
   } else {
     std::lock_guard<std::mutex> lock(w.dense_mutex);
     if (!w.dense.get()) {
+      require(!is_capturing(stream),
+              "cuda gemm: the dense strategy makes its 16-bit copy of W on its first call, which cannot happen "
+              "during a CUDA graph capture: make one dense call before capturing");
       DeviceBuffer dense(w.device, w.n * k_pad * 2);
       launch_dequant(arrays, dense.get(), k_pad, stream);
       check_launch("the dequantization kernel");
