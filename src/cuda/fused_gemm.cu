@@ -78,7 +78,8 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
 #pragma unroll
     for (int c = tid; c < kStageSlabs * 32; c += kThreads) {
       const int64_t kb = kb0 + c / 32;
-      if (kb < kb_end) cp_async16(st + S::code_off + c * 16, w.codes + ((nb * w.k_slabs + kb) * 32 + c % 32) * 4, true);
+      if (kb < kb_end)
+        cp_async16(st + S::code_off + c * 16, w.codes + L::code_word_index(nb, kb, w.k_slabs, c % 32, 0), true);
     }
     if (tid < 64 || (ZM != kSym && tid < 128)) {
       const int c = tid % 64;  // threads 0..63: scales; 64..127: MAGIC + z or zf
@@ -87,8 +88,8 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
         int64_t g = kb * L::kSlabK / w.group_size;
         if (g > w.groups - 1) g = w.groups - 1;  // padded k of a per-channel layer
         const uint16_t* src = tid < 64 ? w.scales : (ZM == kAsym ? w.offsets : w.zero_adds);
-        cp_async16(st + (tid < 64 ? S::scale_off : S::zero_off) + c * 16, src + ((g * w.n_slabs + nb) * 8 + c % 8) * 8,
-                   true);
+        cp_async16(st + (tid < 64 ? S::scale_off : S::zero_off) + c * 16,
+                   src + L::group_param_index(g, nb * L::kSlabN + c % 8, w.n_slabs), true);
       }
     }
     for (int c = tid; c < rows * 16; c += kThreads) {

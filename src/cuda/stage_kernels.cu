@@ -40,10 +40,10 @@ __global__ void dequant_kernel(const DeviceArrays w, uint32_t* out, int64_t ld) 
   const int64_t slab = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   if (slab >= w.n_slabs * w.k_slabs) return;
   const int64_t nb = slab / w.k_slabs, kb = slab % w.k_slabs;
-  const uint4 words = reinterpret_cast<const uint4*>(w.codes)[(nb * w.k_slabs + kb) * 32 + lane];
+  const uint4 words = *reinterpret_cast<const uint4*>(w.codes + L::code_word_index(nb, kb, w.k_slabs, lane, 0));
   int64_t g = kb * L::kSlabK / w.group_size;
   if (g > w.groups - 1) g = w.groups - 1;
-  const int64_t param = ((g * w.n_slabs + nb) * 8 + lane / 4) * 8;
+  const int64_t param = L::group_param_index(g, nb * L::kSlabN + lane / 4, w.n_slabs);  // the lane's 8 tiles
   const uint4 sc = *reinterpret_cast<const uint4*>(w.scales + param);
   uint4 zp = make_uint4(0, 0, 0, 0);
   if constexpr (ZM == kAsym) zp = *reinterpret_cast<const uint4*>(w.offsets + param);
