@@ -146,6 +146,11 @@ Arg<Array> take_array(nb::handle obj, const char* what, bool convert) {
     if (nb::try_cast(source, any, false)) {
       if (any.device_type() != nb::device::cpu::value) {
         why = " on device type " + std::to_string(any.device_type()) + " (not the CPU)";
+        if (any.device_type() == nb::device::cuda::value) {
+          why +=
+              "; the Python package runs on the CPU only for now (the CUDA backend is in the C++ and C APIs and "
+              "the CLI, docs/cuda.md): copy the tensor to the CPU";
+        }
       } else if (!convert) {
         why = " that is not C-contiguous or is read-only";
       } else {
