@@ -6,7 +6,8 @@
 // so the blocks that share a slab column run together and its bytes come from L2 after the first.
 // Block: 4 warps. A pipeline stage is 128 k (8 slabs); warp w multiplies slabs 2w and 2w + 1 of
 // each stage for all 64 columns and all MT m tiles, so the 4 warps split K inside the block and
-// their accumulators are summed at the end in warp order (deterministic).
+// their accumulators are summed at the end in warp order (deterministic). With K split, the
+// tile's last split to finish sums the splits' fp32 partials in split order (deterministic too).
 //
 // Shared memory per stage (bytes, StageLayout):
 //   x      [16 MT][136] 16-bit   the stage's 128 columns of x, rows padded (layout::kXRow)

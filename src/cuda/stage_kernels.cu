@@ -1,5 +1,6 @@
 // The small kernels around the fused one: preparing x (act-order gather, padding to 16-byte rows),
-// the split-K reduction in split order, and the decoupled pipeline's dequantization of W to 16 bit.
+// the fp32-to-y epilogue (atomic split-K, cuBLAS's fp32 output: + bias, one rounding), and the
+// decoupled pipeline's dequantization of W to 16 bit.
 #include <cuda_runtime.h>
 
 #include "cuda/device_math.cuh"
