@@ -35,16 +35,23 @@ PackedWeight load_packed(const std::string& path, const std::string& layer) {
   return pack(w);
 }
 
-// --backend cuda: the layer uploaded for x's dtype, x and y copied through the device.
-void run_gemm_cuda(const GemmArgs& args) {
-  require(args.flags.threads == 0 && args.flags.vector_threads == 0,
-          "--threads and --vector-threads are CPU options (not with --backend cuda)");
-  const auto xfile = io::SafetensorsFile::open(args.input);
+// Calls body(x) with the file's 16-bit tensor 'x', which stays in its mapping (no copy unless
+// misaligned) until body returns.
+template <typename Body>
+void with_x(const std::string& path, Body&& body) {
+  const auto xfile = io::SafetensorsFile::open(path);
   const io::TensorInfo* xt = xfile.find("x");
-  if (!xt) fail(ErrorCode::invalid_argument, "{} has no tensor named 'x'", args.input);
+  if (!xt) fail(ErrorCode::invalid_argument, "{} has no tensor named 'x'", path);
   std::vector<std::byte> storage;
   const MatrixRef x = matrix_of(xfile, *xt, storage);
   require(x.dtype != DType::f32, "x must be F16 or BF16 (got F32): activations are 16-bit in W4A16");
+  body(x);
+}
+
+// --backend cuda: the layer uploaded for x's dtype, x and y copied through the device.
+void run_gemm_cuda(const GemmArgs& args, const MatrixRef& x) {
+  require(args.flags.threads == 0 && args.flags.vector_threads == 0,
+          "--threads and --vector-threads are CPU options (not with --backend cuda)");
   const CudaWeight w = [&] {
     const auto file = io::SafetensorsFile::open(args.weights);
     return to_cuda(io::read_quantized(file, args.tensor), x.dtype);
@@ -76,7 +83,7 @@ void run_gemm_cuda(const GemmArgs& args) {
 }
 
 void run_gemm(const GemmArgs& args) {
-  if (args.backend == "cuda") return run_gemm_cuda(args);
+  if (args.backend == "cuda") return with_x(args.input, [&](const MatrixRef& x) { run_gemm_cuda(args, x); });
   const PackedWeight packed = load_packed(args.weights, args.tensor);
   const QuantizedLayout& layout = packed.layout();
 
@@ -86,14 +93,8 @@ void run_gemm(const GemmArgs& args) {
   DType act = DType::bf16;
   GemmPlan plan;
   double ms = 0;
-  {
-    // x stays in its mapping (no copy unless misaligned) and is unmapped before y is written.
-    const auto xfile = io::SafetensorsFile::open(args.input);
-    const io::TensorInfo* xt = xfile.find("x");
-    if (!xt) fail(ErrorCode::invalid_argument, "{} has no tensor named 'x'", args.input);
-    std::vector<std::byte> storage;
-    const MatrixRef x = matrix_of(xfile, *xt, storage);
-    require(x.dtype != DType::f32, "x must be F16 or BF16 (got F32): activations are 16-bit in W4A16");
+  // x is unmapped before y is written.
+  with_x(args.input, [&](const MatrixRef& x) {
     require(x.cols == layout.k, "x is [{}, {}] but the layer has K = {}: x must have K columns", x.rows, x.cols,
             layout.k);
     x_rows = x.rows, x_cols = x.cols, act = x.dtype;
@@ -110,7 +111,7 @@ void run_gemm(const GemmArgs& args) {
     const auto start = std::chrono::steady_clock::now();
     gemm(x, packed, y, options);
     ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  }
+  });
 
   io::SafetensorsWriter writer;
   writer.add("y", io::to_st_dtype(y.dtype), {y.rows, y.cols}, y_bytes);

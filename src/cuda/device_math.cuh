@@ -73,6 +73,18 @@ __device__ __forceinline__ uint32_t dequant_pair(uint32_t word, int pair, uint32
   }
 }
 
+// Both b registers of n8 tile 2 jw + h for one lane: pairs 2h (b0) and 2h + 1 (b1) of its code word
+// jw, with word jw of its scale row and of its zero row (MAGIC + z, or zf; unused for sym).
+template <Elem A, int ZM>
+__device__ __forceinline__ void tile_registers(uint32_t word, uint32_t scale_word, uint32_t zero_word, int h,
+                                               uint32_t (&b)[2]) {
+  const uint32_t scale2 = dup_half(scale_word, h);
+  const uint32_t offset2 = ZM == kAsym ? dup_half(zero_word, h) : sym_offset2<A>();
+  const uint32_t zf2 = ZM == kFloatZero ? dup_half(zero_word, h) : 0u;
+  b[0] = dequant_pair<A, ZM>(word, 2 * h, offset2, scale2, zf2);
+  b[1] = dequant_pair<A, ZM>(word, 2 * h + 1, offset2, scale2, zf2);
+}
+
 // d += a * b for one m16n8k16 tile, fp32 accumulators.
 template <Elem A>
 __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {

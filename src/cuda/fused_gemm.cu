@@ -86,8 +86,7 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
       const int c = tid % 64;  // threads 0..63: scales; 64..127: MAGIC + z or zf
       const int64_t kb = kb0 + c / 8;
       if (kb < kb_end) {
-        int64_t g = kb * L::kSlabK / w.group_size;
-        if (g > w.groups - 1) g = w.groups - 1;  // padded k of a per-channel layer
+        const int64_t g = L::group_of_slab(kb, w.group_size, w.groups);
         const uint16_t* src = tid < 64 ? w.scales : (ZM == kAsym ? w.offsets : w.zero_adds);
         cp_async16(st + (tid < 64 ? S::scale_off : S::zero_off) + c * 16,
                    src + L::group_param_index(g, nb * L::kSlabN + c % 8, w.n_slabs), true);
@@ -136,15 +135,11 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(const FusedArgs args) {
 #pragma unroll
       for (int jw = 0; jw < 4; ++jw) {
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {  // tile t = 2 jw + h: pairs 2h (b0) and 2h + 1 (b1) of word jw
-          const int t = 2 * jw + h;
-          const uint32_t scale2 = dup_half(sv[jw], h);
-          const uint32_t offset2 = ZM == kAsym ? dup_half(zv[jw], h) : sym_offset2<A>();
-          const uint32_t zf2 = ZM == kFloatZero ? dup_half(zv[jw], h) : 0u;
-          const uint32_t b0 = dequant_pair<A, ZM>(wv[jw], 2 * h, offset2, scale2, zf2);
-          const uint32_t b1 = dequant_pair<A, ZM>(wv[jw], 2 * h + 1, offset2, scale2, zf2);
+        for (int h = 0; h < 2; ++h) {  // tile t = 2 jw + h
+          uint32_t b[2];
+          tile_registers<A, ZM>(wv[jw], sv[jw], zv[jw], h, b);
 #pragma unroll
-          for (int mt = 0; mt < MT; ++mt) mma<A>(acc[mt][t], a[mt], b0, b1);
+          for (int mt = 0; mt < MT; ++mt) mma<A>(acc[mt][2 * jw + h], a[mt], b[0], b[1]);
         }
       }
     }

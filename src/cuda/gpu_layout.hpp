@@ -94,6 +94,13 @@ W4A16_HD int64_t code_word_index(int64_t nb, int64_t kb, int64_t k_slabs, int la
   return ((nb * k_slabs + kb) * kLanes + lane) * kWordsPerLane + word;
 }
 
+// The group of slab row kb: a slab lies in one group (g is a multiple of 16, or per-channel, where
+// the padded last slab of a K that is no multiple of 16 still belongs to the one group).
+W4A16_HD int64_t group_of_slab(int64_t kb, int64_t group_size, int64_t groups) {
+  const int64_t g = kb * kSlabK / group_size;
+  return g < groups - 1 ? g : groups - 1;
+}
+
 // Index of the scale (or zero) of group g, column n in the permuted [G][N/64][8][8] layout.
 W4A16_HD int64_t group_param_index(int64_t g, int64_t n, int64_t n_slabs) {
   const int64_t nb = n / kSlabN, t = (n % kSlabN) / 8, r = n % 8;

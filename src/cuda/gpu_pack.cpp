@@ -69,7 +69,7 @@ uint16_t gpu_weight(const GpuPackedWeight& p, int64_t n, int64_t k) {
       p.codes[size_t(layout::code_word_index(n / layout::kSlabN, k / layout::kSlabK, p.k_slabs, s.lane, s.word))];
   const uint32_t pair = layout::magic_pair(word, s.nibble % 4, magic_bits(p.dtype));
   const uint16_t half = uint16_t(s.nibble / 4 ? pair >> 16 : pair & 0xFFFF);  // MAGIC + q
-  const int64_t g = std::min(k / p.group_size, p.groups - 1);
+  const int64_t g = layout::group_of_slab(k / layout::kSlabK, p.group_size, p.groups);
   const size_t i = size_t(layout::group_param_index(g, n, p.n_slabs));
   const double offset = p.offsets.empty() ? double(magic_value(p.dtype) + 8) : from_16(p.offsets[i], p.dtype);
   const double c = from_16(to_16(from_16(half, p.dtype) - offset, p.dtype), p.dtype);  // hsub2: exact

@@ -42,8 +42,7 @@ __global__ void dequant_kernel(const DeviceArrays w, uint32_t* out, int64_t ld) 
   if (slab >= w.n_slabs * w.k_slabs) return;
   const int64_t nb = slab / w.k_slabs, kb = slab % w.k_slabs;
   const uint4 words = *reinterpret_cast<const uint4*>(w.codes + L::code_word_index(nb, kb, w.k_slabs, lane, 0));
-  int64_t g = kb * L::kSlabK / w.group_size;
-  if (g > w.groups - 1) g = w.groups - 1;
+  const int64_t g = L::group_of_slab(kb, w.group_size, w.groups);
   const int64_t param = L::group_param_index(g, nb * L::kSlabN + lane / 4, w.n_slabs);  // the lane's 8 tiles
   const uint4 sc = *reinterpret_cast<const uint4*>(w.scales + param);
   uint4 zp = make_uint4(0, 0, 0, 0);
@@ -59,13 +58,12 @@ __global__ void dequant_kernel(const DeviceArrays w, uint32_t* out, int64_t ld) 
       const int t = 2 * jw + h;
       const int64_t n = nb * L::kSlabN + 8 * t + lane / 4;
       if (n >= w.n) continue;
-      const uint32_t scale2 = dup_half(sv[jw], h);
-      const uint32_t offset2 = ZM == kAsym ? dup_half(zv[jw], h) : sym_offset2<A>();
-      const uint32_t zf2 = ZM == kFloatZero ? dup_half(zv[jw], h) : 0u;
+      uint32_t b[2];
+      tile_registers<A, ZM>(wv[jw], sv[jw], zv[jw], h, b);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {  // b0: k = 2q, 2q + 1; b1: k = 2q + 8, 2q + 9
         const int64_t k = kb * L::kSlabK + 2 * (lane % 4) + 8 * r;
-        out[(n * ld + k) / 2] = dequant_pair<A, ZM>(wv[jw], 2 * h + r, offset2, scale2, zf2);
+        out[(n * ld + k) / 2] = b[r];
       }
     }
   }
