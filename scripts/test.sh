@@ -1,17 +1,45 @@
 #!/usr/bin/env bash
-# The test command. Five stages, each in its own build directory:
-#   1. normal Release build (CUDA code compiled when nvcc is present; GPU tests skip without a GPU)
-#      and the whole suite;
-#   1b. the Python package: venv in build/py-venv, `pip install .`, pytest (scripts/test_python.sh);
-#   2. AddressSanitizer + UndefinedBehaviorSanitizer build (no CUDA, no benchmarks) and the suite;
-#   3. ThreadSanitizer build of the concurrency tests (ctest label "concurrency", target
-#      concurrency_tests: reentrant gemm, the pipelined strategy,
-#      first calls from many threads, ISA cap changed during calls, fork after gemm);
-#   4. the libFuzzer targets (clang), W4A16_FUZZ_SECONDS (default 40) each, from the committed
-#      corpus; without clang the corpus replay in stages 1-2 stands in (safetensors_fuzz_smoke).
-# Set W4A16_TEST_TIER=long to include the tests labelled "long".
+# The test command, in two tiers (docs/architecture.md, "Test tiers"), each stage in its own build
+# directory:
+#
+#   scripts/test.sh        the newcomer tier: does this clone work?
+#     1. normal Release build (CUDA code compiled when nvcc is present; GPU tests skip without a
+#        GPU) and the whole ctest suite, which includes the include-direction check and the
+#        replay of the fuzz corpus with mutations (*_fuzz_smoke, any compiler);
+#     2. the Python package: venv in build/py-venv, `pip install .`, pytest (scripts/test_python.sh).
+#   scripts/test.sh --all  the CI tier (.ci/run): the above, then
+#     3. AddressSanitizer + UndefinedBehaviorSanitizer build (no CUDA, no benchmarks) and the suite;
+#     4. ThreadSanitizer build of the concurrency tests (ctest label "concurrency", target
+#        concurrency_tests: reentrant gemm, the pipelined strategy,
+#        first calls from many threads, ISA cap changed during calls, fork after gemm);
+#     5. the libFuzzer targets (clang), W4A16_FUZZ_SECONDS (default 40) each, from the committed
+#        corpus; without clang the corpus replay of stages 1 and 3 stands in.
+#
+# Set W4A16_TEST_TIER=long (either tier) to include the tests labelled "long".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() {
+  echo "usage: scripts/test.sh [--all]"
+  echo "  (none)  Release build + ctest suite + Python package tests"
+  echo "  --all   also ASan+UBSan build + suite, TSan concurrency tests, libFuzzer (what .ci/run runs)"
+}
+all=0
+for arg in "$@"; do
+  case "$arg" in
+    --all) all=1 ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *)
+      echo "scripts/test.sh: unknown argument '$arg'" >&2
+      usage >&2
+      exit 2
+      ;;
+  esac
+done
+
 scripts/deps.sh
 jobs="$(nproc)"
 label_args=(-LE long)
@@ -29,6 +57,11 @@ ctest --test-dir build --output-on-failure -j"$jobs" "${label_args[@]}"
 
 stage "Python package"
 scripts/test_python.sh
+
+if [ "$all" = 0 ]; then
+  echo "== tests passed ($(date +%T)); scripts/test.sh --all adds ASan+UBSan, TSan and libFuzzer" >&2
+  exit 0
+fi
 
 stage "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "${sanitizer_flags[@]}" -DW4A16_SANITIZE=ON -DW4A16_CUDA=OFF \
