@@ -64,12 +64,8 @@ int run(const std::vector<int64_t>& ms) {
   fmt::print("GFLOP/s per entry and M (* = the entry the registry picks for that M)\n\n{:<36}", "entry");
   for (int64_t m : ms) fmt::print("{:>7}", m);
   fmt::print("\n");
-  for (int level = int(top.isa); level >= 0; --level) {
-    const KernelTable* t = level == int(top.isa) ? &top
-                           : level == 2          ? avx512_kernels()
-                           : level == 1          ? avx2_kernels()
-                                                 : scalar_kernels();
-    if (!t || (level == 0 && top.isa != Isa::scalar)) continue;
+  for (const KernelTable* t = &top; t; t = t->fallback) {
+    if (t == &scalar_kernels() && t != &top) continue;  // the generic twins: only when they are what runs
     for (const Q4Entry& e : t->q4) {
       fmt::print("{:<36}", e.name);
       for (int64_t m : ms) {

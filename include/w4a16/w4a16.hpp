@@ -201,6 +201,19 @@ std::string_view to_string(Strategy s);   // "auto", "fused", "decoupled", "dens
 std::string_view to_string(Partition p);  // "auto", "dp", "splitk"
 Strategy parse_strategy(std::string_view name);
 Partition parse_partition(std::string_view name);
+// How the CPU kernels read x: widened to fp32 rows, or the bf16 rows themselves (the kernels built
+// on a bf16 pair-dot instruction such as vdpbf16ps).
+enum class XFormat : uint8_t { f32, bf16 };
+std::string_view to_string(XFormat x);  // "fp32", "bf16"
+
+// The CPU kernel registry (src/cpu/kernels.hpp). A plan holds pointers to its entries: handles
+// that name what runs; their fields (block shape, ISA, x format) are the library's business.
+namespace cpu {
+struct KernelTable;
+struct Q4Entry;
+struct DenseEntry;
+struct DequantEntry;
+}  // namespace cpu
 
 // Constraints on the plan. Everything left `automatic` / 0 is chosen by the planner: it enumerates
 // the candidate plans that meet the constraints, predicts each with the cost model of this CPU
@@ -236,14 +249,20 @@ struct GemmPlan {
   int split_k = 1;
   int threads = 1;         // threads in all (pipelined: both roles)
   int vector_threads = 0;  // pipelined: threads in the dequantizing role
-  std::string isa;         // kernel table: "avx512bf16", "avx512", "avx2" or "scalar"
-  // Registry entries that run (docs/kernels.md; empty where the strategy has no such stage).
-  std::string q4_kernel;        // fused
-  std::string dequant_kernel;   // decoupled / pipelined stage 1
-  std::string dense_kernel;     // dense / decoupled / pipelined
-  std::string kernel;           // the above as one string, e.g. "dequant__avx512 + dense_bf16_f32_6x64__avx512"
-  std::string x_format;         // how the kernels read x: "fp32" (widened) or "bf16"
-  int64_t row_panels = 1;       // passes over the weight, each with a share of the rows of x
+  // What runs (CPU plans): the kernel table the plan was made for and its registry entries, as
+  // handles (nullptr where the strategy has no such stage). gemm(x, w, y, plan) runs exactly these.
+  const cpu::KernelTable* table = nullptr;
+  const cpu::Q4Entry* q4 = nullptr;            // fused
+  const cpu::DequantEntry* dequant = nullptr;  // decoupled / pipelined stage 1
+  const cpu::DenseEntry* dense = nullptr;      // dense / decoupled / pipelined
+  XFormat x_format = XFormat::f32;             // how the kernels read x (the entries' own format)
+  int64_t row_panels = 1;                      // passes over the weight, each with a share of the rows of x
+  int64_t panel_bytes = 0;  // decoupled: panel budget per thread (GemmOptions::decoupled_panel_bytes)
+  // For people, printed from the above when the plan is made (never read back): the table's name
+  // ("avx512bf16", "avx512", "avx2", "scalar"; a modeled device's name) and the entries' names,
+  // e.g. "dequant__avx512 + dense_bf16_f32_6x64__avx512".
+  std::string isa;
+  std::string kernel;
   int64_t workspace_bytes = 0;  // prepared x, split-K partials, decoupled panels / pipeline ring
 
   double predicted_s = 0;           // the cost model's time for the call

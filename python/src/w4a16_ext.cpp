@@ -405,7 +405,7 @@ nb::dict plan(int64_t m, nb::handle w_obj, std::string_view dtype, std::string_v
   d["isa"] = p.isa;
   d["kernel"] = p.kernel;
   d["vector_threads"] = p.vector_threads;
-  d["x_format"] = p.x_format;
+  d["x_format"] = std::string(to_string(p.x_format));
   d["workspace_bytes"] = p.workspace_bytes;
   d["predicted_ms"] = p.predicted_s * 1e3;
   d["bound"] = p.bound;

@@ -88,7 +88,7 @@ void run_plan(const PlanArgs& a) {
                             {"threads", p.threads},
                             {"vector_threads", p.vector_threads},
                             {"kernel", p.kernel},
-                            {"x_format", p.x_format},
+                            {"x_format", to_string(p.x_format)},
                             {"workspace_bytes", p.workspace_bytes},
                             {"predicted_ms", p.predicted_s * 1e3},
                             {"bound", p.bound},

@@ -1,12 +1,15 @@
-// The one place that knows which ISA runs: cpuid + xgetbv (cpu_features) capped by W4A16_ISA or
-// set_isa_cap(). Kernels never test CPU features themselves.
+// The one place that knows which ISA runs: the tables this build has (the generated list of
+// src/CMakeLists.txt's w4a16_isa_library lines), each with its own feature test (cpuid + xgetbv,
+// cpu_features), capped by W4A16_ISA or set_isa_cap(). Kernels never test CPU features.
 #include "cpu/dispatch.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <mutex>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/check.hpp"
 #include "cpu/cpu_features.hpp"
@@ -14,47 +17,55 @@
 namespace w4a16 {
 namespace cpu {
 
+#define W4A16_ISA(name) extern const KernelTable kernels_##name;
+#include "cpu/isa_list.inc"
+#undef W4A16_ISA
+
+std::span<const KernelTable* const> kernel_tables() {
+#define W4A16_ISA(name) &kernels_##name,
+  static const KernelTable* const tables[] = {
+#include "cpu/isa_list.inc"
+  };
+#undef W4A16_ISA
+  return tables;
+}
+
+const KernelTable& scalar_kernels() { return kernels_scalar; }
+
 namespace {
 
-const KernelTable* table_for(Isa isa) {
-  switch (isa) {
-    case Isa::avx512bf16:
-      return avx512bf16_kernels();
-    case Isa::avx512:
-      return avx512_kernels();
-    case Isa::avx2:
-      return avx2_kernels();
-    case Isa::scalar:
-      return scalar_kernels();
+// Tables a table falls back to, itself included: the preference order (a longer chain is a
+// table that adds to more of the others).
+int chain_length(const KernelTable& table) {
+  int n = 0;
+  for (const KernelTable* t = &table; t; t = t->fallback) ++n;
+  return n;
+}
+
+bool in_chain(const KernelTable& top, const KernelTable& table) {
+  for (const KernelTable* t = &top; t; t = t->fallback) {
+    if (t == &table) return true;
   }
-  return scalar_kernels();
+  return false;
 }
 
-Isa parse_isa(std::string_view name) {
-  if (name == "scalar") return Isa::scalar;
-  if (name == "avx2") return Isa::avx2;
-  if (name == "avx512") return Isa::avx512;
-  if (name == "avx512bf16") return Isa::avx512bf16;
-  fail(ErrorCode::invalid_argument, "unknown ISA '{}' (expected scalar, avx2, avx512 or avx512bf16)", name);
+std::string table_names() {
+  std::string out;
+  for (const KernelTable* t : kernel_tables()) out += (out.empty() ? "" : ", ") + std::string(t->name);
+  return out;
 }
 
-// Highest level this CPU + OS supports and this build compiled.
-Isa detected_isa() {
-  const auto& f = cpu_features();
-  if (f.has_avx512_bf16() && avx512bf16_kernels()) return Isa::avx512bf16;
-  if (f.has_avx512_core() && avx512_kernels()) return Isa::avx512;
-  if (f.has_avx2_fma_f16c() && avx2_kernels()) return Isa::avx2;
-  return Isa::scalar;
-}
-
-Isa env_cap() {
-  const char* env = std::getenv("W4A16_ISA");
-  if (!env || !*env) return Isa::avx512bf16;
-  return parse_isa(env);
-}
-
-std::atomic<int> g_cap{-1};  // -1: not yet read from the environment
+// The cap: nullptr = none, else the table whose chain bounds the choice; kNotRead until W4A16_ISA
+// has been read (on first use).
+const KernelTable kNotRead{};
+std::atomic<const KernelTable*> g_cap{&kNotRead};
 std::atomic<int> g_dot{-1};  // -1: the vendor rule, unless W4A16_BF16_DOT is set
+
+const KernelTable* env_cap() {
+  const char* env = std::getenv("W4A16_ISA");
+  if (!env || !*env) return nullptr;
+  return &kernel_table(env);
+}
 
 int dot_from_rule() {
   const char* env = std::getenv("W4A16_BF16_DOT");
@@ -67,11 +78,20 @@ int dot_from_rule() {
   return cpu_features().vendor == "AuthenticAMD" ? 1 : 0;
 }
 
+// The usable table with the longest chain inside the cap's chain (a cap above what the CPU can run
+// leaves the best table below it); ties go to the later line of the list.
+const KernelTable& best_table(const KernelTable* cap) {
+  const KernelTable* best = &kernels_scalar;
+  for (const KernelTable* t : kernel_tables()) {
+    if (!t->usable(cpu_features()) || (cap && !in_chain(*cap, *t))) continue;
+    if (chain_length(*t) >= chain_length(*best)) best = t;
+  }
+  return *best;
+}
+
 template <class Entry, class Match>
 const Entry* find_in_chain(const KernelTable& table, Match match, std::span<const Entry> KernelTable::*list) {
-  for (int level = int(table.isa); level >= 0; --level) {
-    const KernelTable* t = level == int(table.isa) ? &table : table_for(Isa(level));
-    if (!t) continue;
+  for (const KernelTable* t = &table; t; t = t->fallback) {
     bool has_format = false;
     for (const Entry& e : t->*list) {
       if (!match(e)) continue;
@@ -85,11 +105,11 @@ const Entry* find_in_chain(const KernelTable& table, Match match, std::span<cons
 
 }  // namespace
 
-const KernelTable* lower_table(const KernelTable& table) {
-  for (int level = int(table.isa) - 1; level >= 0; --level) {
-    if (const KernelTable* t = table_for(Isa(level))) return t;
+const KernelTable& kernel_table(std::string_view name) {
+  for (const KernelTable* t : kernel_tables()) {
+    if (name == t->name) return *t;
   }
-  return nullptr;
+  fail(ErrorCode::invalid_argument, "unknown ISA '{}' (expected one of {})", name, table_names());
 }
 
 const Q4Entry* find_q4(const KernelTable& table, XFormat x, int64_t m) {
@@ -111,6 +131,13 @@ const DenseEntry* find_dense(const KernelTable& table, DType weight, XFormat x, 
   return find_in_chain<DenseEntry>(table, match, &KernelTable::dense);
 }
 
+const DequantEntry& find_dequant(const KernelTable& table) {
+  for (const KernelTable* t = &table; t; t = t->fallback) {
+    if (t->dequant.fn) return t->dequant;
+  }
+  return kernels_scalar.dequant;
+}
+
 bool prefer_bf16_dot() {
   int dot = g_dot.load(std::memory_order_acquire);
   if (dot < 0) {
@@ -125,17 +152,13 @@ void set_bf16_dot(int preference) {
 }
 
 const KernelTable& active_kernels() {
-  int cap = g_cap.load(std::memory_order_acquire);
-  if (cap < 0) {
-    cap = int(env_cap());
-    g_cap.store(cap, std::memory_order_release);
+  const KernelTable* cap = g_cap.load(std::memory_order_acquire);
+  if (cap == &kNotRead) {
+    const KernelTable* from_env = env_cap();
+    g_cap.compare_exchange_strong(cap, from_env, std::memory_order_acq_rel);  // unless set_isa_cap ran
+    cap = g_cap.load(std::memory_order_acquire);
   }
-  const Isa isa = Isa(std::min(cap, int(detected_isa())));
-  // A lower level is always available when a higher one is (the tables are nested).
-  for (int level = int(isa); level >= 0; --level) {
-    if (const KernelTable* t = table_for(Isa(level))) return *t;
-  }
-  return *scalar_kernels();
+  return best_table(cap);
 }
 
 }  // namespace cpu
@@ -143,15 +166,20 @@ const KernelTable& active_kernels() {
 std::string_view active_isa() { return cpu::active_kernels().name; }
 
 void set_isa_cap(std::string_view isa) {
-  cpu::g_cap.store(isa.empty() ? int(cpu::env_cap()) : int(cpu::parse_isa(isa)), std::memory_order_release);
+  const cpu::KernelTable* cap = isa.empty() ? cpu::env_cap() : &cpu::kernel_table(isa);
+  cpu::g_cap.store(cap, std::memory_order_release);
 }
 
 std::vector<std::string> supported_isas() {
-  std::vector<std::string> out;
-  const int top = int(cpu::detected_isa());
-  for (int level = 0; level <= top; ++level) {
-    if (const auto* t = cpu::table_for(cpu::Isa(level))) out.emplace_back(t->name);
+  std::vector<const cpu::KernelTable*> usable;
+  for (const cpu::KernelTable* t : cpu::kernel_tables()) {
+    if (t->usable(cpu::cpu_features())) usable.push_back(t);
   }
+  std::stable_sort(usable.begin(), usable.end(), [](const cpu::KernelTable* a, const cpu::KernelTable* b) {
+    return cpu::chain_length(*a) < cpu::chain_length(*b);
+  });
+  std::vector<std::string> out;
+  for (const cpu::KernelTable* t : usable) out.emplace_back(t->name);
   return out;
 }
 

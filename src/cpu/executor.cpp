@@ -5,7 +5,6 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
-#include <string_view>
 
 #include "common/check.hpp"
 #include "common/thread_scratch.hpp"
@@ -13,11 +12,8 @@
 #include "cpu/pipelined.hpp"
 #include "cpu/reference.hpp"
 #include "cpu/thread_pool.hpp"
-#include "plan/plan_cache.hpp"
 
-namespace w4a16 {
-
-namespace cpu {
+namespace w4a16::cpu {
 
 namespace {
 
@@ -261,31 +257,11 @@ void reduce_split_k(const PackedWeight::Impl& p, const MutableMatrixRef& y, int6
   });
 }
 
-// Looks an entry up by name in the table and the tables below it.
-template <class Entry>
-const Entry* find_named(const KernelTable& table, std::span<const Entry> KernelTable::*list, std::string_view name) {
-  for (const KernelTable* t = &table; t; t = t->isa == Isa::scalar ? nullptr : lower_table(*t)) {
-    for (const Entry& e : t->*list) {
-      if (name == e.name) return &e;
-    }
-  }
-  return nullptr;
-}
-
-DequantKernel find_stage(const KernelTable& table, std::string_view name) {
-  for (const KernelTable* t = &table; t; t = t->isa == Isa::scalar ? nullptr : lower_table(*t)) {
-    for (const DequantEntry* e : {&t->dequant, &t->widen}) {
-      if (e->name && name == e->name) return e->fn;
-    }
-  }
-  return nullptr;
-}
-
 }  // namespace
 
-ExecPlan resolve(const GemmPlan& g, const PackedWeight::Impl& p, const KernelTable& kt, int64_t panel_bytes) {
-  require(g.isa == kt.name, "gemm: the plan was made for the '{}' kernels but '{}' is active (set_isa_cap?)", g.isa,
-          kt.name);
+ExecPlan exec_plan(const GemmPlan& g, const PackedWeight::Impl& p, const KernelTable& active) {
+  require(g.table == &active, "gemm: the plan was made for the '{}' kernels but '{}' is active (set_isa_cap?)",
+          g.table ? g.table->name : "(none)", active.name);
   require(g.threads >= 1 && g.split_k >= 1 && g.row_panels >= 1,
           "gemm: the plan has {} threads, split-K {}, {} row panels", g.threads, g.split_k, g.row_panels);
   require(g.strategy != Strategy::automatic, "gemm: a plan names a concrete strategy, not 'auto'");
@@ -299,29 +275,26 @@ ExecPlan resolve(const GemmPlan& g, const PackedWeight::Impl& p, const KernelTab
   e.split = (g.partition == Partition::split_k && e.split_k > 1) || g.strategy == Strategy::pipelined;
   e.threads = g.threads;
   e.vector_threads = g.vector_threads;
-  e.x_format = g.x_format == "bf16" ? XFormat::bf16 : XFormat::f32;
   e.dense_dtype = p.quantized ? g.act : p.layout.scale_dtype;
   e.row_panels = g.row_panels;
-  if (panel_bytes > 0) e.panel_bytes = panel_bytes;
+  if (g.panel_bytes > 0) e.panel_bytes = g.panel_bytes;
   if (g.strategy == Strategy::fused) {
-    const Q4Entry* q = find_named(kt, &KernelTable::q4, g.q4_kernel);
-    if (!q && kt.stream.name && g.q4_kernel == kt.stream.name) q = &kt.stream;
-    if (!q && g.q4_kernel == scalar_kernels()->stream.name) q = &scalar_kernels()->stream;
-    require(q != nullptr, "gemm: the plan's fused kernel '{}' is not in the '{}' table", g.q4_kernel, kt.name);
-    require(q->x == e.x_format, "gemm: kernel '{}' reads x as {}, the plan says {}", g.q4_kernel,
-            q->x == XFormat::bf16 ? "bf16" : "fp32", g.x_format);
-    e.q4 = q->fn;
-  } else {
-    const DenseEntry* d = find_named(kt, &KernelTable::dense, g.dense_kernel);
-    require(d != nullptr, "gemm: the plan's dense kernel '{}' is not in the '{}' table", g.dense_kernel, kt.name);
-    require(d->weight == e.dense_dtype && d->x == e.x_format, "gemm: kernel '{}' does not match the plan's dtypes",
-            g.dense_kernel);
-    e.dense = d->fn;
-    if (g.strategy != Strategy::dense) {
-      e.dequant = find_stage(kt, g.dequant_kernel);
-      require(e.dequant != nullptr, "gemm: the plan's dequant kernel '{}' is not in the '{}' table", g.dequant_kernel,
-              kt.name);
-    }
+    require(g.q4 != nullptr && g.q4->fn != nullptr,
+            "gemm: the fused plan has no kernel entry (make plans with plan_gemm)");
+    e.q4 = g.q4->fn;
+    e.x_format = g.q4->x;
+    return e;
+  }
+  require(g.dense != nullptr && g.dense->fn != nullptr,
+          "gemm: the {} plan has no dense kernel entry (make plans with plan_gemm)", to_string(g.strategy));
+  require(g.dense->weight == e.dense_dtype, "gemm: kernel '{}' reads {} weights, the plan's are {}", g.dense->name,
+          to_string(g.dense->weight), to_string(e.dense_dtype));
+  e.dense = g.dense->fn;
+  e.x_format = g.dense->x;
+  if (g.strategy != Strategy::dense) {
+    require(g.dequant != nullptr && g.dequant->fn != nullptr,
+            "gemm: the {} plan has no dequant kernel entry (make plans with plan_gemm)", to_string(g.strategy));
+    e.dequant = g.dequant->fn;
   }
   return e;
 }
@@ -359,29 +332,4 @@ void execute(const MatrixRef& x, const PackedWeight::Impl& p, const MutableMatri
   if (plan.split) reduce_split_k(p, y, m, plan.split_k, plan.threads, partials);
 }
 
-}  // namespace cpu
-
-void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmOptions& options) {
-  const auto& p = w.impl();
-  check_gemm_args(x, p.layout.k, p.layout.n, p.bias, y);
-  const auto& kt = cpu::active_kernels();  // one snapshot: set_isa_cap() may run concurrently
-  const cpu::ExecPlan plan = plan::cached_exec_plan(p, x.rows, x.dtype, options, kt);
-  cpu::execute(x, p, y, plan);
-}
-
-void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmPlan& plan) {
-  const auto& p = w.impl();
-  check_gemm_args(x, p.layout.k, p.layout.n, p.bias, y);
-  require(plan.m == x.rows && plan.k == p.layout.k && plan.n == p.layout.n && plan.act == x.dtype,
-          "gemm: the plan is for {}x{}x{} {}, the call is {}x{}x{} {}", plan.m, plan.k, plan.n, to_string(plan.act),
-          x.rows, p.layout.k, p.layout.n, to_string(x.dtype));
-  const auto& kt = cpu::active_kernels();
-  cpu::execute(x, p, y, cpu::resolve(plan, p, kt, 0));
-}
-
-void gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y, const GemmOptions& options) {
-  check_gemm_args(x, w, y);
-  gemm(x, pack(w), y, options);
-}
-
-}  // namespace w4a16
+}  // namespace w4a16::cpu

@@ -1,6 +1,6 @@
-// The CPU executor: runs a plan, decides nothing. A plan (GemmPlan, public) names registry
-// entries; resolve() turns it into an ExecPlan of entry pointers once, and execute() runs the
-// named stages of one call:
+// The CPU executor: runs a plan, decides nothing. A plan (GemmPlan, public) holds its registry
+// entries; exec_plan() checks it against the weight and copies what the stages read into an
+// ExecPlan (no lookups, no names), and execute() runs the named stages of one call:
 //
 //   prepare_activations  x permuted (act-order), padded to K' and widened to fp32, unless the
 //                        bf16-dot entries can read it in place
@@ -17,6 +17,10 @@
 
 namespace w4a16::cpu {
 
+// The decoupled strategy's panel budget per thread when GemmOptions leaves it 0: half of a 2 MB L2,
+// so that the dequantized panel is still there when the dense kernel reads it.
+inline constexpr int64_t kDefaultPanelBytes = int64_t(1) << 20;
+
 struct ExecPlan {
   Strategy strategy = Strategy::fused;
   bool split = false;  // partials + reduction (split-K with S > 1, and every pipelined plan)
@@ -29,13 +33,13 @@ struct ExecPlan {
   DenseKernel dense = nullptr;
   DequantKernel dequant = nullptr;
   int64_t row_panels = 1;
-  int64_t panel_bytes = int64_t(1) << 20;  // decoupled: per-thread panel budget
+  int64_t panel_bytes = kDefaultPanelBytes;  // decoupled: per-thread panel budget
 };
 
-// Looks the plan's entry names up in `table` (and the lower tables it falls back to, and the
-// study's widen / stream entries). Throws Error(invalid_argument) for names it does not find.
-ExecPlan resolve(const GemmPlan& plan, const PackedWeight::Impl& w, const KernelTable& table,
-                 int64_t decoupled_panel_bytes);
+// The executor's form of `plan` for weight `w`, checked: made for `active` (the table now in force),
+// a concrete strategy, the entries its strategy needs with their dtypes. Throws Error
+// (invalid_argument, or unsupported for a non-dense strategy on a dense-only weight).
+ExecPlan exec_plan(const GemmPlan& plan, const PackedWeight::Impl& w, const KernelTable& active);
 
 // Arguments already checked (check_gemm_args).
 void execute(const MatrixRef& x, const PackedWeight::Impl& w, const MutableMatrixRef& y, const ExecPlan& plan);

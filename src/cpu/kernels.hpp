@@ -76,62 +76,64 @@ using DenseKernel = void (*)(const void* tile, const Activations& x, int64_t c0,
 // fp16), starting at the first chunk of g0.
 using DequantKernel = void (*)(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel);
 
-enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
-
-// The form in which a kernel reads x (Activations::data): fp32 rows (the driver widens fp16 /
-// bf16), or the bf16 rows themselves (kernels built on vdpbf16ps, which takes bf16 pairs).
-enum class XFormat : int { f32 = 0, bf16 = 1 };
+struct CpuFeatures;
+struct KernelTable;
 
 // Rows of x without an upper bound.
 inline constexpr int64_t kAnyM = INT64_MAX;
 
-// One micro-kernel of the registry. Names are family_MRxNR__isa: the register block (rows of x
-// by output columns held in accumulators at once) and the ISA folder it is compiled in; e.g.
-// q4_f32_12x32__avx512 keeps up to 12 rows x 32 columns of fp32 accumulators (two passes over
-// the 64 columns of a tile). Plan strings print these names, never hand-built ones.
+// One micro-kernel of the registry, described by its fields (the planner, the cost model, the
+// tests and the benchmarks read these, never the name). Names are family_MRxNR__isa and are only
+// printed: e.g. q4_f32_12x32__avx512 keeps up to MR = 12 rows x NR = 32 columns of fp32
+// accumulators (two passes over the 64 columns of a tile); tests/cpu/registry_test.cpp checks
+// that each name spells its fields.
 struct Q4Entry {
   const char* name = nullptr;
-  XFormat x = XFormat::f32;
-  int64_t m_min = 1, m_max = kAnyM;  // the rows of x it serves (the driver picks by M)
+  const KernelTable* isa = nullptr;  // the table (ISA) it is compiled for
+  XFormat x = XFormat::f32;          // how it reads x (Activations::data)
+  int mr = 1, nr = kTileN;           // register block: rows of x x output columns
+  bool panel = false;                // dequantizes each group once into an L1 panel that every
+                                     // row block reads (the prefill entries), not once per block
+  int64_t m_min = 1, m_max = kAnyM;  // the rows of x it serves (the planner picks by M)
   Q4Kernel fn = nullptr;
 };
 
 struct DenseEntry {
   const char* name = nullptr;
+  const KernelTable* isa = nullptr;
   DType weight = DType::bf16;  // f16: [K'][64] fp16; bf16: [K'/2][64] bf16 pairs
   XFormat x = XFormat::f32;
+  int mr = 1, nr = kTileN;
   int64_t m_min = 1, m_max = kAnyM;
   DenseKernel fn = nullptr;
 };
 
 struct DequantEntry {
   const char* name = nullptr;
+  const KernelTable* isa = nullptr;
   DequantKernel fn = nullptr;
 };
 
-// An ISA's kernels (one table_<isa>.cpp per ISA folder). Formats an ISA has no entry for are
-// served by the next lower ISA's table (e.g. avx512bf16 adds the bf16-dot entries and keeps
-// avx512's fp32 ones): see find_q4 / find_dense in dispatch.hpp.
+// One instruction set and its kernels: one table_<isa>.cpp per ISA folder, listed by the ISA's
+// one line in src/CMakeLists.txt (w4a16_isa_library), which also gives its compiler flags. An ISA
+// need not contain another: `fallback` names the table that serves the formats and stages this
+// one has no entry for (avx512bf16 adds the bf16-dot entries and falls back to avx512's fp32
+// ones; a tile unit would add its entries beside AVX-512 the same way). Dispatch (dispatch.hpp)
+// runs the usable table with the longest fallback chain, so a table is preferred over the ones it
+// falls back to.
 struct KernelTable {
-  Isa isa = Isa::scalar;
-  const char* name = "scalar";
+  const char* name = "scalar";                   // W4A16_ISA / set_isa_cap spelling, GemmPlan::isa
+  bool (*usable)(const CpuFeatures&) = nullptr;  // this CPU and OS can run it (cpuid + xgetbv)
+  const KernelTable* fallback = nullptr;         // nullptr for scalar only
   std::span<const Q4Entry> q4;
   std::span<const DenseEntry> dense;
-  DequantEntry dequant;
-  // Ablations for the bottleneck study (`w4a16 bench --study`), not for results: `widen` is the
-  // decoupled stage with the dequantization arithmetic replaced by a plain widening copy of each
-  // code to 16 bits, as the mantissa of 1.0 so that the values are normal (same bytes written
-  // as `dequant`); `stream` only reads the packed codes and
-  // scales of its groups and XOR-reduces them into out (the floor: the int4 weight read alone).
-  DequantEntry widen;
-  Q4Entry stream;
+  DequantEntry dequant;  // empty: the fallback's
 };
 
-// The tables each ISA's object library defines (a nullptr-returning stub where not compiled).
-const KernelTable* scalar_kernels();
-const KernelTable* avx2_kernels();
-const KernelTable* avx512_kernels();
-const KernelTable* avx512bf16_kernels();
+// The tables this build has, in their CMake order (cpu/dispatch.cpp; generated list).
+std::span<const KernelTable* const> kernel_tables();
+// The scalar table: the generic twins, which serve every format and M.
+const KernelTable& scalar_kernels();
 
 // The generic twins (kernels_scalar.cpp): the portable definition of each contract above, which
 // every registry entry is tested against (tests/cpu/registry_test.cpp). Same summation structure

@@ -1,6 +1,7 @@
 // pack(), unpack() and pack_dense(): QuantizedWeight <-> the CPU layout of kernels.hpp.
 #include "cpu/packed_weight.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "cpu/tile_math.hpp"
@@ -20,6 +21,21 @@ PackedWeight::PackedWeight(PackedWeight&&) noexcept = default;
 PackedWeight& PackedWeight::operator=(PackedWeight&&) noexcept = default;
 PackedWeight::~PackedWeight() = default;
 
+cpu::PackedGeometry cpu::packed_geometry(int64_t k, int64_t n, int64_t group_size) {
+  PackedGeometry p;
+  const int64_t g = std::min(group_size, k);
+  p.tiles = (n + kTileN - 1) / kTileN;
+  const bool per_channel = g == k && k > kPerChannelGroup;
+  p.kernel_group = per_channel ? kPerChannelGroup : g;
+  p.geom.groups = (k + p.kernel_group - 1) / p.kernel_group;
+  p.geom.chunks_per_group = (p.kernel_group + kChunkK - 1) / kChunkK;
+  const int64_t last = k - (p.geom.groups - 1) * p.kernel_group;
+  p.geom.last_group_chunks = (last + kChunkK - 1) / kChunkK;
+  p.k_padded = p.geom.chunks() * kChunkK;
+  p.x_padded = p.k_padded != k || (p.kernel_group % kChunkK != 0 && p.geom.groups > 1);
+  return p;
+}
+
 namespace {
 const PackedWeight::Impl& checked(const std::unique_ptr<PackedWeight::Impl>& p) {
   require(p != nullptr, "PackedWeight is empty (moved-from or default-constructed)");
@@ -28,15 +44,12 @@ const PackedWeight::Impl& checked(const std::unique_ptr<PackedWeight::Impl>& p) 
 
 void init_geometry(PackedWeight::Impl& p, const QuantizedLayout& layout) {
   p.layout = layout;
-  p.tiles = (layout.n + kTileN - 1) / kTileN;
-  const bool per_channel = layout.group_size == layout.k && layout.k > kPerChannelGroup;
-  p.kernel_group = per_channel ? kPerChannelGroup : layout.group_size;
-  p.geom.groups = (layout.k + p.kernel_group - 1) / p.kernel_group;
-  p.geom.chunks_per_group = (p.kernel_group + kChunkK - 1) / kChunkK;
-  const int64_t last = layout.k - (p.geom.groups - 1) * p.kernel_group;
-  p.geom.last_group_chunks = (last + kChunkK - 1) / kChunkK;
-  p.k_padded = p.geom.chunks() * kChunkK;
-  p.x_padded = p.k_padded != layout.k || (p.kernel_group % kChunkK != 0 && p.geom.groups > 1);
+  const cpu::PackedGeometry g = cpu::packed_geometry(layout.k, layout.n, layout.group_size);
+  p.tiles = g.tiles;
+  p.kernel_group = g.kernel_group;
+  p.geom = g.geom;
+  p.k_padded = g.k_padded;
+  p.x_padded = g.x_padded;
 }
 }  // namespace
 

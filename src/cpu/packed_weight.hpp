@@ -11,6 +11,20 @@ namespace w4a16 {
 
 inline constexpr int64_t kPerChannelGroup = 128;
 
+namespace cpu {
+// How pack() lays out a weight of K x N in groups of g, as the kernels see it; the one place it is
+// computed (pack() and the planner's shape-only targets both call it).
+struct PackedGeometry {
+  int64_t tiles = 0;         // ceil(N / 64)
+  int64_t kernel_group = 0;  // g, or kPerChannelGroup for a per-channel weight (PackedWeight::Impl)
+  GroupGeometry geom;
+  int64_t k_padded = 0;   // chunks * 8
+  bool x_padded = false;  // K' differs from K or groups are padded: x is copied into K'
+};
+// g above K is read as K (per-channel), as plan_candidates() takes a layout's g.
+PackedGeometry packed_geometry(int64_t k, int64_t n, int64_t group_size);
+}  // namespace cpu
+
 struct PackedWeight::Impl {
   QuantizedLayout layout;  // n, k, g, zero mode, scale dtype of the source
   bool quantized = true;   // false: made by pack_dense(), only `dense_*` is filled

@@ -1,49 +1,32 @@
 // Names of dtypes and zero modes, and the argument checks every entry point shares.
+#include <array>
 #include <string>
 
 #include "common/check.hpp"
+#include "common/name_table.hpp"
 
 namespace w4a16 {
 
 size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
 
-std::string_view to_string(DType dtype) {
-  switch (dtype) {
-    case DType::f16:
-      return "fp16";
-    case DType::bf16:
-      return "bf16";
-    case DType::f32:
-      return "fp32";
-  }
-  return "?";
-}
+namespace {
+// Canonical spelling first; the aliases after it are accepted by parse_dtype only.
+constexpr std::array<Named<DType>, 8> kDTypeNames{{{DType::f16, "fp16"},
+                                                   {DType::bf16, "bf16"},
+                                                   {DType::f32, "fp32"},
+                                                   {DType::f16, "f16"},
+                                                   {DType::f16, "float16"},
+                                                   {DType::bf16, "bfloat16"},
+                                                   {DType::f32, "f32"},
+                                                   {DType::f32, "float32"}}};
+constexpr std::array<Named<ZeroMode>, 3> kZeroModeNames{
+    {{ZeroMode::sym, "sym"}, {ZeroMode::asym, "asym"}, {ZeroMode::float_zero, "float"}}};
+}  // namespace
 
-DType parse_dtype(std::string_view name) {
-  if (name == "fp16" || name == "f16" || name == "float16") return DType::f16;
-  if (name == "bf16" || name == "bfloat16") return DType::bf16;
-  if (name == "fp32" || name == "f32" || name == "float32") return DType::f32;
-  fail(ErrorCode::invalid_argument, "unknown dtype '{}' (expected fp16, bf16 or fp32)", name);
-}
-
-std::string_view to_string(ZeroMode mode) {
-  switch (mode) {
-    case ZeroMode::sym:
-      return "sym";
-    case ZeroMode::asym:
-      return "asym";
-    case ZeroMode::float_zero:
-      return "float";
-  }
-  return "?";
-}
-
-ZeroMode parse_zero_mode(std::string_view name) {
-  if (name == "sym") return ZeroMode::sym;
-  if (name == "asym") return ZeroMode::asym;
-  if (name == "float") return ZeroMode::float_zero;
-  fail(ErrorCode::invalid_argument, "unknown zero mode '{}' (expected sym, asym or float)", name);
-}
+std::string_view to_string(DType dtype) { return name_of(kDTypeNames, dtype); }
+DType parse_dtype(std::string_view name) { return parse_name(kDTypeNames, name, "dtype"); }
+std::string_view to_string(ZeroMode mode) { return name_of(kZeroModeNames, mode); }
+ZeroMode parse_zero_mode(std::string_view name) { return parse_name(kZeroModeNames, name, "zero mode"); }
 
 namespace {
 template <typename Matrix>

@@ -1,9 +1,11 @@
 // The bottleneck study's ablations (`w4a16 bench --study`) as plans the bench builds: a plan of
-// the planner with one stage swapped for an ablation entry of the kernel registry (kernels.hpp,
-// KernelTable::widen / ::stream). Their outputs are meaningless numbers; only their time is.
+// the planner with one stage swapped for an entry of the study kernels (cpu/study_kernels.hpp).
+// Their outputs are meaningless numbers; only their time is.
 #pragma once
 
-#include "common/check.hpp"
+#include <string>
+
+#include "cpu/study_kernels.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16::measure {
@@ -18,19 +20,16 @@ inline GemmPlan ablation_plan(int64_t m, const PackedWeight& w, DType act, GemmO
   if (a == Ablation::int4_stream) options.strategy = Strategy::fused;
   GemmPlan plan = plan_gemm(m, w, act, options);
   if (a == Ablation::none) return plan;
-  const std::string role = a == Ablation::widen_copy ? "widen" : "stream";
-  for (const auto& k : list_kernels()) {  // the active table's first, then the lower ones'
-    if (k.role != role) continue;
-    if (a == Ablation::widen_copy) {
-      plan.dequant_kernel = k.name;
-      plan.kernel = k.name + " + " + plan.dense_kernel;
-    } else {
-      plan.q4_kernel = plan.kernel = k.name;
-      plan.x_format = k.x_format;
-    }
-    return plan;
+  const cpu::StudyKernels& study = cpu::study_kernels(*plan.table);
+  if (a == Ablation::widen_copy) {
+    plan.dequant = &study.widen;
+    plan.kernel = std::string(study.widen.name) + " + " + plan.dense->name;
+  } else {
+    plan.q4 = &study.stream;
+    plan.kernel = study.stream.name;
+    plan.x_format = study.stream.x;
   }
-  fail(ErrorCode::internal, "no '{}' ablation kernel in the registry", role);
+  return plan;
 }
 
 }  // namespace w4a16::measure

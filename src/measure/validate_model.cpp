@@ -34,7 +34,7 @@ std::string plan_label(const GemmPlan& p) {
   s += fmt::format(" T{}", p.threads);
   if (p.vector_threads > 0) s += fmt::format(" V{}", p.vector_threads);
   if (p.row_panels > 1) s += fmt::format(" rp{}", p.row_panels);
-  s += " " + (p.strategy == Strategy::fused ? p.q4_kernel : p.dense_kernel);
+  s += " " + std::string(p.strategy == Strategy::fused ? p.q4->name : p.dense->name);
   return s;
 }
 
@@ -311,7 +311,7 @@ json validation_json(const Validation& v, const ValidationSummary& s) {
                        {"vector_threads", t.plan.vector_threads},
                        {"row_panels", t.plan.row_panels},
                        {"kernel", t.plan.kernel},
-                       {"x_format", t.plan.x_format},
+                       {"x_format", to_string(t.plan.x_format)},
                        {"chosen", int(i) == p.chosen},
                        {"best", int(i) == p.best},
                        {"predicted_ms", t.plan.predicted_s * 1e3},

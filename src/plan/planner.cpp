@@ -3,11 +3,10 @@
 #include "plan/planner.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 #include "common/check.hpp"
 #include "cpu/dispatch.hpp"
-#include "cpu/pipelined.hpp"
+#include "cpu/executor.hpp"
 #include "plan/devices/devices.hpp"
 
 namespace w4a16::plan {
@@ -16,10 +15,11 @@ namespace {
 
 constexpr int64_t kRowPanelBytes = int64_t(1) << 20;  // half the dev machine's 2 MB L2
 constexpr int64_t kMinPanelRows = 32;                 // keeps the panel entries' row blocks full
-constexpr int64_t kDecoupledPanelBytes = int64_t(1) << 20;
 // Split factors tried (besides a forced one): enough to give every core of a small-N layer a
 // slice, few enough that a 64-core plan stays a few hundred predictions.
 constexpr int kSplitFactors[] = {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
+// The pipelined strategy's ring: 4 slots of 256 KiB per matrix-role thread (cpu/pipelined.hpp).
+constexpr int64_t kRingBytesPerMatrixThread = 4 * (int64_t(256) << 10);
 
 // Bytes of workspace a candidate needs: the decoupled pipeline's 16-bit weights in flight, and the fp32
 // partial sums of split-K.
@@ -44,8 +44,8 @@ double accelerator_workspace_bytes(const Device& device, const Problem& problem,
   return bytes;
 }
 
-// Whether the table itself (not a lower one) has fused entries reading x in this format.
-bool serves(const cpu::KernelTable& kt, cpu::XFormat x) {
+// Whether the table itself (not one it falls back to) has fused entries reading x in this format.
+bool serves(const cpu::KernelTable& kt, XFormat x) {
   for (const auto& e : kt.q4) {
     if (e.x == x) return true;
   }
@@ -61,22 +61,45 @@ std::vector<int> thread_counts(int available, int forced) {
   return t;
 }
 
-std::vector<Strategy> strategies(const GemmOptions& o, bool quantized, bool list_baseline) {
+std::vector<Strategy> strategies(const GemmOptions& o, bool quantized) {
   if (o.strategy != Strategy::automatic) return {o.strategy};
   if (!quantized) return {Strategy::dense};
-  std::vector<Strategy> s = {Strategy::fused, Strategy::decoupled, Strategy::pipelined};
-  if (list_baseline) s.push_back(Strategy::dense);
-  return s;
+  return {Strategy::fused, Strategy::decoupled, Strategy::pipelined, Strategy::dense};  // dense: listed, not chosen
 }
 
-std::string x_format_name(cpu::XFormat x) { return x == cpu::XFormat::bf16 ? "bf16" : "fp32"; }
+// The split factors of one (strategy, thread count) under the options, sorted: 1 unless split-K is
+// forced; a forced S clamped to the units; otherwise S = 2 and every larger factor that leaves no
+// worker without a slice (tiles * S / 2 < 2 * workers: each slice costs a partial tile).
+std::vector<int> split_factors(const GemmOptions& o, int64_t units, int64_t tiles, int workers) {
+  std::vector<int> splits;
+  if (o.partition != Partition::split_k) splits.push_back(1);
+  if (o.partition != Partition::data_parallel) {
+    if (o.split_k > 0) {
+      splits.push_back(int(std::min<int64_t>(o.split_k, units)));
+    } else {
+      for (int f : kSplitFactors) {
+        if (f <= units && (f == 2 || tiles * (f / 2) < 2 * workers)) splits.push_back(f);
+      }
+      // Split-K asked for: at least the smallest split, however many tiles there are.
+      if (o.partition == Partition::split_k && (splits.empty() || splits.back() == 1)) {
+        splits.push_back(int(std::min<int64_t>(2, units)));
+      }
+    }
+  }
+  std::sort(splits.begin(), splits.end());
+  splits.erase(std::unique(splits.begin(), splits.end()), splits.end());
+  return splits;
+}
 
-void sort_and_choose(std::vector<GemmPlan>& plans, const GemmOptions& o, bool quantized) {
+// Fastest first; the first plan the planner may choose is marked. Never chosen unless asked for:
+// the dense baseline of a quantized weight (it holds a 16-bit copy of W) and, on a device where no
+// path leads from the vector unit to the matrix unit but memory, the hypothetical fused plan.
+void sort_and_choose(std::vector<GemmPlan>& plans, const GemmOptions& o, bool quantized, bool fused_possible) {
   std::stable_sort(plans.begin(), plans.end(),
                    [](const GemmPlan& a, const GemmPlan& b) { return a.predicted_s < b.predicted_s; });
   for (auto& p : plans) {
-    // The dense baseline of a quantized weight is listed, never chosen unless asked for.
     if (quantized && p.strategy == Strategy::dense && o.strategy != Strategy::dense) continue;
+    if (p.strategy == Strategy::fused && !fused_possible && o.strategy != Strategy::fused) continue;
     p.chosen = true;
     break;
   }
@@ -89,31 +112,138 @@ void fill_prediction(GemmPlan& g, const Prediction& pr) {
   for (const auto& t : pr.terms) g.breakdown.push_back({t.name, t.seconds, t.overlapped});
 }
 
-}  // namespace
-
-int64_t row_panel_count(int64_t m, int64_t k_padded, cpu::XFormat x) {
-  const int64_t row_bytes = k_padded * (x == cpu::XFormat::bf16 ? 2 : 4);
-  const int64_t rows = std::max(kMinPanelRows, kRowPanelBytes / std::max<int64_t>(1, row_bytes));
-  return (m + rows - 1) / rows;
+void check_options(const GemmOptions& o, bool quantized) {
+  require(o.threads >= 0, "threads must be >= 0 (0 = all available), got {}", o.threads);
+  require(o.split_k >= 0, "split-K factor must be >= 0 (0 = the planner's choice), got {}", o.split_k);
+  require(o.vector_threads >= 0, "vector threads must be >= 0 (0 = the planner's choice), got {}", o.vector_threads);
+  require(o.decoupled_panel_bytes >= 0, "decoupled panel bytes must be >= 0, got {}", o.decoupled_panel_bytes);
+  if (!quantized && o.strategy != Strategy::automatic && o.strategy != Strategy::dense) {
+    fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",
+         to_string(o.strategy));
+  }
 }
 
-BlockShape block_shape(std::string_view name) {
-  BlockShape b;
-  b.panel = name.find("_panel_") != std::string_view::npos;
-  const size_t end = name.find("__");
-  const size_t x = name.rfind('x', end);
-  if (end == std::string_view::npos || x == std::string_view::npos) return b;
-  size_t start = name.rfind('_', x);
-  if (start == std::string_view::npos) return b;
-  int rows = 0, cols = 0;
-  const auto r = std::from_chars(name.data() + start + 1, name.data() + x, rows);
-  const auto c = std::from_chars(name.data() + x + 1, name.data() + end, cols);
-  if (r.ec == std::errc() && r.ptr == name.data() + x && c.ec == std::errc() && c.ptr == name.data() + end &&
-      rows > 0 && cols > 0) {
-    b.rows = rows;
-    b.cols = cols;
+// The kernel entries of strategy `s` for M rows (the same for every partition): the plan's table,
+// entries, x format and row panels, and their printed names.
+GemmPlan with_entries(Strategy s, const Problem& problem, const CpuTarget& t) {
+  const cpu::KernelTable& kt = *t.table;
+  const int64_t m = problem.m;
+  GemmPlan g;
+  g.m = m;
+  g.k = problem.k;
+  g.n = problem.n;
+  g.act = problem.act;
+  g.strategy = s;
+  g.table = &kt;
+  g.isa = kt.name;
+  if (s == Strategy::fused) {
+    const XFormat x = t.bf16_dot ? XFormat::bf16 : XFormat::f32;
+    g.row_panels = row_panel_count(m, t.k_padded, x);
+    g.q4 = cpu::find_q4(kt, x, m / g.row_panels);
+    require(g.q4 != nullptr, "internal: no fused kernel for M={} on {}", m, kt.name);
+    g.x_format = g.q4->x;
+    g.kernel = g.q4->name;
+    return g;
   }
-  return b;
+  const DType dense_dtype = s == Strategy::dense && t.quantized ? problem.act : t.dense_dtype;
+  XFormat x = t.bf16_dot && dense_dtype == DType::bf16 ? XFormat::bf16 : XFormat::f32;
+  if (!cpu::find_dense(kt, dense_dtype, x, m)) x = XFormat::f32;
+  g.row_panels = row_panel_count(m, t.k_padded, x);
+  g.dense = cpu::find_dense(kt, dense_dtype, x, m / g.row_panels);
+  require(g.dense != nullptr, "internal: no dense kernel for M={} on {}", m, kt.name);
+  g.x_format = g.dense->x;
+  g.kernel = g.dense->name;
+  if (s != Strategy::dense) {
+    g.dequant = &cpu::find_dequant(kt);
+    g.kernel = std::string(g.dequant->name) + " + " + g.dense->name;
+  }
+  return g;
+}
+
+// What a plan notes about the options it could not follow as given.
+std::string plan_notes(const GemmPlan& g, const GemmOptions& o, int threads) {
+  std::string notes;
+  if (o.split_k > 0 && g.split_k < o.split_k) {
+    notes += fmt::format("split-K {} clamped to {} (the number of {}); ", o.split_k, g.split_k,
+                         g.strategy == Strategy::dense ? "8-wide K chunks" : "groups");
+  }
+  if (o.split_k > 1 && o.partition == Partition::data_parallel) {
+    notes += fmt::format("split-K {} ignored: partition is data-parallel; ", o.split_k);
+  }
+  if (o.threads > 0 && g.threads < o.threads) {
+    notes += fmt::format("threads {} capped to {} work items; ", o.threads, g.threads);
+  }
+  if (g.strategy == Strategy::pipelined) {
+    notes += fmt::format("{} vector + {} matrix threads; ", g.vector_threads, threads - g.vector_threads);
+  }
+  if (!notes.empty()) notes.resize(notes.size() - 2);
+  return notes;
+}
+
+// Bytes of workspace: prepared x, split-K partials, the decoupled panels or the pipelined ring.
+int64_t cpu_workspace_bytes(const GemmPlan& g, const CpuTarget& t, int threads, int64_t items) {
+  const int64_t m = g.m;
+  int64_t ws = m * t.k_padded * (g.x_format == XFormat::bf16 ? 2 : 4);
+  if (g.partition == Partition::split_k) ws += items * m * cpu::kTileN * 4;
+  if (g.strategy == Strategy::decoupled) ws += int64_t(g.threads) * g.panel_bytes;
+  if (g.strategy == Strategy::pipelined) {
+    ws += items * m * cpu::kTileN * 4 + int64_t(threads - g.vector_threads) * kRingBytesPerMatrixThread;
+  }
+  return ws;
+}
+
+// The vector-role thread counts a pipelined plan of `threads` may take ({0} for the other strategies).
+std::vector<int> vector_counts(Strategy s, int threads, const GemmOptions& o) {
+  if (s != Strategy::pipelined) return {0};
+  std::vector<int> counts;
+  if (o.vector_threads > 0) {
+    if (o.vector_threads < threads) counts.push_back(o.vector_threads);
+  } else {
+    for (int v = 1; v < threads; ++v) counts.push_back(v);
+  }
+  return counts;
+}
+
+// The candidates of one strategy: every thread count x split factor x role split, predicted.
+void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Problem& problem, const Problem& kp,
+                        const CpuTarget& t, const GemmOptions& o, Strategy s) {
+  const GemmPlan base = with_entries(s, problem, t);
+  const int64_t tiles = (problem.n + cpu::kTileN - 1) / cpu::kTileN;
+  const int64_t units = s == Strategy::dense ? t.chunks : t.groups;
+  for (const int threads : thread_counts(d.cores, o.threads)) {
+    if (s == Strategy::pipelined && threads < 2) continue;
+    for (const int split : split_factors(o, units, tiles, threads)) {
+      const int64_t items = tiles * split;
+      // A data-parallel plan cannot keep more threads busy than it has tiles (pipelined: matrix-role
+      // threads than work items).
+      const int used = s == Strategy::pipelined ? threads : int(std::min<int64_t>(threads, items));
+      if (s != Strategy::pipelined && used < threads && o.threads == 0 && threads != 1 &&
+          std::any_of(plans.begin(), plans.end(),
+                      [&](const GemmPlan& q) { return q.strategy == s && q.split_k == split && q.threads == used; })) {
+        continue;  // the same plan is listed with its real thread count already
+      }
+      for (const int tv : vector_counts(s, threads, o)) {
+        GemmPlan g = base;
+        g.partition = split > 1 || o.partition == Partition::split_k ? Partition::split_k : Partition::data_parallel;
+        g.split_k = split;
+        g.threads = used;
+        g.vector_threads = tv;
+        g.panel_bytes = s == Strategy::decoupled ? t.panel_bytes : 0;
+        g.workspace_bytes = cpu_workspace_bytes(g, t, threads, items);
+        g.notes = plan_notes(g, o, threads);
+        fill_prediction(g, predict(d, kp, candidate_of(g, d)));
+        plans.push_back(std::move(g));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int64_t row_panel_count(int64_t m, int64_t k_padded, XFormat x) {
+  const int64_t row_bytes = k_padded * (x == XFormat::bf16 ? 2 : 4);
+  const int64_t rows = std::max(kMinPanelRows, kRowPanelBytes / std::max<int64_t>(1, row_bytes));
+  return (m + rows - 1) / rows;
 }
 
 CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table, DType act) {
@@ -125,23 +255,21 @@ CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table,
   t.chunks = w.geom.chunks();
   t.k_padded = w.k_padded;
   t.dense_dtype = w.quantized ? act : w.layout.scale_dtype;
-  t.bf16_dot = act == DType::bf16 && cpu::prefer_bf16_dot() && serves(table, cpu::XFormat::bf16);
+  t.bf16_dot = act == DType::bf16 && cpu::prefer_bf16_dot() && serves(table, XFormat::bf16);
   return t;
 }
 
 CpuTarget cpu_target(const Problem& p, const cpu::KernelTable& table) {
+  const cpu::PackedGeometry geometry = cpu::packed_geometry(p.k, p.n, p.group_size);
   CpuTarget t;
   t.table = &table;
   t.quantized = p.quantized;
-  const bool per_channel = p.group_size >= p.k && p.k > kPerChannelGroup;
-  t.kernel_group = per_channel ? kPerChannelGroup : std::min(p.group_size, p.k);
-  t.groups = (p.k + t.kernel_group - 1) / t.kernel_group;
-  const int64_t chunks_per_group = (t.kernel_group + cpu::kChunkK - 1) / cpu::kChunkK;
-  const int64_t last = p.k - (t.groups - 1) * t.kernel_group;
-  t.chunks = (t.groups - 1) * chunks_per_group + (last + cpu::kChunkK - 1) / cpu::kChunkK;
-  t.k_padded = t.chunks * cpu::kChunkK;
+  t.kernel_group = geometry.kernel_group;
+  t.groups = geometry.geom.groups;
+  t.chunks = geometry.geom.chunks();
+  t.k_padded = geometry.k_padded;
   t.dense_dtype = p.quantized ? p.act : p.scale_dtype;
-  t.bf16_dot = p.act == DType::bf16 && cpu::prefer_bf16_dot() && serves(table, cpu::XFormat::bf16);
+  t.bf16_dot = p.act == DType::bf16 && cpu::prefer_bf16_dot() && serves(table, XFormat::bf16);
   return t;
 }
 
@@ -153,10 +281,13 @@ Candidate candidate_of(const GemmPlan& g, const Device& d) {
   c.threads = g.threads;
   c.vector_threads = g.vector_threads;
   c.tile_n = cpu::kTileN;
-  const BlockShape b = block_shape(g.strategy == Strategy::fused ? g.q4_kernel : g.dense_kernel);
-  c.block_rows = b.rows;
-  c.panel = b.panel;
-  c.bf16_dot = g.x_format == "bf16";
+  if (g.strategy == Strategy::fused && g.q4) {
+    c.block_rows = g.q4->mr;
+    c.panel = g.q4->panel;
+  } else if (g.strategy != Strategy::fused && g.dense) {
+    c.block_rows = g.dense->mr;
+  }
+  c.bf16_dot = g.x_format == XFormat::bf16;
   c.row_panels = g.row_panels;
   c.workspace_bytes = double(g.workspace_bytes);
   return c;
@@ -164,139 +295,18 @@ Candidate candidate_of(const GemmPlan& g, const Device& d) {
 
 std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const CpuTarget& t, const GemmOptions& o) {
   require(t.table != nullptr, "internal: cpu_plans without a kernel table");
-  require(o.threads >= 0, "threads must be >= 0 (0 = all available), got {}", o.threads);
-  require(o.split_k >= 0, "split-K factor must be >= 0 (0 = the planner's choice), got {}", o.split_k);
-  require(o.vector_threads >= 0, "vector threads must be >= 0 (0 = the planner's choice), got {}", o.vector_threads);
-  require(o.decoupled_panel_bytes >= 0, "decoupled panel bytes must be >= 0, got {}", o.decoupled_panel_bytes);
-  if (!t.quantized && o.strategy != Strategy::automatic && o.strategy != Strategy::dense) {
-    fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",
-         to_string(o.strategy));
-  }
-  const cpu::KernelTable& kt = *t.table;
-  const int64_t m = problem.m;
-  const int64_t tiles = (problem.n + cpu::kTileN - 1) / cpu::kTileN;
+  check_options(o, t.quantized);
+  CpuTarget target = t;
+  target.panel_bytes = o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes : cpu::kDefaultPanelBytes;
   Problem kp = problem;  // the model sees the kernels' group length (per-channel cut into 128s)
   kp.group_size = t.kernel_group;
-
   std::vector<GemmPlan> plans;
-  for (const Strategy s : strategies(o, t.quantized, true)) {
-    if (s == Strategy::automatic) continue;
-    // Kernel entries and x format (the same for every partition of this strategy).
-    GemmPlan base;
-    base.m = m;
-    base.k = problem.k;
-    base.n = problem.n;
-    base.act = problem.act;
-    base.strategy = s;
-    base.isa = kt.name;
-    cpu::XFormat x = cpu::XFormat::f32;
-    const DType dense_dtype = s == Strategy::dense && t.quantized ? problem.act : t.dense_dtype;
-    if (s == Strategy::fused) {
-      x = t.bf16_dot ? cpu::XFormat::bf16 : cpu::XFormat::f32;
-      base.row_panels = row_panel_count(m, t.k_padded, x);
-      const cpu::Q4Entry* e = cpu::find_q4(kt, x, m / base.row_panels);
-      require(e != nullptr, "internal: no fused kernel for M={} on {}", m, kt.name);
-      base.q4_kernel = e->name;
-      base.kernel = e->name;
-    } else {
-      x = t.bf16_dot && dense_dtype == DType::bf16 ? cpu::XFormat::bf16 : cpu::XFormat::f32;
-      if (!cpu::find_dense(kt, dense_dtype, x, m)) x = cpu::XFormat::f32;
-      base.row_panels = row_panel_count(m, t.k_padded, x);
-      const cpu::DenseEntry* e = cpu::find_dense(kt, dense_dtype, x, m / base.row_panels);
-      require(e != nullptr, "internal: no dense kernel for M={} on {}", m, kt.name);
-      base.dense_kernel = e->name;
-      base.kernel = e->name;
-      if (s != Strategy::dense) {
-        const cpu::DequantEntry& dq = kt.dequant.fn ? kt.dequant : cpu::scalar_kernels()->dequant;
-        base.dequant_kernel = dq.name;
-        base.kernel = std::string(dq.name) + " + " + e->name;
-      }
-    }
-    base.x_format = x_format_name(x);
-    const int64_t units = s == Strategy::dense ? t.chunks : t.groups;
-    const int64_t x_bytes = m * t.k_padded * (x == cpu::XFormat::bf16 ? 2 : 4);
-
-    const int available = d.cores;
-    for (const int threads : thread_counts(available, o.threads)) {
-      if (s == Strategy::pipelined && threads < 2) continue;
-      std::vector<int> splits;
-      if (o.partition != Partition::split_k) splits.push_back(1);
-      if (o.partition != Partition::data_parallel) {
-        if (o.split_k > 0) {
-          splits.push_back(int(std::min<int64_t>(o.split_k, units)));
-        } else {
-          for (int f : kSplitFactors) {
-            // Enough slices to give each thread work, not many more (each costs a partial tile).
-            if (f <= units && (f == 2 || tiles * (f / 2) < 2 * threads)) splits.push_back(f);
-          }
-          // Split-K asked for: at least the smallest split, however many tiles there are.
-          if (o.partition == Partition::split_k && (splits.empty() || splits.back() == 1)) {
-            splits.push_back(int(std::min<int64_t>(2, units)));
-          }
-        }
-      }
-      std::sort(splits.begin(), splits.end());
-      splits.erase(std::unique(splits.begin(), splits.end()), splits.end());
-      for (const int split : splits) {
-        const bool is_split = split > 1 || (o.partition == Partition::split_k);
-        std::vector<int> vector_counts = {0};
-        if (s == Strategy::pipelined) {
-          vector_counts.clear();
-          if (o.vector_threads > 0) {
-            if (o.vector_threads < threads) vector_counts.push_back(o.vector_threads);
-          } else {
-            for (int v = 1; v < threads; ++v) vector_counts.push_back(v);
-          }
-        }
-        for (const int tv : vector_counts) {
-          GemmPlan g = base;
-          g.partition = is_split ? Partition::split_k : Partition::data_parallel;
-          g.split_k = split;
-          // A data-parallel plan cannot keep more threads busy than it has tiles (pipelined:
-          // matrix-role threads than work items).
-          const int64_t items = tiles * split;
-          g.threads = s == Strategy::pipelined ? threads : int(std::min<int64_t>(threads, items));
-          if (s != Strategy::pipelined && g.threads < threads && o.threads == 0 && threads != 1) {
-            // the same plan is listed with its real thread count already (or will be)
-            if (std::any_of(plans.begin(), plans.end(), [&](const GemmPlan& q) {
-                  return q.strategy == s && q.split_k == split && q.threads == g.threads;
-                })) {
-              continue;
-            }
-          }
-          g.vector_threads = tv;
-          int64_t ws = x_bytes;
-          if (is_split) ws += items * m * cpu::kTileN * 4;
-          if (s == Strategy::decoupled) {
-            ws += int64_t(g.threads) * (o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes : kDecoupledPanelBytes);
-          }
-          if (s == Strategy::pipelined) ws += items * m * cpu::kTileN * 4 + int64_t(threads - tv) * 4 * (256 << 10);
-          g.workspace_bytes = ws;
-          std::string notes;
-          if (o.split_k > 0 && split < o.split_k) {
-            notes += fmt::format("split-K {} clamped to {} (the number of {}); ", o.split_k, split,
-                                 s == Strategy::dense ? "8-wide K chunks" : "groups");
-          }
-          if (o.split_k > 1 && o.partition == Partition::data_parallel) {
-            notes += fmt::format("split-K {} ignored: partition is data-parallel; ", o.split_k);
-          }
-          if (o.threads > 0 && g.threads < o.threads) {
-            notes += fmt::format("threads {} capped to {} work items; ", o.threads, g.threads);
-          }
-          if (s == Strategy::pipelined) {
-            notes += fmt::format("{} vector + {} matrix threads; ", tv, threads - tv);
-          }
-          if (!notes.empty()) notes.resize(notes.size() - 2);
-          g.notes = notes;
-          fill_prediction(g, predict(d, kp, candidate_of(g, d)));
-          plans.push_back(std::move(g));
-        }
-      }
-    }
+  for (const Strategy s : strategies(o, t.quantized)) {
+    if (s != Strategy::automatic) add_strategy_plans(plans, d, problem, kp, target, o, s);
   }
   require(!plans.empty(), "no plan meets the options (strategy '{}', partition '{}', threads {}, vector threads {})",
           to_string(o.strategy), to_string(o.partition), o.threads, o.vector_threads);
-  sort_and_choose(plans, o, t.quantized);
+  sort_and_choose(plans, o, t.quantized, true);
   return plans;
 }
 
@@ -342,22 +352,10 @@ std::vector<GemmPlan> accelerator_plans(const Device& d, const Problem& problem,
   const int64_t tiles = (problem.n + tile_n - 1) / tile_n;
   const int64_t groups = (problem.k + problem.group_size - 1) / problem.group_size;
   std::vector<GemmPlan> plans;
-  std::vector<Strategy> list = strategies(o, problem.quantized, true);
-  for (const Strategy s : list) {
+  for (const Strategy s : strategies(o, problem.quantized)) {
     if (s == Strategy::pipelined && d.kind != DeviceKind::npu) continue;  // the GPU's decoupled is two kernels
     if (s == Strategy::decoupled && d.kind == DeviceKind::npu && o.strategy == Strategy::automatic) continue;
-    std::vector<int> splits;
-    if (o.partition != Partition::split_k) splits.push_back(1);
-    if (o.partition != Partition::data_parallel) {
-      if (o.split_k > 0) {
-        splits.push_back(int(std::min<int64_t>(o.split_k, groups)));
-      } else {
-        for (int f : kSplitFactors) {
-          if (f <= groups && tiles * (f / 2) < 2 * d.cores) splits.push_back(f);
-        }
-        if (o.partition == Partition::split_k && splits.empty()) splits.push_back(int(std::min<int64_t>(2, groups)));
-      }
-    }
+    const std::vector<int> splits = split_factors(o, groups, tiles, d.cores);
     for (const int split : splits) {
       GemmPlan g;
       g.m = problem.m;
@@ -379,14 +377,7 @@ std::vector<GemmPlan> accelerator_plans(const Device& d, const Problem& problem,
     }
   }
   require(!plans.empty(), "no plan meets the options on {}", d.name);
-  std::stable_sort(plans.begin(), plans.end(),
-                   [](const GemmPlan& a, const GemmPlan& b) { return a.predicted_s < b.predicted_s; });
-  for (auto& p : plans) {
-    if (problem.quantized && p.strategy == Strategy::dense && o.strategy != Strategy::dense) continue;
-    if (p.strategy == Strategy::fused && !d.fused_possible && o.strategy != Strategy::fused) continue;
-    p.chosen = true;
-    break;
-  }
+  sort_and_choose(plans, o, problem.quantized, d.fused_possible);
   return plans;
 }
 

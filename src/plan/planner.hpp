@@ -3,7 +3,6 @@
 // (cpu/executor.hpp) runs a plan and decides nothing.
 #pragma once
 
-#include <string_view>
 #include <vector>
 
 #include "cpu/kernels.hpp"
@@ -24,6 +23,7 @@ struct CpuTarget {
   int64_t k_padded = 8;             // K' (groups padded to whole chunks)
   DType dense_dtype = DType::bf16;  // dense / decoupled weight dtype
   bool bf16_dot = false;            // bf16 x goes to the dot entries (dispatch.hpp prefer_bf16_dot)
+  int64_t panel_bytes = 0;          // decoupled panel budget per thread (set by cpu_plans from the options)
 };
 CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table, DType act);
 // The target of a shape without a weight (`w4a16 plan M K N`): the layout pack() would make.
@@ -31,15 +31,7 @@ CpuTarget cpu_target(const Problem& p, const cpu::KernelTable& table);
 
 // The rows of x per pass over the weight (the executor's row panels): x's rows must stay in L2
 // while the tiles stream past; docs/kernels.md "Row panels".
-int64_t row_panel_count(int64_t m, int64_t k_padded, cpu::XFormat x);
-
-// "q4_f32_12x32__avx512" -> 12 rows x 32 columns; "q4_f32_panel_6x64__avx512" -> panel, 6 x 64;
-// names without a block (the scalar twins) -> 1 x 64.
-struct BlockShape {
-  int rows = 1, cols = 64;
-  bool panel = false;
-};
-BlockShape block_shape(std::string_view entry_name);
+int64_t row_panel_count(int64_t m, int64_t k_padded, XFormat x);
 
 // Every candidate meeting `options`, predicted and sorted (fastest first); the first choosable
 // one is marked `chosen`. CPU: the plans the executor can run on `target`; other devices: the

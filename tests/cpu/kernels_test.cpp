@@ -6,6 +6,7 @@
 #include "cpu/dispatch.hpp"
 #include "cpu/kernel_check.hpp"
 #include "cpu/packed_weight.hpp"
+#include "cpu/study_kernels.hpp"
 #include "measure/ablations.hpp"
 
 namespace w4a16::test {
@@ -274,16 +275,16 @@ TEST(Kernels, AblationsRunOnEveryIsa) {
       gemm(p.x.ref(), p.packed, y.mut(), measure::ablation_plan(in.m, p.packed, in.act, {}, ablation));
       for (int64_t i = 0; i < in.m * in.n; ++i) ASSERT_FALSE(std::isnan(y.get(i))) << isa << " " << i;
     }
-    const auto& kt = cpu::active_kernels();
-    if (!kt.widen.fn) continue;
+    const cpu::StudyKernels& study = cpu::study_kernels(cpu::active_kernels());
+    if (study.isa == &cpu::scalar_kernels()) continue;  // the generic ablation itself
     const auto tile = p.packed.impl().tile(0);
     const int64_t elems = tile.geom.chunks() * cpu::kChunkK * cpu::kTileN;
     for (DType dtype : {DType::bf16, DType::f16}) {
       std::vector<uint16_t> fast(size_t(elems) + 32, 0xFFFF), generic(size_t(elems) + 32, 0xFFFF);
       AlignedBuffer<uint16_t> aligned{static_cast<size_t>(elems)};
-      kt.widen.fn(tile, 0, tile.geom.groups, dtype, aligned.data());
+      study.widen.fn(tile, 0, tile.geom.groups, dtype, aligned.data());
       std::copy(aligned.data(), aligned.data() + elems, fast.begin());
-      cpu::scalar_kernels()->widen.fn(tile, 0, tile.geom.groups, dtype, generic.data());
+      cpu::study_kernels_scalar.widen.fn(tile, 0, tile.geom.groups, dtype, generic.data());
       EXPECT_EQ(fast, generic) << isa << " " << to_string(dtype);
     }
   }

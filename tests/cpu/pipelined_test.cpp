@@ -125,7 +125,7 @@ struct Kernels {
 std::vector<Kernels> kernel_pairs(int64_t m) {
   std::vector<Kernels> out;
   const KernelTable& kt = active_kernels();
-  const DequantEntry dq = kt.dequant.fn ? kt.dequant : scalar_kernels()->dequant;
+  const DequantEntry& dq = find_dequant(kt);
   for (auto [dtype, x] : {std::pair{DType::f16, XFormat::f32}, std::pair{DType::bf16, XFormat::f32},
                           std::pair{DType::bf16, XFormat::bf16}}) {
     const DenseEntry* e = find_dense(kt, dtype, x, m);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <set>
@@ -23,17 +24,28 @@ namespace {
 
 constexpr double kU = 0x1p-24;  // unit roundoff of fp32
 
+// Every table of the build that this CPU can run, whatever the cap.
 std::vector<const KernelTable*> supported_tables() {
   std::vector<const KernelTable*> out;
-  for (const std::string& name : supported_isas()) {
-    const KernelTable* t = name == "scalar"       ? scalar_kernels()
-                           : name == "avx2"       ? avx2_kernels()
-                           : name == "avx512"     ? avx512_kernels()
-                           : name == "avx512bf16" ? avx512bf16_kernels()
-                                                  : nullptr;
-    if (t) out.push_back(t);
+  for (const KernelTable* t : kernel_tables()) {
+    if (t->usable(cpu_features())) out.push_back(t);
   }
   return out;
+}
+
+// "q4_f32_12x32__avx512" spells MR = 12, NR = 32; a name without a block (the scalar twins) is
+// 1 x 64. Only this test reads names: the library reads the fields.
+std::pair<int, int> block_in_name(const std::string& name) {
+  const size_t end = name.find("__"), x = name.rfind('x', end), start = name.rfind('_', x);
+  if (end == std::string::npos || x == std::string::npos || start == std::string::npos || start + 1 >= x) {
+    return {1, 64};
+  }
+  const std::string rows = name.substr(start + 1, x - start - 1), cols = name.substr(x + 1, end - x - 1);
+  if (rows.find_first_not_of("0123456789") != std::string::npos ||
+      cols.find_first_not_of("0123456789") != std::string::npos) {
+    return {1, 64};
+  }
+  return {std::stoi(rows), std::stoi(cols)};
 }
 
 struct Case {
@@ -143,6 +155,9 @@ TEST(Registry, EveryTableCoversEveryMOfItsFormatsWithUniqueSpecNamedEntries) {
       EXPECT_TRUE(names.insert(name).second) << "duplicate entry name " << name;
       EXPECT_EQ(name.rfind(e.x == XFormat::bf16 ? "q4_bf16" : "q4_f32", 0), 0u) << name;
       EXPECT_EQ(name.substr(name.size() - isa.size()), isa) << name << " is not in its ISA's table";
+      EXPECT_EQ(e.isa, t) << name;
+      EXPECT_EQ(block_in_name(name), std::make_pair(e.mr, e.nr)) << name << ": the name must spell MR x NR";
+      EXPECT_EQ(name.find("_panel_") != std::string::npos, e.panel) << name;
     }
     for (const DenseEntry& e : t->dense) {
       ASSERT_NE(e.fn, nullptr) << e.name;
@@ -152,8 +167,11 @@ TEST(Registry, EveryTableCoversEveryMOfItsFormatsWithUniqueSpecNamedEntries) {
           std::string(e.weight == DType::f16 ? "dense_f16" : "dense_bf16") + (e.x == XFormat::bf16 ? "_bf16" : "_f32");
       EXPECT_EQ(name.rfind(family, 0), 0u) << name;
       EXPECT_EQ(name.substr(name.size() - isa.size()), isa) << name;
+      EXPECT_EQ(e.isa, t) << name;
+      EXPECT_EQ(block_in_name(name), std::make_pair(e.mr, e.nr)) << name << ": the name must spell MR x NR";
     }
-    ASSERT_NE(t->dequant.fn, nullptr) << t->name;
+    if (t->dequant.fn) EXPECT_EQ(t->dequant.isa, t) << t->dequant.name;
+    EXPECT_NE(find_dequant(*t).fn, nullptr) << t->name;
     // The lookups return an entry for every M whatever the table (lower tables fill the gaps).
     for (int64_t m : {1, 2, 5, 24, 25, 1000}) {
       EXPECT_NE(find_q4(*t, XFormat::f32, m), nullptr) << t->name << " M=" << m;
@@ -161,6 +179,32 @@ TEST(Registry, EveryTableCoversEveryMOfItsFormatsWithUniqueSpecNamedEntries) {
       EXPECT_NE(find_dense(*t, DType::bf16, XFormat::f32, m), nullptr) << t->name << " M=" << m;
     }
   }
+}
+
+// The ISA registry: unique names, each table's chain ends in scalar, dispatch prefers a table over
+// the ones it falls back to, and a cap bounds the choice to the cap's chain.
+TEST(Registry, TablesChainToScalarAndTheCapBoundsTheChoice) {
+  std::set<std::string> names;
+  for (const KernelTable* t : kernel_tables()) {
+    EXPECT_TRUE(names.insert(t->name).second) << t->name;
+    ASSERT_NE(t->usable, nullptr) << t->name;
+    const KernelTable* last = t;
+    int depth = 0;
+    while (last->fallback && depth < 64) last = last->fallback, ++depth;
+    EXPECT_EQ(last, &scalar_kernels()) << t->name;
+    EXPECT_EQ(&kernel_table(t->name), t);
+  }
+  EXPECT_THROW(kernel_table("no_such_isa"), Error);
+  const std::vector<std::string> usable = supported_isas();
+  ASSERT_FALSE(usable.empty());
+  EXPECT_EQ(usable.front(), "scalar");
+  for (const std::string& cap : usable) {
+    set_isa_cap(cap);
+    EXPECT_EQ(active_isa(), cap) << "a usable cap is what runs";
+  }
+  set_isa_cap("");
+  const char* env = std::getenv("W4A16_ISA");
+  if (!env || !*env) EXPECT_EQ(active_isa(), usable.back()) << "the usable table with the longest chain runs";
 }
 
 TEST(Registry, EveryFusedEntryMatchesItsGenericTwinOnSubRangesOfGroups) {
@@ -272,6 +316,7 @@ TEST(Registry, EveryDequantEntryIsBitwiseTheGenericTwin) {
             AlignedBuffer<uint16_t> got(elems), want(elems);
             std::memset(got.data(), 0xA5, elems * 2);
             std::memset(want.data(), 0x5A, elems * 2);
+            if (!t->dequant.fn) continue;  // the fallback's, tested with its own table
             t->dequant.fn(p.tile(tile), g0, g1, dtype, got.data());
             dequant_generic(p.tile(tile), g0, g1, dtype, want.data());
             ASSERT_EQ(std::memcmp(got.data(), want.data(), elems * 2), 0)

@@ -15,6 +15,7 @@
 
 #include "cpu/cpu_features.hpp"
 #include "cpu/dispatch.hpp"
+#include "cpu/executor.hpp"
 #include "cpu/kernel_check.hpp"
 #include "cpu/thread_pool.hpp"
 #include "plan/cost_model.hpp"
@@ -165,19 +166,51 @@ TEST(CostModel, DecoupledRoundTripOnTheNpuIsTheHbmTrafficOfItsMisses) {
   EXPECT_NEAR(fp16, w16 / 1e12, 1e-18);
 }
 
-TEST(Planner, BlockShapesComeFromTheRegistryNames) {
-  EXPECT_EQ(plan::block_shape("q4_f32_12x32__avx512").rows, 12);
-  EXPECT_EQ(plan::block_shape("q4_f32_12x32__avx512").cols, 32);
-  EXPECT_TRUE(plan::block_shape("q4_f32_panel_6x64__avx512").panel);
-  EXPECT_EQ(plan::block_shape("q4_f32__scalar").rows, 1);
-  EXPECT_EQ(plan::block_shape("dense_bf16_bf16_4x64__avx512bf16").rows, 4);
-  // Every entry of the active table has a parsable block (the model reads MR from it).
-  for (const auto& k : list_kernels()) {
-    if (k.role != "fused" && k.role != "dense") continue;
-    const auto b = plan::block_shape(k.name);
-    EXPECT_GE(b.rows, 1) << k.name;
-    EXPECT_LE(b.cols, 64) << k.name;
+// The cost model reads the register block and the panel flag of the entry a plan holds, as fields.
+TEST(Planner, CandidatesTakeTheBlockShapeFromTheEntry) {
+  QuantizedLayout layout;
+  layout.k = 4096;
+  layout.n = 512;
+  layout.group_size = 128;
+  for (const int64_t m : {1, 3, 16, 100}) {
+    for (const auto& g : plan_candidates(m, layout, DType::bf16)) {
+      SCOPED_TRACE(g.kernel);
+      ASSERT_NE(g.table, nullptr);
+      const plan::Candidate c = plan::candidate_of(g, *plan::cpu_device());
+      if (g.strategy == Strategy::fused) {
+        ASSERT_NE(g.q4, nullptr);
+        EXPECT_EQ(c.block_rows, g.q4->mr);
+        EXPECT_EQ(c.panel, g.q4->panel);
+        EXPECT_EQ(g.x_format, g.q4->x);
+        EXPECT_EQ(g.kernel, g.q4->name);
+      } else {
+        ASSERT_NE(g.dense, nullptr);
+        EXPECT_EQ(c.block_rows, g.dense->mr);
+        EXPECT_EQ(g.x_format, g.dense->x);
+        EXPECT_EQ(g.dequant != nullptr, g.strategy != Strategy::dense);
+      }
+    }
   }
+}
+
+// GemmOptions::decoupled_panel_bytes travels in the plan: gemm(x, w, y, plan) runs the panel
+// budget the plan was made with (it ran 1 MiB whatever the plan said before the plan carried it).
+TEST(Planner, APlanKeepsItsDecoupledPanelBudget) {
+  test::KernelInput in;
+  in.m = 5, in.k = 1024, in.n = 200, in.g = 128, in.zero = ZeroMode::sym, in.act = DType::bf16;
+  const auto p = test::prepare(in, 78);
+  GemmOptions o;
+  o.strategy = Strategy::decoupled;
+  o.decoupled_panel_bytes = 4096;
+  const GemmPlan plan = plan_gemm(in.m, p.packed, in.act, o);
+  EXPECT_EQ(plan.panel_bytes, 4096);
+  EXPECT_EQ(cpu::exec_plan(plan, p.packed.impl(), cpu::active_kernels()).panel_bytes, 4096);
+  o.decoupled_panel_bytes = 0;
+  EXPECT_EQ(plan_gemm(in.m, p.packed, in.act, o).panel_bytes, cpu::kDefaultPanelBytes);
+  test::HostMatrix y(in.act, in.m, in.n);
+  y.poison();
+  gemm(p.x.ref(), p.packed, y.mut(), plan);
+  EXPECT_EQ(test::check_output(p, y, plan.strategy, "plan"), 0);
 }
 
 // A 4-core CPU with the dev machine's per-core figures.
@@ -276,7 +309,11 @@ TEST(Planner, PlansRunAsValuesAndRefuseOtherShapes) {
   test::HostMatrix y(in.act, in.m, in.n);
   EXPECT_THROW(gemm(p.x.ref(), p.packed, y.mut(), other), Error);
   other = chosen;
-  other.q4_kernel = other.dense_kernel = "no_such_kernel";
+  other.q4 = nullptr;
+  other.dense = nullptr;
+  EXPECT_THROW(gemm(p.x.ref(), p.packed, y.mut(), other), Error);
+  other = chosen;
+  other.table = nullptr;  // not the active table
   EXPECT_THROW(gemm(p.x.ref(), p.packed, y.mut(), other), Error);
 }
 

@@ -1,9 +1,12 @@
-// The bottleneck study's ablations (kernels.hpp), AVX-512: the decoupled stage without its
+// The bottleneck study's ablations (study_kernels.hpp), AVX-512: the decoupled stage without its
 // arithmetic (codes widened to 16 bits and stored, same bytes as the real panel) and the bare
 // int4 stream (codes and scales read and XOR-reduced, nothing computed).
 #include "cpu/avx512/avx512_common.hpp"
+#include "cpu/study_kernels.hpp"
 
 namespace w4a16::cpu {
+
+extern const KernelTable kernels_avx512;
 
 void widen_panel__avx512(const Q4Tile& w, int64_t g0, int64_t g1, DType dtype, void* panel) {
   const int64_t base = w.geom.chunk_begin(g0), end = w.geom.chunk_end(g1 - 1);
@@ -54,5 +57,11 @@ void stream_q4__avx512(const Q4Tile& w, const Activations& x, int64_t g0, int64_
   for (uint32_t lane : lanes) folded |= lane;
   for (int64_t r = 0; r < x.m * kTileN; ++r) out[r] = float(folded & 0xFF);
 }
+
+extern const StudyKernels study_kernels_avx512 = {
+    .isa = &kernels_avx512,
+    .widen = {.name = "widen__avx512", .isa = &kernels_avx512, .fn = widen_panel__avx512},
+    .stream = {.name = "stream_q4__avx512", .isa = &kernels_avx512, .x = XFormat::f32, .fn = stream_q4__avx512},
+};
 
 }  // namespace w4a16::cpu
