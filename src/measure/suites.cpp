@@ -55,9 +55,8 @@ std::vector<Suite> make_suites() {
   // K = 3904 = 30.5 x 128 exercises a ragged last group), plus the kn shapes over the batch list.
   Suite paper{
       "paper", "the paper's study: M=24 x {12288,1792,7808,3904,1536}^2, plus the kn shapes", {}, {1, 4, 16, 64}, {}};
-  const int64_t dims[] = {12288, 1792, 7808, 3904, 1536};
-  for (int64_t k : dims) {
-    for (int64_t n : dims) paper.layers.push_back({"Ascend split-K", "M=24", k, n, 1, 24});
+  for (int64_t k : kVendorSplitKDims) {
+    for (int64_t n : kVendorSplitKDims) paper.layers.push_back({"Ascend split-K", "M=24", k, n, 1, 24});
   }
   for (const auto& l : kn.layers) paper.layers.push_back(l);
   all.push_back(paper);
@@ -90,14 +89,7 @@ const std::vector<Suite>& suites() {
   return all;
 }
 
-const Suite& find_suite(std::string_view name) {
-  std::string names;
-  for (const auto& s : suites()) {
-    if (s.name == name) return s;
-    names += (names.empty() ? "" : ", ") + s.name;
-  }
-  fail(ErrorCode::invalid_argument, "unknown suite '{}' (expected one of: {})", name, names);
-}
+const Suite& find_suite(std::string_view name) { return find_named(suites(), name); }
 
 std::vector<Shape> parse_shapes(std::string_view text) {
   std::vector<Shape> out;
@@ -119,6 +111,20 @@ std::vector<int64_t> parse_batches(std::string_view text) {
   }
   require(!out.empty(), "--batch: no value in '{}'", text);
   return out;
+}
+
+Work suite_work(const Suite& suite, const std::vector<int64_t>& batches) {
+  Work work;
+  for (const auto& layer : suite.layers) {
+    for (int64_t m : layer.m > 0 ? std::vector<int64_t>{layer.m} : batches) work.push_back({layer, m});
+  }
+  return work;
+}
+
+Work shape_work(const std::vector<Shape>& shapes) {
+  Work work;
+  for (const auto& s : shapes) work.push_back({{"ad-hoc", "", s.k, s.n, 1, s.m}, s.m});
+  return work;
 }
 
 }  // namespace w4a16::measure

@@ -1,11 +1,9 @@
 // The model's shape suites. Model dimensions are from each model's published config.json
-// (hidden_size, intermediate_size, num_key_value_heads x head_dim); the vendor list is the set of
-// K, N values CANN's split-K weight_quant_batch_matmul_v2 template is whitelisted for (at M = 24).
+// (hidden_size, intermediate_size, num_key_value_heads x head_dim); the vendor list is every pair of
+// the K, N values CANN's split-K template is whitelisted for (measure/suites.hpp, shared with the bench).
 #include "model/paper_suite.hpp"
 
-#include <fmt/format.h>
-
-#include "common/check.hpp"
+#include "measure/suites.hpp"
 
 namespace w4a16::model {
 
@@ -17,9 +15,8 @@ const std::vector<int64_t> kDecodeM = {1, 8, 24, 64, 128};
 
 std::vector<ModelShape> vendor_shapes() {
   std::vector<ModelShape> out;
-  const int64_t dims[] = {12288, 1792, 7808, 3904, 1536};  // every K, N pair of the whitelist
-  for (int64_t k : dims) {
-    for (int64_t n : dims) out.push_back({"vendor", "split-K whitelist", k, n});
+  for (int64_t k : measure::kVendorSplitKDims) {  // every K, N pair of the whitelist
+    for (int64_t n : measure::kVendorSplitKDims) out.push_back({"vendor", "split-K whitelist", k, n});
   }
   return out;
 }
@@ -59,13 +56,6 @@ const std::vector<ModelSuite>& model_suites() {
   return all;
 }
 
-const ModelSuite& model_suite(std::string_view name) {
-  std::string names;
-  for (const auto& s : model_suites()) {
-    if (s.name == name) return s;
-    names += (names.empty() ? "" : ", ") + s.name;
-  }
-  fail(ErrorCode::invalid_argument, "unknown suite '{}' (known: {})", name, names);
-}
+const ModelSuite& model_suite(std::string_view name) { return measure::find_named(model_suites(), name); }
 
 }  // namespace w4a16::model
