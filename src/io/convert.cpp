@@ -8,7 +8,6 @@
 // Declaring a Hugging Face layer needs its layout, which is read by importing it once before the
 // write (and dropping it): conversion does the bit manipulation twice and never holds two layers.
 #include <algorithm>
-#include <array>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -169,14 +168,8 @@ ConvertReport convert_gguf(const std::filesystem::path& src, const std::filesyst
 }
 
 // ---------------------------------------------------------------------------------------------
-// Hugging Face checkpoint directories (GPTQ, AWQ, compressed-tensors)
+// Hugging Face checkpoint directories (the formats of io/import_registry.hpp)
 // ---------------------------------------------------------------------------------------------
-
-// The tensor names a quantized module's packed form occupies in each format; they are replaced
-// by the w4a16 layer (whose bias is written as <module>.bias).
-constexpr std::array<std::string_view, 10> kPackedSuffixes = {
-    ".qweight",           ".qzeros",       ".scales",      ".g_idx", ".bias", ".weight_packed", ".weight_scale",
-    ".weight_zero_point", ".weight_g_idx", ".weight_shape"};
 
 ConvertReport convert_hf(const std::filesystem::path& src, const std::filesystem::path& dst,
                          const ConvertProgress& callback) {
@@ -198,9 +191,11 @@ ConvertReport convert_hf(const std::filesystem::path& src, const std::filesystem
 
   SafetensorsWriter writer;
   Progress progress{callback};
+  // The tensors a module's packed form occupies in its format are replaced by the w4a16 layer
+  // (whose bias is written as <module>.bias); every other tensor is copied.
   std::set<std::string, std::less<>> consumed;
   for (const std::string& module : modules) {
-    for (const std::string_view suffix : kPackedSuffixes) {
+    for (const std::string_view suffix : io::tensor_suffixes(config)) {
       const std::string name = module + std::string(suffix);
       if (checkpoint.find(name) != nullptr) consumed.insert(name);
     }

@@ -316,24 +316,10 @@ std::vector<uint32_t> sorted_unique(size_t n, Key key, Fail on_duplicate) {
   return order;
 }
 
-}  // namespace
+// --- the stages of parse_bytes, in file order ----------------------------------------------------
 
-// ---------------------------------------------------------------------------------------------
-// GgufFile
-// ---------------------------------------------------------------------------------------------
-
-GgufFile::GgufFile(GgufFile&&) noexcept = default;
-GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
-GgufFile::~GgufFile() = default;
-
-GgufFile GgufFile::parse(std::span<const std::byte> bytes) { return parse_bytes(bytes, "(memory)"); }
-
-GgufFile GgufFile::parse_bytes(std::span<const std::byte> bytes, std::string_view source) {
-  Parser p(bytes, source);
-  GgufFile file;
-  file.source_ = std::string(source);
-
-  // --- fixed header: magic, version, counts (offsets 0..23) --------------------------------------
+// Offsets 0..7: the magic and a version this reader knows (2 or 3, little-endian).
+uint32_t read_magic_and_version(Parser& p, std::span<const std::byte> bytes, std::string_view source) {
   if (bytes.size() < 4)
     fail(ErrorCode::format, "gguf {}: file is {} bytes, too short for the magic", source, bytes.size());
   if (std::memcmp(bytes.data(), "GGUF", 4) != 0) {
@@ -351,120 +337,141 @@ GgufFile GgufFile::parse_bytes(std::span<const std::byte> bytes, std::string_vie
   }
   if (version != 2 && version != 3)
     fail(ErrorCode::format, "gguf {}: unsupported GGUF version {} (read: 2, 3)", source, version);
-  file.version_ = version;
-  const uint64_t tensor_count = p.u64("tensor count");
-  const uint64_t kv_count = p.u64("metadata key count");
-  if (tensor_count > kGgufMaxTensors) {
-    p.error("{} tensors exceed the limit of {} of this reader", tensor_count, kGgufMaxTensors);
+  return version;
+}
+
+struct HeaderCounts {
+  uint64_t tensors = 0;
+  uint64_t keys = 0;
+};
+
+// Offsets 8..23: the counts, bounded by the limits and by the bytes left, so that nothing is
+// reserved from a number the file has not backed with bytes.
+HeaderCounts read_counts(Parser& p) {
+  HeaderCounts c;
+  c.tensors = p.u64("tensor count");
+  c.keys = p.u64("metadata key count");
+  if (c.tensors > kGgufMaxTensors) {
+    p.error("{} tensors exceed the limit of {} of this reader", c.tensors, kGgufMaxTensors);
   }
-  if (kv_count > kGgufMaxKeys)
-    p.error("{} metadata keys exceed the limit of {} of this reader", kv_count, kGgufMaxKeys);
-  if (kv_count > p.left() / kMinKeyValueBytes) {
-    p.error("{} metadata keys (at least {} bytes each) cannot fit in the {} bytes left", kv_count, kMinKeyValueBytes,
+  if (c.keys > kGgufMaxKeys) p.error("{} metadata keys exceed the limit of {} of this reader", c.keys, kGgufMaxKeys);
+  if (c.keys > p.left() / kMinKeyValueBytes) {
+    p.error("{} metadata keys (at least {} bytes each) cannot fit in the {} bytes left", c.keys, kMinKeyValueBytes,
             p.left());
   }
-  if (tensor_count > p.left() / kMinTensorInfoBytes) {
-    p.error("{} tensor infos (at least {} bytes each) cannot fit in the {} bytes left", tensor_count,
-            kMinTensorInfoBytes, p.left());
+  if (c.tensors > p.left() / kMinTensorInfoBytes) {
+    p.error("{} tensor infos (at least {} bytes each) cannot fit in the {} bytes left", c.tensors, kMinTensorInfoBytes,
+            p.left());
   }
+  return c;
+}
 
-  // --- metadata -----------------------------------------------------------------------------------
-  file.metadata_.reserve(size_t(kv_count));
-  for (uint64_t i = 0; i < kv_count; ++i) {
+std::vector<GgufKeyValue> read_metadata(Parser& p, uint64_t count) {
+  std::vector<GgufKeyValue> metadata;
+  metadata.reserve(size_t(count));
+  for (uint64_t i = 0; i < count; ++i) {
     p.set_where("key", i, {});
     const std::string_view key = p.name("key");
     p.set_where("key", i, key);
     const uint32_t type = p.u32("value type");
-    file.metadata_.push_back({key, p.value(type, 0)});
+    metadata.push_back({key, p.value(type, 0)});
   }
-  file.keys_by_name_ = sorted_unique(
-      file.metadata_.size(), [&](uint32_t i) { return file.metadata_[i].key; },
+  return metadata;
+}
+
+// Positions in `metadata` sorted by key; a repeated key is an error.
+std::vector<uint32_t> index_keys(Parser& p, const std::vector<GgufKeyValue>& metadata) {
+  return sorted_unique(
+      metadata.size(), [&](uint32_t i) { return metadata[i].key; },
       [&](uint32_t first, uint32_t second) {
-        p.set_where("key", second, file.metadata_[second].key);
+        p.set_where("key", second, metadata[second].key);
         p.error("repeats key #{} (duplicate keys are ambiguous)", first);
       });
-  if (const GgufValue* alignment = file.find_metadata("general.alignment")) {
-    p.set_where("key", 0, "general.alignment");
-    file.alignment_ = read_alignment(*alignment, p);
-  }
+}
 
-  // --- tensor infos -------------------------------------------------------------------------------
-  file.tensors_.reserve(size_t(tensor_count));
-  for (uint64_t i = 0; i < tensor_count; ++i) {
-    p.set_where("tensor", i, {});
-    const std::string_view name = p.name("tensor name");
-    p.set_where("tensor", i, name);
-    GgufTensor t;
-    t.name = std::string(name);
-    t.n_dims = p.u32("n_dims");
-    if (t.n_dims > kGgufMaxDims) p.error("n_dims {} exceeds {}", t.n_dims, kGgufMaxDims);
-    int64_t numel = 1;
-    for (uint32_t d = 0; d < t.n_dims; ++d) {
-      const uint64_t dim = p.u64("dims");
-      const auto product = dim <= uint64_t(INT64_MAX) ? checked_mul(numel, int64_t(dim)) : std::nullopt;
-      if (!product) p.error("dims[{}] = {} makes the element count overflow 64 bits", d, dim);
-      t.dims[d] = int64_t(dim);
-      numel = *product;
-    }
-    const uint32_t type_id = p.u32("ggml type");
-    const GgmlTypeInfo* info = ggml_type_info(type_id);
-    if (info == nullptr) p.error("unknown or unsupported ggml type id {}", type_id);
-    t.type = info->type;
-    t.offset = p.u64("offset");
-    if (t.dims[0] % info->block_size != 0) {
-      p.error("dims[0] = {} is not a multiple of the {}-element blocks of {}", t.dims[0], info->block_size, info->name);
-    }
-    const auto nbytes = checked_mul(numel / info->block_size, info->block_bytes);
-    if (!nbytes) p.error("byte size of {} elements of {} overflows 64 bits", numel, info->name);
-    t.nbytes = uint64_t(*nbytes);
-    if (t.offset % file.alignment_ != 0) {
-      p.error("data offset {} is not a multiple of the alignment {}", t.offset, file.alignment_);
-    }
-    file.tensors_.push_back(std::move(t));
+// One tensor info: name, n_dims, dims (fastest first), ggml type, offset; its byte size follows
+// from the dims and the type's block size.
+GgufTensor read_tensor_info(Parser& p, uint64_t index, uint64_t alignment) {
+  p.set_where("tensor", index, {});
+  const std::string_view name = p.name("tensor name");
+  p.set_where("tensor", index, name);
+  GgufTensor t;
+  t.name = std::string(name);
+  t.n_dims = p.u32("n_dims");
+  if (t.n_dims > kGgufMaxDims) p.error("n_dims {} exceeds {}", t.n_dims, kGgufMaxDims);
+  int64_t numel = 1;
+  for (uint32_t d = 0; d < t.n_dims; ++d) {
+    const uint64_t dim = p.u64("dims");
+    const auto product = dim <= uint64_t(INT64_MAX) ? checked_mul(numel, int64_t(dim)) : std::nullopt;
+    if (!product) p.error("dims[{}] = {} makes the element count overflow 64 bits", d, dim);
+    t.dims[d] = int64_t(dim);
+    numel = *product;
   }
-  file.tensors_by_name_ = sorted_unique(
-      file.tensors_.size(), [&](uint32_t i) { return std::string_view(file.tensors_[i].name); },
+  const uint32_t type_id = p.u32("ggml type");
+  const GgmlTypeInfo* info = ggml_type_info(type_id);
+  if (info == nullptr) p.error("unknown or unsupported ggml type id {}", type_id);
+  t.type = info->type;
+  t.offset = p.u64("offset");
+  if (t.dims[0] % info->block_size != 0) {
+    p.error("dims[0] = {} is not a multiple of the {}-element blocks of {}", t.dims[0], info->block_size, info->name);
+  }
+  const auto nbytes = checked_mul(numel / info->block_size, info->block_bytes);
+  if (!nbytes) p.error("byte size of {} elements of {} overflows 64 bits", numel, info->name);
+  t.nbytes = uint64_t(*nbytes);
+  if (t.offset % alignment != 0) p.error("data offset {} is not a multiple of the alignment {}", t.offset, alignment);
+  return t;
+}
+
+// Positions in `tensors` sorted by name; a repeated name is an error.
+std::vector<uint32_t> index_tensors(Parser& p, const std::vector<GgufTensor>& tensors) {
+  return sorted_unique(
+      tensors.size(), [&](uint32_t i) { return std::string_view(tensors[i].name); },
       [&](uint32_t first, uint32_t second) {
-        p.set_where("tensor", second, file.tensors_[second].name);
+        p.set_where("tensor", second, tensors[second].name);
         p.error("repeats the name of tensor #{} (duplicate names are ambiguous)", first);
       });
+}
 
-  // --- data section: starts at the header's end rounded up to the alignment -------------------------
-  p.set_where("", 0, {});
+// The data section starts at the header's end rounded up to the alignment; a file without tensors
+// may omit that padding.
+uint64_t data_section_offset(const Parser& p, std::span<const std::byte> bytes, std::string_view source,
+                             uint64_t alignment, bool has_tensors) {
   const uint64_t header_end = p.pos();
-  const uint64_t padded = header_end + (file.alignment_ - header_end % file.alignment_) % file.alignment_;
-  if (padded > bytes.size()) {
-    if (!file.tensors_.empty()) {
-      fail(ErrorCode::format,
-           "gguf {}: data section would start at {} (header end {} aligned to {}), past the {}-byte file", source,
-           padded, header_end, file.alignment_, bytes.size());
-    }
-    file.data_offset_ = bytes.size();  // no tensors: the padding may be omitted
-  } else {
-    file.data_offset_ = padded;
+  const uint64_t padded = header_end + (alignment - header_end % alignment) % alignment;
+  if (padded <= bytes.size()) return padded;
+  if (has_tensors) {
+    fail(ErrorCode::format,
+         "gguf {}: data section would start at {} (header end {} aligned to {}), past the {}-byte file", source, padded,
+         header_end, alignment, bytes.size());
   }
-  const auto data = bytes.subspan(size_t(file.data_offset_));
-  for (size_t i = 0; i < file.tensors_.size(); ++i) {
-    GgufTensor& t = file.tensors_[i];
+  return bytes.size();
+}
+
+// Points every tensor at its bytes, each inside the data section.
+void place_tensors(Parser& p, std::vector<GgufTensor>& tensors, std::span<const std::byte> data) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    GgufTensor& t = tensors[i];
     if (t.offset > data.size() || t.nbytes > data.size() - t.offset) {
       p.set_where("tensor", i, t.name);
       p.error("{} bytes at data offset {} run past the {}-byte data section", t.nbytes, t.offset, data.size());
     }
     t.data = data.subspan(size_t(t.offset), size_t(t.nbytes));
   }
-  // No overlaps: sorted by offset, each tensor with bytes starts at or after the furthest end of
-  // the ones before it (empty tensors occupy nothing and may sit anywhere).
+}
+
+// No overlaps: sorted by offset, each tensor with bytes starts at or after the furthest end of
+// the ones before it (empty tensors occupy nothing and may sit anywhere).
+void check_disjoint(Parser& p, const std::vector<GgufTensor>& tensors) {
   std::vector<uint32_t> by_offset;
-  by_offset.reserve(file.tensors_.size());
-  for (size_t i = 0; i < file.tensors_.size(); ++i) {
-    if (file.tensors_[i].nbytes != 0) by_offset.push_back(uint32_t(i));
+  by_offset.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].nbytes != 0) by_offset.push_back(uint32_t(i));
   }
-  std::sort(by_offset.begin(), by_offset.end(), [&](uint32_t a, uint32_t b) {
-    return std::tie(file.tensors_[a].offset, a) < std::tie(file.tensors_[b].offset, b);
-  });
+  std::sort(by_offset.begin(), by_offset.end(),
+            [&](uint32_t a, uint32_t b) { return std::tie(tensors[a].offset, a) < std::tie(tensors[b].offset, b); });
   const GgufTensor* furthest = nullptr;  // the tensor ending last among those checked
   for (const uint32_t i : by_offset) {
-    const GgufTensor& t = file.tensors_[i];
+    const GgufTensor& t = tensors[i];
     if (furthest != nullptr && t.offset < furthest->offset + furthest->nbytes) {
       p.set_where("tensor", i, t.name);
       p.error("bytes [{}, {}) overlap tensor '{}' [{}, {})", t.offset, t.offset + t.nbytes, furthest->name,
@@ -472,6 +479,44 @@ GgufFile GgufFile::parse_bytes(std::span<const std::byte> bytes, std::string_vie
     }
     furthest = &t;  // sorted by offset and disjoint so far: t ends after every earlier tensor
   }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// GgufFile
+// ---------------------------------------------------------------------------------------------
+
+GgufFile::GgufFile(GgufFile&&) noexcept = default;
+GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
+GgufFile::~GgufFile() = default;
+
+GgufFile GgufFile::parse(std::span<const std::byte> bytes) { return parse_bytes(bytes, "(memory)"); }
+
+// Stages, front to back: fixed header (offsets 0..23), metadata, tensor infos, then the data
+// section; each checks what it reads before the next one trusts it.
+GgufFile GgufFile::parse_bytes(std::span<const std::byte> bytes, std::string_view source) {
+  Parser p(bytes, source);
+  GgufFile file;
+  file.source_ = std::string(source);
+  file.version_ = read_magic_and_version(p, bytes, source);
+  const HeaderCounts counts = read_counts(p);
+
+  file.metadata_ = read_metadata(p, counts.keys);
+  file.keys_by_name_ = index_keys(p, file.metadata_);
+  if (const GgufValue* alignment = file.find_metadata("general.alignment")) {
+    p.set_where("key", 0, "general.alignment");
+    file.alignment_ = read_alignment(*alignment, p);
+  }
+
+  file.tensors_.reserve(size_t(counts.tensors));
+  for (uint64_t i = 0; i < counts.tensors; ++i) file.tensors_.push_back(read_tensor_info(p, i, file.alignment_));
+  file.tensors_by_name_ = index_tensors(p, file.tensors_);
+
+  p.set_where("", 0, {});
+  file.data_offset_ = data_section_offset(p, bytes, source, file.alignment_, !file.tensors_.empty());
+  place_tensors(p, file.tensors_, bytes.subspan(size_t(file.data_offset_)));
+  check_disjoint(p, file.tensors_);
   return file;
 }
 

@@ -2,18 +2,11 @@
 // (with the index validated before it is trusted), and the module-by-module import.
 #include "io/hf_checkpoint.hpp"
 
-#include <fmt/ranges.h>
-
-#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 
 #include "common/check.hpp"
-#include "io/import_awq.hpp"
-#include "io/import_compressed_tensors.hpp"
-#include "io/import_gptq.hpp"
 
 namespace w4a16::io {
 
@@ -22,7 +15,6 @@ namespace {
 constexpr std::string_view kConfigName = "config.json";
 constexpr std::string_view kSingleName = "model.safetensors";
 constexpr std::string_view kIndexName = "model.safetensors.index.json";
-constexpr size_t kMaxRegexBytes = 1024;
 
 // A small JSON file, refused beyond kMaxConfigBytes before it is read.
 std::string read_small_file(const std::filesystem::path& path) {
@@ -47,28 +39,6 @@ void check_shard_name(const std::string& name, const std::filesystem::path& inde
     fail(ErrorCode::format, "'{}': shard '{}' is not a plain file name inside the checkpoint directory", index.string(),
          name);
   }
-}
-
-bool is_class_name(std::string_view target) {
-  return !target.empty() && target[0] >= 'A' && target[0] <= 'Z' && target.find('.') == std::string_view::npos;
-}
-
-// compressed-tensors' target matching: "re:<regex>" (Python re.match: anchored at the start), an
-// exact module name, or a class name; packed modules are linear layers, so only class names
-// ending in "Linear" match them.
-bool target_matches(const std::string& target, std::string_view module) {
-  if (target.starts_with("re:")) {
-    const std::string pattern = target.substr(3);
-    if (pattern.size() > kMaxRegexBytes) fail(ErrorCode::format, "target regex longer than {} bytes", kMaxRegexBytes);
-    try {
-      const std::regex re(pattern, std::regex::ECMAScript);
-      return std::regex_search(module.begin(), module.end(), re, std::regex_constants::match_continuous);
-    } catch (const std::regex_error& e) {
-      fail(ErrorCode::format, "target '{}': invalid regex: {}", target, e.what());
-    }
-  }
-  if (is_class_name(target)) return target.ends_with("Linear");
-  return target == module;
 }
 
 std::string strip_weight(std::string_view module) { return module_name(module); }
@@ -154,42 +124,28 @@ HfCheckpoint HfCheckpoint::open(const std::filesystem::path& dir) {
   return ckpt;
 }
 
-const CtScheme& ct_scheme_for(const CompressedTensorsConfig& config, std::string_view module) {
-  for (const std::string& pattern : config.ignore) {
-    if (target_matches(pattern, module)) {
-      fail(ErrorCode::format, "module '{}' is stored packed but the config's ignore list names it ('{}')", module,
-           pattern);
-    }
-  }
-  for (const CtScheme& scheme : config.schemes) {
-    for (const std::string& target : scheme.targets) {
-      if (target_matches(target, module)) return scheme;
-    }
-  }
-  fail(ErrorCode::format, "module '{}' is stored packed but no config group targets it", module);
-}
-
 std::vector<std::string> quantized_modules(const QuantConfig& config, const TensorSource& source) {
-  const std::string_view suffix =
-      std::holds_alternative<CompressedTensorsConfig>(config) ? ".weight_packed" : ".qweight";
-  std::vector<std::string> modules;
-  for (const std::string& name : source.names()) {
-    if (name.size() > suffix.size() && name.ends_with(suffix))
-      modules.push_back(name.substr(0, name.size() - suffix.size()));
-  }
-  if (const auto* ct = std::get_if<CompressedTensorsConfig>(&config)) {
-    for (const std::string& m : modules) (void)ct_scheme_for(*ct, m);
-  }
-  return modules;  // names() is sorted, and so is this
+  return std::visit(
+      [&](const auto& c) {
+        const auto& format = format_of(c);
+        const std::string_view marker = format.tensor_suffixes.front();
+        std::vector<std::string> modules;
+        for (const std::string& name : source.names()) {
+          if (name.size() > marker.size() && name.ends_with(marker))
+            modules.push_back(name.substr(0, name.size() - marker.size()));
+        }
+        if (format.check_module != nullptr) {
+          for (const std::string& m : modules) format.check_module(c, m);
+        }
+        return modules;  // names() is sorted, and so is this
+      },
+      config);
 }
 
 QuantizedWeight import_module(const QuantConfig& config, const TensorSource& source, std::string_view module,
                               std::vector<std::string>* warnings) {
   const std::string m = strip_weight(module);
-  if (const auto* c = std::get_if<GptqConfig>(&config)) return import_gptq(source, m, *c, warnings);
-  if (const auto* c = std::get_if<AwqConfig>(&config)) return import_awq(source, m, *c);
-  const auto& ct = std::get<CompressedTensorsConfig>(config);
-  return import_compressed_tensors(source, m, ct_scheme_for(ct, m));
+  return std::visit([&](const auto& c) { return format_of(c).import(source, m, c, warnings); }, config);
 }
 
 std::vector<std::string> quantized_modules(const HfCheckpoint& checkpoint) {

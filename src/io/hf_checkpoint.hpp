@@ -4,8 +4,8 @@
 // trusted: shard names are plain file names inside the directory (no '/', '\', '..'), every
 // listed shard exists and holds the tensors mapped to it, and no tensor lives in two shards.
 //
-// Then, per quantized module, the importer of the checkpoint's format (GPTQ, AWQ GEMM,
-// compressed-tensors pack-quantized) turns it into a QuantizedWeight, bit-exact:
+// Then, per quantized module, the importer of the checkpoint's format (import_registry.hpp: GPTQ,
+// AWQ GEMM, compressed-tensors pack-quantized) turns it into a QuantizedWeight, bit-exact:
 //
 //   const HfCheckpoint ckpt = HfCheckpoint::open(dir);
 //   for (const std::string& module : quantized_modules(ckpt)) {
@@ -61,21 +61,17 @@ class HfCheckpoint : public TensorSource {
 
 // --- module by module, for any TensorSource --------------------------------------------------------
 
-// The modules stored quantized, sorted: GPTQ / AWQ: every m with an `m.qweight`;
-// compressed-tensors: every m with an `m.weight_packed`, each checked against the config (a
-// scheme whose targets match it, and not in `ignore`; Error(format) otherwise).
+// The modules stored quantized, sorted: every m with a tensor named m + the first of its format's
+// tensor suffixes (GPTQ / AWQ: `m.qweight`; compressed-tensors: `m.weight_packed`), each checked
+// by the format's check_module when it has one (compressed-tensors: a scheme whose targets match
+// it, and not in `ignore`, see ct_scheme_for; Error(format) otherwise).
 std::vector<std::string> quantized_modules(const QuantConfig& config, const TensorSource& source);
 
-// One module (given as `m` or `m.weight`) as a QuantizedWeight with its bias. `warnings` (optional)
-// collects lines about values read a documented but questionable way (GPTQ v1 zeros of 16).
+// One module (given as `m` or `m.weight`) as a QuantizedWeight with its bias, by its format's
+// importer. `warnings` (optional) collects lines about values read a documented but questionable
+// way (GPTQ v1 zeros of 16).
 QuantizedWeight import_module(const QuantConfig& config, const TensorSource& source, std::string_view module,
                               std::vector<std::string>* warnings = nullptr);
-
-// The compressed-tensors scheme that covers a module: the first config group whose targets match
-// it ("re:<regex>" anchored at the start of the module name, the module name itself, or a class
-// name such as "Linear", which every packed module is taken to be). Error(format) when none does
-// or when `ignore` lists the module.
-const CtScheme& ct_scheme_for(const CompressedTensorsConfig& config, std::string_view module);
 
 // The same over a checkpoint; Error(unsupported) when it has no quantization_config.
 std::vector<std::string> quantized_modules(const HfCheckpoint& checkpoint);

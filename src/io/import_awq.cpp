@@ -1,10 +1,56 @@
-// AWQ GEMM importer: undo the [0, 2, 4, 6, 1, 3, 5, 7] interleave of qweight and qzeros, transpose
-// to W's [N, K].
+// The AWQ format (GEMM version): its quantization_config, and the importer: undo the
+// [0, 2, 4, 6, 1, 3, 5, 7] interleave of qweight and qzeros, transpose to W's [N, K].
 #include "io/import_awq.hpp"
 
+#include <array>
+
 #include "common/check.hpp"
+#include "io/config_fields.hpp"
 
 namespace w4a16::io {
+
+namespace {
+
+AwqConfig parse_awq(const ConfigFields& f) {
+  require_4_bits(f.integer({"bits", "w_bit"}, 0, 64), "AWQ", f.source());
+  AwqConfig c;
+  c.group_size = group_size_field(f, {"group_size", "q_group_size"});
+  c.zero_point = f.boolean("zero_point", true);
+  const std::string version = lower(f.string({"version"}).value_or("gemm"));
+  if (version != "gemm") {
+    fail(ErrorCode::unsupported,
+         "{}: AWQ version '{}' is not supported: only the GEMM layout is imported (gemv, gemv_fast and marlin "
+         "store other layouts)",
+         f.source(), version);
+  }
+  // transformers' AwqConfig: backend "llm-awq" is MIT-Han-lab's original packing, not AutoAWQ's.
+  const std::string backend = lower(f.string({"backend"}).value_or("autoawq"));
+  if (backend != "autoawq") {
+    fail(ErrorCode::unsupported, "{}: AWQ backend '{}' is not supported (autoawq only)", f.source(), backend);
+  }
+  return c;
+}
+
+std::string describe_awq(const AwqConfig& c) {
+  return fmt::format("awq gemm {}{}", group_size_text(c.group_size), c.zero_point ? " zero-point" : "");
+}
+
+QuantizedWeight import_awq_module(const TensorSource& source, std::string_view module, const AwqConfig& config,
+                                  std::vector<std::string>* /*warnings: AWQ has no questionable values*/) {
+  return import_awq(source, module, config);
+}
+
+constexpr std::array<std::string_view, 4> kAwqSuffixes = {".qweight", ".qzeros", ".scales", ".bias"};
+
+}  // namespace
+
+const ImportFormat<AwqConfig> AwqConfig::format = {
+    .name = "awq",
+    .parse = parse_awq,
+    .tensor_suffixes = kAwqSuffixes,
+    .import = import_awq_module,
+    .describe = describe_awq,
+};
 
 QuantizedWeight import_awq(const TensorSource& source, std::string_view module, const AwqConfig& config) {
   const std::string m(module);

@@ -1,10 +1,172 @@
-// compressed-tensors pack-quantized importer: the packed layout already is W's [N, K]
-// orientation; only the nibble order along K and the zero points along N need unpacking.
+// The compressed-tensors format (pack-quantized): its quantization_config with one scheme per
+// config group, which scheme covers a module, and the importer: the packed layout already is W's
+// [N, K] orientation; only the nibble order along K and the zero points along N need unpacking.
 #include "io/import_compressed_tensors.hpp"
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <array>
+#include <nlohmann/json.hpp>
+#include <regex>
+
 #include "common/check.hpp"
+#include "io/config_fields.hpp"
 
 namespace w4a16::io {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxRegexBytes = 1024;
+
+// config_groups.<name>.weights: int4 weights, a group or channel strategy, an optional actorder.
+void parse_ct_weights(const ConfigFields& w, CtScheme& s) {
+  const int64_t bits = w.integer({"num_bits"}, 0, 64);
+  const std::string type = w.string({"type"}).value_or("int");
+  if (type != "int")
+    fail(ErrorCode::unsupported, "{}: {}-bit '{}' weights are not supported (4-bit int only)", w.source(), bits, type);
+  require_4_bits(bits, "compressed-tensors", w.source());
+  s.symmetric = w.boolean("symmetric", true);
+  if (w.boolean("dynamic", false)) fail(ErrorCode::unsupported, "{}: dynamic weight quantization", w.source());
+  const std::string strategy = w.string({"strategy"}).value_or("");
+  if (strategy == "group") {
+    s.group_size = w.integer({"group_size"}, 1, kMaxGroupSize);
+  } else if (strategy == "channel") {
+    s.group_size = 0;
+  } else {
+    fail(ErrorCode::unsupported, "{}: strategy '{}' is not supported (group or channel)", w.source(), strategy);
+  }
+  if (const json* a = w.get("actorder")) {
+    if (a->is_boolean()) {
+      s.actorder = a->get<bool>() ? "group" : "";  // older releases wrote a boolean
+    } else if (a->is_string()) {
+      s.actorder = a->get<std::string>();
+      if (s.actorder != "group" && s.actorder != "weight" && s.actorder != "static" && s.actorder != "dynamic") {
+        fail(ErrorCode::format, "{}: unknown actorder '{}'", w.source(), s.actorder);
+      }
+    } else {
+      fail(ErrorCode::format, "{}: 'actorder' must be a string, a boolean or null, not {}", w.source(), a->dump());
+    }
+  }
+}
+
+CtScheme parse_ct_scheme(const std::string& name, const json& group, const std::string& source) {
+  const std::string where = fmt::format("{}: config_groups.{}", source, name);
+  if (!group.is_object()) fail(ErrorCode::format, "{} must be an object", where);
+  const ConfigFields f(group, where);
+  CtScheme s;
+  s.name = name;
+  s.targets = f.strings("targets");
+  if (s.targets.empty()) fail(ErrorCode::format, "{}: missing field 'targets'", where);
+  for (const char* act : {"input_activations", "output_activations"}) {
+    if (f.get(act) != nullptr) {
+      fail(ErrorCode::unsupported, "{}: '{}' are quantized too (w4a16 imports weight-only schemes)", where, act);
+    }
+  }
+  if (const auto format = f.string({"format"}); format && *format != "pack-quantized") {
+    fail(ErrorCode::unsupported, "{}: format '{}' is not supported (pack-quantized only)", where, *format);
+  }
+  const json* weights = f.get("weights");
+  if (weights == nullptr) fail(ErrorCode::format, "{}: missing field 'weights'", where);
+  if (!weights->is_object()) fail(ErrorCode::format, "{}.weights must be an object", where);
+  parse_ct_weights(ConfigFields(*weights, where + ".weights"), s);
+  return s;
+}
+
+CompressedTensorsConfig parse_compressed_tensors(const ConfigFields& f) {
+  const auto format = f.string({"format"});
+  if (!format) fail(ErrorCode::format, "{}: missing field 'format'", f.source());
+  if (*format != "pack-quantized") {
+    fail(ErrorCode::unsupported, "{}: compressed-tensors format '{}' is not supported (pack-quantized only)",
+         f.source(), *format);
+  }
+  if (const auto status = f.string({"quantization_status"}); status && *status != "compressed") {
+    fail(ErrorCode::unsupported, "{}: quantization_status '{}' (the weights are not stored packed)", f.source(),
+         *status);
+  }
+  CompressedTensorsConfig c;
+  const json* groups = f.get("config_groups");
+  if (groups == nullptr) fail(ErrorCode::format, "{}: missing field 'config_groups'", f.source());
+  if (!groups->is_object() || groups->empty()) {
+    fail(ErrorCode::format, "{}: 'config_groups' must be a non-empty object", f.source());
+  }
+  for (const auto& [name, group] : groups->items()) c.schemes.push_back(parse_ct_scheme(name, group, f.source()));
+  c.ignore = f.strings("ignore");
+  return c;
+}
+
+std::string describe_compressed_tensors(const CompressedTensorsConfig& c) {
+  std::vector<std::string> parts;
+  for (const CtScheme& s : c.schemes) {
+    parts.push_back(fmt::format("{}: [{}] {} {}{}", s.name, fmt::join(s.targets, ","), group_size_text(s.group_size),
+                                s.symmetric ? "sym" : "asym", s.actorder.empty() ? "" : " actorder=" + s.actorder));
+  }
+  return fmt::format("compressed-tensors pack-quantized {}; ignore [{}]", fmt::join(parts, "; "),
+                     fmt::join(c.ignore, ","));
+}
+
+bool is_class_name(std::string_view target) {
+  return !target.empty() && target[0] >= 'A' && target[0] <= 'Z' && target.find('.') == std::string_view::npos;
+}
+
+// compressed-tensors' target matching: "re:<regex>" (Python re.match: anchored at the start), an
+// exact module name, or a class name; packed modules are linear layers, so only class names
+// ending in "Linear" match them.
+bool target_matches(const std::string& target, std::string_view module) {
+  if (target.starts_with("re:")) {
+    const std::string pattern = target.substr(3);
+    if (pattern.size() > kMaxRegexBytes) fail(ErrorCode::format, "target regex longer than {} bytes", kMaxRegexBytes);
+    try {
+      const std::regex re(pattern, std::regex::ECMAScript);
+      return std::regex_search(module.begin(), module.end(), re, std::regex_constants::match_continuous);
+    } catch (const std::regex_error& e) {
+      fail(ErrorCode::format, "target '{}': invalid regex: {}", target, e.what());
+    }
+  }
+  if (is_class_name(target)) return target.ends_with("Linear");
+  return target == module;
+}
+
+QuantizedWeight import_ct_module(const TensorSource& source, std::string_view module,
+                                 const CompressedTensorsConfig& config,
+                                 std::vector<std::string>* /*warnings: none questionable*/) {
+  return import_compressed_tensors(source, module, ct_scheme_for(config, module));
+}
+
+void check_ct_module(const CompressedTensorsConfig& config, std::string_view module) {
+  (void)ct_scheme_for(config, module);
+}
+
+constexpr std::array<std::string_view, 6> kCtSuffixes = {".weight_packed", ".weight_scale", ".weight_zero_point",
+                                                         ".weight_g_idx",  ".weight_shape", ".bias"};
+
+}  // namespace
+
+const ImportFormat<CompressedTensorsConfig> CompressedTensorsConfig::format = {
+    .name = "compressed-tensors",
+    .parse = parse_compressed_tensors,
+    .tensor_suffixes = kCtSuffixes,
+    .import = import_ct_module,
+    .describe = describe_compressed_tensors,
+    .check_module = check_ct_module,
+};
+
+const CtScheme& ct_scheme_for(const CompressedTensorsConfig& config, std::string_view module) {
+  for (const std::string& pattern : config.ignore) {
+    if (target_matches(pattern, module)) {
+      fail(ErrorCode::format, "module '{}' is stored packed but the config's ignore list names it ('{}')", module,
+           pattern);
+    }
+  }
+  for (const CtScheme& scheme : config.schemes) {
+    for (const std::string& target : scheme.targets) {
+      if (target_matches(target, module)) return scheme;
+    }
+  }
+  fail(ErrorCode::format, "module '{}' is stored packed but no config group targets it", module);
+}
 
 QuantizedWeight import_compressed_tensors(const TensorSource& source, std::string_view module, const CtScheme& scheme) {
   const std::string m(module);

@@ -20,6 +20,7 @@
 //   value = d*sc[j] * q - dmin*m[j] for q in sub-block j.
 #include "io/import_gguf.hpp"
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -113,15 +114,96 @@ void store_f32(std::vector<std::byte>& out, size_t index, float value) {
 
 bool f16_finite(uint16_t bits) { return (bits & 0x7C00) != 0x7C00; }
 
+// One tensor's weight being built, row by row: [N, K/32] groups of 32 along K.
+struct WeightRows {
+  const GgufTensor& tensor;
+  std::string_view source;  // the file, for messages
+  int64_t blocks_per_row = 0;
+  int64_t groups = 0;             // K / 32
+  int64_t row_bytes = 0;          // K / 2
+  std::vector<uint8_t> codes;     // [N, K/2], low nibble = even k
+  std::vector<std::byte> scales;  // [N, K/32] in the type's scale dtype
+  std::vector<std::byte> zeros;   // [N, K/32] fp32 float zeros; empty for Q4_0
+
+  [[noreturn]] void bad_scale(int64_t row, int64_t block, std::string_view what, uint16_t bits) const {
+    fail(ErrorCode::format, "gguf {}: tensor '{}': row {} block {}: fp16 {} 0x{:04x} is not finite", source,
+         tensor.name, row, block, what, bits);
+  }
+};
+
+// Q4_0: s = d (fp16, kept as stored), value = (q - 8)*s: w4a16's sym mode exactly.
+void decode_row_q4_0(WeightRows& w, int64_t row) {
+  for (int64_t b = 0; b < w.blocks_per_row; ++b) {
+    const auto block = load_block<BlockQ4_0>(w.tensor.data, row * w.blocks_per_row + b);
+    if (!f16_finite(block.d)) w.bad_scale(row, b, "d", block.d);
+    std::memcpy(w.scales.data() + size_t(row * w.groups + b) * 2, &block.d, 2);
+    repack_q4_32(block.qs, w.codes.data() + row * w.row_bytes + b * 16);
+  }
+}
+
+// Q4_1: s = d, zf = 8d + m (fp32).
+void decode_row_q4_1(WeightRows& w, int64_t row) {
+  for (int64_t b = 0; b < w.blocks_per_row; ++b) {
+    const auto block = load_block<BlockQ4_1>(w.tensor.data, row * w.blocks_per_row + b);
+    if (!f16_finite(block.d)) w.bad_scale(row, b, "d", block.d);
+    if (!f16_finite(block.m)) w.bad_scale(row, b, "m", block.m);
+    const float s = f16_to_f32(block.d);
+    const size_t g = size_t(row * w.groups + b);
+    store_f32(w.scales, g, s);
+    store_f32(w.zeros, g, float_zero_for(s, f16_to_f32(block.m)));
+    repack_q4_32(block.qs, w.codes.data() + row * w.row_bytes + b * 16);
+  }
+}
+
+// Q4_K: per sub-block j of 32, s = d*sc[j], zf = 8*d*sc[j] - dmin*m[j] (fp32).
+void decode_row_q4_k(WeightRows& w, int64_t row) {
+  for (int64_t b = 0; b < w.blocks_per_row; ++b) {
+    const auto block = load_block<BlockQ4_K>(w.tensor.data, row * w.blocks_per_row + b);
+    if (!f16_finite(block.d)) w.bad_scale(row, b, "d", block.d);
+    if (!f16_finite(block.dmin)) w.bad_scale(row, b, "dmin", block.dmin);
+    const float d = f16_to_f32(block.d), dmin = f16_to_f32(block.dmin);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc = 0, m = 0;
+      scale_min_q4_k(j, block.scales, sc, m);
+      const float s = d * float(sc);      // exact: 11 x 6 significant bits
+      const float min = dmin * float(m);  // exact
+      const size_t g = size_t(row * w.groups + b * 8 + j);
+      store_f32(w.scales, g, s);
+      store_f32(w.zeros, g, float_zero_for(s, -min));
+      repack_q4_k_sub(block.qs + 32 * (j / 2), 4 * (j % 2), w.codes.data() + row * w.row_bytes + b * 128 + j * 16);
+    }
+  }
+}
+
+// The types import_gguf_weight reads, what each becomes, and its row decoder.
+struct WeightType {
+  GgmlType type;
+  ZeroMode zero_mode;
+  DType scale_dtype;
+  void (*decode_row)(WeightRows& weight, int64_t row);
+};
+
+constexpr std::array<WeightType, 3> kWeightTypes = {{
+    {GgmlType::Q4_0, ZeroMode::sym, DType::f16, decode_row_q4_0},
+    {GgmlType::Q4_1, ZeroMode::float_zero, DType::f32, decode_row_q4_1},
+    {GgmlType::Q4_K, ZeroMode::float_zero, DType::f32, decode_row_q4_k},
+}};
+
+const WeightType* weight_type(GgmlType type) {
+  for (const WeightType& entry : kWeightTypes) {
+    if (entry.type == type) return &entry;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
-bool gguf_weight_importable(GgmlType type) {
-  return type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q4_K;
-}
+bool gguf_weight_importable(GgmlType type) { return weight_type(type) != nullptr; }
 
 QuantizedWeight import_gguf_weight(const GgufFile& file, const GgufTensor& tensor) {
   const std::string_view source = file.source();
-  if (!gguf_weight_importable(tensor.type)) {
+  const WeightType* type = weight_type(tensor.type);
+  if (type == nullptr) {
     fail(ErrorCode::unsupported, "gguf {}: tensor '{}': {} cannot be imported as a 4-bit weight (Q4_0, Q4_1, Q4_K)",
          source, tensor.name, ggml_type_name(tensor.type));
   }
@@ -138,80 +220,20 @@ QuantizedWeight import_gguf_weight(const GgufFile& file, const GgufTensor& tenso
          tensor.name, tensor.data.size());
   }
 
+  WeightRows w{
+      .tensor = tensor, .source = source, .blocks_per_row = blocks_per_row, .groups = k / 32, .row_bytes = k / 2};
+  w.codes.resize(size_t(n * w.row_bytes));
+  w.scales.resize(size_t(n * w.groups) * dtype_size(type->scale_dtype));
+  if (type->zero_mode == ZeroMode::float_zero) w.zeros.resize(size_t(n * w.groups) * 4);
+  for (int64_t row = 0; row < n; ++row) type->decode_row(w, row);
+
   QuantizedLayout layout;
   layout.n = n;
   layout.k = k;
   layout.group_size = 32;
-  const int64_t groups = k / 32;
-  const int64_t row_bytes = k / 2;
-  std::vector<uint8_t> codes(size_t(n * row_bytes));  // [N, K/2], low nibble = even k
-  std::vector<std::byte> scales, zeros;
-  const auto bad_scale = [&](int64_t row, int64_t block, std::string_view what, uint16_t bits) {
-    fail(ErrorCode::format, "gguf {}: tensor '{}': row {} block {}: fp16 {} 0x{:04x} is not finite", source,
-         tensor.name, row, block, what, bits);
-  };
-
-  switch (tensor.type) {
-    case GgmlType::Q4_0: {
-      layout.zero_mode = ZeroMode::sym;
-      layout.scale_dtype = DType::f16;
-      scales.resize(size_t(n * groups) * 2);  // [N, K/32] fp16 = d
-      for (int64_t row = 0; row < n; ++row) {
-        for (int64_t b = 0; b < blocks_per_row; ++b) {
-          const auto block = load_block<BlockQ4_0>(tensor.data, row * blocks_per_row + b);
-          if (!f16_finite(block.d)) bad_scale(row, b, "d", block.d);
-          std::memcpy(scales.data() + size_t(row * groups + b) * 2, &block.d, 2);
-          repack_q4_32(block.qs, codes.data() + row * row_bytes + b * 16);
-        }
-      }
-      break;
-    }
-    case GgmlType::Q4_1: {
-      layout.zero_mode = ZeroMode::float_zero;
-      layout.scale_dtype = DType::f32;
-      scales.resize(size_t(n * groups) * 4);  // [N, K/32] fp32 = d
-      zeros.resize(size_t(n * groups) * 4);   // [N, K/32] fp32 = 8d + m
-      for (int64_t row = 0; row < n; ++row) {
-        for (int64_t b = 0; b < blocks_per_row; ++b) {
-          const auto block = load_block<BlockQ4_1>(tensor.data, row * blocks_per_row + b);
-          if (!f16_finite(block.d)) bad_scale(row, b, "d", block.d);
-          if (!f16_finite(block.m)) bad_scale(row, b, "m", block.m);
-          const float s = f16_to_f32(block.d);
-          const size_t g = size_t(row * groups + b);
-          store_f32(scales, g, s);
-          store_f32(zeros, g, float_zero_for(s, f16_to_f32(block.m)));
-          repack_q4_32(block.qs, codes.data() + row * row_bytes + b * 16);
-        }
-      }
-      break;
-    }
-    default: {  // Q4_K
-      layout.zero_mode = ZeroMode::float_zero;
-      layout.scale_dtype = DType::f32;
-      scales.resize(size_t(n * groups) * 4);  // [N, K/32] fp32 = d*sc
-      zeros.resize(size_t(n * groups) * 4);   // [N, K/32] fp32 = 8*d*sc - dmin*m
-      for (int64_t row = 0; row < n; ++row) {
-        for (int64_t b = 0; b < blocks_per_row; ++b) {
-          const auto block = load_block<BlockQ4_K>(tensor.data, row * blocks_per_row + b);
-          if (!f16_finite(block.d)) bad_scale(row, b, "d", block.d);
-          if (!f16_finite(block.dmin)) bad_scale(row, b, "dmin", block.dmin);
-          const float d = f16_to_f32(block.d), dmin = f16_to_f32(block.dmin);
-          for (int j = 0; j < 8; ++j) {
-            uint8_t sc = 0, m = 0;
-            scale_min_q4_k(j, block.scales, sc, m);
-            const float s = d * float(sc);      // exact: 11 x 6 significant bits
-            const float min = dmin * float(m);  // exact
-            const size_t g = size_t(row * groups + b * 8 + j);
-            store_f32(scales, g, s);
-            store_f32(zeros, g, float_zero_for(s, -min));
-            repack_q4_k_sub(block.qs + 32 * (j / 2), 4 * (j % 2), codes.data() + row * row_bytes + b * 128 + j * 16);
-          }
-        }
-      }
-      break;
-    }
-  }
-  return QuantizedWeight(layout, std::move(codes), std::move(scales), std::move(zeros));
+  layout.zero_mode = type->zero_mode;
+  layout.scale_dtype = type->scale_dtype;
+  return QuantizedWeight(layout, std::move(w.codes), std::move(w.scales), std::move(w.zeros));
 }
 
 std::vector<float> dequantize_gguf_tensor(const GgufTensor& tensor) {

@@ -1,10 +1,50 @@
-// GPTQ importer: unpack qweight along K and qzeros along N, undo v1's z - 1, turn act-order
-// g_idx into a permutation with contiguous groups, transpose to W's [N, K].
+// The GPTQ format: its quantization_config, and the importer: unpack qweight along K and qzeros
+// along N, undo v1's z - 1, turn act-order g_idx into a permutation with contiguous groups,
+// transpose to W's [N, K].
 #include "io/import_gptq.hpp"
 
+#include <array>
+
 #include "common/check.hpp"
+#include "io/config_fields.hpp"
 
 namespace w4a16::io {
+
+namespace {
+
+GptqConfig parse_gptq(const ConfigFields& f) {
+  require_4_bits(f.integer({"bits"}, 0, 64), "GPTQ", f.source());
+  GptqConfig c;
+  c.group_size = group_size_field(f, {"group_size"});
+  c.sym = f.boolean("sym", true);             // AutoGPTQ's default
+  c.desc_act = f.boolean("desc_act", false);  // AutoGPTQ's default
+  // GPTQModel writes "format"; AutoGPTQ "checkpoint_format"; both absent = the original v1.
+  const std::string format = lower(f.string({"checkpoint_format", "format"}).value_or("gptq"));
+  if (format == "gptq_v2") {
+    c.v2 = true;
+  } else if (format != "gptq") {
+    fail(ErrorCode::unsupported, "{}: GPTQ checkpoint format '{}' is not supported (gptq or gptq_v2)", f.source(),
+         format);
+  }
+  return c;
+}
+
+std::string describe_gptq(const GptqConfig& c) {
+  return fmt::format("gptq {} {} {}{}", c.v2 ? "v2" : "v1", group_size_text(c.group_size), c.sym ? "sym" : "asym",
+                     c.desc_act ? " act-order" : "");
+}
+
+constexpr std::array<std::string_view, 5> kGptqSuffixes = {".qweight", ".qzeros", ".scales", ".g_idx", ".bias"};
+
+}  // namespace
+
+const ImportFormat<GptqConfig> GptqConfig::format = {
+    .name = "gptq",
+    .parse = parse_gptq,
+    .tensor_suffixes = kGptqSuffixes,
+    .import = import_gptq,
+    .describe = describe_gptq,
+};
 
 QuantizedWeight import_gptq(const TensorSource& source, std::string_view module, const GptqConfig& config,
                             std::vector<std::string>* warnings) {

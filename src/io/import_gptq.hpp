@@ -8,16 +8,30 @@
 //   m.g_idx    I32 [K]             optional; the group of input feature k (k / g without act-order)
 //   m.bias     F16|BF16|F32 [N]    optional
 // W[k, n] = scales[g_idx[k], n] * (q[k, n] - z[g_idx[k], n]); the result's dequantize() is W^T.
+//
+// quantization_config: {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": true,
+// "desc_act": false, "checkpoint_format" (or "format"): "gptq" | "gptq_v2"}.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "io/quant_config.hpp"
+#include "io/import_format.hpp"
 #include "io/tensor_source.hpp"
 
 namespace w4a16::io {
+
+// AutoGPTQ / GPTQModel. Tensors per module: qweight, qzeros, scales, [g_idx], [bias].
+struct GptqConfig {
+  int64_t group_size = 128;  // -1: per channel (g = K)
+  bool sym = true;
+  bool desc_act = false;  // act-order: g_idx is not k / g
+  bool v2 = false;        // checkpoint_format (or format) "gptq_v2": zeros stored as is; v1 stores z - 1
+
+  static const ImportFormat<GptqConfig> format;  // "gptq" (import_gptq.cpp)
+};
 
 // Error(format) naming the tensor on any dtype / shape / range mismatch, Error(format) for
 // act-order groups that are not uniform. `warnings`, when given, receives one line per

@@ -1,6 +1,7 @@
-// The `quantization_config` of a Hugging Face config.json, for the three int4 weight formats
-// w4a16 imports (docs/formats.md, "Checkpoint import"): GPTQ (v1 and v2 zeros, act-order), AWQ
-// in its GEMM layout, and compressed-tensors `pack-quantized`. Everything else is refused with
+// The `quantization_config` of a Hugging Face config.json, for the int4 weight formats w4a16
+// imports (docs/formats.md, "Checkpoint import"; the list is import_registry.hpp): GPTQ (v1 and
+// v2 zeros, act-order), AWQ in its GEMM layout, and compressed-tensors `pack-quantized`.
+// quant_method picks the format, whose entry parses the rest. Everything else is refused with
 // Error(unsupported) naming the variant (3- or 8-bit, EXL2, AWQ gemv/gemv_fast/marlin, ...);
 // malformed JSON, missing fields and wrong JSON types are Error(format).
 //
@@ -8,13 +9,14 @@
 // hostile input costs a small multiple of its size and never a deep recursion.
 #pragma once
 
-#include <cstdint>
+#include <cstddef>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
-#include <variant>
-#include <vector>
+
+#include "io/import_registry.hpp"
 
 namespace w4a16::io {
 
@@ -24,40 +26,10 @@ inline constexpr size_t kMaxConfigDepth = 64;         // nesting of objects and 
 // Parses JSON text with the bounds above; Error(format) naming `source` otherwise.
 nlohmann::json parse_bounded_json(std::string_view text, std::string_view source);
 
-// AutoGPTQ / GPTQModel. Tensors per module: qweight, qzeros, scales, [g_idx], [bias].
-struct GptqConfig {
-  int64_t group_size = 128;  // -1: per channel (g = K)
-  bool sym = true;
-  bool desc_act = false;  // act-order: g_idx is not k / g
-  bool v2 = false;        // checkpoint_format (or format) "gptq_v2": zeros stored as is; v1 stores z - 1
-};
-
-// AutoAWQ, version "gemm" only. Tensors per module: qweight, qzeros, scales, [bias].
-struct AwqConfig {
-  int64_t group_size = 128;  // -1: per channel
-  bool zero_point = true;
-};
-
-// One entry of compressed-tensors' config_groups (weights int4, no activation quantization).
-struct CtScheme {
-  std::string name;                  // the key in config_groups, e.g. "group_0"
-  std::vector<std::string> targets;  // class names ("Linear"), module names, or "re:<regex>"
-  bool symmetric = true;
-  int64_t group_size = 0;  // strategy "group": g; strategy "channel": 0 (g = K)
-  std::string actorder;    // "" (none), "group", "weight", "static" or "dynamic"
-};
-
-// compressed-tensors with format "pack-quantized". Tensors per module: weight_packed,
-// weight_scale, weight_shape, [weight_zero_point], [weight_g_idx], [bias].
-struct CompressedTensorsConfig {
-  std::vector<CtScheme> schemes;
-  std::vector<std::string> ignore;  // module names or "re:<regex>" left unquantized
-};
-
-using QuantConfig = std::variant<GptqConfig, AwqConfig, CompressedTensorsConfig>;
-
+// The entry's facts for a parsed config (import_format.hpp).
 std::string_view quant_method(const QuantConfig& config);  // "gptq", "awq", "compressed-tensors"
 std::string describe(const QuantConfig& config);           // one line: method, group size, zeros, ...
+std::span<const std::string_view> tensor_suffixes(const QuantConfig& config);  // [0] marks a module
 
 // Reads `quantization_config` from the text of a whole config.json; nullopt when the model is not
 // quantized (no such key, or null). `source` names the file in error messages.

@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include <set>
 
 #include "common/check.hpp"
+#include "common/name_table.hpp"
 
 namespace w4a16 {
 
@@ -121,6 +123,24 @@ const std::string& metadata_string(const json& meta, const LayerNames& names, co
   return it->get_ref<const std::string&>();
 }
 
+// The spellings of a layer's zero mode and scale dtype in its metadata (docs/formats.md), written
+// and read here: the file format's own table, so that a change to the public names (to_string)
+// cannot change what files hold or which files read.
+constexpr std::array<Named<ZeroMode>, 3> kZeroModeNames{
+    {{ZeroMode::sym, "sym"}, {ZeroMode::asym, "asym"}, {ZeroMode::float_zero, "float"}}};
+constexpr std::array<Named<DType>, 3> kScaleDTypeNames{
+    {{DType::f16, "fp16"}, {DType::bf16, "bf16"}, {DType::f32, "fp32"}}};
+
+// The metadata string `key`, one of the table's names.
+template <class E, size_t N>
+E metadata_name(const json& meta, const LayerNames& names, const char* key, const std::array<Named<E>, N>& table) {
+  const std::string& text = metadata_string(meta, names, key);
+  for (const Named<E>& row : table) {
+    if (row.name == text) return row.value;
+  }
+  layer_fail(names, "metadata {} '{}' is not {}", key, text, names_of(table));
+}
+
 }  // namespace
 
 namespace {
@@ -172,8 +192,8 @@ std::string layer_metadata(const LayerDescription& d) {
   meta["n"] = l.n;
   meta["k"] = l.k;
   meta["group_size"] = l.group_size;
-  meta["zero_mode"] = to_string(l.zero_mode);
-  meta["scale_dtype"] = to_string(l.scale_dtype);
+  meta["zero_mode"] = name_of(kZeroModeNames, l.zero_mode);
+  meta["scale_dtype"] = name_of(kScaleDTypeNames, l.scale_dtype);
   meta["act_order"] = d.act_order;
   return meta.dump();
 }
@@ -237,11 +257,14 @@ void add_quantized_lazy(SafetensorsWriter& writer, std::string_view layer, const
   writer.set_metadata(names.metadata_key, layer_metadata(description));
 }
 
-QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view layer) {
+namespace {
+
+// A layer's metadata, its names and its JSON text: as given, or, for a module whose own name ends
+// in ".weight" (written by another tool), as given without stripping it.
+std::pair<LayerNames, const std::string*> find_layer(const SafetensorsFile& file, std::string_view layer) {
   LayerNames names(layer);
   auto meta_it = file.metadata().find(names.metadata_key);
   if (meta_it == file.metadata().end() && names.module != layer) {
-    // A module whose own name ends in ".weight" (written by another tool) is found as given.
     LayerNames exact(layer, /*strip_weight=*/false);
     if (const auto it = file.metadata().find(exact.metadata_key); it != file.metadata().end()) {
       names = std::move(exact);
@@ -254,8 +277,17 @@ QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view lay
          names.module, names.metadata_key,
          modules.empty() ? std::string("none") : fmt::format("{}", fmt::join(modules, ", ")));
   }
+  return {std::move(names), &meta_it->second};
+}
 
-  const json meta = json::parse(meta_it->second, nullptr, /*allow_exceptions=*/false);
+struct LayerMetadata {
+  QuantizedLayout layout;
+  bool act_order = false;
+};
+
+// The layer's JSON metadata (docs/formats.md, "w4a16 layers"), every field checked.
+LayerMetadata parse_layer_metadata(const std::string& text, const LayerNames& names) {
+  const json meta = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (meta.is_discarded()) layer_fail(names, "metadata '{}' is not valid JSON", names.metadata_key);
   if (!meta.is_object()) layer_fail(names, "metadata '{}' is not a JSON object", names.metadata_key);
 
@@ -266,7 +298,8 @@ QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view lay
     layer_fail(names, "format version {} is not supported (this reader knows version {})", version, kFormatVersion);
   }
 
-  QuantizedLayout l;
+  LayerMetadata m;
+  QuantizedLayout& l = m.layout;
   l.n = metadata_int(meta, names, "n");
   l.k = metadata_int(meta, names, "k");
   l.group_size = metadata_int(meta, names, "group_size");
@@ -275,66 +308,68 @@ QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view lay
   if (l.group_size < 1 || l.group_size > l.k) {
     layer_fail(names, "metadata group_size={} is outside [1, k={}]", l.group_size, l.k);
   }
-  const std::string& zero_mode = metadata_string(meta, names, "zero_mode");
-  if (zero_mode == "sym") {
-    l.zero_mode = ZeroMode::sym;
-  } else if (zero_mode == "asym") {
-    l.zero_mode = ZeroMode::asym;
-  } else if (zero_mode == "float") {
-    l.zero_mode = ZeroMode::float_zero;
-  } else {
-    layer_fail(names, "metadata zero_mode '{}' is not sym, asym or float", zero_mode);
-  }
-  const std::string& scale_dtype = metadata_string(meta, names, "scale_dtype");
-  if (scale_dtype == "fp16") {
-    l.scale_dtype = DType::f16;
-  } else if (scale_dtype == "bf16") {
-    l.scale_dtype = DType::bf16;
-  } else if (scale_dtype == "fp32") {
-    l.scale_dtype = DType::f32;
-  } else {
-    layer_fail(names, "metadata scale_dtype '{}' is not fp16, bf16 or fp32", scale_dtype);
-  }
+  l.zero_mode = metadata_name(meta, names, "zero_mode", kZeroModeNames);
+  l.scale_dtype = metadata_name(meta, names, "scale_dtype", kScaleDTypeNames);
   const auto act_order_it = meta.find("act_order");
   if (act_order_it == meta.end()) layer_fail(names, "metadata has no \"act_order\"");
   if (!act_order_it->is_boolean()) layer_fail(names, "metadata \"act_order\" is not true or false");
-  const bool act_order = act_order_it->get<bool>();
+  m.act_order = act_order_it->get<bool>();
+  return m;
+}
 
-  // Every tensor must match the metadata exactly; sizes then follow from the container's checks.
+// The layer's tensors, each present exactly when the metadata says and with its dtype and shape.
+struct LayerTensors {
+  const TensorInfo* codes = nullptr;
+  const TensorInfo* scales = nullptr;
+  const TensorInfo* zeros = nullptr;  // asym and float only
+  const TensorInfo* perm = nullptr;   // act_order only
+  const TensorInfo* bias = nullptr;   // optional
+};
+
+LayerTensors find_layer_tensors(const SafetensorsFile& file, const LayerNames& names, const LayerMetadata& m) {
+  const QuantizedLayout& l = m.layout;
   const StDType st_scale = to_st_dtype(l.scale_dtype);
   const std::vector<int64_t> per_group = {l.n, l.groups()};
-  const TensorInfo* codes = expect_tensor(file, names, names.codes, true, {StDType::U8}, {l.n, l.row_bytes()});
-  const TensorInfo* scales = expect_tensor(file, names, names.scales, true, {st_scale}, per_group);
-  const TensorInfo* zeros = nullptr;
+  LayerTensors t;
+  t.codes = expect_tensor(file, names, names.codes, true, {StDType::U8}, {l.n, l.row_bytes()});
+  t.scales = expect_tensor(file, names, names.scales, true, {st_scale}, per_group);
   switch (l.zero_mode) {
     case ZeroMode::sym:
       if (file.find(names.zeros) != nullptr) layer_fail(names, "tensor '{}' is present in sym mode", names.zeros);
       break;
     case ZeroMode::asym:
-      zeros = expect_tensor(file, names, names.zeros, true, {StDType::U8}, per_group);
+      t.zeros = expect_tensor(file, names, names.zeros, true, {StDType::U8}, per_group);
       break;
     case ZeroMode::float_zero:
-      zeros = expect_tensor(file, names, names.zeros, true, {st_scale}, per_group);
+      t.zeros = expect_tensor(file, names, names.zeros, true, {st_scale}, per_group);
       break;
   }
-  const TensorInfo* perm = nullptr;
-  if (act_order) {
-    perm = expect_tensor(file, names, names.perm, true, {StDType::I32}, {l.k});
+  if (m.act_order) {
+    t.perm = expect_tensor(file, names, names.perm, true, {StDType::I32}, {l.k});
   } else if (file.find(names.perm) != nullptr) {
     layer_fail(names, "tensor '{}' is present but metadata says act_order=false", names.perm);
   }
-  const TensorInfo* bias =
-      expect_tensor(file, names, names.bias, false, {StDType::F16, StDType::BF16, StDType::F32}, {l.n});
+  t.bias = expect_tensor(file, names, names.bias, false, {StDType::F16, StDType::BF16, StDType::F32}, {l.n});
+  return t;
+}
 
+}  // namespace
+
+// Stages: find the layer's metadata, parse it, find its tensors (every one must match the metadata
+// exactly; sizes then follow from the container's checks), then copy them out.
+QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view layer) {
+  const auto [names, text] = find_layer(file, layer);
+  const LayerMetadata m = parse_layer_metadata(*text, names);
+  const LayerTensors t = find_layer_tensors(file, names, m);
   Bias stored_bias;
-  if (bias != nullptr) {
-    stored_bias.dtype = *to_dtype(bias->dtype);
-    stored_bias.data = copy_data<std::byte>(file, *bias);
+  if (t.bias != nullptr) {
+    stored_bias.dtype = *to_dtype(t.bias->dtype);
+    stored_bias.data = copy_data<std::byte>(file, *t.bias);
   }
   try {
-    return QuantizedWeight(l, copy_data<uint8_t>(file, *codes), copy_data<std::byte>(file, *scales),
-                           zeros ? copy_data<std::byte>(file, *zeros) : std::vector<std::byte>{},
-                           perm ? copy_data<int32_t>(file, *perm) : std::vector<int32_t>{}, std::move(stored_bias));
+    return QuantizedWeight(m.layout, copy_data<uint8_t>(file, *t.codes), copy_data<std::byte>(file, *t.scales),
+                           t.zeros ? copy_data<std::byte>(file, *t.zeros) : std::vector<std::byte>{},
+                           t.perm ? copy_data<int32_t>(file, *t.perm) : std::vector<int32_t>{}, std::move(stored_bias));
   } catch (const Error& e) {
     if (e.code() != ErrorCode::invalid_argument) throw;
     layer_fail(names, "{}", e.what());
