@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "model/units_text.hpp"
-#include "plan/devices/devices.hpp"
+#include "plan/devices/ascend910b.hpp"
 
 namespace w4a16::model {
 
