@@ -1,27 +1,26 @@
-// Device lookup by name and the bandwidth interpolation every formula of the cost model uses.
+// The interpolations every formula of the cost model reads a Device through, and DeviceKind's names.
+// The built-in descriptions and their lookup by name: device_registry.cpp.
 #include "plan/device.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
-#include "common/check.hpp"
-#include "plan/devices/cpu.hpp"
-#include "plan/devices/devices.hpp"
-#include "plan/plan_cache.hpp"
+#include "common/name_table.hpp"
 
 namespace w4a16::plan {
 
-std::string_view to_string(DeviceKind kind) {
-  switch (kind) {
-    case DeviceKind::cpu:
-      return "cpu";
-    case DeviceKind::gpu:
-      return "gpu";
-    case DeviceKind::npu:
-      return "npu";
-  }
-  return "?";
-}
+namespace {
+
+constexpr std::array<Named<DeviceKind>, 3> kDeviceKindNames = {{
+    {DeviceKind::cpu, "cpu"},
+    {DeviceKind::gpu, "gpu"},
+    {DeviceKind::npu, "npu"},
+}};
+
+}  // namespace
+
+std::string_view to_string(DeviceKind kind) { return name_of(kDeviceKindNames, kind); }
 
 double Device::read_bw_at(int busy_cores) const {
   if (read_bw.empty()) return 0;
@@ -52,23 +51,6 @@ double Device::incore_scale_at(std::string_view strategy, int threads, int64_t m
   const double x0 = std::log(double(lo->first.second)), x1 = std::log(double(hi->first.second));
   const double f = (std::log(double(m)) - x0) / (x1 - x0);
   return lo->second + f * (hi->second - lo->second);
-}
-
-std::vector<std::string> device_names() {
-  return {"cpu", "h100", "h200", "a100", "ascend910b2", "ascend910b3", "ascend910b4"};
-}
-
-Device device(std::string_view name) {
-  if (name == "cpu") return *cpu_device();
-  if (name == "h100") return devices::h100_sxm();
-  if (name == "h200") return devices::h200();
-  if (name == "a100") return devices::a100();
-  if (name == "ascend910b2") return devices::ascend910b2();
-  if (name == "ascend910b3") return devices::ascend910b3();
-  if (name == "ascend910b4") return devices::ascend910b4();
-  std::string known;
-  for (const auto& n : device_names()) known += (known.empty() ? "" : ", ") + n;
-  fail(ErrorCode::invalid_argument, "unknown device '{}' (expected one of {})", name, known);
 }
 
 }  // namespace w4a16::plan

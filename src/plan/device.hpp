@@ -1,6 +1,6 @@
-// A device description: every constant the cost model (cost_model.hpp) reads, as data. One
-// description per device in src/plan/devices/, each constant commented with its source (a
-// document, or the command that measured it). Units: bytes, seconds, FLOP/s, weights/s.
+// A device description: every constant the cost model (cost_model.hpp) reads, as data. One file
+// per device in src/plan/devices/ (the registry: device_registry.hpp), each constant commented with
+// its source (a document, or the command that measured it). Units: bytes, seconds, FLOP/s, weights/s.
 //
 // The same fields describe three kinds of machine:
 //   cpu  cores = threads of the pool; the matrix engine and the vector unit are the same core
@@ -76,10 +76,11 @@ struct Device {
   double read_bw_at(int busy_cores) const;
 };
 
-// The descriptions this build knows: "cpu" first (this machine: `w4a16 calibrate`'s cached
-// figures, or built-in defaults when never calibrated), then the GPUs and the Ascend SKUs.
+// The descriptions this build knows (device_registry.hpp, in its order): "cpu" first (this machine:
+// `w4a16 calibrate`'s cached figures, or built-in defaults when never calibrated), then the GPUs
+// and the Ascend SKUs.
 std::vector<std::string> device_names();
-// Throws Error(invalid_argument) listing device_names() for an unknown name.
+// The description named `name`; throws Error(invalid_argument) listing device_names() for an unknown one.
 Device device(std::string_view name);
 
 }  // namespace w4a16::plan
