@@ -1,6 +1,8 @@
-// What one CUDA gemm call runs, decided on the host from the shape, the weight's layout and the
-// device's SM count: strategy, m tile, K splits and the workspace it needs. Plain C++, tested on
-// every machine (tests/cuda/cuda_plan_test.cpp); cuda_backend.cpp only executes the result.
+// What one CUDA gemm call runs: the launch plan the executor (cuda_executor.cpp) is handed, and the
+// geometry that follows from a choice (K slices, prepared x, epilogue, workspace layout). Which
+// strategy, tile and split factor to run is chosen by the GPU planner (plan/gpu_planner.hpp), the
+// one place that decides; nothing here chooses. Plain C++, tested on every machine
+// (tests/cuda/cuda_plan_test.cpp).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +30,11 @@ struct CudaShape {
 // the device's occupancy is unknown: shared memory (41, 58, 92 KiB of ~227) and registers (~80,
 // ~128, ~218 x 128 threads of 64 Ki) allow 5, 3 and 2 on sm_90.
 int resident_blocks_per_sm(int tile_rows);
+// The fused kernel's blocks resident per SM on `shape`'s device for a tile of `tile_rows`: the
+// occupancy calculator's figure when known, else the estimate above.
+int resident_blocks(const CudaShape& shape, int tile_rows);
+// Output tiles of the fused kernel: ceil(M / tile_rows) (at least one) x the N / 64 slabs.
+int64_t output_tiles(const CudaShape& shape, int tile_rows);
 // The grid's limits: N / 64 slabs on grid.y and S on grid.z.
 inline constexpr int64_t kMaxGridYZ = 65535;
 // A split multiplies at least this many 16-k slabs (two pipeline stages), so that filling the
@@ -59,7 +66,15 @@ struct CudaLaunchPlan {
   WorkspaceLayout workspace;
 };
 
-// Throws Error(invalid_argument) for options that cannot run (split_k < 0, a pipelined strategy).
+// The launch plan of a choice: `chosen` names the strategy, the tile rows, the split factor S wanted
+// (>= 1; the fused strategy only), whether split-K sums atomically, and the notes of the decisions so
+// far ("...; " each). K is cut into slices of whole slabs and S recomputed so that none is empty;
+// the partition, blocks and workspace bytes follow, and the notes end with how x is prepared.
+CudaLaunchPlan lay_out(const CudaShape& shape, CudaPlan chosen);
+
+// TRANSITIONAL, until the public CUDA entries (plan_cuda_gemm, gemm) move from cuda_api.cpp to
+// plan/cuda_entry_points.cpp: the GPU planner under its old name, defined beside it in
+// plan/gpu_planner.cpp. Then this declaration goes.
 CudaLaunchPlan plan_cuda(const CudaShape& shape, const CudaGemmOptions& options);
 
 }  // namespace w4a16::cuda
