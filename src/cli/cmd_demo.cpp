@@ -90,6 +90,57 @@ int64_t elements(int64_t rows, const char* rows_flag, int64_t cols, const char* 
   return *count;
 }
 
+// A private directory (mkdtemp: a fresh name, mode 0700), not a predictable name in the shared
+// /tmp that another user could plant or swap between the save and the load; removed on scope exit.
+struct PrivateDir {
+  std::filesystem::path dir;
+  PrivateDir() {
+    std::string dir_template = (std::filesystem::temp_directory_path() / "w4a16-demo-XXXXXX").string();
+    if (::mkdtemp(dir_template.data()) == nullptr) {
+      fail(ErrorCode::io, "demo: cannot create a private temporary directory: {}", std::strerror(errno));
+    }
+    dir = dir_template;
+  }
+  PrivateDir(const PrivateDir&) = delete;
+  PrivateDir& operator=(const PrivateDir&) = delete;
+  ~PrivateDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+};
+
+// Kernel vs oracle, and the quantized layer vs the unquantized one (both in fp64). The kernel's
+// difference is reported against the largest output and as an RMS, not element by element: an
+// output that cancels to near zero makes any per-element ratio meaningless (the decoupled and
+// dense strategies round W to 16 bits, which moves such an output by a full rounding step).
+struct DemoErrors {
+  double kernel_max_diff = 0, kernel_max_ref = 0, kernel_rms = 0, quantized_rms = 0;
+};
+DemoErrors demo_errors(const DemoArgs& a, const MatrixRef& x, const MatrixRef& w, const std::vector<uint16_t>& y,
+                       const std::vector<uint16_t>& y_ref) {
+  const DType act = x.dtype;
+  DemoErrors e;
+  double kernel_sq = 0, ref_sq = 0, qerr = 0, qref = 0;
+  for (int64_t n = 0; n < a.n; ++n) {
+    for (int64_t m = 0; m < a.m; ++m) {
+      double dense = 0;
+      for (int64_t k = 0; k < a.k; ++k) {
+        dense += double(load_as_f32(x.data, act, m * a.k + k)) * load_as_f32(w.data, act, n * a.k + k);
+      }
+      const double got = load_as_f32(y.data(), act, m * a.n + n), want = load_as_f32(y_ref.data(), act, m * a.n + n);
+      e.kernel_max_diff = std::max(e.kernel_max_diff, std::isfinite(got) ? std::abs(got - want) : INFINITY);
+      e.kernel_max_ref = std::max(e.kernel_max_ref, std::abs(want));
+      kernel_sq += (got - want) * (got - want);
+      ref_sq += want * want;
+      qerr += (want - dense) * (want - dense);
+      qref += dense * dense;
+    }
+  }
+  e.kernel_rms = std::sqrt(kernel_sq / std::max(ref_sq, 1e-300));
+  e.quantized_rms = std::sqrt(qerr / qref);
+  return e;
+}
+
 void run_demo(const DemoArgs& a) {
   const int64_t w_elements = elements(a.n, "-n", a.k, "-k");
   const int64_t x_elements = elements(a.m, "-m", a.k, "-k");
@@ -110,21 +161,8 @@ void run_demo(const DemoArgs& a) {
   const double weight_bytes = double(q->codes().size() + q->scales().size() + q->zeros().size());
   const uint64_t saved_digest = digest(*q);
 
-  // A private directory (mkdtemp: a fresh name, mode 0700), not a predictable name in the
-  // shared /tmp that another user could plant or swap between the save and the load.
-  std::string dir_template = (std::filesystem::temp_directory_path() / "w4a16-demo-XXXXXX").string();
-  if (::mkdtemp(dir_template.data()) == nullptr) {
-    fail(ErrorCode::io, "demo: cannot create a private temporary directory: {}", std::strerror(errno));
-  }
-  const std::filesystem::path dir = dir_template;
-  struct RemoveDir {
-    std::filesystem::path dir;
-    ~RemoveDir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir, ignored);
-    }
-  } remove_dir{dir};
-  const auto path = dir / "demo.safetensors";
+  const PrivateDir dir;
+  const auto path = dir.dir / "demo.safetensors";
   start = std::chrono::steady_clock::now();
   save_quantized(path, {{"demo.proj", &*q}});
   q.reset();
@@ -144,27 +182,8 @@ void run_demo(const DemoArgs& a) {
   const double gemm_ms = median_ms(a.repeats, [&] { gemm(x, packed, {y.data(), act, a.m, a.n}, options); });
   const GemmPlan plan = plan_gemm(a.m, packed, act, options);
   const double ref_ms = median_ms(1, [&] { reference_gemm(x, loaded, {y_ref.data(), act, a.m, a.n}); });
+  const DemoErrors e = demo_errors(a, x, w, y, y_ref);
 
-  // Kernel vs oracle, and the quantized layer vs the unquantized one (both in fp64). The kernel's
-  // difference is reported against the largest output and as an RMS, not element by element: an
-  // output that cancels to near zero makes any per-element ratio meaningless (the decoupled and
-  // dense strategies round W to 16 bits, which moves such an output by a full rounding step).
-  double kernel_max_diff = 0, kernel_max_ref = 0, kernel_sq = 0, ref_sq = 0, qerr = 0, qref = 0;
-  for (int64_t n = 0; n < a.n; ++n) {
-    for (int64_t m = 0; m < a.m; ++m) {
-      double dense = 0;
-      for (int64_t k = 0; k < a.k; ++k) {
-        dense += double(load_as_f32(x.data, act, m * a.k + k)) * load_as_f32(w.data, act, n * a.k + k);
-      }
-      const double got = load_as_f32(y.data(), act, m * a.n + n), want = load_as_f32(y_ref.data(), act, m * a.n + n);
-      kernel_max_diff = std::max(kernel_max_diff, std::isfinite(got) ? std::abs(got - want) : INFINITY);
-      kernel_max_ref = std::max(kernel_max_ref, std::abs(want));
-      kernel_sq += (got - want) * (got - want);
-      ref_sq += want * want;
-      qerr += (want - dense) * (want - dense);
-      qref += dense * dense;
-    }
-  }
   fmt::print("  quantize (RTN)                 {:9.1f} ms   {:.3f} bits/weight, file {:.1f} MB (save+load {:.0f} ms)\n",
              quantize_s * 1e3, 8 * weight_bytes / double(w_elements), double(file_bytes) / 1e6, io_s * 1e3);
   fmt::print("  pack for the CPU kernels       {:9.1f} ms\n", pack_s * 1e3);
@@ -174,9 +193,8 @@ void run_demo(const DemoArgs& a) {
   fmt::print("  reference gemm (fp64 oracle)   {:9.3f} ms\n", ref_ms);
   fmt::print(
       "  kernel vs oracle               max |difference| {:.3g} of max |y| {:.3g} ({:.2g}); relative RMS {:.2g}\n",
-      kernel_max_diff, kernel_max_ref, kernel_max_diff / std::max(kernel_max_ref, 1e-30),
-      std::sqrt(kernel_sq / std::max(ref_sq, 1e-300)));
-  fmt::print("  quantized vs unquantized layer relative RMS error of y {:.4f}\n", std::sqrt(qerr / qref));
+      e.kernel_max_diff, e.kernel_max_ref, e.kernel_max_diff / std::max(e.kernel_max_ref, 1e-30), e.kernel_rms);
+  fmt::print("  quantized vs unquantized layer relative RMS error of y {:.4f}\n", e.quantized_rms);
 }
 
 }  // namespace

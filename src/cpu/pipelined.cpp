@@ -186,91 +186,110 @@ int64_t pipelined_workspace_bytes(const PackedWeight::Impl& w, const PipelineCon
   return slots * (slot_chunks(w, config) * kChunkBytes + int64_t(sizeof(SlotFlag)));
 }
 
-bool run_pipelined(const PackedWeight::Impl& w, const Activations& x, const PipelineConfig& config, float* partials) {
-  validate(w, config);
-  require(x.m >= 1 && x.data != nullptr && partials != nullptr, "pipelined: needs activations and a partials buffer");
-  ThreadPool& pool = ThreadPool::instance();
-  const int vector_threads = config.vector_threads, matrix_threads = config.matrix_threads;
-  if (int64_t(vector_threads) + matrix_threads > pool.max_threads()) return false;  // before touching the workspace
+namespace {
 
-  // Prepare: slot size, task table, ring, flags, scratch (allocates only when the shape grows).
-  const int64_t m = x.m, ring_slots = config.ring_slots;
+// One call's ring, prepared in the calling thread's workspace (allocates only when the shape grows).
+struct Ring {
+  const Task* tasks = nullptr;  // per matrix thread j: tasks [ring_begin[j], ring_begin[j + 1])
+  const int64_t* ring_begin = nullptr;
+  int64_t longest = 0;        // the most tasks one matrix thread has
+  int64_t slot_elems = 0;     // 16-bit elements of one slot
+  uint16_t* slots = nullptr;  // [matrix_threads][ring_slots][slot_elems]
+  SlotFlag* flags = nullptr;  // [matrix_threads][ring_slots]
+  float* sub_out = nullptr;   // [matrix_threads][m][64]
+};
+
+Ring prepare_ring(const PackedWeight::Impl& w, const PipelineConfig& config, int64_t m) {
+  const int matrix_threads = config.matrix_threads;
   const int64_t chunks_per_slot = slot_chunks(w, config);
-  const int64_t slot_elems = chunks_per_slot * kChunkElems;
-  const size_t slots = size_t(matrix_threads) * size_t(ring_slots);
+  const size_t slots = size_t(matrix_threads) * size_t(config.ring_slots);
   auto& ws = thread_scratch<PipelineWorkspace, PipelineWorkspaceTag>();
   make_tasks(w, config, chunks_per_slot, ws);
-  ws.ring.reserve_discard(slots * size_t(slot_elems));
+  Ring r;
+  r.slot_elems = chunks_per_slot * kChunkElems;
+  ws.ring.reserve_discard(slots * size_t(r.slot_elems));
   ws.sub_out.reserve_discard(size_t(matrix_threads * m * kTileN));
   if (ws.flag_count < slots) {
     ws.flags = std::make_unique<SlotFlag[]>(slots);
     ws.flag_count = slots;
   }
   for (size_t i = 0; i < slots; ++i) ws.flags[i].state.store(0, std::memory_order_relaxed);
+  r.tasks = ws.tasks.data();
+  r.ring_begin = ws.ring_begin.data();
+  for (int j = 0; j < matrix_threads; ++j) r.longest = std::max(r.longest, r.ring_begin[j + 1] - r.ring_begin[j]);
+  r.slots = ws.ring.data();
+  r.flags = ws.flags.get();
+  r.sub_out = ws.sub_out.data();
+  return r;
+}
 
-  const int64_t items = w.tiles * config.split_k;
+// Vector role v: dequantizes its tasks into their slots, in (q, j) order.
+void vector_role(const PackedWeight::Impl& w, const PipelineConfig& config, const Ring& r, int v,
+                 const std::atomic<bool>& abort) {
+  const int matrix_threads = config.matrix_threads;
+  for (int64_t q = 0; q < r.longest; ++q) {
+    for (int j = 0; j < matrix_threads; ++j) {
+      if (q >= r.ring_begin[j + 1] - r.ring_begin[j] || (q * matrix_threads + j) % config.vector_threads != v) continue;
+      const Task& task = r.tasks[r.ring_begin[j] + q];
+      const int64_t slot = int64_t(j) * config.ring_slots + q % config.ring_slots;
+      const uint64_t lap = uint64_t(q / config.ring_slots);
+      if (!wait_for(r.flags[slot].state, 2 * lap, abort)) return;
+      config.dequant(w.tile(task.tile), task.g0, task.g1, config.dense_dtype, r.slots + slot * r.slot_elems);
+      r.flags[slot].state.store(2 * lap + 1, std::memory_order_release);
+    }
+  }
+}
+
+// Matrix role j: multiplies its tasks in stream order and accumulates each item's sub-panels.
+void matrix_role(const PackedWeight::Impl& w, const Activations& x, const PipelineConfig& config, const Ring& r, int j,
+                 float* partials, const std::atomic<bool>& abort) {
+  const int64_t m = x.m, items = w.tiles * config.split_k;
   const size_t x_elem = config.x_format == XFormat::bf16 ? 2 : 4;
-  const Task* tasks = ws.tasks.data();
-  const int64_t* ring_begin = ws.ring_begin.data();
-  int64_t longest_ring = 0;
-  for (int j = 0; j < matrix_threads; ++j) longest_ring = std::max(longest_ring, ring_begin[j + 1] - ring_begin[j]);
-  uint16_t* ring = ws.ring.data();
-  SlotFlag* flags = ws.flags.get();
-  float* sub_out = ws.sub_out.data();
+  for (int64_t item = items * j / config.matrix_threads; item < items * (j + 1) / config.matrix_threads; ++item) {
+    const auto [g0, g1] = slice_groups(w.geom.groups, config.split_k, item % config.split_k);
+    if (g0 == g1) std::memset(partials + item * m * kTileN, 0, size_t(m * kTileN) * sizeof(float));
+  }
+  float* scratch = r.sub_out + j * m * kTileN;  // [m][64]
+  for (int64_t q = 0; q < r.ring_begin[j + 1] - r.ring_begin[j]; ++q) {
+    const Task& task = r.tasks[r.ring_begin[j] + q];
+    const int64_t slot = int64_t(j) * config.ring_slots + q % config.ring_slots;
+    const uint64_t lap = uint64_t(q / config.ring_slots);
+    if (!wait_for(r.flags[slot].state, 2 * lap + 1, abort)) return;
+    // The slot holds chunks [c0, c1) of the tile from its base; the dense kernel indexes K' from
+    // there, so x is offset to the same origin.
+    const int64_t c0 = w.geom.chunk_begin(task.g0), c1 = w.geom.chunk_end(task.g1 - 1);
+    Activations shifted = x;
+    shifted.data = static_cast<const std::byte*>(x.data) + size_t(c0 * kChunkK) * x_elem;
+    float* partial = partials + task.item * m * kTileN;  // [m][64]
+    float* out = task.first ? partial : scratch;
+    config.dense(r.slots + slot * r.slot_elems, shifted, 0, c1 - c0, out);
+    r.flags[slot].state.store(2 * lap + 2, std::memory_order_release);
+    if (!task.first) {
+      for (int64_t i = 0; i < m * kTileN; ++i) partial[i] += scratch[i];
+    }
+  }
+}
+
+}  // namespace
+
+bool run_pipelined(const PackedWeight::Impl& w, const Activations& x, const PipelineConfig& config, float* partials) {
+  validate(w, config);
+  require(x.m >= 1 && x.data != nullptr && partials != nullptr, "pipelined: needs activations and a partials buffer");
+  ThreadPool& pool = ThreadPool::instance();
+  const int matrix_threads = config.matrix_threads;
+  if (int64_t(config.vector_threads) + matrix_threads > pool.max_threads()) return false;  // before the workspace
+  const Ring ring = prepare_ring(w, config, x.m);
 
   std::atomic<bool> abort{false};
   std::mutex error_mutex;
   std::exception_ptr error;
-
-  // Vector role v: dequantizes its tasks into their slots, in (q, j) order.
-  auto vector_role = [&](int v) {
-    for (int64_t q = 0; q < longest_ring; ++q) {
-      for (int j = 0; j < matrix_threads; ++j) {
-        if (q >= ring_begin[j + 1] - ring_begin[j] || (q * matrix_threads + j) % vector_threads != v) continue;
-        const Task& task = tasks[ring_begin[j] + q];
-        const int64_t slot = int64_t(j) * ring_slots + q % ring_slots;
-        const uint64_t lap = uint64_t(q / ring_slots);
-        if (!wait_for(flags[slot].state, 2 * lap, abort)) return;
-        config.dequant(w.tile(task.tile), task.g0, task.g1, config.dense_dtype, ring + slot * slot_elems);
-        flags[slot].state.store(2 * lap + 1, std::memory_order_release);
-      }
-    }
-  };
-
-  // Matrix role j: multiplies its tasks in stream order and accumulates each item's sub-panels.
-  auto matrix_role = [&](int j) {
-    for (int64_t item = items * j / matrix_threads; item < items * (j + 1) / matrix_threads; ++item) {
-      const auto [g0, g1] = slice_groups(w.geom.groups, config.split_k, item % config.split_k);
-      if (g0 == g1) std::memset(partials + item * m * kTileN, 0, size_t(m * kTileN) * sizeof(float));
-    }
-    float* scratch = sub_out + j * m * kTileN;  // [m][64]
-    for (int64_t q = 0; q < ring_begin[j + 1] - ring_begin[j]; ++q) {
-      const Task& task = tasks[ring_begin[j] + q];
-      const int64_t slot = int64_t(j) * ring_slots + q % ring_slots;
-      const uint64_t lap = uint64_t(q / ring_slots);
-      if (!wait_for(flags[slot].state, 2 * lap + 1, abort)) return;
-      // The slot holds chunks [c0, c1) of the tile from its base; the dense kernel indexes K' from
-      // there, so x is offset to the same origin.
-      const int64_t c0 = w.geom.chunk_begin(task.g0), c1 = w.geom.chunk_end(task.g1 - 1);
-      Activations shifted = x;
-      shifted.data = static_cast<const std::byte*>(x.data) + size_t(c0 * kChunkK) * x_elem;
-      float* partial = partials + task.item * m * kTileN;  // [m][64]
-      float* out = task.first ? partial : scratch;
-      config.dense(ring + slot * slot_elems, shifted, 0, c1 - c0, out);
-      flags[slot].state.store(2 * lap + 2, std::memory_order_release);
-      if (!task.first) {
-        for (int64_t i = 0; i < m * kTileN; ++i) partial[i] += scratch[i];
-      }
-    }
-  };
-
   // Parts [0, MT) are the matrix roles (part 0 runs on the calling thread), [MT, MT + VT) the vector roles.
   auto role = [&](int part) {
     try {
       if (part < matrix_threads) {
-        matrix_role(part);
+        matrix_role(w, x, config, ring, part, partials, abort);
       } else {
-        vector_role(part - matrix_threads);
+        vector_role(w, config, ring, part - matrix_threads, abort);
       }
     } catch (...) {
       {
@@ -280,7 +299,7 @@ bool run_pipelined(const PackedWeight::Impl& w, const Activations& x, const Pipe
       abort.store(true, std::memory_order_relaxed);
     }
   };
-  if (!pool.run_concurrent(vector_threads + matrix_threads, role)) return false;
+  if (!pool.run_concurrent(config.vector_threads + matrix_threads, role)) return false;
   if (error) std::rethrow_exception(error);
   return true;
 }

@@ -17,6 +17,7 @@
 #include "io/gguf.hpp"
 #include "io/hf_checkpoint.hpp"
 #include "io/import_gguf.hpp"
+#include "io/import_registry.hpp"
 #include "io/quantized_file.hpp"
 #include "io/safetensors.hpp"
 
@@ -191,14 +192,17 @@ ConvertReport convert_hf(const std::filesystem::path& src, const std::filesystem
 
   SafetensorsWriter writer;
   Progress progress{callback};
-  // The tensors a module's packed form occupies in its format are replaced by the w4a16 layer
-  // (whose bias is written as <module>.bias); every other tensor is copied.
+  // The tensors a module's packed form occupies in any import format are replaced by the w4a16
+  // layer (whose bias is written as <module>.bias); every other tensor is copied. Any format's, not
+  // only this one's: a stray packed tensor (an AWQ module's g_idx) is dropped, never carried over.
   std::set<std::string, std::less<>> consumed;
   for (const std::string& module : modules) {
-    for (const std::string_view suffix : io::tensor_suffixes(config)) {
-      const std::string name = module + std::string(suffix);
-      if (checkpoint.find(name) != nullptr) consumed.insert(name);
-    }
+    io::for_each_import_format([&](const auto& format) {
+      for (const std::string_view suffix : format.tensor_suffixes) {
+        const std::string name = module + std::string(suffix);
+        if (checkpoint.find(name) != nullptr) consumed.insert(name);
+      }
+    });
   }
   const std::vector<std::string> names = checkpoint.names();
   progress.count = int64_t(modules.size() + names.size() - consumed.size());

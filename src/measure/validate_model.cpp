@@ -34,7 +34,8 @@ std::string plan_label(const GemmPlan& p) {
   s += fmt::format(" T{}", p.threads);
   if (p.vector_threads > 0) s += fmt::format(" V{}", p.vector_threads);
   if (p.row_panels > 1) s += fmt::format(" rp{}", p.row_panels);
-  s += " " + std::string(p.strategy == Strategy::fused ? p.q4->name : p.dense->name);
+  s += ' ';
+  s += p.strategy == Strategy::fused ? p.q4->name : p.dense->name;
   return s;
 }
 
