@@ -113,7 +113,7 @@ namespace {
 
 // The registry's "cpu" is the description the planner holds for this process (read once, replaced by
 // plan::use_cpu_calibration), so that `--device cpu` and gemm() plan with the same figures.
-Device cpu() { return *cpu_device(); }
+Device planner_cpu() { return *cpu_device(); }
 
 }  // namespace
 
@@ -121,7 +121,7 @@ constinit const DeviceEntry entry_cpu{
     .name = "cpu",
     .order = 0,
     .summary = "this machine: `w4a16 calibrate`'s figures, or the dev machine's defaults",
-    .describe = &cpu,
+    .describe = &planner_cpu,
 };
 
 }  // namespace w4a16::plan::devices
