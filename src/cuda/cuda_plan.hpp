@@ -72,9 +72,4 @@ struct CudaLaunchPlan {
 // the partition, blocks and workspace bytes follow, and the notes end with how x is prepared.
 CudaLaunchPlan lay_out(const CudaShape& shape, CudaPlan chosen);
 
-// TRANSITIONAL, until the public CUDA entries (plan_cuda_gemm, gemm) move from cuda_api.cpp to
-// plan/cuda_entry_points.cpp: the GPU planner under its old name, defined beside it in
-// plan/gpu_planner.cpp. Then this declaration goes.
-CudaLaunchPlan plan_cuda(const CudaShape& shape, const CudaGemmOptions& options);
-
 }  // namespace w4a16::cuda

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/host.hpp"
+#include "measure/fork_join.hpp"
 
 namespace w4a16::measure {
 
@@ -17,7 +18,7 @@ CpuCalibrationRun calibrate_cpu(const std::map<int, double>& read_gbps, const Co
     auto& into = p.key == "bf16_dot" ? cal.dot_gflops : cal.fma_gflops;
     for (const auto& [t, g] : p.gflops) into[t] = g;
   }
-  cal.fork_join_us = plan::devices::measure_fork_join_us(threads);
+  cal.fork_join_us = measure_fork_join_us(threads);
   if (cal.fma_gflops.empty()) return run;  // no peaks: the model has nothing to scale
   std::vector<int> counts = {1};
   if (threads > 1) counts.push_back(threads);

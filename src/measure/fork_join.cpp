@@ -26,8 +26,3 @@ double measure_fork_join_us(int threads) {
 }
 
 }  // namespace w4a16::measure
-
-// TRANSITIONAL: the old name (plan/devices/cpu.hpp) until measure/cpu_calibration.cpp uses the one above.
-namespace w4a16::plan::devices {
-double measure_fork_join_us(int threads) { return measure::measure_fork_join_us(threads); }
-}  // namespace w4a16::plan::devices

@@ -28,9 +28,9 @@ struct EvalConfig {
   int force_split = 0;     // > 0: the W4A16 candidates use exactly this S (1 = data-parallel only)
 };
 
-// Output columns per work item when EvalConfig::tile_n is 0: the 910B's base block (devices.hpp:
-// 256 columns fill L0B at 128 rows of K), 128 on a GPU (a thread block's tile), 64 on a CPU (the
-// kernels' NR).
+// Output columns per work item when EvalConfig::tile_n is 0: the device's Device::tile_n: the
+// 910B's base block (256 columns fill L0B at 128 rows of K), 128 on a GPU (a thread block's tile), 64
+// on a CPU (the kernels' tile).
 int64_t default_tile_n(const plan::Device& device);
 
 // The candidates of one strategy and partition for this problem on this device. split_k = 0 means

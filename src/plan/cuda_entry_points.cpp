@@ -1,9 +1,5 @@
 // The public CUDA gemm and planning entry points: plan (gpu_planner.hpp), then execute
 // (cuda/cuda_objects.hpp). The CUDA objects themselves (weights, workspaces) are cuda/cuda_api.cpp's.
-//
-// NOT YET BUILT: these definitions still live in cuda/cuda_api.cpp (calling the planner through its
-// transitional name cuda::plan_cuda). Moving them is deleting shape_of, plan_cuda_gemm and gemm from
-// cuda_api.cpp and listing this file in src/CMakeLists.txt, in one change.
 #include <cstdint>
 
 #include "common/check.hpp"

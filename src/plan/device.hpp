@@ -54,12 +54,16 @@ struct Device {
   double dequant_weights_per_s = 0;  // npu/gpu: int4 -> 16-bit weights one vector core makes per second
 
   // Overheads.
-  double launch_s = 0;                // starting and joining one parallel phase (pool fork/join, kernel launch)
-  double sync_s = 0;                  // one producer -> consumer hand-off through memory (flag + cache line transfer)
-  double ring_slot_k = 0;             // decoupled pipeline: K rows of one ring slot (the first fill waits for one
-                                      // slot, not a whole work item); 0 = a whole item
-  bool atomic_reduce = false;         // split-K partials added in place by the matrix cores (910B FixPipe
-                                      // atomics): no second launch for the reduction
+  double launch_s = 0;         // starting and joining one parallel phase (pool fork/join, kernel launch)
+  double sync_s = 0;           // one producer -> consumer hand-off through memory (flag + cache line transfer)
+  double ring_slot_k = 0;      // decoupled pipeline: K rows of one ring slot (the first fill waits for one
+                               // slot, not a whole work item); 0 = a whole item
+  int64_t tile_n = 64;         // output columns one matrix core owns per work item: the CPU's 64-wide tile, a GPU
+                               // kernel's CTA tile, the 910B's L0B base block (the modeled devices' plans)
+  double ring_k = 0;           // decoupled pipeline: K rows of 16-bit weights per matrix core in flight in a ring in
+                               // memory (the 910B's vendor kernel); 0 = the whole 16-bit W is written to memory first
+  bool atomic_reduce = false;  // split-K partials added in place by the matrix cores (910B FixPipe
+                               // atomics): no second launch for the reduction
   double read_compute_overlap = 1.0;  // cpu: 1 = a core's weight stream hides behind its arithmetic (the
                                       // item costs the max), 0 = they add up (measured: docs/model.md)
   double workspace_l2_hit = 1.0;      // share of the decoupled workspace's round trip served by the LLC

@@ -66,10 +66,3 @@ cuda::CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& optio
 }
 
 }  // namespace w4a16::plan
-
-// TRANSITIONAL (cuda/cuda_plan.hpp): the old name, until cuda_api.cpp's entries move to plan/.
-namespace w4a16::cuda {
-CudaLaunchPlan plan_cuda(const CudaShape& shape, const CudaGemmOptions& options) {
-  return plan::plan_cuda(shape, options);
-}
-}  // namespace w4a16::cuda

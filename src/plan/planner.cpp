@@ -7,7 +7,6 @@
 #include "common/check.hpp"
 #include "cpu/dispatch.hpp"
 #include "cpu/executor.hpp"
-#include "plan/devices/devices.hpp"
 
 namespace w4a16::plan {
 
@@ -21,24 +20,18 @@ constexpr int kSplitFactors[] = {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
 // The pipelined strategy's ring: 4 slots of 256 KiB per matrix-role thread (cpu/pipelined.hpp).
 constexpr int64_t kRingBytesPerMatrixThread = 4 * (int64_t(256) << 10);
 
-// Bytes of workspace a candidate needs: the decoupled pipeline's 16-bit weights in flight, and the fp32
-// partial sums of split-K.
+// Bytes of workspace a candidate needs: the decoupled pipeline's 16-bit weights in flight (a ring of
+// ring_k rows per matrix core, or the whole 16-bit W), and the fp32 partial sums of split-K (one copy
+// where the matrix cores add them in place, else one per slice, reduced afterwards).
 double accelerator_workspace_bytes(const Device& device, const Problem& problem, Strategy strategy, int64_t tile_n,
                                    int split_k, int matrix_cores) {
   double bytes = 0;
   if (strategy == Strategy::decoupled || strategy == Strategy::pipelined) {
-    if (device.kind == DeviceKind::npu) {
-      // The vendor kernel's ring: kRingSlots slots per AIC, each kSlotK rows of the tile (devices.hpp).
-      namespace a = plan::devices::ascend910b;
-      bytes += double(matrix_cores) * a::kRingSlots * a::kSlotK * double(tile_n) * 2.0;
-    } else {
-      bytes += double(problem.k) * double(problem.n) * 2.0;  // a dequant kernel writes the whole 16-bit W
-    }
+    bytes += device.ring_k > 0 ? double(matrix_cores) * device.ring_k * double(tile_n) * 2.0
+                               : double(problem.k) * double(problem.n) * 2.0;
   }
   if (split_k > 1) {
-    // The 910B adds partial sums into one fp32 y with FixPipe's atomic add; elsewhere each slice writes
-    // its own partial sums, reduced afterwards.
-    const double copies = device.kind == DeviceKind::npu ? 1.0 : double(split_k);
+    const double copies = device.atomic_reduce ? 1.0 : double(split_k);
     bytes += copies * double(problem.m) * double(problem.n) * 4.0;
   }
   return bytes;
@@ -310,17 +303,7 @@ std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const C
   return plans;
 }
 
-int64_t accelerator_tile_n(const Device& device) {
-  switch (device.kind) {
-    case DeviceKind::npu:
-      return devices::ascend910b::kBaseN;
-    case DeviceKind::gpu:
-      return 128;
-    case DeviceKind::cpu:
-      return cpu::kTileN;
-  }
-  return cpu::kTileN;
-}
+int64_t accelerator_tile_n(const Device& device) { return device.tile_n; }
 
 Candidate accelerator_candidate(const Device& device, const Problem& problem, Strategy strategy, int64_t tile_n,
                                 int split_k) {

@@ -40,8 +40,8 @@ std::vector<GemmPlan> cpu_plans(const Device& device, const Problem& problem, co
                                 const GemmOptions& options);
 std::vector<GemmPlan> accelerator_plans(const Device& device, const Problem& problem, const GemmOptions& options);
 
-// A modeled device's output tile per core: a GPU kernel's CTA tile (Marlin-class kernels use 64-256
-// columns), the 910B's L0B base block (devices.hpp: 256 columns); the CPU's 64.
+// A modeled device's output tile per core (Device::tile_n): a GPU kernel's CTA tile, the 910B's L0B
+// base block, the CPU's 64.
 int64_t accelerator_tile_n(const Device& device);
 // One candidate on a modeled device: the cores its items keep busy, on the 910B each AIC with its
 // AIVs as the vector role of the decoupled pipeline (a MIX kernel), and its workspace (the ring in

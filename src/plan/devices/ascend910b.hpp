@@ -146,8 +146,10 @@ inline Device sku(const DeviceEntry& entry, const Sku& s) {
   d.launch_s = kLaunchSeconds;
   d.sync_s = kSyncSeconds;
   d.workspace_l2_hit = kWorkspaceL2Hit;
-  d.ring_slot_k = kSlotK;  // the vendor kernel's ring: one slot fills before the cube starts
-  d.atomic_reduce = true;  // FixPipe adds split-K partials atomically into GM (ASCEND-910B.md)
+  d.ring_slot_k = kSlotK;          // the vendor kernel's ring: one slot fills before the cube starts
+  d.atomic_reduce = true;          // FixPipe adds split-K partials atomically into GM (ASCEND-910B.md)
+  d.tile_n = kBaseN;               // the L0B base block: the data-parallel tile width per AIC (above)
+  d.ring_k = kRingSlots * kSlotK;  // the vendor kernel's ring: kRingSlots slots of kSlotK rows per AIC
   return d;
 }
 

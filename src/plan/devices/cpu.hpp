@@ -25,8 +25,4 @@ Device describe_cpu(const CpuCalibration& c, const std::string& source);
 // std::nullopt: back to the file or the defaults.
 void use_calibration(const std::optional<CpuCalibration>& c);
 
-// TRANSITIONAL, until measure/cpu_calibration.cpp calls measure::measure_fork_join_us
-// (measure/fork_join.hpp, which defines this forwarder too); then this declaration goes.
-double measure_fork_join_us(int threads);
-
 }  // namespace w4a16::plan::devices

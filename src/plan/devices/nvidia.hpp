@@ -79,6 +79,7 @@ inline Device gpu(const DeviceEntry& entry, const Figures& f) {
   d.kind = DeviceKind::gpu;
   d.cores = f.sms;
   d.vector_cores = f.sms;   // the SIMT pipes of the same SM dequantize
+  d.tile_n = 128;           // CTA tile width: Marlin-class kernels use 64-256 columns
   d.fused_possible = true;  // registers feed the tensor cores directly (Marlin-style kernels)
   d.core_read_bw = kSmShareFactor * f.hbm / f.sms;
   d.read_bw = saturating(d.core_read_bw, f.hbm, f.sms);
