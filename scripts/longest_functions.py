@@ -55,7 +55,7 @@ def functions(path):
             is_function = bool(SIGNATURE_END.search(head.replace("\n", " "))) and not any(stack)
             if is_function:
                 name = re.findall(r"([~\w:]+)\s*\(", head)
-                stack.append((line, name[0] if name else "?"))
+                stack.append((line, name[-1] if name else "?"))
             else:
                 stack.append(None)
         elif c == "}" and stack:
