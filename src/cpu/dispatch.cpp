@@ -78,15 +78,28 @@ int dot_from_rule() {
   return cpu_features().vendor == "AuthenticAMD" ? 1 : 0;
 }
 
-// The usable table with the longest chain inside the cap's chain (a cap above what the CPU can run
-// leaves the best table below it); ties go to the later line of the list.
+// The tables this CPU can run, most preferred first: longest fallback chain first, and among equal
+// chains the later line of the list. Read once: the CPU does not change under a process.
+const std::vector<const KernelTable*>& usable_tables() {
+  static const std::vector<const KernelTable*> tables = [] {
+    std::vector<const KernelTable*> out;
+    for (const KernelTable* t : kernel_tables()) {
+      if (t->usable(cpu_features())) out.insert(out.begin(), t);  // later lines first among equals
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const KernelTable* a, const KernelTable* b) { return chain_length(*a) > chain_length(*b); });
+    return out;
+  }();
+  return tables;
+}
+
+// The most preferred usable table inside the cap's chain (a cap above what the CPU can run leaves
+// the best table below it); scalar is always usable.
 const KernelTable& best_table(const KernelTable* cap) {
-  const KernelTable* best = &kernels_scalar;
-  for (const KernelTable* t : kernel_tables()) {
-    if (!t->usable(cpu_features()) || (cap && !in_chain(*cap, *t))) continue;
-    if (chain_length(*t) >= chain_length(*best)) best = t;
+  for (const KernelTable* t : usable_tables()) {
+    if (!cap || in_chain(*cap, *t)) return *t;
   }
-  return *best;
+  return kernels_scalar;
 }
 
 template <class Entry, class Match>
@@ -171,15 +184,9 @@ void set_isa_cap(std::string_view isa) {
 }
 
 std::vector<std::string> supported_isas() {
-  std::vector<const cpu::KernelTable*> usable;
-  for (const cpu::KernelTable* t : cpu::kernel_tables()) {
-    if (t->usable(cpu::cpu_features())) usable.push_back(t);
-  }
-  std::stable_sort(usable.begin(), usable.end(), [](const cpu::KernelTable* a, const cpu::KernelTable* b) {
-    return cpu::chain_length(*a) < cpu::chain_length(*b);
-  });
+  const auto& usable = cpu::usable_tables();
   std::vector<std::string> out;
-  for (const cpu::KernelTable* t : usable) out.emplace_back(t->name);
+  for (auto it = usable.rbegin(); it != usable.rend(); ++it) out.emplace_back((*it)->name);  // lowest first
   return out;
 }
 

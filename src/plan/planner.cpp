@@ -221,7 +221,9 @@ void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Pro
         g.split_k = split;
         g.threads = used;
         g.vector_threads = tv;
-        g.panel_bytes = s == Strategy::decoupled ? t.panel_bytes : 0;
+        g.panel_bytes = s != Strategy::decoupled      ? 0
+                        : o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes
+                                                      : cpu::kDefaultPanelBytes;
         g.workspace_bytes = cpu_workspace_bytes(g, t, threads, items);
         g.notes = plan_notes(g, o, threads);
         fill_prediction(g, predict(d, kp, candidate_of(g, d)));
@@ -289,13 +291,11 @@ Candidate candidate_of(const GemmPlan& g, const Device& d) {
 std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const CpuTarget& t, const GemmOptions& o) {
   require(t.table != nullptr, "internal: cpu_plans without a kernel table");
   check_options(o, t.quantized);
-  CpuTarget target = t;
-  target.panel_bytes = o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes : cpu::kDefaultPanelBytes;
   Problem kp = problem;  // the model sees the kernels' group length (per-channel cut into 128s)
   kp.group_size = t.kernel_group;
   std::vector<GemmPlan> plans;
   for (const Strategy s : strategies(o, t.quantized)) {
-    if (s != Strategy::automatic) add_strategy_plans(plans, d, problem, kp, target, o, s);
+    if (s != Strategy::automatic) add_strategy_plans(plans, d, problem, kp, t, o, s);
   }
   require(!plans.empty(), "no plan meets the options (strategy '{}', partition '{}', threads {}, vector threads {})",
           to_string(o.strategy), to_string(o.partition), o.threads, o.vector_threads);

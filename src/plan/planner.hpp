@@ -23,7 +23,6 @@ struct CpuTarget {
   int64_t k_padded = 8;             // K' (groups padded to whole chunks)
   DType dense_dtype = DType::bf16;  // dense / decoupled weight dtype
   bool bf16_dot = false;            // bf16 x goes to the dot entries (dispatch.hpp prefer_bf16_dot)
-  int64_t panel_bytes = 0;          // decoupled panel budget per thread (set by cpu_plans from the options)
 };
 CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table, DType act);
 // The target of a shape without a weight (`w4a16 plan M K N`): the layout pack() would make.
