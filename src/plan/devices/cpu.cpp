@@ -9,6 +9,7 @@
 
 #include "common/host.hpp"
 #include "cpu/cpu_features.hpp"
+#include "cpu/thread_pool.hpp"
 #include "plan/devices/device_entry.hpp"
 #include "plan/plan_cache.hpp"
 
