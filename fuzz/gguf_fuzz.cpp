@@ -4,9 +4,14 @@
 // whose every tensor span lies inside the input, aligned and disjoint from the others, whose
 // lookups find every tensor and key, and whose metadata renders as valid JSON. On an accepted file,
 // dequantize_gguf_tensor and import_gguf_weight either throw w4a16::Error or return values that
-// agree with each other: Q4_0 exactly, Q4_1 / Q4_K within the bound of import_gguf.hpp. Any other
-// exception, crash, sanitizer report or failed check below is a bug.
+// agree with each other: Q4_0 exactly, Q4_1 / Q4_K within the bound of import_gguf.hpp. An accepted
+// file also goes through convert()'s whole path (layouts built from its dims, metadata rendered,
+// the output checked and written), and when convert succeeds every layer of its output loads:
+// convert never writes what load refuses. Any other exception, crash, sanitizer report or failed
+// check below is a bug.
 #include "gguf_fuzz.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +19,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -22,6 +29,7 @@
 
 #include "io/gguf.hpp"
 #include "io/import_gguf.hpp"
+#include "w4a16/w4a16.hpp"
 
 namespace w4a16::fuzz::gguf {
 Stats& stats() {
@@ -67,6 +75,43 @@ void check_import(const w4a16::io::GgufFile& file, const w4a16::io::GgufTensor& 
   }
 }
 
+// A scratch directory of this process, on tmpfs when there is one (convert fsyncs its output).
+const std::filesystem::path& scratch() {
+  static const std::filesystem::path dir = [] {
+    const std::filesystem::path shm = "/dev/shm";
+    std::error_code error;
+    const auto base = std::filesystem::is_directory(shm, error) ? shm : std::filesystem::temp_directory_path();
+    auto path = base / ("w4a16_gguf_fuzz_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(path);
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(scratch(), ignored);
+    });
+    return path;
+  }();
+  return dir;
+}
+
+// convert() on the bytes as a file; when it succeeds, every quantized layer it wrote must load.
+void check_convert(std::span<const std::byte> bytes) {
+  using namespace w4a16;
+  const auto src = scratch() / "in.gguf", dst = scratch() / "out.safetensors";
+  {
+    std::ofstream out(src, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    check(out.good(), "scratch input written");
+  }
+  ++stats().converts_tried;
+  try {
+    convert(src, dst);
+  } catch (const Error& e) {
+    check(e.code() != ErrorCode::internal, "convert refuses with a named error, never internal");
+    return;
+  }
+  ++stats().converted;
+  for (const std::string& layer : list_quantized(dst)) (void)load_quantized(dst, layer);
+}
+
 void exercise(std::span<const std::byte> bytes) {
   using namespace w4a16;
   const io::GgufFile file = io::GgufFile::parse(bytes);
@@ -95,6 +140,10 @@ void exercise(std::span<const std::byte> bytes) {
   if (bytes.size() <= (1u << 20)) {
     check(nlohmann::json::accept(file.metadata_json()), "metadata_json() is valid JSON");
   }
+
+  int64_t elements = 0;
+  for (const io::GgufTensor& t : file.tensors()) elements += std::min<int64_t>(t.numel(), int64_t(1) << 20);
+  if (bytes.size() <= (1u << 20) && elements <= (int64_t(1) << 20)) check_convert(bytes);  // bounded work per input
 
   for (const io::GgufTensor& t : file.tensors()) {
     if (t.numel() > (int64_t(1) << 16)) continue;  // bounded work per input

@@ -11,6 +11,8 @@ struct Stats {
   size_t dequantized = 0;     // tensors dequantize_gguf_tensor returned
   size_t weights_tried = 0;   // import_gguf_weight calls
   size_t weights_loaded = 0;  // import_gguf_weight calls that returned a layer
+  size_t converts_tried = 0;  // inputs given to convert()
+  size_t converted = 0;       // convert() calls that wrote a file (all of whose layers then loaded)
 };
 
 Stats& stats();

@@ -131,5 +131,7 @@ int main(int argc, char** argv) {
     const auto& stats = w4a16::fuzz::gguf::stats();
     std::printf("  %zu parsed as GGUF, %zu tensors dequantized, %zu weight imports, %zu weights loaded\n", stats.parsed,
                 stats.dequantized, stats.weights_tried, stats.weights_loaded);
+    std::printf("  %zu converts tried, %zu wrote a file whose every layer loaded\n", stats.converts_tried,
+                stats.converted);
   });
 }

@@ -89,6 +89,12 @@ struct QuantizedLayout {
 
   int64_t groups() const { return (k + group_size - 1) / group_size; }  // ceil(K/g)
   int64_t row_bytes() const { return (k + 1) / 2; }                     // code bytes per row
+
+  // Throws Error(invalid_argument) with the reason unless this layout can exist: N >= 1,
+  // 1 <= K <= INT32_MAX, 1 <= g <= K, known zero mode and scale dtype, and N*ceil(K/2) bytes of
+  // codes and N*ceil(K/g) values of scales within int64. Every layout w4a16 builds (importers,
+  // convert, the file reader, QuantizedWeight) passes here before groups() is used.
+  void validate() const;
 };
 
 // An optional bias [N], kept in its own dtype so imported values stay bit-exact.

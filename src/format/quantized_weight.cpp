@@ -20,6 +20,19 @@ void check_all_finite(const std::vector<std::byte>& data, DType dtype, int64_t g
 
 }  // namespace
 
+void QuantizedLayout::validate() const {
+  require(n > 0 && k > 0, "quantized layout: N={} and K={} must be positive", n, k);
+  require(k <= INT32_MAX, "quantized layout: K={} is too large (max {})", k, INT32_MAX);
+  require(group_size >= 1, "quantized layout: group size {} must be >= 1", group_size);
+  require(group_size <= k, "quantized layout: group size {} exceeds K={} (use g = K for per-channel)", group_size, k);
+  require(is_float_dtype(scale_dtype), "quantized layout: invalid scale dtype {}", int(scale_dtype));
+  require(zero_mode == ZeroMode::sym || zero_mode == ZeroMode::asym || zero_mode == ZeroMode::float_zero,
+          "quantized layout: invalid zero mode {}", int(zero_mode));
+  const auto group_count = checked_mul(n, groups());  // scales and zeros take up to 4 bytes a group
+  require(checked_mul(n, row_bytes()) && group_count && checked_mul(*group_count, 4),
+          "quantized layout: N={} x K={} is too large", n, k);
+}
+
 QuantizedWeight::QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> codes, std::vector<std::byte> scales,
                                  std::vector<std::byte> zeros, std::vector<int32_t> perm, Bias bias)
     : layout_(layout),
@@ -28,19 +41,10 @@ QuantizedWeight::QuantizedWeight(QuantizedLayout layout, std::vector<uint8_t> co
       zeros_(std::move(zeros)),
       perm_(std::move(perm)),
       bias_(std::move(bias)) {
+  layout_.validate();
   const auto& l = layout_;
-  require(l.n > 0 && l.k > 0, "QuantizedWeight: N={} and K={} must be positive", l.n, l.k);
-  require(l.k <= INT32_MAX, "QuantizedWeight: K={} is too large (max {})", l.k, INT32_MAX);
-  require(l.group_size >= 1, "QuantizedWeight: group size {} must be >= 1", l.group_size);
-  require(l.group_size <= l.k, "QuantizedWeight: group size {} exceeds K={} (use g = K for per-channel)", l.group_size,
-          l.k);
-  require(is_float_dtype(l.scale_dtype), "QuantizedWeight: invalid scale dtype {}", int(l.scale_dtype));
-  require(l.zero_mode == ZeroMode::sym || l.zero_mode == ZeroMode::asym || l.zero_mode == ZeroMode::float_zero,
-          "QuantizedWeight: invalid zero mode {}", int(l.zero_mode));
-
   const auto code_bytes = checked_mul(l.n, l.row_bytes());
   const auto group_count = checked_mul(l.n, l.groups());
-  require(code_bytes && group_count, "QuantizedWeight: N={} x K={} is too large", l.n, l.k);
   require(int64_t(codes_.size()) == *code_bytes, "QuantizedWeight: codes hold {} bytes, expected N*ceil(K/2) = {}",
           codes_.size(), *code_bytes);
   const int64_t scale_bytes = *group_count * int64_t(dtype_size(l.scale_dtype));

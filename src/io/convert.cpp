@@ -164,6 +164,7 @@ ConvertReport convert_gguf(const std::filesystem::path& src, const std::filesyst
   writer.set_metadata("w4a16.source", "gguf");
   writer.set_metadata("gguf", file.metadata_json());
   if (!raw_tensors.empty()) writer.set_metadata("gguf.raw_tensors", raw_tensors.dump());
+  io::check_quantized_layers(writer);
   writer.write(dst);
   return report;
 }
@@ -233,6 +234,7 @@ ConvertReport convert_hf(const std::filesystem::path& src, const std::filesystem
   report.warnings = warnings;
   writer.set_metadata("w4a16.source", report.source_format);
   writer.set_metadata("config.json", read_text_file(checkpoint.dir() / "config.json", 16u << 20));
+  io::check_quantized_layers(writer);
   writer.write(dst);
   return report;
 }

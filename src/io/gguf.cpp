@@ -545,69 +545,101 @@ const GgufTensor* GgufFile::find(std::string_view name) const {
 
 namespace {
 
-void append_json_string(std::string& out, std::string_view text) {
-  out += nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-template <typename F>
-void append_json_float(std::string& out, F value) {
-  if (std::isnan(value)) {
-    out += "\"NaN\"";
-  } else if (std::isinf(value)) {
-    out += value > 0 ? "\"Infinity\"" : "\"-Infinity\"";
-  } else {
-    fmt::format_to(std::back_inserter(out), "{}", value);  // shortest form that reads back as the same F
+// The most bytes `text` can take as a JSON string: a control byte becomes \\u00XX (6), a quote or
+// backslash 2, a byte of an invalid UTF-8 sequence U+FFFD (3 bytes), the quotes 2.
+uint64_t json_string_bound(std::string_view text) {
+  uint64_t bytes = 2;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    bytes += u < 0x20 ? 6 : (u == '"' || u == '\\') ? 2 : u >= 0x80 ? 3 : 1;
   }
+  return bytes;
 }
 
-void append_json(std::string& out, const GgufValue& v) {
-  switch (v.type) {
-    case GgufValueType::string:
-      append_json_string(out, v.text);
-      return;
-    case GgufValueType::boolean:
-      out += v.bits ? "true" : "false";
-      return;
-    case GgufValueType::float32:
-      append_json_float(out, std::bit_cast<float>(uint32_t(v.bits)));
-      return;
-    case GgufValueType::float64:
-      append_json_float(out, std::bit_cast<double>(v.bits));
-      return;
-    case GgufValueType::array:
-      out += '[';
-      for (uint64_t i = 0; i < v.count; ++i) {
-        if (i != 0) out += ',';
-        if (v.element_type == GgufValueType::array) {
-          append_json(out, v.arrays[size_t(i)]);
-        } else {
-          append_json(out, v.element(i));
+// Renders metadata into `out`, failing as soon as `out` would pass `max_bytes`: a string is
+// refused before it is escaped when its largest escaped form would not fit; everything else is
+// checked after each element, which adds at most one number's text (< 32 bytes) beyond the cap.
+struct JsonRenderer {
+  std::string out;
+  uint64_t max_bytes = 0;
+  std::string_view key;  // the top-level key being rendered, for the error
+  std::string_view source;
+
+  void check(uint64_t more = 0) const {
+    if (out.size() + more > max_bytes) {
+      fail(ErrorCode::format, "gguf {}: metadata key '{}' makes the metadata longer than {} bytes as JSON", source, key,
+           max_bytes);
+    }
+  }
+
+  void string(std::string_view text) {
+    check(json_string_bound(text));
+    out += nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+
+  template <typename F>
+  void floating(F value) {
+    if (std::isnan(value)) {
+      out += "\"NaN\"";
+    } else if (std::isinf(value)) {
+      out += value > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+    } else {
+      fmt::format_to(std::back_inserter(out), "{}", value);  // shortest form that reads back as the same F
+    }
+  }
+
+  void value(const GgufValue& v) {
+    switch (v.type) {
+      case GgufValueType::string:
+        string(v.text);
+        return;
+      case GgufValueType::boolean:
+        out += v.bits ? "true" : "false";
+        return;
+      case GgufValueType::float32:
+        floating(std::bit_cast<float>(uint32_t(v.bits)));
+        return;
+      case GgufValueType::float64:
+        floating(std::bit_cast<double>(v.bits));
+        return;
+      case GgufValueType::array:
+        out += '[';
+        for (uint64_t i = 0; i < v.count; ++i) {
+          if (i != 0) out += ',';
+          if (v.element_type == GgufValueType::array) {
+            value(v.arrays[size_t(i)]);
+          } else {
+            value(v.element(i));
+          }
+          check();
         }
-      }
-      out += ']';
-      return;
-    default:
-      if (is_signed_integer(v.type)) {
-        fmt::format_to(std::back_inserter(out), "{}", sign_extend(v.type, v.bits));
-      } else {
-        fmt::format_to(std::back_inserter(out), "{}", v.bits);
-      }
-      return;
+        out += ']';
+        return;
+      default:
+        if (is_signed_integer(v.type)) {
+          fmt::format_to(std::back_inserter(out), "{}", sign_extend(v.type, v.bits));
+        } else {
+          fmt::format_to(std::back_inserter(out), "{}", v.bits);
+        }
+        return;
+    }
   }
-}
+};
 
 }  // namespace
 
-std::string GgufFile::metadata_json() const {
-  std::string out = "{";
+std::string GgufFile::metadata_json(uint64_t max_bytes) const {
+  JsonRenderer json{.out = "{", .max_bytes = max_bytes, .key = {}, .source = source_};
   for (size_t i = 0; i < metadata_.size(); ++i) {
-    if (i != 0) out += ',';
-    append_json_string(out, metadata_[i].key);
-    out += ':';
-    append_json(out, metadata_[i].value);
+    json.key = metadata_[i].key;
+    if (i != 0) json.out += ',';
+    json.string(metadata_[i].key);
+    json.out += ':';
+    json.value(metadata_[i].value);
+    json.check(1);
   }
-  out += '}';
-  return out;
+  json.out += '}';
+  return std::move(json.out);
 }
 
 }  // namespace w4a16::io

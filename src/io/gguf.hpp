@@ -155,6 +155,10 @@ inline constexpr uint64_t kGgufMaxTensors = uint64_t(1) << 20;  // 1,048,576 ten
 inline constexpr uint64_t kGgufMaxKeys = uint64_t(1) << 20;     // 1,048,576 metadata keys
 inline constexpr uint64_t kGgufMaxNameBytes = 65535;            // a key or tensor name
 inline constexpr uint32_t kGgufMaxArrayDepth = 8;               // arrays inside arrays
+// The metadata rendered to JSON (convert keeps it in the output's safetensors header, itself capped
+// at 100 MB): a real model's, tokenizer included, is 1 to 10 MB (Llama 3's 128k-token vocabulary
+// and merges: about 5 MB).
+inline constexpr uint64_t kGgufMaxMetadataJsonBytes = uint64_t(32) << 20;
 inline constexpr uint64_t kGgufDefaultAlignment = 32;
 
 // A validated GGUF file. open() memory-maps the file; parse() works on bytes already in memory
@@ -178,8 +182,10 @@ class GgufFile {
   // All metadata as one JSON object {key: value} in file order: integers and bools as JSON
   // numbers and booleans, floats in their shortest round-trip form (NaN/Inf as the strings "NaN",
   // "Infinity", "-Infinity"), strings with invalid UTF-8 replaced by U+FFFD, arrays (of any size,
-  // e.g. the tokenizer vocabulary) as JSON arrays.
-  std::string metadata_json() const;
+  // e.g. the tokenizer vocabulary) as JSON arrays. Bounded: a rendering that would exceed
+  // `max_bytes` stops there with Error(format) naming the key it was rendering, so memory stays a
+  // small multiple of the cap whatever the file holds (a 50 MB bool array renders to 300 MB).
+  std::string metadata_json(uint64_t max_bytes = kGgufMaxMetadataJsonBytes) const;
 
   const std::string& source() const { return source_; }  // "'<path>'" or "(memory)"
 

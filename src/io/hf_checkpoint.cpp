@@ -144,8 +144,24 @@ std::vector<std::string> quantized_modules(const QuantConfig& config, const Tens
 
 QuantizedWeight import_module(const QuantConfig& config, const TensorSource& source, std::string_view module,
                               std::vector<std::string>* warnings) {
-  const std::string m = strip_weight(module);
-  return std::visit([&](const auto& c) { return format_of(c).import(source, m, c, warnings); }, config);
+  return std::visit(
+      [&](const auto& c) {
+        // The module as given when the checkpoint has it (a module may itself end in ".weight"),
+        // else without a trailing ".weight" (a tensor name given for its module).
+        const auto& format = format_of(c);
+        const std::string_view marker = format.tensor_suffixes.front();
+        std::string m(module);
+        if (source.find(m + std::string(marker)) == nullptr) {
+          const std::string stripped = strip_weight(module);
+          if (stripped == m || source.find(stripped + std::string(marker)) == nullptr) {
+            fail(ErrorCode::format, "no {} module '{}' in the checkpoint (no tensor '{}{}'{})", format.name, module,
+                 module, marker, stripped == m ? "" : fmt::format(" or '{}{}'", stripped, marker));
+          }
+          m = stripped;
+        }
+        return format.import(source, m, c, warnings);
+      },
+      config);
 }
 
 std::vector<std::string> quantized_modules(const HfCheckpoint& checkpoint) {

@@ -68,10 +68,19 @@ template <typename... Args>
 
 std::string shape_text(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
+// The layer rules below read a header: a SafetensorsFile being read, or a SafetensorsWriter whose
+// declared tensors and metadata are checked before it writes (one set of rules for both, so that
+// convert cannot write what load refuses).
+template <class Header>
+concept LayerHeader = requires(const Header& h, std::string_view name) {
+  { h.find(name) } -> std::same_as<const TensorInfo*>;
+  { h.metadata() } -> std::same_as<const std::map<std::string, std::string>&>;
+};
+
 // The tensor `name`, which must exist (when `required`) with one of `dtypes` and exactly `shape`.
-const TensorInfo* expect_tensor(const SafetensorsFile& file, const LayerNames& names, const std::string& name,
-                                bool required, std::initializer_list<StDType> dtypes,
-                                const std::vector<int64_t>& shape) {
+template <LayerHeader Header>
+const TensorInfo* expect_tensor(const Header& file, const LayerNames& names, const std::string& name, bool required,
+                                std::initializer_list<StDType> dtypes, const std::vector<int64_t>& shape) {
   const TensorInfo* tensor = file.find(name);
   if (tensor == nullptr) {
     if (required) layer_fail(names, "tensor '{}' is missing", name);
@@ -227,6 +236,11 @@ void add_quantized(SafetensorsWriter& writer, std::string_view layer, const Quan
 void add_quantized_lazy(SafetensorsWriter& writer, std::string_view layer, const LayerDescription& description,
                         std::function<QuantizedWeight()> make) {
   const LayerNames names = checked_names(writer, layer, "add_quantized_lazy");
+  try {
+    description.layout.validate();  // before its sizes are used to declare tensors
+  } catch (const Error& e) {
+    layer_fail(names, "{}", e.what());
+  }
   // The weight is made when its first tensor is written and dropped after its last one.
   struct Cache {
     std::function<QuantizedWeight()> make;
@@ -259,9 +273,21 @@ void add_quantized_lazy(SafetensorsWriter& writer, std::string_view layer, const
 
 namespace {
 
+// Modules with a metadata key <module>.w4a16, by name.
+std::set<std::string> metadata_modules(const std::map<std::string, std::string>& metadata) {
+  std::set<std::string> modules;
+  for (const auto& [key, value] : metadata) {
+    if (key.size() > kMetadataSuffix.size() && key.ends_with(kMetadataSuffix)) {
+      modules.insert(key.substr(0, key.size() - kMetadataSuffix.size()));
+    }
+  }
+  return modules;
+}
+
 // A layer's metadata, its names and its JSON text: as given, or, for a module whose own name ends
 // in ".weight" (written by another tool), as given without stripping it.
-std::pair<LayerNames, const std::string*> find_layer(const SafetensorsFile& file, std::string_view layer) {
+template <LayerHeader Header>
+std::pair<LayerNames, const std::string*> find_layer(const Header& file, std::string_view layer) {
   LayerNames names(layer);
   auto meta_it = file.metadata().find(names.metadata_key);
   if (meta_it == file.metadata().end() && names.module != layer) {
@@ -272,7 +298,7 @@ std::pair<LayerNames, const std::string*> find_layer(const SafetensorsFile& file
     }
   }
   if (meta_it == file.metadata().end()) {
-    const auto modules = quantized_modules(file);
+    const auto modules = metadata_modules(file.metadata());
     fail(ErrorCode::invalid_argument, "no quantized layer '{}' in the file (no __metadata__ key '{}'); it has: {}",
          names.module, names.metadata_key,
          modules.empty() ? std::string("none") : fmt::format("{}", fmt::join(modules, ", ")));
@@ -303,13 +329,13 @@ LayerMetadata parse_layer_metadata(const std::string& text, const LayerNames& na
   l.n = metadata_int(meta, names, "n");
   l.k = metadata_int(meta, names, "k");
   l.group_size = metadata_int(meta, names, "group_size");
-  if (l.n <= 0 || l.k <= 0) layer_fail(names, "metadata n={} and k={} must be positive", l.n, l.k);
-  if (l.k > INT32_MAX) layer_fail(names, "metadata k={} is too large (max {})", l.k, INT32_MAX);
-  if (l.group_size < 1 || l.group_size > l.k) {
-    layer_fail(names, "metadata group_size={} is outside [1, k={}]", l.group_size, l.k);
-  }
   l.zero_mode = metadata_name(meta, names, "zero_mode", kZeroModeNames);
   l.scale_dtype = metadata_name(meta, names, "scale_dtype", kScaleDTypeNames);
+  try {
+    l.validate();
+  } catch (const Error& e) {
+    layer_fail(names, "metadata: {}", e.what());
+  }
   const auto act_order_it = meta.find("act_order");
   if (act_order_it == meta.end()) layer_fail(names, "metadata has no \"act_order\"");
   if (!act_order_it->is_boolean()) layer_fail(names, "metadata \"act_order\" is not true or false");
@@ -326,7 +352,8 @@ struct LayerTensors {
   const TensorInfo* bias = nullptr;   // optional
 };
 
-LayerTensors find_layer_tensors(const SafetensorsFile& file, const LayerNames& names, const LayerMetadata& m) {
+template <LayerHeader Header>
+LayerTensors find_layer_tensors(const Header& file, const LayerNames& names, const LayerMetadata& m) {
   const QuantizedLayout& l = m.layout;
   const StDType st_scale = to_st_dtype(l.scale_dtype);
   const std::vector<int64_t> per_group = {l.n, l.groups()};
@@ -376,13 +403,15 @@ QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view lay
   }
 }
 
-std::vector<std::string> quantized_modules(const SafetensorsFile& file) {
-  std::set<std::string> modules;  // modules with a metadata key <module>.w4a16
-  for (const auto& [key, value] : file.metadata()) {
-    if (key.size() > kMetadataSuffix.size() && key.ends_with(kMetadataSuffix)) {
-      modules.insert(key.substr(0, key.size() - kMetadataSuffix.size()));
-    }
+void check_quantized_layers(const SafetensorsWriter& writer) {
+  for (const std::string& module : metadata_modules(writer.metadata())) {
+    const auto [names, text] = find_layer(writer, module);
+    find_layer_tensors(writer, names, parse_layer_metadata(*text, names));
   }
+}
+
+std::vector<std::string> quantized_modules(const SafetensorsFile& file) {
+  std::set<std::string> modules = metadata_modules(file.metadata());
   // File order: by the position of each module's codes tensor; modules without one go last, by name.
   std::vector<std::string> ordered;
   ordered.reserve(modules.size());

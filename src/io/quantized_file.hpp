@@ -42,6 +42,12 @@ void add_quantized_lazy(SafetensorsWriter& writer, std::string_view layer, const
 // metadata; throws Error(format) on any mismatch and names the layer.
 QuantizedWeight read_quantized(const SafetensorsFile& file, std::string_view layer);
 
+// Checks every quantized layer the writer declares (a `<module>.w4a16` metadata key) by the rules
+// read_quantized applies to a file: metadata, tensor names, dtypes and shapes, `<module>.bias`
+// included. Throws Error(format) naming the layer. convert() calls it before writing, so that it
+// never writes a file that load refuses.
+void check_quantized_layers(const SafetensorsWriter& writer);
+
 // Module names of the quantized layers in the file, in the order of their codes tensors.
 std::vector<std::string> quantized_modules(const SafetensorsFile& file);
 

@@ -239,7 +239,7 @@ std::span<const std::byte> SafetensorsFile::data(const TensorInfo& tensor) const
 // SafetensorsWriter
 // ---------------------------------------------------------------------------------------------
 
-uint64_t SafetensorsWriter::declare(const std::string& name, StDType dtype, const std::vector<int64_t>& shape) {
+TensorInfo SafetensorsWriter::declare(std::string name, StDType dtype, std::vector<int64_t> shape) const {
   require(name != "__metadata__", "safetensors writer: '__metadata__' is reserved and cannot name a tensor");
   require(!contains(name), "safetensors writer: tensor '{}' is added twice", name);
   int64_t numel = 1;
@@ -251,17 +251,23 @@ uint64_t SafetensorsWriter::declare(const std::string& name, StDType dtype, cons
   }
   const auto nbytes = checked_mul(numel, int64_t(st_dtype_size(dtype)));
   require(nbytes.has_value(), "safetensors writer: tensor '{}': byte count overflows", name);
-  return uint64_t(*nbytes);
+  const uint64_t begin = entries_.empty() ? 0 : entries_.back().info.end;
+  require(uint64_t(*nbytes) <= UINT64_MAX - begin, "safetensors writer: tensor '{}': the file overflows", name);
+  return TensorInfo{std::move(name), dtype, std::move(shape), begin, begin + uint64_t(*nbytes)};
+}
+
+void SafetensorsWriter::append(Entry entry) {
+  index_.emplace(entry.info.name, entries_.size());
+  entries_.push_back(std::move(entry));
 }
 
 void SafetensorsWriter::add(std::string name, StDType dtype, std::vector<int64_t> shape,
                             std::span<const std::byte> data) {
-  const uint64_t nbytes = declare(name, dtype, shape);
-  require(nbytes == data.size(), "safetensors writer: tensor '{}': shape [{}] of {} need {} bytes, got {}", name,
-          fmt::join(shape, ", "), st_dtype_name(dtype), nbytes, data.size());
-  require(data.data() != nullptr || data.empty(), "safetensors writer: tensor '{}': null data", name);
-  names_.insert(name);
-  entries_.push_back(Entry{std::move(name), dtype, std::move(shape), nbytes, data, nullptr, {}});
+  TensorInfo info = declare(std::move(name), dtype, std::move(shape));
+  require(info.nbytes() == data.size(), "safetensors writer: tensor '{}': shape [{}] of {} need {} bytes, got {}",
+          info.name, fmt::join(info.shape, ", "), st_dtype_name(dtype), info.nbytes(), data.size());
+  require(data.data() != nullptr || data.empty(), "safetensors writer: tensor '{}': null data", info.name);
+  append(Entry{std::move(info), data, nullptr, {}});
 }
 
 void SafetensorsWriter::add_owned(std::string name, StDType dtype, std::vector<int64_t> shape,
@@ -272,17 +278,21 @@ void SafetensorsWriter::add_owned(std::string name, StDType dtype, std::vector<i
 }
 
 void SafetensorsWriter::add_lazy(std::string name, StDType dtype, std::vector<int64_t> shape, LazyData produce) {
-  const uint64_t nbytes = declare(name, dtype, shape);
-  require(bool(produce), "safetensors writer: tensor '{}': no producer", name);
-  names_.insert(name);
-  entries_.push_back(Entry{std::move(name), dtype, std::move(shape), nbytes, {}, nullptr, std::move(produce)});
+  TensorInfo info = declare(std::move(name), dtype, std::move(shape));
+  require(bool(produce), "safetensors writer: tensor '{}': no producer", info.name);
+  append(Entry{std::move(info), {}, nullptr, std::move(produce)});
 }
 
 void SafetensorsWriter::set_metadata(std::string key, std::string value) {
   metadata_[std::move(key)] = std::move(value);
 }
 
-bool SafetensorsWriter::contains(std::string_view name) const { return names_.find(name) != names_.end(); }
+bool SafetensorsWriter::contains(std::string_view name) const { return index_.find(name) != index_.end(); }
+
+const TensorInfo* SafetensorsWriter::find(std::string_view name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second].info;
+}
 
 namespace {
 
@@ -312,14 +322,13 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
     }
     first = false;
   }
-  uint64_t offset = 0;
   for (const Entry& entry : entries_) {
+    const TensorInfo& t = entry.info;
     if (!first) header += ',';
     first = false;
-    header += json_string(entry.name, fmt::format("tensor name '{}'", entry.name));
-    header += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", st_dtype_name(entry.dtype),
-                          fmt::join(entry.shape, ","), offset, offset + entry.nbytes);
-    offset += entry.nbytes;
+    header += json_string(t.name, fmt::format("tensor name '{}'", t.name));
+    header += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", st_dtype_name(t.dtype),
+                          fmt::join(t.shape, ","), t.begin, t.end);
   }
   header += '}';
   header.append((8 - header.size() % 8) % 8, ' ');
@@ -337,9 +346,9 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
     }
     // A lazy tensor is made now, written, and released before the next one is made.
     const std::span<const std::byte> data = entry.produce.bytes();
-    if (data.size() != entry.nbytes) {
-      fail(ErrorCode::internal, "safetensors writer: tensor '{}': producer gave {} bytes, {} declared", entry.name,
-           data.size(), entry.nbytes);
+    if (data.size() != entry.info.nbytes()) {
+      fail(ErrorCode::internal, "safetensors writer: tensor '{}': producer gave {} bytes, {} declared", entry.info.name,
+           data.size(), entry.info.nbytes());
     }
     file.write(data);
     if (entry.produce.release) entry.produce.release();

@@ -101,23 +101,26 @@ class SafetensorsWriter {
   void add_lazy(std::string name, StDType dtype, std::vector<int64_t> shape, LazyData produce);
   void set_metadata(std::string key, std::string value);
   bool contains(std::string_view name) const;
+  // The header as declared so far, as the file's reader will see it (offsets contiguous from 0):
+  // what lets a writer's caller check the file by the reader's rules before writing it.
+  const TensorInfo* find(std::string_view name) const;  // nullptr when absent
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // Writes through an AtomicFile (io/atomic_file.hpp): `path` holds either its old content or the
   // whole new file, never a part of it, and a symlink planted beside it cannot redirect the write.
   void write(const std::filesystem::path& path) const;
 
  private:
   struct Entry {
-    std::string name;
-    StDType dtype;
-    std::vector<int64_t> shape;
-    uint64_t nbytes;
+    TensorInfo info;  // name, dtype, shape and data offsets in the file
     std::span<const std::byte> data;
     std::shared_ptr<std::vector<std::byte>> owned;
     LazyData produce;  // set for lazy tensors (data is then empty)
   };
-  uint64_t declare(const std::string& name, StDType dtype, const std::vector<int64_t>& shape);  // checked size
+  // The entry's header fields, its size checked and its offsets placed after the last entry.
+  TensorInfo declare(std::string name, StDType dtype, std::vector<int64_t> shape) const;
+  void append(Entry entry);
   std::vector<Entry> entries_;
-  std::set<std::string, std::less<>> names_;
+  std::map<std::string, size_t, std::less<>> index_;  // name -> position in entries_
   std::map<std::string, std::string> metadata_;
 };
 

@@ -2,6 +2,7 @@
 // reproduce the source format's dequantization and whose other tensors are copied through.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "io/quantized_file.hpp"
 #include "io/safetensors.hpp"
 #include "support/checkpoint_builder.hpp"
+#include "support/gguf_builder.hpp"
 #include "support/io_test_util.hpp"
 #include "support/random_data.hpp"
 
@@ -168,6 +170,68 @@ TEST(Convert, RefusesWhatItCannotConvert) {
   EXPECT_FALSE(std::filesystem::exists(dir / "o.safetensors"));
   const auto gguf = std::filesystem::path(W4A16_SOURCE_DIR) / "tests/data/gguf/model.gguf";
   expect_error([&] { convert(gguf, gguf); }, ErrorCode::invalid_argument, "is the input");
+}
+
+// --- guarantees (docs/guarantees.md, "Files") ---------------------------------------------------
+
+constexpr uint32_t kGgufF32 = 0, kGgufQ4_0 = 2, kGgufQ4_1 = 3, kGgufQ4_K = 12, kGgufI32 = 26;
+
+// A GGUF file of `tensors` (name, dims fastest first, type, bytes), each at its own aligned offset.
+struct GgufTensorSpec {
+  std::string name;
+  std::vector<uint64_t> dims;
+  uint32_t type;
+  std::vector<std::byte> bytes;
+};
+std::filesystem::path write_gguf(const TempDir& dir, std::string_view file,
+                                 const std::vector<GgufTensorSpec>& tensors) {
+  test::GgufBuilder builder;
+  std::vector<std::byte> data;
+  for (const GgufTensorSpec& t : tensors) {
+    data.resize((data.size() + 31) / 32 * 32);
+    builder.tensor(t.name, t.dims, t.type, data.size());
+    data.insert(data.end(), t.bytes.begin(), t.bytes.end());
+  }
+  const auto path = dir / file;
+  test::write_bytes(path, builder.data(data).build());
+  return path;
+}
+
+// Every quantized tensor's dimensions are checked where its layout is built, before any size is
+// derived from them: a K = 0 Q4_0 / Q4_1 / Q4_K tensor killed `convert` with SIGFPE (a group size
+// of min(32, K) = 0); N = 0 is refused alike.
+TEST(ConvertGuarantees, AQuantizedTensorWithAZeroDimensionIsAFormatErrorNotACrash) {
+  TempDir dir;
+  for (const uint32_t type : {kGgufQ4_0, kGgufQ4_1, kGgufQ4_K}) {
+    for (const std::vector<uint64_t>& dims : {std::vector<uint64_t>{0, 5}, std::vector<uint64_t>{256, 0}}) {
+      SCOPED_TRACE(::testing::Message() << "type " << type << " dims [" << dims[0] << ", " << dims[1] << "]");
+      const auto src = write_gguf(dir, "zero.gguf", {{"blk.0.attn_q.weight", dims, type, {}}});
+      expect_error([&] { convert(src, dir / "o.safetensors"); }, ErrorCode::format, "blk.0.attn_q");
+      EXPECT_FALSE(std::filesystem::exists(dir / "o.safetensors"));
+    }
+  }
+}
+
+// convert() checks the file it is about to write by the rules load applies (one function,
+// io::check_quantized_layers): a GGUF `<module>.bias` of I32, or of the wrong length, next to a
+// quantized `<module>.weight` converted with exit 0 into a file whose layer no one could load.
+TEST(ConvertGuarantees, ConvertNeverWritesAFileThatLoadRefuses) {
+  TempDir dir;
+  const std::vector<std::byte> q4_0_rows(18 * 3);  // [K = 32, N = 3]: one block a row, scale 0
+  const auto bias = [](uint32_t type, uint64_t n) {
+    return GgufTensorSpec{"a.bias", {n}, type, std::vector<std::byte>(n * 4, std::byte{0x3c})};
+  };
+  for (const auto& [what, wrong] : {std::pair{"I32 [3]", bias(kGgufI32, 3)}, std::pair{"F32 [4]", bias(kGgufF32, 4)}}) {
+    SCOPED_TRACE(what);
+    const auto src = write_gguf(dir, "bias.gguf", {{"a.weight", {32, 3}, kGgufQ4_0, q4_0_rows}, wrong});
+    expect_error([&] { convert(src, dir / "o.safetensors"); }, ErrorCode::format, "a.bias");
+    EXPECT_FALSE(std::filesystem::exists(dir / "o.safetensors"));
+  }
+  const auto src = write_gguf(dir, "good.gguf", {{"a.weight", {32, 3}, kGgufQ4_0, q4_0_rows}, bias(kGgufF32, 3)});
+  convert(src, dir / "o.safetensors");
+  const QuantizedWeight w = load_quantized(dir / "o.safetensors", "a");
+  ASSERT_TRUE(w.has_bias());
+  EXPECT_EQ(w.bias_value(2), std::bit_cast<float>(0x3c3c3c3cu));
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "io/import_gguf.hpp"
+#include "support/gguf_builder.hpp"
 #include "support/io_test_util.hpp"
 #include "support/peak_memory.hpp"
 
@@ -27,86 +28,7 @@ namespace {
 
 using Bytes = std::vector<std::byte>;
 
-// ---------------------------------------------------------------------------------------------
-// A GGUF writer for hand-made (and malformed) files
-// ---------------------------------------------------------------------------------------------
-
-class GgufBuilder {
- public:
-  // Raw encoders: append to `out`.
-  static void u8(Bytes& out, uint8_t v) { out.push_back(std::byte(v)); }
-  static void u32(Bytes& out, uint32_t v) { raw(out, &v, 4); }
-  static void u64(Bytes& out, uint64_t v) { raw(out, &v, 8); }
-  static void str(Bytes& out, std::string_view s) {
-    u64(out, s.size());
-    raw(out, s.data(), s.size());
-  }
-  static void raw(Bytes& out, const void* p, size_t n) {
-    const auto* b = static_cast<const std::byte*>(p);
-    out.insert(out.end(), b, b + n);
-  }
-
-  // A key/value: `value` is everything after the key (u32 type + encoded value).
-  GgufBuilder& kv(std::string_view key, uint32_t type, const Bytes& value) {
-    str(kvs_, key);
-    u32(kvs_, type);
-    kvs_.insert(kvs_.end(), value.begin(), value.end());
-    ++kv_count_;
-    return *this;
-  }
-  GgufBuilder& kv_u32(std::string_view key, uint32_t v) {
-    Bytes b;
-    u32(b, v);
-    return kv(key, 4, b);
-  }
-  GgufBuilder& kv_string(std::string_view key, std::string_view v) {
-    Bytes b;
-    str(b, v);
-    return kv(key, 8, b);
-  }
-  GgufBuilder& tensor(std::string_view name, std::vector<uint64_t> dims, uint32_t type, uint64_t offset) {
-    str(infos_, name);
-    u32(infos_, uint32_t(dims.size()));
-    for (const uint64_t d : dims) u64(infos_, d);
-    u32(infos_, type);
-    u64(infos_, offset);
-    ++tensor_count_;
-    return *this;
-  }
-  GgufBuilder& version(uint32_t v) {
-    version_ = v;
-    return *this;
-  }
-  GgufBuilder& counts(uint64_t tensors, uint64_t kvs) {
-    tensor_count_override_ = tensors;
-    kv_count_override_ = kvs;
-    return *this;
-  }
-  GgufBuilder& data(const Bytes& d) {
-    data_ = d;
-    return *this;
-  }
-
-  // magic, version, counts, kvs, tensor infos, zero padding to `alignment`, data.
-  Bytes build(uint64_t alignment = 32) const {
-    Bytes out;
-    raw(out, "GGUF", 4);
-    u32(out, version_);
-    u64(out, tensor_count_override_ ? *tensor_count_override_ : tensor_count_);
-    u64(out, kv_count_override_ ? *kv_count_override_ : kv_count_);
-    out.insert(out.end(), kvs_.begin(), kvs_.end());
-    out.insert(out.end(), infos_.begin(), infos_.end());
-    out.resize((out.size() + alignment - 1) / alignment * alignment);
-    out.insert(out.end(), data_.begin(), data_.end());
-    return out;
-  }
-
- private:
-  uint32_t version_ = 3;
-  uint64_t kv_count_ = 0, tensor_count_ = 0;
-  std::optional<uint64_t> kv_count_override_, tensor_count_override_;
-  Bytes kvs_, infos_, data_;
-};
+using test::GgufBuilder;
 
 Bytes hex(std::initializer_list<int> values) {
   Bytes out;
@@ -720,6 +642,34 @@ TEST(GgufCost, ArraysOfArraysBoundedMemory) {
   if (!test::kSanitized && growth >= 0) {
     EXPECT_LT(double(growth), 10.0 * double(bytes.size()) + 16e6);
   }
+}
+
+// Rendering the metadata to JSON (what convert keeps) is bounded before it is done: a 50 MB bool
+// array (300 MB as JSON) peaked at 1.41 GB and 50 MB of control bytes (6 bytes each escaped) at
+// 1.51 GB before a safetensors-writer error; now both stop at kGgufMaxMetadataJsonBytes with an
+// error naming the key, and memory stays within a small multiple of the cap.
+TEST(GgufCost, MetadataJsonIsBoundedAndNamesTheKey) {
+  constexpr uint64_t kCount = 50'000'000;
+  Bytes bools;
+  GgufBuilder::u32(bools, 7);  // array of bool
+  GgufBuilder::u64(bools, kCount);
+  bools.resize(bools.size() + kCount, std::byte{1});
+  const Bytes bool_file = GgufBuilder().kv_u32("general.alignment", 32).kv("huge.bools", 9, bools).build();
+  Bytes controls;
+  GgufBuilder::str(controls, std::string(kCount, '\x01'));
+  const Bytes control_file = GgufBuilder().kv("huge.controls", 8, controls).build();
+  for (const auto& [bytes, key] : {std::pair{&bool_file, "huge.bools"}, std::pair{&control_file, "huge.controls"}}) {
+    const GgufFile file = GgufFile::parse(*bytes);
+    const long long growth =
+        peak_growth([&] { test::expect_error([&] { (void)file.metadata_json(); }, ErrorCode::format, key); });
+    std::printf("%s: peak resident growth %.1f MB (cap %llu MB)\n", key, double(growth) / 1e6,
+                (unsigned long long)(kGgufMaxMetadataJsonBytes >> 20));
+    if (!test::kSanitized && growth >= 0) EXPECT_LT(double(growth), 4.0 * double(kGgufMaxMetadataJsonBytes));
+  }
+  // Below the cap nothing changes: the same keys, small, render.
+  EXPECT_EQ(GgufFile::parse(GgufBuilder().kv_string("k", "\x01").build()).metadata_json(), "{\"k\":\"\\u0001\"}");
+  const GgufFile small = GgufFile::parse(bool_file);
+  test::expect_error([&] { (void)small.metadata_json(40); }, ErrorCode::format, "huge.bools");
 }
 
 }  // namespace

@@ -228,5 +228,28 @@ TEST(ImportGptqRefuses, NonFiniteScale) {
   expect_refused(set, "module 'm'");
 }
 
+// A module whose own name ends in ".weight" (tensors `<module>.qweight`, ...) is listed and imported
+// under that name; it failed with "missing tensor 'x.qweight'" (the name was stripped to its
+// parent). A tensor name given for its module still finds it, and a module that is in neither form
+// is named, with both tensor names tried.
+TEST(ImportModuleNames, AModuleNamedLikeATensorIsImportedAndAMissingOneIsNamed) {
+  const TensorSet plain = one_word_layer(0x76543210u, 0x77777777u);
+  TensorSet dotted;
+  for (test::OwnedTensor t : plain.tensors()) {
+    t.name = "x.weight" + t.name.substr(1);  // m.qweight -> x.weight.qweight
+    dotted.add(std::move(t));
+  }
+  const io::QuantConfig config = io::GptqConfig{.group_size = 8, .v2 = false};
+  const io::TensorMap dotted_src = dotted.source(), plain_src = plain.source();
+  EXPECT_EQ(io::quantized_modules(config, dotted_src), std::vector<std::string>{"x.weight"});
+  EXPECT_EQ(dequantize(io::import_module(config, dotted_src, "x.weight")),
+            dequantize(io::import_module(config, plain_src, "m")));
+  EXPECT_EQ(io::import_module(config, plain_src, "m.weight").k(), 8);
+  expect_error([&] { io::import_module(config, dotted_src, "x"); }, ErrorCode::format,
+               "no gptq module 'x' in the checkpoint (no tensor 'x.qweight')");
+  expect_error([&] { io::import_module(config, plain_src, "y.weight"); }, ErrorCode::format,
+               "no tensor 'y.weight.qweight' or 'y.qweight'");
+}
+
 }  // namespace
 }  // namespace w4a16

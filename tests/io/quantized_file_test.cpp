@@ -605,7 +605,7 @@ TEST_F(QuantizedMismatch, GroupSizeAboveK) {
         meta["group_size"] = 49;
         f.set_meta(kMeta, meta);
       },
-      "group_size=49 is outside [1, k=48]");
+      "group size 49 exceeds K=48");
 }
 
 TEST_F(QuantizedMismatch, ActOrderWithoutPerm) {
