@@ -79,7 +79,8 @@ bool anchor_holds(Anchor anchor, std::string_view name, size_t pos) {
     case Anchor::kNotWordBoundary: {
       const bool before = pos > 0 && is_word_byte(name[pos - 1]);
       const bool after = pos < name.size() && is_word_byte(name[pos]);
-      return (before != after) == (anchor == Anchor::kWordBoundary);
+      if (anchor == Anchor::kWordBoundary) return before != after;
+      return before == after && !name.empty();  // Python's \B never matches in an empty string
     }
   }
   return false;
