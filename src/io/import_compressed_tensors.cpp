@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <array>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "common/check.hpp"
 #include "io/config_fields.hpp"
@@ -18,8 +17,6 @@ namespace w4a16::io {
 namespace {
 
 using nlohmann::json;
-
-constexpr size_t kMaxRegexBytes = 1024;
 
 // config_groups.<name>.weights: int4 weights, a group or channel strategy, an optional actorder.
 void parse_ct_weights(const ConfigFields& w, CtScheme& s) {
@@ -52,13 +49,28 @@ void parse_ct_weights(const ConfigFields& w, CtScheme& s) {
   }
 }
 
+// A list of targets, each regex compiled once here; a refused regex is Error(format) naming where
+// it was read.
+std::vector<CtTarget> parse_targets(std::vector<std::string> texts, const std::string& where) {
+  std::vector<CtTarget> targets;
+  targets.reserve(texts.size());
+  for (std::string& text : texts) {
+    try {
+      targets.emplace_back(std::move(text));
+    } catch (const Error& e) {
+      fail(e.code(), "{}: {}", where, e.what());
+    }
+  }
+  return targets;
+}
+
 CtScheme parse_ct_scheme(const std::string& name, const json& group, const std::string& source) {
   const std::string where = fmt::format("{}: config_groups.{}", source, name);
   if (!group.is_object()) fail(ErrorCode::format, "{} must be an object", where);
   const ConfigFields f(group, where);
   CtScheme s;
   s.name = name;
-  s.targets = f.strings("targets");
+  s.targets = parse_targets(f.strings("targets"), where + ".targets");
   if (s.targets.empty()) fail(ErrorCode::format, "{}: missing field 'targets'", where);
   for (const char* act : {"input_activations", "output_activations"}) {
     if (f.get(act) != nullptr) {
@@ -93,40 +105,27 @@ CompressedTensorsConfig parse_compressed_tensors(const ConfigFields& f) {
     fail(ErrorCode::format, "{}: 'config_groups' must be a non-empty object", f.source());
   }
   for (const auto& [name, group] : groups->items()) c.schemes.push_back(parse_ct_scheme(name, group, f.source()));
-  c.ignore = f.strings("ignore");
+  c.ignore = parse_targets(f.strings("ignore"), f.source() + ": ignore");
   return c;
+}
+
+std::string texts(const std::vector<CtTarget>& targets) {
+  std::vector<std::string_view> out;
+  for (const CtTarget& t : targets) out.push_back(t.text());
+  return fmt::format("{}", fmt::join(out, ","));
 }
 
 std::string describe_compressed_tensors(const CompressedTensorsConfig& c) {
   std::vector<std::string> parts;
   for (const CtScheme& s : c.schemes) {
-    parts.push_back(fmt::format("{}: [{}] {} {}{}", s.name, fmt::join(s.targets, ","), group_size_text(s.group_size),
+    parts.push_back(fmt::format("{}: [{}] {} {}{}", s.name, texts(s.targets), group_size_text(s.group_size),
                                 s.symmetric ? "sym" : "asym", s.actorder.empty() ? "" : " actorder=" + s.actorder));
   }
-  return fmt::format("compressed-tensors pack-quantized {}; ignore [{}]", fmt::join(parts, "; "),
-                     fmt::join(c.ignore, ","));
+  return fmt::format("compressed-tensors pack-quantized {}; ignore [{}]", fmt::join(parts, "; "), texts(c.ignore));
 }
 
 bool is_class_name(std::string_view target) {
   return !target.empty() && target[0] >= 'A' && target[0] <= 'Z' && target.find('.') == std::string_view::npos;
-}
-
-// compressed-tensors' target matching: "re:<regex>" (Python re.match: anchored at the start), an
-// exact module name, or a class name; packed modules are linear layers, so only class names
-// ending in "Linear" match them.
-bool target_matches(const std::string& target, std::string_view module) {
-  if (target.starts_with("re:")) {
-    const std::string pattern = target.substr(3);
-    if (pattern.size() > kMaxRegexBytes) fail(ErrorCode::format, "target regex longer than {} bytes", kMaxRegexBytes);
-    try {
-      const std::regex re(pattern, std::regex::ECMAScript);
-      return std::regex_search(module.begin(), module.end(), re, std::regex_constants::match_continuous);
-    } catch (const std::regex_error& e) {
-      fail(ErrorCode::format, "target '{}': invalid regex: {}", target, e.what());
-    }
-  }
-  if (is_class_name(target)) return target.ends_with("Linear");
-  return target == module;
 }
 
 QuantizedWeight import_ct_module(const TensorSource& source, std::string_view module,
@@ -153,16 +152,32 @@ const ImportFormat<CompressedTensorsConfig> CompressedTensorsConfig::format = {
     .check_module = check_ct_module,
 };
 
+CtTarget::CtTarget(std::string text) : text_(std::move(text)) {
+  if (text_.starts_with("re:")) {
+    try {
+      regex_ = ModulePattern::compile(std::string_view(text_).substr(3));
+    } catch (const Error& e) {
+      fail(e.code(), "target '{}': {}", text_.size() <= 80 ? text_ : text_.substr(0, 80) + "...", e.what());
+    }
+  }
+}
+
+bool CtTarget::matches(std::string_view module) const {
+  if (regex_) return regex_->matches(module);
+  if (is_class_name(text_)) return text_.ends_with("Linear");
+  return text_ == module;
+}
+
 const CtScheme& ct_scheme_for(const CompressedTensorsConfig& config, std::string_view module) {
-  for (const std::string& pattern : config.ignore) {
-    if (target_matches(pattern, module)) {
+  for (const CtTarget& pattern : config.ignore) {
+    if (pattern.matches(module)) {
       fail(ErrorCode::format, "module '{}' is stored packed but the config's ignore list names it ('{}')", module,
-           pattern);
+           pattern.text());
     }
   }
   for (const CtScheme& scheme : config.schemes) {
-    for (const std::string& target : scheme.targets) {
-      if (target_matches(target, module)) return scheme;
+    for (const CtTarget& target : scheme.targets) {
+      if (target.matches(module)) return scheme;
     }
   }
   fail(ErrorCode::format, "module '{}' is stored packed but no config group targets it", module);

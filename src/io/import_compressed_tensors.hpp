@@ -17,19 +17,43 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "io/import_format.hpp"
+#include "io/module_pattern.hpp"
 #include "io/tensor_source.hpp"
 
 namespace w4a16::io {
 
+// One entry of a config group's `targets` or of `ignore`, as compressed-tensors matches it against
+// a module name: "re:<regex>" (Python's re.match: anchored at the start, a `$` anchors the end), a
+// class name ("Linear": starts upper-case, no '.'; packed modules are linear layers, so only names
+// ending in "Linear" match), or the exact module name. A regex is compiled here, once, when the
+// config is read (module_pattern.hpp: linear-time matching, bounded pattern and name lengths);
+// Error(format) when it is invalid, outside the supported subset or over a limit.
+class CtTarget {
+ public:
+  CtTarget(std::string text);                                  // NOLINT(google-explicit-constructor)
+  CtTarget(const char* text) : CtTarget(std::string(text)) {}  // NOLINT(google-explicit-constructor)
+
+  const std::string& text() const { return text_; }
+  // Error(format) for a module name over ModulePattern::kMaxNameBytes against a regex.
+  bool matches(std::string_view module) const;
+
+  friend bool operator==(const CtTarget& a, const CtTarget& b) { return a.text_ == b.text_; }
+
+ private:
+  std::string text_;
+  std::optional<ModulePattern> regex_;  // for "re:<regex>"
+};
+
 // One entry of compressed-tensors' config_groups (weights int4, no activation quantization).
 struct CtScheme {
-  std::string name;                  // the key in config_groups, e.g. "group_0"
-  std::vector<std::string> targets;  // class names ("Linear"), module names, or "re:<regex>"
+  std::string name;               // the key in config_groups, e.g. "group_0"
+  std::vector<CtTarget> targets;  // class names ("Linear"), module names, or "re:<regex>"
   bool symmetric = true;
   int64_t group_size = 0;  // strategy "group": g; strategy "channel": 0 (g = K)
   std::string actorder;    // "" (none), "group", "weight", "static" or "dynamic"
@@ -39,17 +63,16 @@ struct CtScheme {
 // weight_scale, weight_shape, [weight_zero_point], [weight_g_idx], [bias].
 struct CompressedTensorsConfig {
   std::vector<CtScheme> schemes;
-  std::vector<std::string> ignore;  // module names or "re:<regex>" left unquantized
+  std::vector<CtTarget> ignore;  // module names or "re:<regex>" left unquantized
 
   static const ImportFormat<CompressedTensorsConfig> format;  // "compressed-tensors" (import_compressed_tensors.cpp)
 };
 
 QuantizedWeight import_compressed_tensors(const TensorSource& source, std::string_view module, const CtScheme& scheme);
 
-// The compressed-tensors scheme that covers a module: the first config group whose targets match
-// it ("re:<regex>" anchored at the start of the module name, the module name itself, or a class
-// name such as "Linear", which every packed module is taken to be). Error(format) when none does
-// or when `ignore` lists the module.
+// The compressed-tensors scheme that covers a module: the first config group one of whose targets
+// matches it (CtTarget::matches). Error(format) when none does or when `ignore` lists the module.
+// Compiles nothing: the targets were compiled with the config.
 const CtScheme& ct_scheme_for(const CompressedTensorsConfig& config, std::string_view module);
 
 }  // namespace w4a16::io

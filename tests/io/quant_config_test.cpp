@@ -62,11 +62,11 @@ TEST(QuantConfig, CompressedTensors) {
       *io::parse_quant_config(test::ct_config_json("group", 128, false, "\"group\"", "[\"lm_head\", \"re:.*gate$\"]")));
   ASSERT_EQ(c.schemes.size(), 1u);
   EXPECT_EQ(c.schemes[0].name, "group_0");
-  EXPECT_EQ(c.schemes[0].targets, std::vector<std::string>{"Linear"});
+  EXPECT_EQ(c.schemes[0].targets, std::vector<io::CtTarget>{"Linear"});
   EXPECT_EQ(c.schemes[0].group_size, 128);
   EXPECT_FALSE(c.schemes[0].symmetric);
   EXPECT_EQ(c.schemes[0].actorder, "group");
-  EXPECT_EQ(c.ignore, (std::vector<std::string>{"lm_head", "re:.*gate$"}));
+  EXPECT_EQ(c.ignore, (std::vector<io::CtTarget>{"lm_head", "re:.*gate$"}));
   const auto ch =
       std::get<io::CompressedTensorsConfig>(*io::parse_quant_config(test::ct_config_json("channel", 0, true)));
   EXPECT_EQ(ch.schemes[0].group_size, 0);
