@@ -184,7 +184,9 @@ void w4a16_weight_free(w4a16_weight* weight);
  * A build without CUDA, or a machine without a usable device, answers W4A16_ERROR_UNSUPPORTED. */
 
 /* A weight resident on one CUDA device in the CUDA kernels' layout for activations of act_dtype
- * (W4A16_DTYPE_F16 or _BF16); device = -1 for the current device. The host weight may be freed after. */
+ * (W4A16_DTYPE_F16 or _BF16); device = -1 for the current device. The host weight may be freed after.
+ * Without a usable device: W4A16_ERROR_UNSUPPORTED, whatever the index; an index below -1 (or past
+ * the last device): W4A16_ERROR_INVALID_ARGUMENT. */
 typedef struct w4a16_cuda_weight w4a16_cuda_weight;
 w4a16_status w4a16_cuda_weight_create(const w4a16_weight* weight, w4a16_dtype act_dtype, int32_t device,
                                       w4a16_cuda_weight** out);

@@ -221,6 +221,14 @@ struct DenseEntry;
 struct DequantEntry;
 }  // namespace cpu
 
+// Limits on what a call may ask for, checked where the numbers enter (the planner, the C API,
+// Python, the CLI) so that a bad number is Error(invalid_argument), never an allocation the size
+// of the number or an overflow: threads, vector threads and split-K factors at most kMaxThreads;
+// M, N >= 1, 1 <= K <= INT32_MAX, and each of M*K, M*N and N*K at most kMaxGemmElements (2^48:
+// 512 TiB of 16-bit values, and small enough that every size the planner derives fits int64).
+inline constexpr int kMaxThreads = 1024;
+inline constexpr int64_t kMaxGemmElements = int64_t(1) << 48;
+
 // Constraints on the plan. Everything left `automatic` / 0 is chosen by the planner: it enumerates
 // the candidate plans that meet the constraints, predicts each with the cost model of this CPU
 // (docs/model.md) and takes the fastest.
@@ -411,7 +419,9 @@ class CudaWeight {
 
 // Packs `w` for activations of dtype `act` (fp16 or bf16) and uploads it to `device` (-1: the
 // current device). Scales and float zeros are rounded to `act`. Throws Error(unsupported) when
-// the group size is neither a multiple of 16 nor per-channel (use the CPU backend for those).
+// the group size is neither a multiple of 16 nor per-channel (use the CPU backend for those), or
+// when no CUDA device is usable; Error(invalid_argument) for a device index below -1 or past the
+// last device (CudaWorkspace::reserve alike).
 CudaWeight to_cuda(const QuantizedWeight& w, DType act, int device = -1);
 
 // strategy: automatic / fused: the fused kernel; decoupled: a dequantization kernel writes the

@@ -83,17 +83,14 @@ inline CLI::Validator integer_in(int64_t min, int64_t max) {
 inline CLI::Validator positive_integer() { return integer_in(1, std::numeric_limits<int64_t>::max()); }
 inline CLI::Validator non_negative_integer() { return integer_in(0, std::numeric_limits<int64_t>::max()); }
 
-// A comma-separated list of positive integers ("1,4,16"); empty items are skipped.
+// A comma-separated list of positive integers ("1,4,16"); an empty item ("1,,2", "4,") is refused.
 inline CLI::Validator positive_integer_list() {
   return CLI::Validator(
       [](std::string& input) -> std::string {
-        bool any = false;
         for (const std::string_view item : split(input, ',')) {
-          if (item.empty()) continue;
+          if (item.empty()) return "must be a list of positive integers, got an empty item in " + shown(input);
           if (!is_positive_integer(item)) return "must be a list of positive integers, got " + shown(item);
-          any = true;
         }
-        if (!any) return "must be a list of positive integers, got " + shown(input);
         return {};
       },
       "INT,INT,...");

@@ -180,7 +180,7 @@ Command register_bench(CLI::App& app) {
                   "M values for the suite, e.g. '1,4,16' (default: the suite's; 1,4,16,64 with --validate-model)")
       ->check(positive_integer_list());
   sub->add_option("--threads", args->threads, "threads (0 = the CPUs this process may use)")
-      ->check(integer_in(0, INT_MAX));
+      ->check(integer_in(0, kMaxThreads));
   sub->add_option("--group-size,-g", args->group_size, "group size")->default_val(128)->check(positive_integer());
   add_zero_and_dtype(*sub, args->zero, args->dtype);
   sub->add_option("--min-time", args->min_time, "seconds of timed calls per variant (after warm-up)")

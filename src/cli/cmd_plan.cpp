@@ -4,10 +4,12 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "cli/arg_checks.hpp"
 #include "cli/commands.hpp"
 #include "cli/gemm_options.hpp"
+#include "common/check.hpp"
 #include "io/atomic_file.hpp"
 #include "w4a16/w4a16.hpp"
 
@@ -34,6 +36,17 @@ std::string breakdown_text(const GemmPlan& p) {
   return out;
 }
 
+// The planner's limits on sizes (w4a16.hpp), checked here so that passing them is misuse (exit 2).
+void check_sizes(const PlanArgs& a) {
+  for (const auto& [x, y, what] :
+       {std::tuple{a.m, a.k, "M*K"}, std::tuple{a.m, a.n, "M*N"}, std::tuple{a.n, a.k, "N*K"}}) {
+    const auto product = checked_mul(x, y);
+    if (!product || *product > kMaxGemmElements) {
+      throw UsageError(fmt::format("plan: {} exceeds the limit of {} elements", what, kMaxGemmElements));
+    }
+  }
+}
+
 void run_plan(const PlanArgs& a) {
   QuantizedLayout layout;
   layout.k = a.k;
@@ -42,6 +55,7 @@ void run_plan(const PlanArgs& a) {
   layout.zero_mode = parse_zero_mode(a.zero);
   layout.scale_dtype = parse_dtype(a.dtype);
   const DType act = parse_dtype(a.dtype);
+  check_sizes(a);
   const auto plans = plan_candidates(a.m, layout, act, a.flags.options(), a.device);
   std::string summary;
   for (const auto& [name, text] : plan_devices()) {
@@ -105,7 +119,7 @@ Command register_plan(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   auto* sub = app.add_subcommand("plan", "the candidate plans of one call with their predicted times (cost model)");
   sub->add_option("M", args->m, "rows of x (tokens)")->required()->check(positive_integer());
-  sub->add_option("K", args->k, "reduction (in_features)")->required()->check(positive_integer());
+  sub->add_option("K", args->k, "reduction (in_features)")->required()->check(integer_in(1, INT32_MAX));
   sub->add_option("N", args->n, "outputs (out_features)")->required()->check(positive_integer());
   std::string devices;
   for (const auto& [name, text] : plan_devices()) devices += (devices.empty() ? "" : "|") + name;

@@ -22,10 +22,11 @@ struct GemmFlags {
     app.add_option("--partition", partition, "dp (data-parallel) | splitk | auto")
         ->check(CLI::IsMember({"auto", "dp", "splitk"}));
     app.add_option("--split-k", split_k, "split factor S for --partition splitk (0 = automatic)")
-        ->check(integer_in(0, INT_MAX));
-    app.add_option("--threads", threads, "threads (0 = the CPUs this process may use)")->check(integer_in(0, INT_MAX));
+        ->check(integer_in(0, kMaxThreads));
+    app.add_option("--threads", threads, "threads (0 = the CPUs this process may use)")
+        ->check(integer_in(0, kMaxThreads));
     app.add_option("--vector-threads", vector_threads, "pipelined: threads in the dequantizing role (0 = automatic)")
-        ->check(integer_in(0, INT_MAX));
+        ->check(integer_in(0, kMaxThreads));
   }
   GemmOptions options() const {
     GemmOptions o;

@@ -66,7 +66,7 @@ int64_t CudaWorkspace::bytes() const { return impl_ ? impl_->buffer.bytes() : 0;
 void CudaWorkspace::reserve(int64_t bytes, int device) {
   require(bytes >= 0, "cuda: workspace size {} < 0", bytes);
   Impl& ws = impl();
-  if (device < 0) device = ws.device >= 0 ? ws.device : cuda::current_device();
+  device = device == -1 && ws.device >= 0 ? ws.device : cuda::resolve_device(device);
   require(ws.device < 0 || ws.device == device, "cuda: this workspace belongs to device {}, not {}", ws.device, device);
   ws.device = device;
   if (ws.buffer.bytes() < bytes) {
@@ -81,7 +81,7 @@ void CudaWorkspace::reserve(int64_t bytes, int device) {
 
 CudaWeight to_cuda(const QuantizedWeight& w, DType act, int device) {
   require(act == DType::f16 || act == DType::bf16, "cuda: activations must be fp16 or bf16, got {}", to_string(act));
-  if (device < 0) device = cuda::current_device();
+  device = cuda::resolve_device(device);
   return CudaWeight(cuda::upload(w, act, device));
 }
 

@@ -121,13 +121,14 @@ bool is_capturing(void* stream) {
   return status != cudaStreamCaptureStatusNone;
 }
 
-int current_device() {
+int resolve_device(int device) {
+  require(device >= -1, "cuda: device index {} is invalid (-1 = the current device, else 0, 1, ...)", device);
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     fail(ErrorCode::unsupported, "cuda: no usable CUDA device ({})", cuda_devices().note);
   }
-  int device = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
+  require(device < count, "cuda: device {} does not exist ({} device{})", device, count, count == 1 ? "" : "s");
+  if (device == -1) check(cudaGetDevice(&device), "cudaGetDevice");
   return device;
 }
 

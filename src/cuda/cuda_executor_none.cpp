@@ -15,7 +15,10 @@ namespace {
 DeviceBuffer::DeviceBuffer(int, int64_t) { not_built(); }
 DeviceBuffer::~DeviceBuffer() = default;
 void zero_device(const DeviceBuffer&) { not_built(); }
-int current_device() { not_built(); }
+int resolve_device(int device) {
+  require(device >= -1, "cuda: device index {} is invalid (-1 = the current device, else 0, 1, ...)", device);
+  not_built();
+}
 bool is_capturing(void*) { not_built(); }
 int device_sm_count(int) { not_built(); }
 void check_device_pointer(const void*, int, const char*) { not_built(); }
@@ -31,6 +34,6 @@ void execute(const CudaLaunchPlan&, const MatrixRef&, CudaWeight::Impl&, const M
 namespace w4a16 {
 CudaWorkspace::Impl::~Impl() = default;
 void cuda_gemm_from_host(const MatrixRef&, const CudaWeight&, const MutableMatrixRef&, const CudaGemmOptions&) {
-  cuda::current_device();  // throws: not built
+  cuda::resolve_device(-1);  // throws: not built
 }
 }  // namespace w4a16

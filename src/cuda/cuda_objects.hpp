@@ -77,7 +77,10 @@ namespace w4a16::cuda {
 
 // Sets every byte of b to 0 and waits (a new workspace: its split-K counters must start at 0).
 void zero_device(const DeviceBuffer& b);
-int current_device();  // throws Error(unsupported) without a usable device
+// The device a call's `device` argument names: -1 the caller's current device, 0..count-1 that
+// device. Throws Error(invalid_argument) for an index below -1 or past the last device, and
+// Error(unsupported) when no device is usable (or the build has no CUDA backend).
+int resolve_device(int device);
 // Whether `stream` (a cudaStream_t) is being captured into a CUDA graph (no allocation then).
 bool is_capturing(void* stream);
 int device_sm_count(int device);

@@ -13,6 +13,10 @@ namespace {
 
 // What the planner reads of one call: the shape, the weight's layout and its device's occupancy.
 cuda::CudaShape shape_of(int64_t m, const CudaWeight::Impl& w, const void* x, DType y_dtype) {
+  require(m >= 0, "cuda: M = {} < 0", m);
+  const auto mk = checked_mul(m, w.k), mn = checked_mul(m, w.n);
+  require(mk && mn && *mk <= kMaxGemmElements && *mn <= kMaxGemmElements,
+          "cuda: M = {} makes M*K or M*N exceed the limit of {} elements", m, kMaxGemmElements);
   cuda::CudaShape sh;
   sh.m = m;
   sh.k = w.k;
@@ -32,7 +36,6 @@ cuda::CudaShape shape_of(int64_t m, const CudaWeight::Impl& w, const void* x, DT
 }  // namespace
 
 CudaPlan plan_cuda_gemm(int64_t m, const CudaWeight& w, const CudaGemmOptions& options, std::optional<DType> y) {
-  require(m >= 0, "cuda: M = {} < 0", m);
   return plan::plan_cuda(shape_of(m, w.impl(), nullptr, y.value_or(w.impl().act)), options).public_plan;
 }
 

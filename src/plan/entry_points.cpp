@@ -52,10 +52,6 @@ std::vector<GemmPlan> plan_candidates(int64_t m, const PackedWeight& w, DType ac
 
 std::vector<GemmPlan> plan_candidates(int64_t m, const QuantizedLayout& layout, DType act, const GemmOptions& options,
                                       std::string_view device_name) {
-  require(m > 0 && layout.k > 0 && layout.n > 0, "plan: M, K and N must be positive, got {}x{}x{}", m, layout.k,
-          layout.n);
-  require(layout.group_size > 0, "plan: the group size must be positive, got {}", layout.group_size);
-  require(act == DType::f16 || act == DType::bf16, "plan: activations must be fp16 or bf16, got {}", to_string(act));
   plan::Problem p;
   p.m = m;
   p.k = layout.k;
@@ -64,6 +60,7 @@ std::vector<GemmPlan> plan_candidates(int64_t m, const QuantizedLayout& layout, 
   p.zero_mode = layout.zero_mode;
   p.act = act;
   p.scale_dtype = layout.scale_dtype;
+  plan::check_problem(p);
   if (device_name == "cpu") {
     const auto& kt = cpu::active_kernels();
     return plan::cpu_plans(*plan::cpu_device(), p, plan::cpu_target(p, kt), options);

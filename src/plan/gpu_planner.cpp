@@ -47,7 +47,8 @@ int64_t fused_split(const CudaShape& sh, const CudaGemmOptions& options, CudaPla
 }  // namespace
 
 cuda::CudaLaunchPlan plan_cuda(const CudaShape& sh, const CudaGemmOptions& options) {
-  require(options.split_k >= 0, "cuda: split_k must be >= 0, got {}", options.split_k);
+  require(options.split_k >= 0 && options.split_k <= kMaxThreads, "cuda: split_k must be in [0, {}], got {}",
+          kMaxThreads, options.split_k);
   require(options.strategy != Strategy::pipelined,
           "cuda: the pipelined strategy is CPU-only (use fused, decoupled or dense)");
   require(sh.n_slabs <= cuda::kMaxGridYZ, "cuda: N = {} exceeds the fused kernel's grid ({} x 64 columns)", sh.n,

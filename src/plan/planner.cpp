@@ -3,6 +3,7 @@
 #include "plan/planner.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include "common/check.hpp"
 #include "cpu/dispatch.hpp"
@@ -106,9 +107,12 @@ void fill_prediction(GemmPlan& g, const Prediction& pr) {
 }
 
 void check_options(const GemmOptions& o, bool quantized) {
-  require(o.threads >= 0, "threads must be >= 0 (0 = all available), got {}", o.threads);
-  require(o.split_k >= 0, "split-K factor must be >= 0 (0 = the planner's choice), got {}", o.split_k);
-  require(o.vector_threads >= 0, "vector threads must be >= 0 (0 = the planner's choice), got {}", o.vector_threads);
+  require(o.threads >= 0 && o.threads <= kMaxThreads, "threads must be in [0, {}] (0 = all available), got {}",
+          kMaxThreads, o.threads);
+  require(o.split_k >= 0 && o.split_k <= kMaxThreads,
+          "split-K factor must be in [0, {}] (0 = the planner's choice), got {}", kMaxThreads, o.split_k);
+  require(o.vector_threads >= 0 && o.vector_threads <= kMaxThreads,
+          "vector threads must be in [0, {}] (0 = the planner's choice), got {}", kMaxThreads, o.vector_threads);
   require(o.decoupled_panel_bytes >= 0, "decoupled panel bytes must be >= 0, got {}", o.decoupled_panel_bytes);
   if (!quantized && o.strategy != Strategy::automatic && o.strategy != Strategy::dense) {
     fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",
@@ -254,7 +258,22 @@ CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table,
   return t;
 }
 
+void check_problem(const Problem& p) {
+  require(p.m > 0 && p.k > 0 && p.n > 0, "plan: M, K and N must be positive, got {}x{}x{}", p.m, p.k, p.n);
+  require(p.k <= INT32_MAX, "plan: K={} is too large (max {})", p.k, INT32_MAX);
+  require(p.group_size > 0, "plan: the group size must be positive, got {}", p.group_size);
+  for (const auto& [a, b, what] :
+       {std::tuple{p.m, p.k, "M*K"}, std::tuple{p.m, p.n, "M*N"}, std::tuple{p.n, p.k, "N*K"}}) {
+    const auto product = checked_mul(a, b);
+    require(product && *product <= kMaxGemmElements, "plan: {}x{}x{}: {} exceeds the limit of {} elements", p.m, p.k,
+            p.n, what, kMaxGemmElements);
+  }
+  require(p.act == DType::f16 || p.act == DType::bf16, "plan: activations must be fp16 or bf16, got {}",
+          to_string(p.act));
+}
+
 CpuTarget cpu_target(const Problem& p, const cpu::KernelTable& table) {
+  check_problem(p);
   const cpu::PackedGeometry geometry = cpu::packed_geometry(p.k, p.n, p.group_size);
   CpuTarget t;
   t.table = &table;
@@ -290,6 +309,7 @@ Candidate candidate_of(const GemmPlan& g, const Device& d) {
 
 std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const CpuTarget& t, const GemmOptions& o) {
   require(t.table != nullptr, "internal: cpu_plans without a kernel table");
+  check_problem(problem);
   check_options(o, t.quantized);
   Problem kp = problem;  // the model sees the kernels' group length (per-channel cut into 128s)
   kp.group_size = t.kernel_group;
@@ -331,6 +351,8 @@ Candidate accelerator_candidate(const Device& device, const Problem& problem, St
 
 std::vector<GemmPlan> accelerator_plans(const Device& d, const Problem& problem, const GemmOptions& o) {
   require(d.kind != DeviceKind::cpu, "internal: accelerator_plans on a cpu device");
+  check_problem(problem);
+  check_options(o, problem.quantized);
   const int64_t tile_n = accelerator_tile_n(d);
   const int64_t tiles = (problem.n + tile_n - 1) / tile_n;
   const int64_t groups = (problem.k + problem.group_size - 1) / problem.group_size;

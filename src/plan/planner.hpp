@@ -26,6 +26,9 @@ struct CpuTarget {
 };
 CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table, DType act);
 // The target of a shape without a weight (`w4a16 plan M K N`): the layout pack() would make.
+// Throws Error(invalid_argument) unless the problem is within the limits of w4a16.hpp (kMaxGemmElements,
+// K <= INT32_MAX, positive sizes, fp16/bf16 activations); every planner entry calls it first.
+void check_problem(const Problem& p);
 CpuTarget cpu_target(const Problem& p, const cpu::KernelTable& table);
 
 // The rows of x per pass over the weight (the executor's row panels): x's rows must stay in L2

@@ -151,6 +151,11 @@ TEST(CApi, CudaWithoutAGpuIsUnsupported) {
   EXPECT_EQ(cw, nullptr);
   EXPECT_NE(std::string(last_error()).find("CUDA"), std::string::npos) << last_error();
   EXPECT_EQ(w4a16_cuda_weight_create(nullptr, W4A16_DTYPE_F16, -1, &cw), W4A16_ERROR_INVALID_ARGUMENT);
+  // An explicit index is as unsupported as the current device (was INTERNAL "cudaGetDevice
+  // failed"); an index below -1 is the caller's error whatever the machine (was "no usable device").
+  EXPECT_EQ(w4a16_cuda_weight_create(w.get(), W4A16_DTYPE_F16, 7, &cw), W4A16_ERROR_UNSUPPORTED) << last_error();
+  EXPECT_EQ(w4a16_cuda_weight_create(w.get(), W4A16_DTYPE_F16, -12345, &cw), W4A16_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(last_error()).find("-12345"), std::string::npos) << last_error();
   w4a16_cuda_workspace* ws = nullptr;
   ASSERT_EQ(w4a16_cuda_workspace_create(&ws), W4A16_OK) << last_error();  // host object: no device needed
   EXPECT_EQ(

@@ -493,6 +493,19 @@ TEST_F(CliUsageErrors, ExitTwoWithShortMessage) {
       {"bench", "--read-gbps", ""},
       {"bench", "--peak-gflops", "0,1"},
       {"bench", "-g", "0"},
+      // plan: counts and sizes past the planner's limits (docs/guarantees.md) are misuse, never a
+      // 24 GB candidate list, a negative workspace or "internal"
+      {"plan", "1", "4096", "4096", "--threads", "2147483647"},
+      {"plan", "1", "4096", "4096", "--threads", "100000"},
+      {"plan", "1", "4096", "4096", "--split-k", "2147483647"},
+      {"plan", "3000000000", "3000000000", "3000000000"},
+      {"plan", "9223372036854775807", "4096", "4096"},
+      {"plan", "1", "2147483648", "64"},
+      {"plan", "4611686018427387904", "4096", "4096", "--device", "h100"},
+      // lists: an empty item is refused, not skipped
+      {"model", "--m", "1,,2"},
+      {"model", "--m", "4,"},
+      {"bench", "--batch", "1,,2"},
       // calibrate
       {"calibrate", "--frobnicate"},
       {"calibrate", "extra"},

@@ -184,5 +184,27 @@ TEST(CudaApi, WithoutAGpuSaysSo) {
   EXPECT_THROW(to_cuda(w, DType::f32), Error);
 }
 
+// A device index is checked before any CUDA call: an explicit index without a device is
+// unsupported like the current device (it was INTERNAL "cudaGetDevice failed"), an index below -1
+// is invalid_argument on every machine (it was "no usable device").
+TEST(CudaApi, DeviceIndicesWithoutAGpu) {
+  const CudaDevices d = cuda_devices();
+  if (!d.devices.empty()) GTEST_SKIP() << "a CUDA device is present: " << d.devices.front();
+  const QuantizedWeight w = test::random_weight(64, 64, 32, ZeroMode::sym, DType::f16, false, 1);
+  const auto code_of = [](auto&& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::internal;  // no error at all: fails the expectations below
+  };
+  EXPECT_EQ(code_of([&] { to_cuda(w, DType::bf16, 5); }), ErrorCode::unsupported);
+  EXPECT_EQ(code_of([&] { CudaWorkspace().reserve(1024, 3); }), ErrorCode::unsupported);
+  EXPECT_EQ(code_of([&] { CudaWorkspace().reserve(1024); }), ErrorCode::unsupported);
+  EXPECT_EQ(code_of([&] { to_cuda(w, DType::bf16, -12345); }), ErrorCode::invalid_argument);
+  EXPECT_EQ(code_of([&] { CudaWorkspace().reserve(1024, -2); }), ErrorCode::invalid_argument);
+}
+
 }  // namespace
 }  // namespace w4a16::cuda

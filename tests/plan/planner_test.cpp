@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <string>
@@ -21,6 +22,7 @@
 #include "plan/cost_model.hpp"
 #include "plan/devices/cpu.hpp"
 #include "plan/plan_cache.hpp"
+#include "support/peak_memory.hpp"
 
 namespace w4a16 {
 namespace {
@@ -211,6 +213,75 @@ TEST(Planner, APlanKeepsItsDecoupledPanelBudget) {
   y.poison();
   gemm(p.x.ref(), p.packed, y.mut(), plan);
   EXPECT_EQ(test::check_output(p, y, plan.strategy, "plan"), 0);
+}
+
+// --- limits (docs/guarantees.md, "Calls"): every count and size checked where it enters ----------
+
+ErrorCode error_code_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "the call succeeded";
+  return ErrorCode::internal;
+}
+
+// Threads are capped at kMaxThreads before anything is listed: `plan 1 4096 4096 --threads
+// 2147483647` grew to 24 GB (T - 1 pipelined role splits), --threads 100000 cost 410 MB.
+TEST(PlannerLimits, ThreadCountsPastTheMaximumAreRefusedBeforeAnythingIsListed) {
+  const QuantizedLayout layout{4096, 4096, 128, ZeroMode::sym, DType::bf16};
+  for (const int threads : {kMaxThreads + 1, 100000, std::numeric_limits<int>::max()}) {
+    const long long growth = test::peak_growth([&] {
+      GemmOptions o;
+      o.threads = threads;
+      EXPECT_EQ(error_code_of([&] { plan_candidates(1, layout, DType::bf16, o); }), ErrorCode::invalid_argument);
+      o = {};
+      o.vector_threads = threads;
+      EXPECT_EQ(error_code_of([&] { plan_candidates(1, layout, DType::bf16, o); }), ErrorCode::invalid_argument);
+      o = {};
+      o.split_k = threads;
+      EXPECT_EQ(error_code_of([&] { plan_candidates(1, layout, DType::bf16, o); }), ErrorCode::invalid_argument);
+    });
+    if (!test::kSanitized && growth >= 0) EXPECT_LT(growth, 16 << 20) << threads << " threads";
+  }
+  GemmOptions o;
+  o.threads = kMaxThreads;  // the maximum itself is planned: each split factor with every role split
+  o.strategy = Strategy::pipelined;
+  const size_t count = plan_candidates(1, layout, DType::bf16, o).size();
+  EXPECT_TRUE(count > 0 && count % size_t(kMaxThreads - 1) == 0) << count;
+}
+
+// Sizes: M, K, N and their products are checked before the planner derives anything from them
+// (`plan 3000000000 3000000000 3000000000` printed a negative workspace, M = 2^62 a workspace of
+// 0, M = 2^63 - 1 "internal", K > 2^31 - 1 was planned though no weight can have it).
+TEST(PlannerLimits, SizesPastTheLimitsAreInvalidArgumentNeverInternalOrOverflowed) {
+  const auto layout = [](int64_t k, int64_t n) { return QuantizedLayout{n, k, 128, ZeroMode::sym, DType::bf16}; };
+  const int64_t huge = 3'000'000'000;
+  const std::vector<std::pair<int64_t, QuantizedLayout>> refused = {
+      {huge, layout(huge, huge)},
+      {int64_t(1) << 62, layout(4096, 4096)},
+      {std::numeric_limits<int64_t>::max(), layout(4096, 4096)},
+      {1, layout(int64_t(INT32_MAX) + 1, 64)},
+      {1, layout(4096, int64_t(1) << 40)},
+      {0, layout(4096, 4096)},
+      {1, layout(4096, -1)}};
+  for (const auto& [device, summary] : plan_devices()) {
+    for (const auto& [m, l] : refused) {
+      EXPECT_EQ(error_code_of([&] { plan_candidates(m, l, DType::bf16, {}, device); }), ErrorCode::invalid_argument)
+          << device << " M=" << m << " K=" << l.k << " N=" << l.n;
+    }
+  }
+  const auto p = test::prepare({.m = 1, .k = 256, .n = 64, .g = 128, .zero = ZeroMode::sym, .act = DType::bf16}, 5);
+  for (const int64_t m : {int64_t(1) << 62, std::numeric_limits<int64_t>::max()}) {
+    EXPECT_EQ(error_code_of([&] { plan_candidates(m, p.packed, DType::bf16); }), ErrorCode::invalid_argument) << m;
+  }
+  // At the limit every size the planner derives is positive.
+  const int64_t m = kMaxGemmElements / 4096;
+  for (const auto& plan : plan_candidates(m, layout(4096, 4096), DType::bf16)) {
+    EXPECT_GT(plan.workspace_bytes, 0) << to_string(plan.strategy);
+    EXPECT_TRUE(std::isfinite(plan.predicted_s) && plan.predicted_s > 0);
+  }
 }
 
 // A 4-core CPU with the dev machine's per-core figures.

@@ -111,6 +111,21 @@ def test_plan_rejects_bad_arguments(qw):
         w4a16.plan(1, qw, threads=-4)
 
 
+
+def test_sizes_and_counts_past_the_limits_raise_value_error(qw, x):
+    # plan(2**62, w) returned a workspace of 0 and M = 2**63 - 1 "internal"; a thread count of
+    # 2**31 - 1 made the planner list that many candidates (docs/guarantees.md).
+    with pytest.raises(ValueError, match="limit"):
+        w4a16.plan(2**62, qw)
+    with pytest.raises(ValueError, match="limit"):
+        w4a16.plan(2**63 - 1, qw)
+    with pytest.raises(ValueError, match="threads"):
+        w4a16.plan(1, qw, threads=2**31 - 1)
+    with pytest.raises(ValueError, match="threads"):
+        w4a16.gemm(x, qw, threads=100000)
+    with pytest.raises(ValueError, match="split"):
+        w4a16.gemm(x, qw, split_k=2**31 - 1)
+
 # ---- quantize -------------------------------------------------------------------------------------
 
 def test_quantize_rejects_bad_weights(rng):
