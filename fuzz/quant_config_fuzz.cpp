@@ -3,20 +3,42 @@
 //
 // Contract under test: for any bytes, parse_quant_config either throws w4a16::Error or returns a
 // config whose fields hold what the reader promises (4-bit only, group sizes -1 or >= 1, CT
-// schemes non-empty with targets). Any other exception, crash, sanitizer report or failed check
-// below is a bug.
+// schemes non-empty with targets). A config that parses also goes through convert()'s whole path,
+// as the config.json of a one-layer checkpoint holding that layer in GPTQ, AWQ and
+// compressed-tensors form (K = 128, N = 8): its group size and scheme become layouts, and when
+// convert succeeds every layer of its output must load. Any other exception, crash, sanitizer
+// report or failed check below is a bug.
+#include "quant_config_fuzz.hpp"
+
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "io/hf_checkpoint.hpp"
 #include "io/quant_config.hpp"
+#include "io/safetensors.hpp"
+#include "w4a16/w4a16.hpp"
+
+namespace w4a16::fuzz::quant_config {
+Stats& stats() {
+  static Stats counters;
+  return counters;
+}
+}  // namespace w4a16::fuzz::quant_config
 
 namespace {
+
+using w4a16::fuzz::quant_config::stats;
 
 void check(bool condition, const char* what) {
   if (!condition) {
@@ -25,11 +47,69 @@ void check(bool condition, const char* what) {
   }
 }
 
+// A checkpoint directory of this process (on tmpfs when there is one: convert fsyncs its output)
+// whose model.safetensors holds module "m" as every import format stores it, one group of 128.
+const std::filesystem::path& checkpoint() {
+  static const std::filesystem::path dir = [] {
+    using w4a16::io::StDType;
+    std::error_code error;
+    const std::filesystem::path shm = "/dev/shm";
+    const auto base = std::filesystem::is_directory(shm, error) ? shm : std::filesystem::temp_directory_path();
+    auto path = base / ("w4a16_quant_config_fuzz_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(path);
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(checkpoint(), ignored);
+    });
+    const auto zeros = [](size_t n) { return std::vector<std::byte>(n, std::byte{0x11}); };
+    const auto halves = [](size_t n) {  // fp16 0.5
+      std::vector<std::byte> b(n * 2);
+      for (size_t i = 0; i < n; ++i) b[2 * i + 1] = std::byte{0x38};
+      return b;
+    };
+    w4a16::io::SafetensorsWriter w;
+    w.add_owned("m.qweight", StDType::I32, {16, 8}, zeros(16 * 8 * 4));  // GPTQ [K/8, N]; AWQ reads [K, N/8]
+    w.add_owned("m.qzeros", StDType::I32, {1, 1}, zeros(4));
+    w.add_owned("m.scales", StDType::F16, {1, 8}, halves(8));
+    w.add_owned("m.weight_packed", StDType::I32, {8, 16}, zeros(8 * 16 * 4));  // compressed-tensors [N, K/8]
+    w.add_owned("m.weight_scale", StDType::F16, {8, 1}, halves(8));
+    std::vector<std::byte> shape(16);
+    const int64_t nk[2] = {8, 128};
+    std::memcpy(shape.data(), nk, 16);
+    w.add_owned("m.weight_shape", StDType::I64, {2}, shape);
+    w.add_owned("m.bias", StDType::F16, {8}, halves(8));
+    w.write(path / "model.safetensors");
+    return path;
+  }();
+  return dir;
+}
+
+// convert() on a checkpoint with this config.json; when it succeeds, every layer it wrote loads.
+void check_convert(std::string_view text) {
+  const auto dir = checkpoint(), out = dir.parent_path() / (dir.filename().string() + ".out.safetensors");
+  {
+    std::ofstream config(dir / "config.json", std::ios::binary | std::ios::trunc);
+    config.write(text.data(), std::streamsize(text.size()));
+    check(config.good(), "scratch config.json written");
+  }
+  ++stats().converts;
+  try {
+    w4a16::convert(dir, out);
+  } catch (const w4a16::Error& e) {
+    check(e.code() != w4a16::ErrorCode::internal, "convert refuses with a named error, never internal");
+    return;
+  }
+  ++stats().converted;
+  for (const std::string& layer : w4a16::list_quantized(out)) (void)w4a16::load_quantized(out, layer);
+}
+
 void exercise(std::string_view text) {
   using namespace w4a16::io;
   const auto config = parse_quant_config(text, "fuzz");
   if (!config) return;
+  ++stats().parsed;
   check(!describe(*config).empty(), "describe");
+  if (text.size() <= (1u << 16)) check_convert(text);
   if (const auto* g = std::get_if<GptqConfig>(&*config)) check(g->group_size == -1 || g->group_size >= 1, "gptq g");
   if (const auto* a = std::get_if<AwqConfig>(&*config)) check(a->group_size == -1 || a->group_size >= 1, "awq g");
   if (const auto* c = std::get_if<CompressedTensorsConfig>(&*config)) {

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quant_config_fuzz.hpp"
 #include "replay_driver.hpp"
 
 using w4a16::fuzz::Rng;
@@ -122,5 +123,9 @@ void mutate_once(Bytes& b, const std::vector<Bytes>& seeds, Rng& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return w4a16::fuzz::replay_main<Bytes>(argc, argv, "quant_config_fuzz_replay", mutate_once, [] {});
+  return w4a16::fuzz::replay_main<Bytes>(argc, argv, "quant_config_fuzz_replay", mutate_once, [] {
+    const auto& stats = w4a16::fuzz::quant_config::stats();
+    std::printf("  %zu configs parsed, %zu converts tried, %zu wrote a file whose every layer loaded\n", stats.parsed,
+                stats.converts, stats.converted);
+  });
 }
