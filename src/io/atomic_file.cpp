@@ -124,7 +124,8 @@ void AtomicFile::commit() {
   if (in_place_) {  // a device or FIFO: nothing to sync or rename (fsync of a pipe is EINVAL)
     fd_ = -1;
     committed_ = true;
-    if (::close(fd) != 0) fail(ErrorCode::io, "cannot write '{}' (close failed: {})", target_.string(), std::strerror(errno));
+    if (::close(fd) != 0)
+      fail(ErrorCode::io, "cannot write '{}' (close failed: {})", target_.string(), std::strerror(errno));
     return;
   }
   if (::fsync(fd_) != 0) give_up("fsync", errno);

@@ -47,8 +47,9 @@ class AtomicFile {
   void write(std::string_view text) { write(std::as_bytes(std::span(text.data(), text.size()))); }
   void commit();  // fsync, rename over the target, fsync the directory (in place: close); throws Error(io)
 
-  bool in_place() const { return in_place_; }  // a character device or FIFO, written through
-  const std::filesystem::path& temporary() const { return temporary_; }  // empty when in_place()
+  // in_place(): the target is a character device or FIFO, written through; temporary() is then empty.
+  bool in_place() const { return in_place_; }
+  const std::filesystem::path& temporary() const { return temporary_; }
 
  private:
   void create_temporary();

@@ -63,7 +63,9 @@ size_t InputFile::read(std::span<std::byte> out, const std::filesystem::path& pa
 
 std::string read_text_file(const std::filesystem::path& path, uint64_t limit) {
   InputFile file = InputFile::open(path);
-  const auto too_large = [&] { fail(ErrorCode::format, "'{}' is too large: the limit is {} bytes", path.string(), limit); };
+  const auto too_large = [&] {
+    fail(ErrorCode::format, "'{}' is too large: the limit is {} bytes", path.string(), limit);
+  };
   if (file.size() > limit) too_large();
   std::string text;
   // st_size is a hint for the first allocation only: the file may grow while it is read, so the

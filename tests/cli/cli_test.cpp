@@ -16,10 +16,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <optional>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -564,12 +564,13 @@ constexpr unsigned kSecondsBeforeAHangFails = 20;
 // each of these waited forever in open(), before the tool could see what the path was.
 TEST_F(CliFiles, AFifoInputIsRefusedWithoutBlocking) {
   write_model(path("model.safetensors"));
+  ASSERT_EQ(cli({"quantize", "-i", path("model.safetensors"), "-o", path("w.safetensors")}).status, 0);
   ASSERT_EQ(mkfifo(path("fifo").c_str(), 0600), 0) << std::strerror(errno);
   const std::vector<std::vector<std::string>> cases = {
       {"info", path("fifo")},
       {"gemm", "-w", path("fifo"), "-t", "model.layers.0.mlp.up_proj", "-i", path("model.safetensors"), "-o",
        path("y.safetensors")},
-      {"gemm", "-w", path("model.safetensors"), "-t", "model.layers.0.mlp.up_proj", "-i", path("fifo"), "-o",
+      {"gemm", "-w", path("w.safetensors"), "-t", "model.layers.0.mlp.up_proj", "-i", path("fifo"), "-o",
        path("y.safetensors")},
       {"quantize", "-i", path("fifo"), "-o", path("q.safetensors")},
       {"convert", path("fifo"), "-o", path("c.safetensors")},
@@ -583,7 +584,8 @@ TEST_F(CliFiles, AFifoInputIsRefusedWithoutBlocking) {
     EXPECT_EQ(lines[0].rfind("w4a16: error: ", 0), 0u) << r.err;
     EXPECT_NE(lines[0].find(path("fifo") + "': it is a FIFO, not a regular file"), std::string::npos) << r.err;
   }
-  EXPECT_FALSE(fs::exists(path("y.safetensors")) || fs::exists(path("q.safetensors")) || fs::exists(path("c.safetensors")));
+  EXPECT_FALSE(fs::exists(path("y.safetensors")) || fs::exists(path("q.safetensors")) ||
+               fs::exists(path("c.safetensors")));
 }
 
 // An output that is a character device or a FIFO is written through and never replaced: a link to

@@ -7,6 +7,8 @@
 // No test here touches a system file: /dev/null and pipes are reached through links in a
 // temporary directory, so a regression replaces only the link. Every test runs under alarm(): a
 // write that waits on a FIFO fails the test instead of hanging it (and ctest's TIMEOUT backs it).
+#include "io/atomic_file.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -20,7 +22,6 @@
 #include <string>
 #include <thread>
 
-#include "io/atomic_file.hpp"
 #include "io/safetensors.hpp"
 #include "support/io_test_util.hpp"
 

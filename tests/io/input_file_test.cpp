@@ -4,6 +4,8 @@
 // Python's load(<fifo>) hung. Every test runs under alarm(), so a regression fails rather than
 // hangs (ctest's TIMEOUT backs it). The calibration file's FIFO is in
 // tests/plan/calibration_file_test.cpp, the CLI's in tests/cli/cli_test.cpp.
+#include "io/input_file.hpp"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -16,7 +18,6 @@
 
 #include "io/gguf.hpp"
 #include "io/hf_checkpoint.hpp"
-#include "io/input_file.hpp"
 #include "io/mapped_file.hpp"
 #include "io/safetensors.hpp"
 #include "support/io_test_util.hpp"

@@ -3,6 +3,8 @@
 // file is ignored with one warning on stderr naming the key and the value, and the planner plans
 // with the defaults. Before, a rate of 5e-324 passed "v > 0" and every prediction became NaN (the
 // planner still chose), 1e-300 predicted 10^300 ms, and a FIFO at the path hung the first plan.
+#include "plan/devices/cpu/calibration_file.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,7 +22,6 @@
 
 #include "common/host.hpp"
 #include "cpu/thread_pool.hpp"
-#include "plan/devices/cpu/calibration_file.hpp"
 #include "plan/plan_cache.hpp"
 #include "w4a16/w4a16.hpp"
 
@@ -114,8 +115,7 @@ TEST_F(Calibration, OutOfRangeValuesAreIgnored) {
        [](nlohmann::json& j) { j["incore_scale"]["decoupled"][0]["scale"] = 5e-324; }},
       {"incore_scale[\"decoupled\"][0].scale", "1e-300",
        [](nlohmann::json& j) { j["incore_scale"]["decoupled"][0]["scale"] = 1e-300; }},
-      {"read_gbps[\"1x\"]", "",
-       [](nlohmann::json& j) { j["read_gbps"]["1x"] = 5.0; }},  // std::stoi read "1x" as 1
+      {"read_gbps[\"1x\"]", "", [](nlohmann::json& j) { j["read_gbps"]["1x"] = 5.0; }},  // std::stoi read "1x" as 1
   };
   for (const Case& c : cases) {
     nlohmann::json j = good;
