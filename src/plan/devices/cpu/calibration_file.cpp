@@ -46,6 +46,13 @@ constexpr uint64_t kMaxFileBytes = 1u << 20;  // a real file is a few KiB (a doz
 constexpr int kMaxThreads = 4096;             // a thread-count key above this is not this machine's
 constexpr int64_t kMaxM = int64_t(1) << 30;   // the largest M an in-core scale may be keyed by
 
+// A value as the warning prints it: its JSON, cut after 40 bytes (a string value may be long).
+std::string shown(const nlohmann::json& j) {
+  std::string text = j.dump();
+  if (text.size() > 40) text = text.substr(0, 40) + "...";
+  return text;
+}
+
 const nlohmann::json& member(const nlohmann::json& object, const std::string& path, const char* key) {
   const auto it = object.find(key);
   if (it == object.end()) throw Untrusted(fmt::format("{}{} is missing", path, key));
@@ -54,7 +61,7 @@ const nlohmann::json& member(const nlohmann::json& object, const std::string& pa
 
 // A number within `range` (so finite), or Untrusted naming `key` and the value.
 double figure(const nlohmann::json& j, const std::string& key, const FigureRange& range) {
-  if (!j.is_number()) throw Untrusted(fmt::format("{} = {} is not a number", key, j.dump()));
+  if (!j.is_number()) throw Untrusted(fmt::format("{} = {} is not a number", key, shown(j)));
   const double v = j.get<double>();
   if (!(v >= range.lo && v <= range.hi)) {
     throw Untrusted(fmt::format("{} = {} is outside [{}, {}] {}", key, v, range.lo, range.hi, range.unit));
@@ -67,7 +74,7 @@ int64_t whole(const nlohmann::json& j, const std::string& key, int64_t lo, int64
   const bool in_range = j.is_number_unsigned()  ? j.get<uint64_t>() >= uint64_t(lo) && j.get<uint64_t>() <= uint64_t(hi)
                         : j.is_number_integer() ? j.get<int64_t>() >= lo && j.get<int64_t>() <= hi
                                                 : false;
-  if (!in_range) throw Untrusted(fmt::format("{} = {} is not an integer in [{}, {}]", key, j.dump(), lo, hi));
+  if (!in_range) throw Untrusted(fmt::format("{} = {} is not an integer in [{}, {}]", key, shown(j), lo, hi));
   return j.get<int64_t>();
 }
 
@@ -132,7 +139,7 @@ CalibrationFile read_calibration_file() {
     if (version != kCalibrationVersion) return {};  // another version's: stale, measured again by calibrate
     CpuCalibration c;
     const nlohmann::json& cpu = member(j, "", "cpu");
-    if (!cpu.is_string()) throw Untrusted(fmt::format("cpu = {} is not a string", cpu.dump()));
+    if (!cpu.is_string()) throw Untrusted(fmt::format("cpu = {} is not a string", shown(cpu)));
     c.cpu = cpu.get<std::string>();
     c.threads = int(whole(member(j, "", "threads"), "threads", 1, kMaxThreads));
     c.read_gbps = rates_from(member(j, "", "read_gbps"), "read_gbps", kReadGbpsRange);
