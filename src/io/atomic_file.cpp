@@ -3,12 +3,15 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "common/check.hpp"
+#include "io/input_file.hpp"
 
 namespace w4a16::io {
 
@@ -32,26 +35,70 @@ std::filesystem::path directory_of(const std::filesystem::path& target) {
 
 AtomicFile::AtomicFile(const std::filesystem::path& target) : target_(target) {
   require(!target.filename().empty(), "cannot write '{}': not a file name", target.string());
+  // stat() follows symlinks: a link to /dev/null or to a pipe is written through, never replaced.
+  // An error (nothing there, a dangling link, a directory on the way we cannot search) is left to
+  // create_temporary(), which reports what stops it.
+  struct stat st {};
+  if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    open_in_place(st.st_mode);
+  } else {
+    create_temporary();
+  }
+}
+
+void AtomicFile::create_temporary() {
   for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
-    temporary_ = directory_of(target) / fmt::format(".{}.{}.tmp", target.filename().string(), random_suffix());
+    temporary_ = directory_of(target_) / fmt::format(".{}.{}.tmp", target_.filename().string(), random_suffix());
     fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0 && errno != EEXIST) break;
   }
   if (fd_ < 0) {
-    fail(ErrorCode::io, "cannot write '{}': cannot create a temporary file in '{}': {}", target.string(),
-         directory_of(target).string(), std::strerror(errno));
+    fail(ErrorCode::io, "cannot write '{}': cannot create a temporary file in '{}': {}", target_.string(),
+         directory_of(target_).string(), std::strerror(errno));
   }
+}
+
+void AtomicFile::open_in_place(mode_t mode) {
+  const std::string name = target_.string();
+  if (!S_ISCHR(mode) && !S_ISFIFO(mode)) {
+    fail(ErrorCode::io,
+         "cannot write '{}': it is {} (outputs go to regular files, replaced whole, or to character devices and "
+         "FIFOs, written in place)",
+         name, file_type_name(mode));
+  }
+  // No O_CREAT, no O_TRUNC: the path exists and stays what it is. O_NONBLOCK so that a FIFO without
+  // a reader fails with ENXIO instead of waiting in open() for one that may never come.
+  do {
+    fd_ = ::open(name.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  } while (fd_ < 0 && errno == EINTR);
+  if (fd_ < 0 && errno == ENXIO && S_ISFIFO(mode)) {
+    fail(ErrorCode::io, "cannot write '{}': it is a FIFO with no reader", name);
+  }
+  if (fd_ < 0) fail(ErrorCode::io, "cannot write '{}': {}", name, std::strerror(errno));
+  in_place_ = true;  // from here on, give_up() closes the target and removes nothing
+  // The path may have been swapped between stat() and open(): never write into a regular file in
+  // place (it would be neither truncated nor atomic).
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) give_up("fstat", errno);
+  if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+    ::close(std::exchange(fd_, -1));
+    fail(ErrorCode::io, "cannot write '{}': it was replaced by {} while it was opened", name,
+         file_type_name(st.st_mode));
+  }
+  // Writes to a pipe wait for its reader, as any writer's do.
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) give_up("fcntl", errno);
 }
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(temporary_.c_str());
+  if (!committed_ && !in_place_) ::unlink(temporary_.c_str());
 }
 
 void AtomicFile::give_up(std::string_view what, int error) {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  ::unlink(temporary_.c_str());
+  if (!in_place_) ::unlink(temporary_.c_str());
   committed_ = true;  // nothing left to clean up
   fail(ErrorCode::io, "cannot write '{}' ({} failed: {})", target_.string(), what, std::strerror(error));
 }
@@ -73,8 +120,15 @@ void AtomicFile::write(std::span<const std::byte> bytes) {
 
 void AtomicFile::commit() {
   require(fd_ >= 0 && !committed_, "internal: commit twice of '{}'", target_.string());
-  if (::fsync(fd_) != 0) give_up("fsync", errno);
   const int fd = fd_;
+  if (in_place_) {  // a device or FIFO: nothing to sync or rename (fsync of a pipe is EINVAL)
+    fd_ = -1;
+    committed_ = true;
+    if (::close(fd) != 0)
+      fail(ErrorCode::io, "cannot write '{}' (close failed: {})", target_.string(), std::strerror(errno));
+    return;
+  }
+  if (::fsync(fd_) != 0) give_up("fsync", errno);
   fd_ = -1;
   if (::close(fd) != 0) give_up("close", errno);
   if (::rename(temporary_.c_str(), target_.c_str()) != 0) give_up("rename", errno);

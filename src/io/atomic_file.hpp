@@ -6,9 +6,26 @@
 // renamed over the target, and the directory is fsynced so that the rename itself is durable.
 // Until commit() succeeds, the target is untouched; a failed or abandoned write removes the
 // temporary (a process killed mid-write leaves `.<name>.<random>.tmp` beside the target, never a
-// truncated file under the target's name). A target that is a symlink is replaced by the new
-// file; the file it pointed to is not written.
+// truncated file under the target's name).
+//
+// What the target is decides how it is written; the rename never replaces anything but a regular
+// file. The target is stat()ed, following symlinks:
+//   - nothing there, a regular file, or a symlink to a regular file (or a dangling one): the
+//     temporary and rename above. A symlink is replaced by the new file; the file it pointed to
+//     is not written.
+//   - a character device or a FIFO, named directly or through symlinks (/dev/null, /dev/stdout =
+//     /proc/self/fd/1 when that is a pipe or a terminal): written in place, as cp and tee do — the
+//     existing path opened O_WRONLY, without O_CREAT or O_TRUNC; the device, the FIFO and every
+//     link to them stay what they were. Nothing is atomic there (a failure midway leaves part of the
+//     output in the pipe or on the device). A FIFO is opened O_NONBLOCK first, so one without a
+//     reader fails at once with Error(io) "... a FIFO with no reader" instead of waiting; the flag
+//     is then cleared, and writes wait for the reader as a pipe's writes do.
+//   - anything else (a directory, a block device, a socket): Error(io) naming the path and what
+//     it is, before anything is written. A block device is a disk or a partition: `-o /dev/sda`
+//     is a typo far more often than a wish, and no output of this library is a disk image.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 #include <filesystem>
@@ -20,20 +37,26 @@ namespace w4a16::io {
 
 class AtomicFile {
  public:
-  explicit AtomicFile(const std::filesystem::path& target);  // creates the temporary, or throws Error(io)
+  // Creates the temporary, or opens a device or FIFO in place; throws Error(io) (see above).
+  explicit AtomicFile(const std::filesystem::path& target);
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile();  // removes the temporary unless committed
+  ~AtomicFile();  // removes the temporary unless committed (in place: closes the target)
 
   void write(std::span<const std::byte> bytes);  // appends; throws Error(io)
   void write(std::string_view text) { write(std::as_bytes(std::span(text.data(), text.size()))); }
-  void commit();  // fsync, rename over the target, fsync the directory; throws Error(io)
+  void commit();  // fsync, rename over the target, fsync the directory (in place: close); throws Error(io)
 
+  // in_place(): the target is a character device or FIFO, written through; temporary() is then empty.
+  bool in_place() const { return in_place_; }
   const std::filesystem::path& temporary() const { return temporary_; }
 
  private:
+  void create_temporary();
+  void open_in_place(mode_t mode);  // mode: the target's st_mode, not a regular file
   [[noreturn]] void give_up(std::string_view what, int error);
   std::filesystem::path target_, temporary_;
+  bool in_place_ = false;
   int fd_ = -1;
   bool committed_ = false;
 };

@@ -8,7 +8,8 @@
 // Declaring a Hugging Face layer needs its layout, which is read by importing it once before the
 // write (and dropping it): conversion does the bit manipulation twice and never holds two layers.
 #include <algorithm>
-#include <fstream>
+#include <array>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -18,6 +19,7 @@
 #include "io/hf_checkpoint.hpp"
 #include "io/import_gguf.hpp"
 #include "io/import_registry.hpp"
+#include "io/input_file.hpp"
 #include "io/quantized_file.hpp"
 #include "io/safetensors.hpp"
 
@@ -39,18 +41,6 @@ struct Progress {
     if (callback) callback(index, count, name, action);
   }
 };
-
-std::string read_text_file(const std::filesystem::path& path, uint64_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorCode::io, "cannot read '{}'", path.string());
-  std::string text;
-  char buffer[65536];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    text.append(buffer, size_t(in.gcount()));
-    if (text.size() > limit) fail(ErrorCode::format, "'{}' is larger than {} bytes", path.string(), limit);
-  }
-  return text;
-}
 
 // ---------------------------------------------------------------------------------------------
 // GGUF
@@ -233,16 +223,18 @@ ConvertReport convert_hf(const std::filesystem::path& src, const std::filesystem
   }
   report.warnings = warnings;
   writer.set_metadata("w4a16.source", report.source_format);
-  writer.set_metadata("config.json", read_text_file(checkpoint.dir() / "config.json", 16u << 20));
+  writer.set_metadata("config.json", io::read_text_file(checkpoint.dir() / "config.json", io::kMaxConfigBytes));
   io::check_quantized_layers(writer);
   writer.write(dst);
   return report;
 }
 
+// Whether a regular file starts with GGUF's magic. A path that is not a regular file (a FIFO, a
+// device) is refused here with Error(io), without waiting on it (io/input_file.hpp).
 bool is_gguf(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+  io::InputFile file = io::InputFile::open(path);
+  std::array<std::byte, 4> magic{};
+  return file.read(magic, path) == magic.size() && std::memcmp(magic.data(), "GGUF", 4) == 0;
 }
 
 }  // namespace

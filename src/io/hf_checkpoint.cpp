@@ -2,11 +2,11 @@
 // (with the index validated before it is trusted), and the module-by-module import.
 #include "io/hf_checkpoint.hpp"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/check.hpp"
+#include "io/input_file.hpp"
 
 namespace w4a16::io {
 
@@ -16,19 +16,8 @@ constexpr std::string_view kConfigName = "config.json";
 constexpr std::string_view kSingleName = "model.safetensors";
 constexpr std::string_view kIndexName = "model.safetensors.index.json";
 
-// A small JSON file, refused beyond kMaxConfigBytes before it is read.
-std::string read_small_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) fail(ErrorCode::io, "cannot read '{}': {}", path.string(), ec.message());
-  if (size > kMaxConfigBytes) {
-    fail(ErrorCode::format, "'{}': {} bytes (the limit is {})", path.string(), size, kMaxConfigBytes);
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text(size_t(size), '\0');
-  if (!in || !in.read(text.data(), std::streamsize(size))) fail(ErrorCode::io, "cannot read '{}'", path.string());
-  return text;
-}
+// A small JSON file: a regular file (io/input_file.hpp), refused beyond kMaxConfigBytes.
+std::string read_small_file(const std::filesystem::path& path) { return read_text_file(path, kMaxConfigBytes); }
 
 // A shard name from the index: a plain file name, so it cannot leave the directory.
 void check_shard_name(const std::string& name, const std::filesystem::path& index) {

@@ -13,8 +13,9 @@ namespace w4a16::io {
 
 class MappedFile {
  public:
-  // Error(io) when the path cannot be opened, is not a regular file, or cannot be mapped. An
-  // empty file gives an empty span (nothing is mapped).
+  // Error(io) when the path cannot be opened, is not a regular file (a FIFO is refused without
+  // waiting for a writer: io/input_file.hpp), or cannot be mapped. An empty file gives an empty
+  // span (nothing is mapped).
   static std::unique_ptr<MappedFile> open(const std::filesystem::path& path);
   std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(address_), size_}; }
 

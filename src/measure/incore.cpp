@@ -10,6 +10,7 @@
 #include "measure/random_bits.hpp"
 #include "measure/reference_sample.hpp"
 #include "plan/cost_model.hpp"
+#include "plan/devices/cpu/calibration_file.hpp"
 #include "plan/planner.hpp"
 
 namespace w4a16::measure {
@@ -37,7 +38,8 @@ double solve_scale(plan::Device d, const plan::Problem& p, const plan::Candidate
     d.incore_scale[strategy] = {{{c.threads, p.m}, s}};
     return plan::predict(d, p, c).seconds;
   };
-  double lo = 0.05, hi = 50;
+  // The interval the calibration file's reader accepts: whatever is solved here is read back.
+  double lo = plan::devices::kInCoreScaleRange.lo, hi = plan::devices::kInCoreScaleRange.hi;
   if (predicted(lo) >= measured) return lo;
   if (predicted(hi) <= measured) return hi;
   for (int i = 0; i < 60; ++i) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,11 +13,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -51,7 +54,9 @@ std::string read_text(const fs::path& path) {
 // fork() + exec rather than posix_spawn(): a child's ru_maxrss starts from the memory of the
 // process it was created from, which for posix_spawn (vfork) is the parent's peak so far (64 MiB
 // once the memory test has built its layer) and for fork() only what the parent holds right then.
-Child spawn_cli(const std::vector<std::string>& args, const fs::path& dir) {
+// A child still running after `time_limit_s` seconds (0: no limit) is killed by its own alarm(),
+// which survives exec: a command that hangs fails its test (status -1) instead of hanging it.
+Child spawn_cli(const std::vector<std::string>& args, const fs::path& dir, unsigned time_limit_s = 0) {
   const std::string out_path = (dir / "child.out").string(), err_path = (dir / "child.err").string();
   std::vector<std::string> strings = {W4A16_CLI_PATH};
   strings.insert(strings.end(), args.begin(), args.end());
@@ -68,6 +73,7 @@ Child spawn_cli(const std::vector<std::string>& args, const fs::path& dir) {
     const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
+    if (time_limit_s > 0) alarm(time_limit_s);
     execv(argv[0], argv.data());
     _exit(127);
   }
@@ -105,7 +111,9 @@ class Cli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  Child cli(const std::vector<std::string>& args) const { return spawn_cli(args, dir_); }
+  Child cli(const std::vector<std::string>& args, unsigned time_limit_s = 0) const {
+    return spawn_cli(args, dir_, time_limit_s);
+  }
 
   // A small "model": two linear layers (one with bias), an embedding and a norm.
   void write_model(const std::string& file) {
@@ -558,6 +566,81 @@ TEST_F(CliUsageErrors, RuntimeFailuresExitOne) {
     ASSERT_EQ(lines.size(), 1u) << r.err;
     EXPECT_EQ(lines[0].rfind("w4a16: error: ", 0), 0u) << r.err;
   }
+}
+
+// --- files that are not regular files -----------------------------------------------------------
+
+using CliFiles = Cli;
+constexpr unsigned kSecondsBeforeAHangFails = 20;
+
+// An input that is a FIFO nobody writes to: exit 1 at once with one line naming it a FIFO. Before,
+// each of these waited forever in open(), before the tool could see what the path was.
+TEST_F(CliFiles, AFifoInputIsRefusedWithoutBlocking) {
+  write_model(path("model.safetensors"));
+  ASSERT_EQ(cli({"quantize", "-i", path("model.safetensors"), "-o", path("w.safetensors")}).status, 0);
+  ASSERT_EQ(mkfifo(path("fifo").c_str(), 0600), 0) << std::strerror(errno);
+  const std::vector<std::vector<std::string>> cases = {
+      {"info", path("fifo")},
+      {"gemm", "-w", path("fifo"), "-t", "model.layers.0.mlp.up_proj", "-i", path("model.safetensors"), "-o",
+       path("y.safetensors")},
+      {"gemm", "-w", path("w.safetensors"), "-t", "model.layers.0.mlp.up_proj", "-i", path("fifo"), "-o",
+       path("y.safetensors")},
+      {"quantize", "-i", path("fifo"), "-o", path("q.safetensors")},
+      {"convert", path("fifo"), "-o", path("c.safetensors")},
+  };
+  for (const auto& args : cases) {
+    SCOPED_TRACE(joined(args));
+    const Child r = cli(args, kSecondsBeforeAHangFails);
+    EXPECT_EQ(r.status, 1) << r.err;
+    const auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("w4a16: error: ", 0), 0u) << r.err;
+    EXPECT_NE(lines[0].find(path("fifo") + "': it is a FIFO, not a regular file"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(path("y.safetensors")) || fs::exists(path("q.safetensors")) ||
+               fs::exists(path("c.safetensors")));
+}
+
+// An output that is a character device or a FIFO is written through and never replaced: a link to
+// /dev/null stays that link, a FIFO without a reader is an error at once and stays a FIFO, a
+// directory is refused. Before, `plan --json` renamed a regular file over each of them (and as
+// root, `--json /dev/null` replaced the system's /dev/null).
+TEST_F(CliFiles, AnOutputThatIsNotARegularFileIsNeverReplaced) {
+  fs::create_symlink("/dev/null", path("null"));
+  const Child ok = cli({"plan", "1", "512", "64", "--top", "1", "--json", path("null")}, kSecondsBeforeAHangFails);
+  EXPECT_EQ(ok.status, 0) << ok.err;
+  EXPECT_TRUE(fs::is_symlink(path("null")));
+  EXPECT_TRUE(fs::is_character_file(path("null")));
+
+  ASSERT_EQ(mkfifo(path("fifo").c_str(), 0600), 0) << std::strerror(errno);
+  fs::create_directory(path("directory"));
+  for (const auto& [target, says] : std::vector<std::pair<std::string, std::string>>{
+           {path("fifo"), "it is a FIFO with no reader"}, {path("directory"), "it is a directory"}}) {
+    SCOPED_TRACE(target);
+    const Child r = cli({"plan", "1", "512", "64", "--top", "1", "--json", target}, kSecondsBeforeAHangFails);
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(fs::is_fifo(path("fifo")));
+  EXPECT_TRUE(fs::is_directory(path("directory")));
+}
+
+// $W4A16_CALIBRATION naming a FIFO: the file is ignored with a warning and the command works.
+// Before, the first plan of the process waited forever.
+TEST_F(CliFiles, ACalibrationFifoIsIgnoredWithAWarning) {
+  ASSERT_EQ(mkfifo(path("calibration.json").c_str(), 0600), 0) << std::strerror(errno);
+  const char* given = std::getenv("W4A16_CALIBRATION");
+  const std::optional<std::string> before = given ? std::optional<std::string>(given) : std::nullopt;
+  ::setenv("W4A16_CALIBRATION", path("calibration.json").c_str(), 1);
+  const Child r = cli({"plan", "1", "512", "64", "--top", "1"}, kSecondsBeforeAHangFails);
+  if (before) {
+    ::setenv("W4A16_CALIBRATION", before->c_str(), 1);
+  } else {
+    ::unsetenv("W4A16_CALIBRATION");
+  }
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("w4a16: warning: calibration file ignored"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("it is a FIFO"), std::string::npos) << r.err;
 }
 
 // --- sizes from the command line ---------------------------------------------------------------

@@ -4,7 +4,10 @@ TypeError for an argument of the wrong kind."""
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import os
+import stat
 import struct
 
 import numpy as np
@@ -192,6 +195,48 @@ def test_save_errors(qw, tmp_path):
         w4a16.save(tmp_path / "m.safetensors", {"a": w4a16.pack(qw)})
     with pytest.raises(TypeError):
         w4a16.save(tmp_path / "m.safetensors", {1: qw})
+
+
+def test_load_of_a_fifo_raises_at_once(tmp_path):
+    """A FIFO nobody writes to is refused before open() can wait for a writer (it waited forever)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    faulthandler.dump_traceback_later(20, exit=True)  # a regression fails the run instead of hanging it
+    try:
+        for call in (lambda: w4a16.load(fifo, "x"), lambda: w4a16.layers(fifo),
+                     lambda: w4a16.convert(fifo, tmp_path / "out.safetensors")):
+            with pytest.raises(OSError, match="it is a FIFO, not a regular file"):
+                call()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def test_save_never_replaces_a_fifo_or_a_character_device(qw, tmp_path):
+    """save() writes a device or FIFO in place, never renaming a regular file over it."""
+    null = tmp_path / "null"
+    null.symlink_to("/dev/null")
+    w4a16.save(null, {"a.proj": qw})
+    assert null.is_symlink() and os.readlink(null) == "/dev/null"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="a FIFO with no reader"):
+        w4a16.save(fifo, {"a.proj": qw})
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    # With a reader, the file goes through the FIFO (it fits in the pipe's buffer) and loads back.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        w4a16.save(fifo, {"a.proj": qw})
+        received = b""
+        while chunk := os.read(reader, 1 << 16):
+            received += chunk
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(received)
+    assert np.array_equal(w4a16.load(copy, "a.proj").codes, qw.codes)
 
 
 def _safetensors(header: dict, data: bytes = b"") -> bytes:

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "common/host.hpp"
+#include "common/printable.hpp"
 #include "cpu/cpu_features.hpp"
 #include "cpu/thread_pool.hpp"
 #include "plan/devices/device_entry.hpp"
@@ -57,8 +58,14 @@ Device this_cpu() {
     given = g_override;
   }
   if (given) return describe_cpu(*given, "measured in this run");
-  if (const auto cached = load_calibration())
-    return describe_cpu(*cached, "`w4a16 calibrate` " + calibration_path().string());
+  const CalibrationFile file = read_calibration_file();
+  if (file.calibration) return describe_cpu(*file.calibration, "`w4a16 calibrate` " + calibration_path().string());
+  // A damaged, out-of-range or unreadable file is not silently dropped: the user asked for it (or
+  // calibrate wrote it), so say once, as the description is made, why the defaults plan instead.
+  if (!file.ignored.empty()) {
+    fmt::print(stderr, "w4a16: warning: calibration file ignored, the defaults plan instead: {}\n",
+               printable(file.ignored));
+  }
   return describe_cpu(dev_machine_defaults(), "");
 }
 

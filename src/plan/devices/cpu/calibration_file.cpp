@@ -1,9 +1,10 @@
 // The calibration file's JSON: what `w4a16 calibrate` writes and every later process's "cpu" description
-// reads back, trusting it only when it parses, is in range, and was written on this CPU.
+// reads back, trusting it only when it is a regular file, parses, has every figure in range (the
+// FigureRanges of the header), and was written on this CPU.
 #include "plan/devices/cpu/calibration_file.hpp"
 
+#include <charconv>
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -11,6 +12,8 @@
 #include "common/host.hpp"
 #include "cpu/thread_pool.hpp"
 #include "io/atomic_file.hpp"
+#include "io/input_file.hpp"
+#include "io/quant_config.hpp"
 
 namespace w4a16::plan::devices {
 
@@ -33,32 +36,86 @@ nlohmann::json scales_json(const InCoreScales& scales) {
   return j;
 }
 
-// Throws on anything but positive finite scales keyed by positive thread counts and M.
+// Why a file is not trusted, naming the key and value at fault: thrown by the readers below and
+// caught by read_calibration_file(), which ignores the whole file.
+struct Untrusted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+constexpr uint64_t kMaxFileBytes = 1u << 20;  // a real file is a few KiB (a dozen figures per strategy)
+constexpr int kMaxThreads = 4096;             // a thread-count key above this is not this machine's
+constexpr int64_t kMaxM = int64_t(1) << 30;   // the largest M an in-core scale may be keyed by
+
+// A value as the warning prints it: its JSON, cut after 40 bytes (a string value may be long).
+std::string shown(const nlohmann::json& j) {
+  std::string text = j.dump();
+  if (text.size() > 40) text = text.substr(0, 40) + "...";
+  return text;
+}
+
+const nlohmann::json& member(const nlohmann::json& object, const std::string& path, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end()) throw Untrusted(fmt::format("{}{} is missing", path, key));
+  return *it;
+}
+
+// A number within `range` (so finite), or Untrusted naming `key` and the value.
+double figure(const nlohmann::json& j, const std::string& key, const FigureRange& range) {
+  if (!j.is_number()) throw Untrusted(fmt::format("{} = {} is not a number", key, shown(j)));
+  const double v = j.get<double>();
+  if (!(v >= range.lo && v <= range.hi)) {
+    throw Untrusted(fmt::format("{} = {} is outside [{}, {}] {}", key, v, range.lo, range.hi, range.unit));
+  }
+  return v;
+}
+
+// An integer in [lo, hi] (a float such as 1e300 is refused, never converted), or Untrusted.
+int64_t whole(const nlohmann::json& j, const std::string& key, int64_t lo, int64_t hi) {
+  const bool in_range = j.is_number_unsigned()  ? j.get<uint64_t>() >= uint64_t(lo) && j.get<uint64_t>() <= uint64_t(hi)
+                        : j.is_number_integer() ? j.get<int64_t>() >= lo && j.get<int64_t>() <= hi
+                                                : false;
+  if (!in_range) throw Untrusted(fmt::format("{} = {} is not an integer in [{}, {}]", key, shown(j), lo, hi));
+  return j.get<int64_t>();
+}
+
+// A thread count spelled as an object key: decimal digits only, 1 to kMaxThreads.
+int thread_key(const std::string& text, const std::string& key) {
+  int t = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), t);
+  if (error != std::errc() || end != text.data() + text.size() || t < 1 || t > kMaxThreads) {
+    throw Untrusted(fmt::format("{} is not a thread count in [1, {}]", key, kMaxThreads));
+  }
+  return t;
+}
+
+// {"<threads>": rate, ...}, every rate within `range`.
+std::map<int, double> rates_from(const nlohmann::json& j, const std::string& name, const FigureRange& range) {
+  if (!j.is_object()) throw Untrusted(fmt::format("{} is not an object", name));
+  std::map<int, double> r;
+  for (const auto& [key, value] : j.items()) {
+    const std::string where = fmt::format("{}[\"{}\"]", name, key);
+    r[thread_key(key, where)] = figure(value, where, range);
+  }
+  return r;
+}
+
+// {"<strategy>": [{"threads": t, "m": m, "scale": s}, ...], ...}, every scale within range.
 InCoreScales scales_from(const nlohmann::json& j) {
+  if (!j.is_object()) throw Untrusted("incore_scale is not an object");
   InCoreScales out;
   for (const auto& [strategy, list] : j.items()) {
-    for (const auto& e : list) {
-      const int t = e.at("threads").get<int>();
-      const int64_t m = e.at("m").get<int64_t>();
-      const double v = e.at("scale").get<double>();
-      if (t < 1 || t > 4096 || m < 1 || m > (int64_t(1) << 30) || !(v > 0 && v < 1e3))
-        throw std::runtime_error("bad scale");
-      out[strategy][{t, m}] = v;
+    const std::string name = fmt::format("incore_scale[\"{}\"]", strategy);
+    if (!list.is_array()) throw Untrusted(fmt::format("{} is not an array", name));
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string where = fmt::format("{}[{}].", name, i);
+      const nlohmann::json& e = list[i];
+      if (!e.is_object()) throw Untrusted(fmt::format("{}[{}] is not an object", name, i));
+      const int t = int(whole(member(e, where, "threads"), where + "threads", 1, kMaxThreads));
+      const int64_t m = whole(member(e, where, "m"), where + "m", 1, kMaxM);
+      out[strategy][{t, m}] = figure(member(e, where, "scale"), where + "scale", kInCoreScaleRange);
     }
   }
   return out;
-}
-
-// Throws on anything but positive finite rates keyed by positive thread counts.
-std::map<int, double> rates_from(const nlohmann::json& j) {
-  std::map<int, double> r;
-  for (const auto& [key, value] : j.items()) {
-    const int t = std::stoi(key);
-    const double v = value.get<double>();
-    if (t < 1 || t > 4096 || !(v > 0 && v < 1e9)) throw std::runtime_error("bad rate");
-    r[t] = v;
-  }
-  return r;
 }
 
 }  // namespace
@@ -71,27 +128,37 @@ std::filesystem::path calibration_path() {
   return "w4a16-calibration.json";
 }
 
-std::optional<CpuCalibration> load_calibration() {
-  std::ifstream in(calibration_path());
-  if (!in) return std::nullopt;
+CalibrationFile read_calibration_file() {
+  const auto path = calibration_path();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return {};  // never calibrated: nothing to say
   try {
-    const auto j = nlohmann::json::parse(in);
-    if (j.at("version").get<int>() != kCalibrationVersion) return std::nullopt;
+    const auto j = io::parse_bounded_json(io::read_text_file(path, kMaxFileBytes), path.string());
+    if (!j.is_object()) throw Untrusted("the file is not a JSON object");
+    const nlohmann::json& version = member(j, "", "version");
+    if (version != kCalibrationVersion) return {};  // another version's: stale, measured again by calibrate
     CpuCalibration c;
-    c.cpu = j.at("cpu").get<std::string>();
-    c.threads = j.at("threads").get<int>();
-    c.read_gbps = rates_from(j.at("read_gbps"));
-    c.fma_gflops = rates_from(j.at("fma_gflops"));
-    c.dot_gflops = rates_from(j.at("dot_gflops"));
-    c.fork_join_us = j.at("fork_join_us").get<double>();
-    c.incore_scale = scales_from(j.at("incore_scale"));
-    if (c.cpu != host::cpu_name() || c.threads != cpu::available_cpus() || c.read_gbps.empty()) return std::nullopt;
-    if (!(c.fork_join_us >= 0 && c.fork_join_us < 1e6)) return std::nullopt;
-    return c;
-  } catch (const std::exception&) {
-    return std::nullopt;  // damaged or foreign: measured again by the next `w4a16 calibrate`
+    const nlohmann::json& cpu = member(j, "", "cpu");
+    if (!cpu.is_string()) throw Untrusted(fmt::format("cpu = {} is not a string", shown(cpu)));
+    c.cpu = cpu.get<std::string>();
+    c.threads = int(whole(member(j, "", "threads"), "threads", 1, kMaxThreads));
+    c.read_gbps = rates_from(member(j, "", "read_gbps"), "read_gbps", kReadGbpsRange);
+    if (c.read_gbps.empty()) throw Untrusted("read_gbps is empty");
+    c.fma_gflops = rates_from(member(j, "", "fma_gflops"), "fma_gflops", kGflopsRange);
+    c.dot_gflops = rates_from(member(j, "", "dot_gflops"), "dot_gflops", kGflopsRange);
+    const nlohmann::json& fork_join = member(j, "", "fork_join_us");
+    c.fork_join_us = fork_join == 0 ? 0.0 : figure(fork_join, "fork_join_us", kForkJoinUsRange);
+    c.incore_scale = scales_from(member(j, "", "incore_scale"));
+    if (c.cpu != host::cpu_name() || c.threads != cpu::available_cpus()) return {};  // another machine's: stale
+    return {.calibration = std::move(c), .ignored = ""};
+  } catch (const Untrusted& e) {
+    return {.calibration = std::nullopt, .ignored = fmt::format("'{}': {}", path.string(), e.what())};
+  } catch (const std::exception& e) {  // unreadable (a FIFO, a directory), too large, or not JSON
+    return {.calibration = std::nullopt, .ignored = e.what()};
   }
 }
+
+std::optional<CpuCalibration> load_calibration() { return read_calibration_file().calibration; }
 
 void save_calibration(const CpuCalibration& c) {
   const auto path = calibration_path();

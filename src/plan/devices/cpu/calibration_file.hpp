@@ -22,11 +22,42 @@ struct CpuCalibration {
   InCoreScales incore_scale;         // hot calls' in-core time over the model's (Device::incore_scale)
 };
 
+// The range every figure of the file must lie in, or the whole file is ignored: a rate of 5e-324
+// passes "> 0" and makes every prediction NaN, one of 1e-300 predicts 10^300 ms. The bounds are
+// wide on purpose (a real machine is far inside them); they only keep out what no machine measures.
+struct FigureRange {
+  double lo, hi;
+  const char* unit;
+};
+// Streaming read: 1 MB/s is four orders of magnitude below any DRAM; 1 PB/s is over 100x an
+// accelerator's HBM (H200: 4.8 TB/s), let alone a CPU socket's (~0.6 TB/s).
+inline constexpr FigureRange kReadGbpsRange{1e-3, 1e6, "GB/s"};
+// FMA / bf16-dot peaks, all threads together: 1 MFLOP/s is below any CPU that runs AVX2; 10
+// PFLOP/s is 4096 threads (the most a key may name) at 2.4 TFLOP/s each, over 3x the bf16-dot
+// peak of a 5 GHz AVX-512 core (2 units x 32 pairs x 2 FLOP x 5 GHz = 640 GFLOP/s).
+inline constexpr FigureRange kGflopsRange{1e-3, 1e7, "GFLOP/s"};
+// One fork/join of the pool: 1 ns to 1 s (0 is accepted too: a 1-thread pool runs inline, and the
+// clock may round that to nothing).
+inline constexpr FigureRange kForkJoinUsRange{1e-3, 1e6, "us"};
+// An in-core scale (measured over modeled time): exactly the interval `w4a16 calibrate`'s solver
+// searches (src/measure/incore.cpp), so every value it can write is read back and nothing else.
+inline constexpr FigureRange kInCoreScaleRange{0.05, 50, "(measured / modeled)"};
+
 // $W4A16_CALIBRATION if set, else $XDG_CACHE_HOME/w4a16/calibration.json, else
 // ~/.cache/w4a16/calibration.json.
 std::filesystem::path calibration_path();
-// The cached calibration when the file exists, parses, and was made on this CPU (brand and
-// thread count); std::nullopt otherwise (a stale or damaged file is ignored, never trusted).
+
+// What reading the file found.
+struct CalibrationFile {
+  std::optional<CpuCalibration> calibration;  // set when the file exists, is valid and was made on this CPU
+  // Why a file that exists was not trusted, naming the key and value at fault ("" when there is
+  // no file, when it is trusted, or when it is only stale: another CPU, thread count or version).
+  std::string ignored;
+};
+// The file at calibration_path(), read without blocking (a FIFO or device there is refused:
+// io/input_file.hpp) and every figure range-checked (the ranges above).
+CalibrationFile read_calibration_file();
+// read_calibration_file().calibration: a stale or damaged file is ignored, never trusted.
 std::optional<CpuCalibration> load_calibration();
 // Writes the file atomically (creating its directory). Throws Error(io) on failure.
 void save_calibration(const CpuCalibration& c);
