@@ -243,7 +243,9 @@ TEST(PlannerLimits, ThreadCountsPastTheMaximumAreRefusedBeforeAnythingIsListed) 
       o.split_k = threads;
       EXPECT_EQ(error_code_of([&] { plan_candidates(1, layout, DType::bf16, o); }), ErrorCode::invalid_argument);
     });
-    if (!test::kSanitized && growth >= 0) EXPECT_LT(growth, 16 << 20) << threads << " threads";
+    if (!test::kSanitized && growth >= 0) {
+      EXPECT_LT(growth, 16 << 20) << threads << " threads";
+    }
   }
   GemmOptions o;
   o.threads = kMaxThreads;  // the maximum itself is planned: each split factor with every role split
