@@ -31,6 +31,26 @@ std::filesystem::path directory_of(const std::filesystem::path& target) {
   return parent.empty() ? std::filesystem::path(".") : parent;
 }
 
+// Whether `path` names an open file descriptor: it is, or its chain of symlinks passes through,
+// /proc/<pid>/fd/<n> (/dev/stdout -> /proc/self/fd/1, /dev/fd/2). Such a link is the descriptor,
+// not a name to replace: replacing /dev/stdout when stdout is a regular file would replace a
+// system link in /dev, the fault class of /dev/null.
+bool names_open_descriptor(std::filesystem::path path) {
+  for (int hop = 0; hop < 40; ++hop) {  // the kernel's own limit on a chain of links
+    std::error_code error;
+    const auto parent = std::filesystem::weakly_canonical(directory_of(path), error);
+    if (error) return false;
+    path = parent / path.filename();
+    const auto fd_dir = path.parent_path();
+    if (fd_dir.filename() == "fd" && fd_dir.parent_path().parent_path() == "/proc") return true;
+    if (!std::filesystem::is_symlink(path, error)) return false;
+    const auto next = std::filesystem::read_symlink(path, error);
+    if (error) return false;
+    path = next.is_absolute() ? next : parent / next;
+  }
+  return false;
+}
+
 }  // namespace
 
 AtomicFile::AtomicFile(const std::filesystem::path& target) : target_(target) {
@@ -39,7 +59,7 @@ AtomicFile::AtomicFile(const std::filesystem::path& target) : target_(target) {
   // An error (nothing there, a dangling link, a directory on the way we cannot search) is left to
   // create_temporary(), which reports what stops it.
   struct stat st {};
-  if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+  if (::stat(target.c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || names_open_descriptor(target))) {
     open_in_place(st.st_mode);
   } else {
     create_temporary();
@@ -60,7 +80,10 @@ void AtomicFile::create_temporary() {
 
 void AtomicFile::open_in_place(mode_t mode) {
   const std::string name = target_.string();
-  if (!S_ISCHR(mode) && !S_ISFIFO(mode)) {
+  // A regular file reached here is an open descriptor's (names_open_descriptor): appended to, as a
+  // shell's `>` or `>>` leaves it, never truncated through a second open.
+  const bool descriptor_file = S_ISREG(mode);
+  if (!S_ISCHR(mode) && !S_ISFIFO(mode) && !descriptor_file) {
     fail(ErrorCode::io,
          "cannot write '{}': it is {} (outputs go to regular files, replaced whole, or to character devices and "
          "FIFOs, written in place)",
@@ -69,7 +92,7 @@ void AtomicFile::open_in_place(mode_t mode) {
   // No O_CREAT, no O_TRUNC: the path exists and stays what it is. O_NONBLOCK so that a FIFO without
   // a reader fails with ENXIO instead of waiting in open() for one that may never come.
   do {
-    fd_ = ::open(name.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    fd_ = ::open(name.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (descriptor_file ? O_APPEND : 0));
   } while (fd_ < 0 && errno == EINTR);
   if (fd_ < 0 && errno == ENXIO && S_ISFIFO(mode)) {
     fail(ErrorCode::io, "cannot write '{}': it is a FIFO with no reader", name);
@@ -80,7 +103,7 @@ void AtomicFile::open_in_place(mode_t mode) {
   // place (it would be neither truncated nor atomic).
   struct stat st {};
   if (::fstat(fd_, &st) != 0) give_up("fstat", errno);
-  if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+  if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode) && !(descriptor_file && S_ISREG(st.st_mode))) {
     ::close(std::exchange(fd_, -1));
     fail(ErrorCode::io, "cannot write '{}': it was replaced by {} while it was opened", name,
          file_type_name(st.st_mode));

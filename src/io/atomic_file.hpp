@@ -20,6 +20,10 @@
 //     output in the pipe or on the device). A FIFO is opened O_NONBLOCK first, so one without a
 //     reader fails at once with Error(io) "... a FIFO with no reader" instead of waiting; the flag
 //     is then cleared, and writes wait for the reader as a pipe's writes do.
+//   - a link to an open file descriptor (/proc/<pid>/fd/<n> on its chain of links: /dev/stdout,
+//     /dev/fd/1) that is a regular file, as when stdout is redirected to a file: written in place
+//     too, appended (O_APPEND, never O_TRUNC: what the shell's `>` or `>>` left is kept), so that
+//     `-o /dev/stdout` writes to stdout and never replaces the system's /dev/stdout link.
 //   - anything else (a directory, a block device, a socket): Error(io) naming the path and what
 //     it is, before anything is written. A block device is a disk or a partition: `-o /dev/sda`
 //     is a typo far more often than a wish, and no output of this library is a disk image.
@@ -47,13 +51,14 @@ class AtomicFile {
   void write(std::string_view text) { write(std::as_bytes(std::span(text.data(), text.size()))); }
   void commit();  // fsync, rename over the target, fsync the directory (in place: close); throws Error(io)
 
-  // in_place(): the target is a character device or FIFO, written through; temporary() is then empty.
+  // in_place(): the target is a character device, a FIFO or an open descriptor's file, written
+  // through; temporary() is then empty.
   bool in_place() const { return in_place_; }
   const std::filesystem::path& temporary() const { return temporary_; }
 
  private:
   void create_temporary();
-  void open_in_place(mode_t mode);  // mode: the target's st_mode, not a regular file
+  void open_in_place(mode_t mode);  // mode: the target's st_mode
   [[noreturn]] void give_up(std::string_view what, int error);
   std::filesystem::path target_, temporary_;
   bool in_place_ = false;

@@ -19,6 +19,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -43,6 +45,12 @@ class AtomicFile : public ::testing::Test {
 mode_t type_of(const fs::path& path) {  // st_mode's type bits, following links; 0 when absent
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? (st.st_mode & S_IFMT) : 0;
+}
+
+void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // Everything readable on `fd` until end of file (the writer closed).
@@ -152,6 +160,32 @@ TEST_F(AtomicFile, WritesThroughALinkToAPipe) {
   ::close(fds[0]);
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(fs::read_symlink(link), proc);
+}
+
+// A link to an open descriptor whose file is regular (stdout redirected to a file, reached as
+// /dev/stdout): written through, appended after what is there, and the link stays a link. Before
+// (and with the first version of this rule), /dev/stdout, a system link, was replaced by the output.
+TEST_F(AtomicFile, WritesThroughALinkToAnOpenRegularFile) {
+  TempDir dir;
+  const auto file = dir / "redirected.txt";
+  write_text(file, "before ");
+  const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const fs::path proc = "/proc/self/fd/" + std::to_string(fd);
+  const auto link = dir / "stdout";
+  fs::create_symlink(proc, link);
+  io::write_file_atomically(link, "one ");
+  io::write_file_atomically(fs::path("/dev/fd") / std::to_string(fd), "two");
+  ::close(fd);
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(fs::read_symlink(link), proc);
+  EXPECT_EQ(read_text(file), "before one two");
+  // A link to a regular file that is no descriptor's is still replaced, the file left alone.
+  const auto plain = dir / "plain";
+  fs::create_symlink(file, plain);
+  io::write_file_atomically(plain, "new");
+  EXPECT_FALSE(fs::is_symlink(plain));
+  EXPECT_EQ(read_text(file), "before one two");
 }
 
 // A directory, a link to one, and a socket: Error(io) naming what the path is, before anything is
