@@ -11,8 +11,6 @@
 // check below is a bug.
 #include "gguf_fuzz.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -29,6 +27,7 @@
 
 #include "io/gguf.hpp"
 #include "io/import_gguf.hpp"
+#include "scratch_dir.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16::fuzz::gguf {
@@ -75,27 +74,10 @@ void check_import(const w4a16::io::GgufFile& file, const w4a16::io::GgufTensor& 
   }
 }
 
-// A scratch directory of this process, on tmpfs when there is one (convert fsyncs its output).
-const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    const std::filesystem::path shm = "/dev/shm";
-    std::error_code error;
-    const auto base = std::filesystem::is_directory(shm, error) ? shm : std::filesystem::temp_directory_path();
-    auto path = base / ("w4a16_gguf_fuzz_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(path);
-    std::atexit([] {
-      std::error_code ignored;
-      std::filesystem::remove_all(scratch(), ignored);
-    });
-    return path;
-  }();
-  return dir;
-}
-
 // convert() on the bytes as a file; when it succeeds, every quantized layer it wrote must load.
 void check_convert(std::span<const std::byte> bytes) {
   using namespace w4a16;
-  const auto src = scratch() / "in.gguf", dst = scratch() / "out.safetensors";
+  const auto src = w4a16::fuzz::scratch_dir() / "in.gguf", dst = w4a16::fuzz::scratch_dir() / "out.safetensors";
   {
     std::ofstream out(src, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));

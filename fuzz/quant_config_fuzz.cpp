@@ -10,8 +10,6 @@
 // report or failed check below is a bug.
 #include "quant_config_fuzz.hpp"
 
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -27,6 +25,7 @@
 #include "io/hf_checkpoint.hpp"
 #include "io/quant_config.hpp"
 #include "io/safetensors.hpp"
+#include "scratch_dir.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16::fuzz::quant_config {
@@ -47,20 +46,13 @@ void check(bool condition, const char* what) {
   }
 }
 
-// A checkpoint directory of this process (on tmpfs when there is one: convert fsyncs its output)
-// whose model.safetensors holds module "m" as every import format stores it, one group of 128.
+// A checkpoint directory in this process's scratch directory whose model.safetensors holds module "m" as every import
+// format stores it, one group of 128.
 const std::filesystem::path& checkpoint() {
   static const std::filesystem::path dir = [] {
     using w4a16::io::StDType;
-    std::error_code error;
-    const std::filesystem::path shm = "/dev/shm";
-    const auto base = std::filesystem::is_directory(shm, error) ? shm : std::filesystem::temp_directory_path();
-    auto path = base / ("w4a16_quant_config_fuzz_" + std::to_string(::getpid()));
+    const auto path = w4a16::fuzz::scratch_dir() / "checkpoint";
     std::filesystem::create_directories(path);
-    std::atexit([] {
-      std::error_code ignored;
-      std::filesystem::remove_all(checkpoint(), ignored);
-    });
     const auto zeros = [](size_t n) { return std::vector<std::byte>(n, std::byte{0x11}); };
     const auto halves = [](size_t n) {  // fp16 0.5
       std::vector<std::byte> b(n * 2);
@@ -86,7 +78,7 @@ const std::filesystem::path& checkpoint() {
 
 // convert() on a checkpoint with this config.json; when it succeeds, every layer it wrote loads.
 void check_convert(std::string_view text) {
-  const auto dir = checkpoint(), out = dir.parent_path() / (dir.filename().string() + ".out.safetensors");
+  const auto dir = checkpoint(), out = w4a16::fuzz::scratch_dir() / "out.safetensors";
   {
     std::ofstream config(dir / "config.json", std::ios::binary | std::ios::trunc);
     config.write(text.data(), std::streamsize(text.size()));

@@ -34,13 +34,7 @@ namespace fs = std::filesystem;
 using test::expect_error;
 using test::TempDir;
 
-constexpr unsigned kSecondsBeforeAHangFails = 20;
-
-class AtomicFile : public ::testing::Test {
- protected:
-  void SetUp() override { ::alarm(kSecondsBeforeAHangFails); }
-  void TearDown() override { ::alarm(0); }
-};
+using AtomicFile = test::HangGuardedTest;
 
 mode_t type_of(const fs::path& path) {  // st_mode's type bits, following links; 0 when absent
   struct stat st {};

@@ -29,13 +29,7 @@ namespace fs = std::filesystem;
 using test::expect_error;
 using test::TempDir;
 
-constexpr unsigned kSecondsBeforeAHangFails = 20;
-
-class InputFiles : public ::testing::Test {
- protected:
-  void SetUp() override { ::alarm(kSecondsBeforeAHangFails); }
-  void TearDown() override { ::alarm(0); }
-};
+using InputFiles = test::HangGuardedTest;
 
 // A FIFO nobody writes to, through every reader: Error(io) at once, naming the path and "a FIFO".
 TEST_F(InputFiles, AFifoIsRefusedWithoutBlocking) {

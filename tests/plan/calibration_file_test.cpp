@@ -23,6 +23,7 @@
 #include "common/host.hpp"
 #include "cpu/thread_pool.hpp"
 #include "plan/plan_cache.hpp"
+#include "support/io_test_util.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16 {
@@ -30,13 +31,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr unsigned kSecondsBeforeAHangFails = 20;
-
 // A scratch calibration path in $W4A16_CALIBRATION for the test's length.
-class Calibration : public ::testing::Test {
+class Calibration : public test::HangGuardedTest {
  protected:
   void SetUp() override {
-    ::alarm(kSecondsBeforeAHangFails);
+    HangGuardedTest::SetUp();
     dir_ = fs::temp_directory_path() / ("w4a16-calibration-test-" + std::to_string(::getpid()));
     fs::create_directories(dir_);
     ::setenv("W4A16_CALIBRATION", path().c_str(), 1);
@@ -45,7 +44,7 @@ class Calibration : public ::testing::Test {
     ::unsetenv("W4A16_CALIBRATION");
     plan::use_cpu_calibration(std::nullopt);  // the description from the (now absent) file again
     fs::remove_all(dir_);
-    ::alarm(0);
+    HangGuardedTest::TearDown();
   }
   fs::path path() const { return dir_ / "calibration.json"; }
 

@@ -24,6 +24,15 @@
 namespace w4a16::test {
 
 // A fresh directory under the system temp dir, named after the running test, removed at the end.
+// A test that fails instead of hanging: SIGALRM ends the process after 20 s (a read or write that
+// waits on a FIFO), and ctest reports the test that was running. For the tests of file types.
+class HangGuardedTest : public ::testing::Test {
+ protected:
+  static constexpr unsigned kSecondsBeforeAHangFails = 20;
+  void SetUp() override { ::alarm(kSecondsBeforeAHangFails); }
+  void TearDown() override { ::alarm(0); }
+};
+
 class TempDir {
  public:
   TempDir() {
