@@ -172,6 +172,12 @@ w4a16_status w4a16_set_isa(const char* isa);
 /* The instruction set the kernels use now (a static string). */
 const char* w4a16_active_isa(void);
 
+/* How long the worker threads spin for the next call before they sleep, in microseconds (0 =
+ * passive: they sleep at once and leave the cores to the caller; default 300 or W4A16_WAIT_POLICY
+ * = active | passive | microseconds). W4A16_ERROR_INVALID_ARGUMENT outside [0, 100000]. */
+w4a16_status w4a16_set_worker_spin_us(int32_t microseconds);
+int32_t w4a16_worker_spin_us(void);
+
 /* The same as w4a16_gemm computed by the scalar reference kernel (the oracle every fast kernel is
  * tested against): accumulation in double, one rounding to y_dtype. Slow; meant for tests. */
 w4a16_status w4a16_gemm_reference(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight,

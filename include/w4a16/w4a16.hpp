@@ -376,6 +376,18 @@ std::string_view active_isa();
 void set_isa_cap(std::string_view isa);     // "" resets to the environment / CPU default
 std::vector<std::string> supported_isas();  // levels this CPU can run, lowest first
 
+// How w4a16's worker threads wait between calls, like OMP_WAIT_POLICY: after each call they spin
+// for `microseconds` (a call that comes within that time starts at once, ~1 us, instead of
+// waking sleeping threads, tens of us), then sleep. 0 is passive: the workers sleep at once and
+// leave the cores to a caller that does its own work between calls (a Python or PyTorch model);
+// the planner then charges each parallel call the wake-up (calibrated as `wake_us`), so small
+// calls run on the caller's thread alone. Default 300, or W4A16_WAIT_POLICY in the environment:
+// "active" (300), "passive" (0) or a number of microseconds, read at the first call. Clamped to
+// [0, 100000]; any thread may set it at any time. docs/threads.md says how w4a16's threads and
+// the caller's (torch.set_num_threads, OpenMP, BLAS) share the cores.
+void set_worker_spin_us(int microseconds);
+int worker_spin_us();
+
 // ---------------------------------------------------------------------------------------------
 // CUDA backend (docs/cuda.md)
 // ---------------------------------------------------------------------------------------------

@@ -572,4 +572,12 @@ NB_MODULE(_ext, m) {
       "set_isa", [](std::string_view name) { w4a16::set_isa_cap(name); }, "name"_a);
   m.def("active_isa", [] { return std::string(w4a16::active_isa()); });
   m.def("supported_isas", &w4a16::supported_isas);
+  m.def(
+      "set_worker_spin_us",
+      [](int us) {
+        if (us < 0 || us > 100000) value_error("microseconds must be in [0, 100000], got " + std::to_string(us));
+        w4a16::set_worker_spin_us(us);
+      },
+      "microseconds"_a);
+  m.def("worker_spin_us", &w4a16::worker_spin_us);
 }

@@ -30,7 +30,9 @@ from ._ext import (
     quantize,
     save,
     set_isa,
+    set_worker_spin_us,
     supported_isas,
+    worker_spin_us,
 )
 
 __all__ = [
@@ -49,7 +51,9 @@ __all__ = [
     "quantize",
     "save",
     "set_isa",
+    "set_worker_spin_us",
     "supported_isas",
+    "worker_spin_us",
 ]
 
 for _cls in (QuantizedWeight, PackedWeight):

@@ -20,7 +20,9 @@ __all__ = [
     "quantize",
     "save",
     "set_isa",
+    "set_worker_spin_us",
     "supported_isas",
+    "worker_spin_us",
 ]
 
 __version__: str
@@ -148,6 +150,10 @@ def plan(
 def set_isa(name: _Isa) -> None:
     """Caps the kernels' instruction set ("" resets to W4A16_ISA / the CPU's best)."""
 
+def set_worker_spin_us(microseconds: int) -> None:
+    """How long w4a16's worker threads spin for the next call before sleeping (0 = passive)."""
+
+def worker_spin_us() -> int: ...
 def active_isa() -> str: ...
 def supported_isas() -> list[str]: ...
 

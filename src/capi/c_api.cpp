@@ -361,6 +361,16 @@ w4a16_status w4a16_set_isa(const char* isa) {
   return guarded("w4a16_set_isa", [&] { w4a16::set_isa_cap(isa == nullptr ? "" : isa); });
 }
 
+w4a16_status w4a16_set_worker_spin_us(int32_t microseconds) {
+  return guarded("w4a16_set_worker_spin_us", [&] {
+    w4a16::require(microseconds >= 0 && microseconds <= 100000, "worker spin {} us is outside [0, 100000]",
+                   microseconds);
+    w4a16::set_worker_spin_us(microseconds);
+  });
+}
+
+int32_t w4a16_worker_spin_us(void) { return w4a16::worker_spin_us(); }
+
 const char* w4a16_active_isa(void) {
   // The names are string literals in the kernel tables: static storage.
   return w4a16::active_isa().data();

@@ -5,10 +5,15 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <string>
+#include <string_view>
+
+#include "w4a16/w4a16.hpp"
 
 namespace w4a16::cpu {
 
@@ -85,18 +90,41 @@ inline void cpu_relax() {
   __builtin_ia32_pause();
 #endif
 }
-constexpr auto kSpinBeforeSleep = std::chrono::microseconds(300);
+
+// $W4A16_WAIT_POLICY as microseconds of spinning; the default when unset or not understood.
+int spin_us_from_environment() {
+  const char* value = std::getenv("W4A16_WAIT_POLICY");
+  if (value == nullptr || *value == '\0') return ThreadPool::kDefaultSpinUs;
+  const std::string_view text(value);
+  if (text == "active" || text == "ACTIVE") return ThreadPool::kDefaultSpinUs;
+  if (text == "passive" || text == "PASSIVE") return 0;
+  int us = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), us);
+  if (error != std::errc() || end != text.data() + text.size() || us < 0 || us > ThreadPool::kMaxSpinUs) {
+    return ThreadPool::kDefaultSpinUs;
+  }
+  return us;
+}
+
+std::atomic<int>& spin_setting() {
+  static std::atomic<int> us{spin_us_from_environment()};
+  return us;
+}
 }  // namespace
+
+int ThreadPool::spin_us() { return spin_setting().load(std::memory_order_relaxed); }
+void ThreadPool::set_spin_us(int us) { spin_setting().store(std::clamp(us, 0, kMaxSpinUs), std::memory_order_relaxed); }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    // Spin a little for the next job, then sleep.
-    const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+    // Spin a little for the next job (spin_us()), then sleep.
+    const int spin = spin_us();
+    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin);
     int polls = 0;
     while (generation_.load(std::memory_order_acquire) == seen) {
       cpu_relax();
-      if (++polls % 256 == 0 && std::chrono::steady_clock::now() > spin_until) {
+      if ((spin == 0 || ++polls % 256 == 0) && std::chrono::steady_clock::now() > spin_until) {
         std::unique_lock lock(mutex_);
         sleepers_.fetch_add(1);
         wake_.wait(lock, [&] { return generation_.load() != seen; });
@@ -173,3 +201,8 @@ void ThreadPool::dispatch(int parts, int threads, void (*call)(void*, int), void
 }
 
 }  // namespace w4a16::cpu
+
+namespace w4a16 {
+void set_worker_spin_us(int microseconds) { cpu::ThreadPool::set_spin_us(microseconds); }
+int worker_spin_us() { return cpu::ThreadPool::spin_us(); }
+}  // namespace w4a16

@@ -52,6 +52,17 @@ class ThreadPool {
 
   int max_threads() const { return int(workers_.size()) + 1; }
 
+  // How long a worker spins for the next job after each one before it sleeps, in microseconds:
+  // a job that comes within that time starts at once (~1 us), one that comes later wakes the
+  // workers (tens of us). 0 = passive: workers sleep at once and leave the cores to the caller.
+  // Default: $W4A16_WAIT_POLICY ("active" = kDefaultSpinUs, "passive" = 0, or a number of
+  // microseconds in [0, kMaxSpinUs]) read at the first use, else kDefaultSpinUs. Any thread may
+  // change it at any time; a sleeping worker keeps sleeping until the next job.
+  static constexpr int kDefaultSpinUs = 300;
+  static constexpr int kMaxSpinUs = 100000;
+  static int spin_us();
+  static void set_spin_us(int us);  // clamped to [0, kMaxSpinUs]
+
  private:
   explicit ThreadPool(int workers, ThreadPool* abandoned);
   ~ThreadPool() = delete;  // see fork() above: a pool lives as long as its process image

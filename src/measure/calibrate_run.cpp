@@ -53,7 +53,8 @@ void run_calibrate() {
   std::map<int, double> read;
   for (int t = 1; t <= std::min(all, 2); ++t) read[t] = c.gbps[t];
   const CpuCalibrationRun run = calibrate_cpu(read, peaks, all, DType::bf16);
-  fmt::print("thread pool fork/join over {} threads: {:.1f} us\n", all, run.calibration.fork_join_us);
+  fmt::print("thread pool fork/join over {} threads: {:.1f} us, {:.1f} us when the workers sleep\n", all,
+             run.calibration.fork_join_us, run.calibration.wake_us);
   if (!run.incore.empty()) print_incore(run.incore);
   if (!run.calibration.fma_gflops.empty()) fmt::print("saved for the planner: {}\n", save_for_planner(run));
 }

@@ -19,6 +19,7 @@ CpuCalibrationRun calibrate_cpu(const std::map<int, double>& read_gbps, const Co
     for (const auto& [t, g] : p.gflops) into[t] = g;
   }
   cal.fork_join_us = measure_fork_join_us(threads);
+  if (threads > 1) cal.wake_us = measure_wake_us(threads);
   if (cal.fma_gflops.empty()) return run;  // no peaks: the model has nothing to scale
   std::vector<int> counts = {1};
   if (threads > 1) counts.push_back(threads);

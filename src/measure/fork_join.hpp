@@ -8,4 +8,9 @@ namespace w4a16::measure {
 // launch cost of a parallel phase that the cost model charges (Device::launch_s).
 double measure_fork_join_us(int threads);
 
+// The same run when the workers sleep (they are left idle past their spin before each run), in
+// microseconds (median): what a parallel call costs under the passive wait policy
+// (set_worker_spin_us(0)), Device::wake_s.
+double measure_wake_us(int threads);
+
 }  // namespace w4a16::measure

@@ -55,6 +55,7 @@ struct Device {
 
   // Overheads.
   double launch_s = 0;         // starting and joining one parallel phase (pool fork/join, kernel launch)
+  double wake_s = 0;           // cpu: the same when the pool's workers sleep (passive wait policy); 0 = launch_s
   double sync_s = 0;           // one producer -> consumer hand-off through memory (flag + cache line transfer)
   double ring_slot_k = 0;      // decoupled pipeline: K rows of one ring slot (the first fill waits for one
                                // slot, not a whole work item); 0 = a whole item

@@ -34,8 +34,8 @@ Problem problem_of(const PackedWeight::Impl& w, int64_t m, DType act) {
 }
 
 // Everything the choice depends on. Two weights of the same shape and layout share plans.
-using Key = std::tuple<const cpu::KernelTable*, bool, int64_t, int64_t, int64_t, int64_t, int, int, int, bool, int, int,
-                       int, int, int, int64_t>;
+using Key = std::tuple<const cpu::KernelTable*, bool, bool, int64_t, int64_t, int64_t, int64_t, int, int, int, bool,
+                       int, int, int, int, int, int64_t>;
 constexpr size_t kMaxCachedPlans = 4096;  // prefill lengths vary: bounded, cleared when full
 std::map<Key, cpu::ExecPlan> g_plans;
 
@@ -64,6 +64,7 @@ cpu::ExecPlan cached_exec_plan(const PackedWeight::Impl& w, int64_t m, DType act
                                const cpu::KernelTable& kt) {
   const Key key{&kt,
                 cpu::prefer_bf16_dot(),
+                worker_spin_us() == 0,
                 m,
                 w.layout.k,
                 w.layout.n,

@@ -313,9 +313,13 @@ std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const C
   check_options(o, t.quantized);
   Problem kp = problem;  // the model sees the kernels' group length (per-channel cut into 128s)
   kp.group_size = t.kernel_group;
+  // Under the passive wait policy (set_worker_spin_us(0)) every parallel phase wakes sleeping
+  // workers: charged as such, a call too small to pay for it runs on the caller's thread alone.
+  Device device = d;
+  if (worker_spin_us() == 0 && d.wake_s > 0) device.launch_s = d.wake_s;
   std::vector<GemmPlan> plans;
   for (const Strategy s : strategies(o, t.quantized)) {
-    if (s != Strategy::automatic) add_strategy_plans(plans, d, problem, kp, t, o, s);
+    if (s != Strategy::automatic) add_strategy_plans(plans, device, problem, kp, t, o, s);
   }
   require(!plans.empty(), "no plan meets the options (strategy '{}', partition '{}', threads {}, vector threads {})",
           to_string(o.strategy), to_string(o.partition), o.threads, o.vector_threads);

@@ -664,7 +664,9 @@ TEST(GgufCost, MetadataJsonIsBoundedAndNamesTheKey) {
         peak_growth([&] { test::expect_error([&] { (void)file.metadata_json(); }, ErrorCode::format, key); });
     std::printf("%s: peak resident growth %.1f MB (cap %llu MB)\n", key, double(growth) / 1e6,
                 (unsigned long long)(kGgufMaxMetadataJsonBytes >> 20));
-    if (!test::kSanitized && growth >= 0) EXPECT_LT(double(growth), 4.0 * double(kGgufMaxMetadataJsonBytes));
+    if (!test::kSanitized && growth >= 0) {
+      EXPECT_LT(double(growth), 4.0 * double(kGgufMaxMetadataJsonBytes));
+    }
   }
   // Below the cap nothing changes: the same keys, small, render.
   EXPECT_EQ(GgufFile::parse(GgufBuilder().kv_string("k", "\x01").build()).metadata_json(), "{\"k\":\"\\u0001\"}");

@@ -358,6 +358,29 @@ TEST(Planner, ForcedOptionsRestrictTheCandidates) {
   EXPECT_NE(clamped.front().notes.find("clamped"), std::string::npos);
 }
 
+// Under the passive wait policy a parallel call wakes sleeping workers, and the planner charges
+// the wake-up (Device::wake_s, calibrated): a small decode call (576 x 576, SmolLM2's attention)
+// runs on the caller's thread alone, a large one (4096 x 14336) still on every core.
+TEST(Planner, PassiveWaitPolicyChargesTheWakeUp) {
+  const auto& kt = cpu::active_kernels();
+  Device d = realistic_cpu();
+  d.wake_s = 60e-6;
+  const auto chosen = [&](int64_t k, int64_t n) {
+    const Problem p{.m = 1, .k = k, .n = n, .group_size = 64, .act = DType::bf16};
+    for (const auto& g : plan::cpu_plans(d, p, plan::cpu_target(p, kt), {})) {
+      if (g.chosen) return g.threads;
+    }
+    return 0;
+  };
+  const int spin = worker_spin_us();
+  set_worker_spin_us(300);
+  EXPECT_EQ(chosen(576, 576), 4);
+  set_worker_spin_us(0);
+  EXPECT_EQ(chosen(576, 576), 1);
+  EXPECT_EQ(chosen(4096, 14336), 4);
+  set_worker_spin_us(spin);
+}
+
 // A plan is a value: planned once, it runs the same as the options it came from, and a plan for
 // another shape or dtype is refused.
 TEST(Planner, PlansRunAsValuesAndRefuseOtherShapes) {

@@ -29,6 +29,7 @@ CpuCalibration dev_machine_defaults() {
   c.fma_gflops = {{1, 176.0}, {2, 346.0}};
   c.dot_gflops = {{1, 86.0}, {2, 172.0}};
   c.fork_join_us = 4.0;
+  c.wake_us = 40.0;  // the fork/join when both workers sleep: AMD EPYC (Zen 4, KVM, 2 vCPUs), 2026-12-05
   // In-core scales by (threads, M): `w4a16 bench --validate-model --suite llm --threads 2`
   // on 2026-12-02 (docs/data/validate-model.json, "model_device.incore").
   c.incore_scale["fused"] = {{{1, 1}, 0.93}, {{1, 4}, 1.42}, {{1, 16}, 1.63}, {{1, 64}, 1.58},
@@ -104,6 +105,7 @@ Device describe_cpu(const CpuCalibration& c, const std::string& source) {
   d.llc_bw = 32.0 * clock * cores;
   d.local_bw = 64.0 * clock;
   d.launch_s = c.fork_join_us * 1e-6;
+  d.wake_s = (c.wake_us > 0 ? c.wake_us : defaults.wake_us) * 1e-6;
   d.sync_s = 0.2e-6;  // a flag's cache line moving between two cores and being polled: ~100-200 ns
   // Measured, not assumed: on the dev machine (Intel Xeon, family 6 model 207) a fused call at
   // M = 1 takes the *sum* of its weight read and its in-core work (measured / (read + compute)

@@ -148,6 +148,9 @@ CalibrationFile read_calibration_file() {
     c.dot_gflops = rates_from(member(j, "", "dot_gflops"), "dot_gflops", kGflopsRange);
     const nlohmann::json& fork_join = member(j, "", "fork_join_us");
     c.fork_join_us = fork_join == 0 ? 0.0 : figure(fork_join, "fork_join_us", kForkJoinUsRange);
+    if (const auto wake = j.find("wake_us"); wake != j.end() && *wake != 0) {  // absent in older files
+      c.wake_us = figure(*wake, "wake_us", kForkJoinUsRange);
+    }
     c.incore_scale = scales_from(member(j, "", "incore_scale"));
     if (c.cpu != host::cpu_name() || c.threads != cpu::available_cpus()) return {};  // another machine's: stale
     return {.calibration = std::move(c), .ignored = ""};
@@ -171,6 +174,7 @@ void save_calibration(const CpuCalibration& c) {
                             {"fma_gflops", rates_json(c.fma_gflops)},
                             {"dot_gflops", rates_json(c.dot_gflops)},
                             {"fork_join_us", c.fork_join_us},
+                            {"wake_us", c.wake_us},
                             {"incore_scale", scales_json(c.incore_scale)}};
   io::AtomicFile out(path);
   out.write(j.dump(2) + "\n");

@@ -19,6 +19,7 @@ struct CpuCalibration {
   std::map<int, double> fma_gflops;  // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
   std::map<int, double> dot_gflops;  // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
   double fork_join_us = 0;           // one ThreadPool::run over all threads with empty parts
+  double wake_us = 0;                // the same when the workers sleep (past their spin); 0 = not measured
   InCoreScales incore_scale;         // hot calls' in-core time over the model's (Device::incore_scale)
 };
 
