@@ -553,6 +553,17 @@ TEST(CApiOptions, SetIsaCapsAndRestores) {
   EXPECT_EQ(std::string(w4a16_active_isa()), before);
 }
 
+TEST(CApiOptions, WorkerSpinIsSetAndRangeChecked) {
+  const int32_t before = w4a16_worker_spin_us();
+  ASSERT_EQ(w4a16_set_worker_spin_us(0), W4A16_OK);
+  EXPECT_EQ(w4a16_worker_spin_us(), 0);
+  EXPECT_EQ(w4a16_set_worker_spin_us(-1), W4A16_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(w4a16_set_worker_spin_us(100001), W4A16_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("100000"), std::string::npos) << last_error();
+  EXPECT_EQ(w4a16_worker_spin_us(), 0);
+  ASSERT_EQ(w4a16_set_worker_spin_us(before), W4A16_OK);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------

@@ -50,8 +50,9 @@ class WaitPolicy : public ::testing::Test {
 };
 
 // Passive: after a parallel call the workers sleep at once. Over 300 ms of the caller's own work
-// they take (almost) no CPU; spinning for 100 ms they take about 100 ms each. Measured in CPU time
-// of the worker threads (clock ticks of 10 ms), not in wall time.
+// they take (almost) no CPU; set to spin for 100 ms (the maximum) they take about that much each
+// (at least half of it on a loaded machine). Measured in CPU time of the worker threads (clock
+// ticks of 10 ms), not in wall time.
 TEST_F(WaitPolicy, PassiveWorkersLeaveTheCoresToTheCaller) {
   auto& pool = cpu::ThreadPool::instance();
   if (pool.max_threads() < 2) GTEST_SKIP() << "one CPU: the pool has no worker";

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 import w4a16
 from conftest import ACT_DTYPES, assert_gemm_close, random_weight, random_x
@@ -57,3 +58,21 @@ def test_quantize_pack_and_load_from_threads(rng, tmp_path):
         t.join(timeout=300)
     for qw, packed in out:
         np.testing.assert_array_equal(packed.unpack().codes, qw.codes)
+
+
+def test_wait_policy_is_set_checked_and_gemm_stays_correct(rng):
+    # Passive workers (set_worker_spin_us(0)) sleep between calls and leave the cores to Python;
+    # the results are the same either way (docs/threads.md).
+    before = w4a16.worker_spin_us()
+    qw = w4a16.quantize(random_weight(rng, 200, 640), group_size=64, zero="sym")
+    x = random_x(rng, 3, 640, ACT_DTYPES["bf16"])
+    try:
+        for spin in (0, 300):
+            w4a16.set_worker_spin_us(spin)
+            assert w4a16.worker_spin_us() == spin
+            assert_gemm_close(w4a16.gemm(x, qw, threads=2), x, qw)
+        for bad in (-1, 100001):
+            with pytest.raises(ValueError, match="microseconds"):
+                w4a16.set_worker_spin_us(bad)
+    finally:
+        w4a16.set_worker_spin_us(before)
