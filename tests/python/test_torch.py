@@ -201,6 +201,16 @@ def test_compile_fullgraph(rng):
     assert explain.graph_break_count == 0 and explain.graph_count == 1
 
 
+def test_export(rng):
+    lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True))
+    model = nn.Sequential(lin)
+    x = random_x(rng, (3, 200), torch.bfloat16)
+    exported = torch.export.export(model, (x,))
+    targets = [node.target for node in exported.graph.nodes if node.op == "call_function"]
+    assert targets == [torch.ops.w4a16.linear.default]
+    assert torch.equal(exported.module()(x), lin(x))
+
+
 # ---- replace_linears -----------------------------------------------------------------------------
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN = 64, 4, 2, 16, 96
