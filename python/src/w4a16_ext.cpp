@@ -302,6 +302,92 @@ QuantizedWeight quantize(nb::handle w_obj, int64_t group_size, std::string_view 
   return w4a16::quantize(w_ref, options, bias_ref);
 }
 
+// QuantizedWeight.from_arrays: a weight from its buffers (the inverse of the codes/scales/zeros/
+// perm/bias views), e.g. a state_dict of w4a16.torch.Linear. The arrays' shapes are checked here,
+// so that a message names the array; everything else (sizes, finite scales, zeros in [0, 16], perm
+// a permutation, the layout) is the C++ constructor's validation. The buffers are copied.
+template <typename T>
+std::vector<T> copy_elements(const Arg<InArray>& a) {
+  std::vector<T> out(a.array.size());
+  if (!out.empty()) std::memcpy(out.data(), a.array.data(), out.size() * sizeof(T));
+  return out;
+}
+
+std::vector<std::byte> copy_bytes(const Arg<InArray>& a) {
+  std::vector<std::byte> out(a.array.nbytes());
+  if (!out.empty()) std::memcpy(out.data(), a.array.data(), out.size());
+  return out;
+}
+
+void require_shape(const Arg<InArray>& a, const char* what, std::initializer_list<int64_t> want) {
+  bool ok = a.ndim() == want.size();
+  size_t i = 0;
+  for (int64_t d : want) ok = ok && a.dim(i++) == d;
+  if (!ok) {
+    const std::vector<int64_t> w(want);
+    value_error(std::string(what) + " has shape " + a.shape() + ", expected " + shape_text(w.size(), w.data()));
+  }
+}
+
+void require_dtype(const Arg<InArray>& a, const char* what, nb::dlpack::dtype want, const char* want_name) {
+  if (a.array.dtype() != want) value_error(std::string(what) + " must be " + want_name + ", got " + a.dtype_name);
+}
+
+QuantizedWeight quantized_from_arrays(nb::handle codes_obj, nb::handle scales_obj, nb::handle zeros_obj,
+                                      nb::handle perm_obj, nb::handle bias_obj, int64_t k, int64_t group_size,
+                                      std::string_view zero) {
+  const Arg<InArray> codes = input(codes_obj, "codes");
+  const Arg<InArray> scales = input(scales_obj, "scales");
+  if (codes.ndim() != 2) value_error("codes must be 2-D [N, ceil(K/2)] uint8, got shape " + codes.shape());
+  require_dtype(codes, "codes", nb::dtype<uint8_t>(), "uint8");
+  w4a16::QuantizedLayout layout;
+  layout.n = codes.dim(0);
+  layout.k = k;
+  layout.group_size = group_size;
+  layout.zero_mode = w4a16::parse_zero_mode(zero);
+  if (!scales.dtype) value_error("scales must be float16, bfloat16 or float32, got " + scales.dtype_name);
+  layout.scale_dtype = *scales.dtype;
+  layout.validate();
+  const int64_t n = layout.n, groups = layout.groups();
+  require_shape(codes, "codes", {n, layout.row_bytes()});
+  require_shape(scales, "scales", {n, groups});
+
+  std::vector<std::byte> zeros;
+  if (layout.zero_mode == w4a16::ZeroMode::sym) {
+    if (!zeros_obj.is_none()) value_error("zeros must be None in sym mode");
+  } else {
+    if (zeros_obj.is_none()) value_error("zeros are required in " + std::string(zero) + " mode");
+    const Arg<InArray> z = input(zeros_obj, "zeros");
+    require_shape(z, "zeros", {n, groups});
+    if (layout.zero_mode == w4a16::ZeroMode::asym) {
+      require_dtype(z, "zeros", nb::dtype<uint8_t>(), "uint8 in asym mode");
+    } else if (z.dtype != layout.scale_dtype) {
+      value_error("float zeros must have the scales' dtype " + scales.dtype_name + ", got " + z.dtype_name);
+    }
+    zeros = copy_bytes(z);
+  }
+  std::vector<int32_t> perm;
+  if (!perm_obj.is_none()) {
+    const Arg<InArray> p = input(perm_obj, "perm");
+    require_shape(p, "perm", {k});
+    require_dtype(p, "perm", nb::dtype<int32_t>(), "int32");
+    perm = copy_elements<int32_t>(p);
+  }
+  w4a16::Bias bias;
+  if (!bias_obj.is_none()) {
+    const Arg<InArray> b = input(bias_obj, "bias");
+    if (!b.dtype) value_error("bias must be float16, bfloat16 or float32, got " + b.dtype_name);
+    require_shape(b, "bias", {n});
+    bias.dtype = *b.dtype;
+    bias.data = copy_bytes(b);
+  }
+  std::vector<uint8_t> code_bytes = copy_elements<uint8_t>(codes);
+  std::vector<std::byte> scale_bytes = copy_bytes(scales);
+  nb::gil_scoped_release release;
+  return QuantizedWeight(layout, std::move(code_bytes), std::move(scale_bytes), std::move(zeros), std::move(perm),
+                         std::move(bias));
+}
+
 // The weight argument of gemm/plan: a PackedWeight, or a QuantizedWeight (packed per call).
 struct WeightArg {
   const PackedWeight* packed = nullptr;
@@ -494,6 +580,12 @@ NB_MODULE(_ext, m) {
       .def_prop_ro("perm", &perm_view, "[K] int32 act-order permutation, or None.")
       .def_prop_ro("bias", &bias_view, "[N] bias in its own dtype, or None.")
       .def("dequantize", &dequantize_array, "W as float32 [N, K], in input-feature order (perm undone).")
+      .def_static("from_arrays", &quantized_from_arrays, "codes"_a, "scales"_a, "zeros"_a.none() = nb::none(),
+                  "perm"_a.none() = nb::none(), "bias"_a.none() = nb::none(), nb::kw_only(), "k"_a, "group_size"_a,
+                  "zero"_a = "sym",
+                  "A weight from its buffers (the inverse of the views; copied and validated): codes [N, ceil(K/2)] "
+                  "uint8, scales [N, groups], zeros None (sym) / uint8 (asym) / scale dtype (float), perm [K] int32 "
+                  "or None, bias [N] or None.")
       .def("__repr__", &repr);
 
   nb::class_<PackedWeight>(m, "PackedWeight", "A weight in the CPU kernels' layout (pack once, gemm many times).",

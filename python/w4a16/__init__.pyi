@@ -71,6 +71,21 @@ class QuantizedWeight:
         """[N] in the bias' own dtype, or None."""
     def dequantize(self) -> npt.NDArray[np.float32]:
         """W as float32 [N, K], in input-feature order."""
+    @staticmethod
+    def from_arrays(
+        codes: Any,
+        scales: Any,
+        zeros: Any = None,
+        perm: Any = None,
+        bias: Any = None,
+        *,
+        k: int,
+        group_size: int,
+        zero: Literal["sym", "asym", "float"] = "sym",
+    ) -> "QuantizedWeight":
+        """A weight from its buffers (the inverse of the views; copied and validated): codes
+        [N, ceil(K/2)] uint8, scales [N, groups] (fp16/bf16/fp32: the scale dtype), zeros None /
+        uint8 / the scale dtype, perm [K] int32 or None, bias [N] or None."""
 
 class PackedWeight:
     """A weight in the CPU kernels' layout: pack once, gemm many times."""

@@ -108,3 +108,7 @@ def rng():
 def isa_reset():
     yield
     w4a16.set_isa("")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes seconds (torch.compile); deselect with -m 'not slow'")

@@ -278,3 +278,31 @@ def test_tampered_layer_metadata_raises_format_error(qw, tmp_path):
 def test_quantized_weight_has_no_python_constructor():
     with pytest.raises(TypeError):
         w4a16.QuantizedWeight()
+
+
+def test_from_arrays_errors(rng):
+    qw = w4a16.quantize(random_weight(rng, 8, 64), group_size=32, zero="asym")
+    make = w4a16.QuantizedWeight.from_arrays
+    ok = dict(k=64, group_size=32, zero="asym")
+    with pytest.raises(ValueError, match="codes has shape"):
+        make(qw.codes[:, :31], qw.scales, qw.zeros, **ok)
+    with pytest.raises(ValueError, match="codes must be uint8"):
+        make(qw.codes.astype(np.int8), qw.scales, qw.zeros, **ok)
+    with pytest.raises(ValueError, match="scales has shape"):
+        make(qw.codes, qw.scales[:, :1], qw.zeros, **ok)
+    with pytest.raises(ValueError, match="zeros are required"):
+        make(qw.codes, qw.scales, None, **ok)
+    with pytest.raises(ValueError, match="None in sym mode"):
+        make(qw.codes, qw.scales, qw.zeros, k=64, group_size=32, zero="sym")
+    with pytest.raises(ValueError, match=r"outside \[0, 16\]"):
+        make(qw.codes, qw.scales, np.full_like(qw.zeros, 17), **ok)
+    with pytest.raises(ValueError, match="not a permutation"):
+        make(qw.codes, qw.scales, qw.zeros, np.zeros(64, np.int32), **ok)
+    with pytest.raises(ValueError, match="perm must be int32"):
+        make(qw.codes, qw.scales, qw.zeros, np.arange(64), **ok)
+    with pytest.raises(ValueError, match="bias has shape"):
+        make(qw.codes, qw.scales, qw.zeros, None, np.zeros(7, np.float32), **ok)
+    with pytest.raises(ValueError, match="finite"):
+        make(qw.codes, np.full_like(qw.scales, np.nan), qw.zeros, **ok)
+    with pytest.raises(ValueError, match="group"):
+        make(qw.codes, qw.scales, qw.zeros, k=64, group_size=0, zero="asym")

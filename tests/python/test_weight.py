@@ -156,3 +156,27 @@ def test_linear_rejects_other_types():
 def test_version_and_isa():
     assert w4a16.__version__.count(".") == 2
     assert w4a16.active_isa() in w4a16.supported_isas()
+
+
+def _views_equal(a, b):
+    for name in ("codes", "scales", "zeros", "perm", "bias"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and np.array_equal(x.view(np.uint8), y.view(np.uint8)), name
+
+
+@pytest.mark.parametrize("zero,scale_dtype", [("sym", "fp16"), ("asym", "bf16"), ("float", "fp32"), ("float", "bf16")])
+def test_from_arrays_inverts_the_views(rng, zero, scale_dtype):
+    bias = rng.standard_normal(33).astype(BF16)
+    qw = w4a16.quantize(random_weight(rng, 33, 77), group_size=32, zero=zero, scale_dtype=scale_dtype, bias=bias)
+    perm = rng.permutation(77).astype(np.int32)
+    for p in (None, perm):
+        made = w4a16.QuantizedWeight.from_arrays(qw.codes, qw.scales, qw.zeros, p, qw.bias, k=77, group_size=32, zero=zero)
+        assert (made.n, made.k, made.group_size, made.zero_mode, made.scale_dtype) == (33, 77, 32, zero, scale_dtype)
+        if p is None:
+            _views_equal(made, qw)
+            np.testing.assert_array_equal(made.dequantize(), qw.dequantize())
+        else:
+            np.testing.assert_array_equal(made.perm, perm)
+            np.testing.assert_array_equal(made.dequantize()[:, perm], qw.dequantize())  # stored column k is x[perm[k]]

@@ -1,0 +1,107 @@
+"""What the PyTorch layers cost on top of the kernel at decode (M = 1): the median time per call of
+
+    raw     w4a16._ext.gemm(x, packed, out, ...)  with a preallocated out (the floor from Python)
+    gemm    w4a16.gemm(x, packed, threads=1)      (allocates a torch output through x.new_empty)
+    op      torch.ops.w4a16.linear(x, handle)     (the dispatcher, the Python kernel, torch.empty)
+    module  w4a16.torch.Linear.forward(x)         (nn.Module.__call__ + the op)
+    dense   torch.nn.functional.linear(x, W_bf16) (torch's own bf16 matmul of the same shape, for scale)
+
+for the shapes of SmolLM2-135M (576x576, 1536x576) and a Llama-3-8B-sized 4096x4096, on one thread
+(torch.set_num_threads(1) and w4a16 threads=1). Outputs are checked bit-equal across the four
+w4a16 paths before anything is timed. The weights stay in cache on purpose: the subject is the
+per-call overhead, not the kernel's bandwidth (bench/kernels_bench.cpp measures that).
+
+    build/py-venv/bin/python bench/torch_overhead.py [--calls 2000] [--rounds 15]
+
+Each round times `calls` back-to-back calls of every variant in turn (interleaved, so a noisy
+neighbour hits all of them alike); the table gives the median over rounds of the per-call time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+
+import numpy as np
+import torch
+
+import w4a16
+import w4a16.torch as wt
+
+SHAPES = [(576, 576), (1536, 576), (4096, 4096)]  # (N, K)
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown CPU"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def variants(n: int, k: int, rng: np.random.Generator):
+    w = torch.from_numpy(rng.standard_normal((n, k)).astype(np.float32))
+    lin = wt.Linear(w4a16.quantize(w, group_size=128, zero="sym"), threads=1)
+    packed, handle = lin.packed, lin.handle
+    x = torch.from_numpy(rng.standard_normal((1, k)).astype(np.float32)).bfloat16()
+    out = torch.empty(1, n, dtype=torch.bfloat16)
+    w_dense = w.bfloat16()
+    op = torch.ops.w4a16.linear.default
+    gemm_ext = w4a16._ext.gemm
+    calls = {
+        "raw": lambda: gemm_ext(x, packed, out, "auto", "auto", 0, 1),
+        "gemm": lambda: w4a16.gemm(x, packed, threads=1),
+        "op": lambda: op(x, handle),
+        "module": lambda: lin(x),
+        "dense": lambda: torch.nn.functional.linear(x, w_dense),
+    }
+    # Verify before timing: the four w4a16 paths give the same bits.
+    calls["raw"]()
+    reference = out.clone()
+    for name in ("gemm", "op", "module"):
+        if not torch.equal(calls[name]().view(torch.int16), reference.view(torch.int16)):
+            raise SystemExit(f"{name} differs from the raw call for N={n} K={k}")
+    return calls
+
+
+def time_per_call_us(fn, calls: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter_ns() - start) / calls / 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=2000, help="calls per variant per round")
+    ap.add_argument("--rounds", type=int, default=15)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+
+    print(f"# {cpu_name()}, w4a16 ISA {w4a16.active_isa()}, torch {torch.__version__}, 1 thread, M = 1, bf16")
+    print(f"# median over {args.rounds} rounds of {args.calls} calls; microseconds per call")
+    names = ["raw", "gemm", "op", "module", "dense"]
+    print("| N x K | " + " | ".join(names) + " | op - raw | module - raw |")
+    print("|---|" + "---:|" * (len(names) + 2))
+    for n, k in SHAPES:
+        calls = variants(n, k, rng)
+        for fn in calls.values():  # warm up: plans cached, pages touched
+            for _ in range(50):
+                fn()
+        samples = {name: [] for name in names}
+        for _ in range(args.rounds):
+            for name in names:
+                samples[name].append(time_per_call_us(calls[name], args.calls))
+        med = {name: statistics.median(samples[name]) for name in names}
+        cells = " | ".join(f"{med[name]:.2f}" for name in names)
+        print(f"| {n} x {k} | {cells} | {med['op'] - med['raw']:+.2f} | {med['module'] - med['raw']:+.2f} |")
+
+
+if __name__ == "__main__":
+    main()

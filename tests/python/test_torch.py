@@ -1,0 +1,370 @@
+"""w4a16.torch: the torch op, the nn.Module, its state_dict and replace_linears.
+
+Skipped where torch is not installed (scripts/test_python.sh installs it with W4A16_TORCH=1, which
+scripts/test.sh --all sets); test_optional_torch.py checks, torch or not, that `import w4a16`
+does not import it. Results
+are checked bit for bit against w4a16.gemm (the same kernels through the numpy path) and against
+the float64 reference with the bound derived in conftest.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+
+import w4a16
+from conftest import BF16, assert_gemm_close, random_weight
+
+
+torch = pytest.importorskip("torch", reason="torch is not installed (scripts/test_python.sh with W4A16_TORCH=1)")
+nn = torch.nn
+import w4a16.torch as wt  # noqa: E402 - after the importorskip
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def to_numpy(t: "torch.Tensor") -> np.ndarray:
+    """A numpy copy of a CPU tensor (bfloat16 as ml_dtypes.bfloat16)."""
+    t = t.detach().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(BF16).copy()
+    return t.numpy().copy()
+
+
+def random_x(rng, shape, dtype) -> "torch.Tensor":
+    """Standard normal activations, never zero (a zero would hide a dropped term)."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[x == 0] = 1.0
+    return torch.from_numpy(x).to(dtype)
+
+
+def quantized(rng, n, k, g, zero, bias):
+    b = rng.standard_normal(n).astype(np.float32) if bias else None
+    return w4a16.quantize(random_weight(rng, n, k), group_size=g, zero=zero, bias=b)
+
+
+# ---- the op --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("act", ["fp16", "bf16"])
+@pytest.mark.parametrize("zero,bias", [("sym", False), ("asym", True), ("float", False), ("sym", True)])
+@pytest.mark.parametrize("k,n,g", [(64, 8, 32), (200, 72, 64)])  # 200 = 3*64 + 8: a ragged last group
+@pytest.mark.parametrize("m", [1, 3, 17])
+def test_op_matches_gemm_and_reference(rng, act, zero, bias, k, n, g, m):
+    qw = quantized(rng, n, k, g, zero, bias)
+    lin = wt.Linear(qw)
+    x = random_x(rng, (m, k), DTYPES[act])
+    y = torch.ops.w4a16.linear(x, lin.handle)
+    assert y.shape == (m, n) and y.dtype == x.dtype
+    x_np = to_numpy(x)
+    expected = w4a16.gemm(x_np, qw)  # the numpy path, the same plan
+    np.testing.assert_array_equal(to_numpy(y).view(np.uint16), expected.view(np.uint16))
+    assert_gemm_close(to_numpy(y), x_np, qw)
+    torch.testing.assert_close(lin(x), y, rtol=0, atol=0)
+
+
+def test_op_flattens_leading_dims(rng):
+    qw = quantized(rng, 72, 200, 64, "asym", True)
+    lin = wt.Linear(qw)
+    x = random_x(rng, (2, 5, 200), torch.bfloat16)
+    y = lin(x)
+    assert y.shape == (2, 5, 72)
+    flat = lin(x.reshape(10, 200))
+    assert torch.equal(y.reshape(10, 72), flat)
+    assert lin(x[0, 0]).shape == (72,)
+    assert torch.equal(lin(x[0, 0]), flat[0])
+    strided = x.transpose(0, 1)  # [5, 2, 200], not contiguous
+    assert torch.equal(lin(strided), y.transpose(0, 1))
+
+
+def test_op_errors(rng):
+    lin = wt.Linear(quantized(rng, 8, 64, 32, "sym", False))
+    with pytest.raises(ValueError, match="float16 or bfloat16"):
+        lin(torch.ones(2, 64))  # float32 is refused
+    with pytest.raises(ValueError, match="K=64"):
+        lin(torch.ones(2, 63, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="no weight has handle"):
+        torch.ops.w4a16.linear(torch.ones(2, 64, dtype=torch.bfloat16), -1)
+
+
+def test_opcheck(rng):
+    lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True))
+    for shape, dtype in (((3, 200), torch.bfloat16), ((2, 3, 200), torch.float16), ((1, 200), torch.bfloat16)):
+        torch.library.opcheck(torch.ops.w4a16.linear.default, (random_x(rng, shape, dtype), lin.handle))
+
+
+def test_deleted_linear_frees_its_handle(rng):
+    lin = wt.Linear(quantized(rng, 8, 64, 32, "sym", False))
+    handle = lin.handle
+    assert handle in wt._WEIGHTS
+    del lin
+    assert handle not in wt._WEIGHTS
+
+
+# ---- the module ----------------------------------------------------------------------------------
+
+
+def test_from_linear_is_quantize(rng):
+    dense = nn.Linear(200, 72, bias=True)
+    lin = wt.Linear.from_linear(dense, group_size=64, zero="asym")
+    qw = w4a16.quantize(dense.weight.detach(), group_size=64, zero="asym", bias=dense.bias.detach())
+    got = lin.quantized()
+    for name in ("codes", "scales", "zeros", "bias"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(qw, name))
+    assert (lin.in_features, lin.out_features, lin.group_size) == (200, 72, 64)
+    assert "in_features=200" in repr(lin)
+
+
+@pytest.mark.parametrize("zero,bias,perm", [("sym", False, False), ("asym", True, False), ("float", True, True)])
+def test_state_dict_round_trip(rng, tmp_path, zero, bias, perm):
+    qw = quantized(rng, 72, 200, 64, zero, bias)
+    if perm:  # an act-order weight, made through from_arrays (the RTN quantizer makes none)
+        qw = w4a16.QuantizedWeight.from_arrays(
+            qw.codes, qw.scales, qw.zeros, rng.permutation(200).astype(np.int32), qw.bias,
+            k=qw.k, group_size=qw.group_size, zero=qw.zero_mode,
+        )
+    lin = wt.Linear(qw, threads=1)
+    state = lin.state_dict()
+    expected = {"layout", "codes", "scales"} | ({"zeros"} if zero != "sym" else set()) | ({"bias"} if bias else set())
+    assert set(state) == expected | ({"perm"} if perm else set())
+    assert state["layout"].tolist() == [72, 200, 64] and state["codes"].dtype == torch.uint8
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer)  # weights_only: plain tensors
+
+    other = wt.Linear(quantized(rng, 72, 200, 32, "sym", False))
+    other.load_state_dict(loaded)
+    x = random_x(rng, (3, 200), torch.bfloat16)
+    assert torch.equal(other(x), lin(x))
+    assert torch.equal(wt.Linear.from_state_dict(loaded)(x), lin(x))
+    for name in ("codes", "scales", "zeros", "perm", "bias"):
+        a, b = getattr(other.quantized(), name), getattr(qw, name)
+        assert (a is None and b is None) or np.array_equal(a.view(np.uint8), b.view(np.uint8)), name
+
+
+def test_state_dict_in_a_model_and_errors(rng):
+    model = nn.Sequential(wt.Linear(quantized(rng, 8, 64, 32, "sym", False)), nn.ReLU())
+    state = model.state_dict()
+    assert set(state) == {"0.layout", "0.codes", "0.scales"}
+    fresh = nn.Sequential(wt.Linear(quantized(rng, 8, 64, 64, "asym", True)), nn.ReLU())
+    fresh.load_state_dict(state)
+    assert fresh[0].group_size == 32 and fresh[0].quantized().bias is None
+    with pytest.raises(RuntimeError, match="0.codes"):
+        fresh.load_state_dict({k: v for k, v in state.items() if k != "0.codes"})
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        nn.Sequential(wt.Linear(quantized(rng, 16, 64, 32, "sym", False))).load_state_dict(state)
+    bad = dict(state, **{"0.scales": state["0.scales"].clone().fill_(float("nan"))})
+    with pytest.raises(RuntimeError, match="finite|NaN|nan"):
+        fresh.load_state_dict(bad)
+
+
+# ---- torch.compile -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_compile_fullgraph(rng):
+    if not hasattr(torch, "compile"):
+        pytest.skip("torch.compile is not available")
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = wt.Linear(quantized(rng, 72, 64, 32, "asym", True))
+            self.down = wt.Linear(quantized(rng, 64, 72, 8, "sym", False))
+
+        def forward(self, x):
+            return x + self.down(torch.nn.functional.silu(self.up(x)))
+
+    block = Block()
+    x = random_x(rng, (2, 3, 64), torch.bfloat16)
+    eager = block(x)
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(block, fullgraph=True)
+        got = compiled(x)
+    except Exception as e:  # noqa: BLE001 - a machine without a working inductor toolchain
+        if "C compiler" in str(e) or "CalledProcessError" in type(e).__name__:
+            pytest.skip(f"torch.compile cannot build here: {e}")
+        raise
+    torch.testing.assert_close(got, eager, rtol=2**-7, atol=2**-7)  # inductor may fuse the bf16 epilogue
+    explain = torch._dynamo.explain(block)(x)
+    assert explain.graph_break_count == 0 and explain.graph_count == 1
+
+
+def test_export(rng):
+    lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True))
+    model = nn.Sequential(lin)
+    x = random_x(rng, (3, 200), torch.bfloat16)
+    exported = torch.export.export(model, (x,))
+    targets = [node.target for node in exported.graph.nodes if node.op == "call_function"]
+    assert targets == [torch.ops.w4a16.linear.default]
+    assert torch.equal(exported.module()(x), lin(x))
+
+
+# ---- replace_linears -----------------------------------------------------------------------------
+
+HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN = 64, 4, 2, 16, 96
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q_proj = nn.Linear(HIDDEN, HEADS * HEAD_DIM, bias=False)
+        self.k_proj = nn.Linear(HIDDEN, KV_HEADS * HEAD_DIM, bias=False)
+        self.v_proj = nn.Linear(HIDDEN, KV_HEADS * HEAD_DIM, bias=False)
+        self.o_proj = nn.Linear(HEADS * HEAD_DIM, HIDDEN, bias=False)
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gate_proj = nn.Linear(HIDDEN, FFN, bias=False)
+        self.up_proj = nn.Linear(HIDDEN, FFN, bias=False)
+        self.down_proj = nn.Linear(FFN, HIDDEN, bias=True)
+
+
+class Layer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.self_attn = Attention()
+        self.mlp = Mlp()
+
+
+class Inner(nn.Module):
+    def __init__(self, n_layers):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(10, HIDDEN)
+        self.layers = nn.ModuleList([Layer() for _ in range(n_layers)])
+
+
+class TinyLlama(nn.Module):
+    """Module names as transformers' LlamaForCausalLM (model.layers.N.self_attn.q_proj, ...)."""
+
+    def __init__(self, n_layers=2):
+        super().__init__()
+        self.model = Inner(n_layers)
+        self.lm_head = nn.Linear(HIDDEN, 10, bias=False)
+
+
+def test_replace_linears_from_a_w4a16_file(rng, tmp_path):
+    model = TinyLlama().to(torch.bfloat16)
+    wanted = ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj", "lm_head"]
+    layers = {}
+    for name in wanted:
+        m = model.get_submodule(name)
+        layers[name] = w4a16.quantize(m.weight.detach(), group_size=32, zero="asym")  # no bias in the file
+    path = tmp_path / "m.safetensors"
+    w4a16.save(path, layers)
+    down_bias = model.model.layers[1].mlp.down_proj.bias.detach().clone()
+
+    assert wt.replace_linears(model, path, threads=1) == wanted
+    for name in wanted:
+        assert isinstance(model.get_submodule(name), wt.Linear), name
+    assert isinstance(model.model.layers[0].self_attn.k_proj, nn.Linear)  # not in the file: unchanged
+    x = random_x(rng, (3, HIDDEN), torch.bfloat16)
+    q = model.model.layers[0].self_attn.q_proj
+    np.testing.assert_array_equal(to_numpy(q(x)).view(np.uint16),
+                                  w4a16.gemm(to_numpy(x), layers[wanted[0]]).view(np.uint16))
+    down = model.model.layers[1].mlp.down_proj  # the model's bias was kept, in its dtype
+    assert torch.equal(wt._tensor(down.quantized().bias), down_bias)
+    xf = random_x(rng, (3, FFN), torch.bfloat16)
+    assert_gemm_close(to_numpy(down(xf)), to_numpy(xf), down.quantized())
+
+
+def test_replace_linears_errors_name_the_module(rng, tmp_path):
+    path = tmp_path / "bad.safetensors"
+    w4a16.save(path, {"model.layers.0.self_attn.k_proj": w4a16.quantize(random_weight(rng, 16, HIDDEN), group_size=32)})
+    model = TinyLlama()
+    with pytest.raises(ValueError, match=r"model\.layers\.0\.self_attn\.k_proj.*out_features=32"):
+        wt.replace_linears(model, path)
+    assert isinstance(model.model.layers[0].self_attn.k_proj, nn.Linear)  # nothing replaced
+    w4a16.save(path, {"model.layers.7.mlp.up_proj": w4a16.quantize(random_weight(rng, FFN, HIDDEN), group_size=32)})
+    with pytest.raises(ValueError, match=r"model\.layers\.7\.mlp\.up_proj.*no module"):
+        wt.replace_linears(model, path)
+    assert wt.replace_linears(model, path, strict=False) == []
+
+
+def llama_permute(w: np.ndarray, heads: int) -> np.ndarray:
+    """llama.cpp convert_hf_to_gguf's q/k row order: per head, rows (j, i) -> (i, j)."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def test_gguf_module_names():
+    assert wt.gguf_module_name("blk.12.attn_q.weight") == "model.layers.12.self_attn.q_proj"
+    assert wt.gguf_module_name("blk.0.ffn_down") == "model.layers.0.mlp.down_proj"
+    assert wt.gguf_module_name("output") == "lm_head"
+    assert wt.gguf_module_name("blk.0.attn_norm") is None
+
+
+def test_replace_linears_from_gguf(rng, tmp_path):
+    """A llama GGUF written with gguf-py (the producer of tests/data/gguf): q/k rows permuted the
+    way llama.cpp's converter does, so the imported q_proj/k_proj must equal the HF-order weights."""
+    gguf = pytest.importorskip("gguf", reason="the gguf package (gguf==0.19.0) is not installed")
+    T = gguf.GGMLQuantizationType
+    model = TinyLlama(n_layers=1).to(torch.bfloat16)
+    hf = {}  # module name -> HF-order weight [N, K] float32
+    writer = gguf.GGUFWriter(str(tmp_path / "m.gguf"), arch="llama")
+    writer.add_uint32("llama.block_count", 1)
+    writer.add_uint32("llama.attention.head_count", HEADS)
+    writer.add_uint32("llama.attention.head_count_kv", KV_HEADS)
+    for gguf_name, heads in (("attn_q", HEADS), ("attn_k", KV_HEADS), ("attn_v", None), ("ffn_up", None)):
+        name = wt.gguf_module_name(f"blk.0.{gguf_name}")
+        w = (rng.standard_normal(tuple(model.get_submodule(name).weight.shape)) * 0.05).astype(np.float32)
+        stored = llama_permute(w, heads) if heads else w
+        data = gguf.quants.quantize(stored, T.Q4_0)
+        writer.add_tensor(f"blk.0.{gguf_name}.weight", data, raw_dtype=T.Q4_0)
+        ggml_values = gguf.quants.dequantize(data, T.Q4_0).reshape(stored.shape).astype(np.float32)
+        # the exact values in HF order: undo the permutation of gguf-py's own dequantization
+        hf[name] = unpermute(ggml_values, heads) if heads else ggml_values
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    replaced = wt.replace_linears(model, tmp_path / "m.gguf", threads=1)
+    assert sorted(replaced) == sorted(hf)
+    for name, w in hf.items():
+        lin = model.get_submodule(name)
+        np.testing.assert_array_equal(lin.quantized().dequantize(), w, err_msg=name)  # Q4_0 imports exactly
+        x = random_x(rng, (1, 2, HIDDEN), torch.bfloat16)
+        assert_gemm_close(to_numpy(lin(x))[0], to_numpy(x)[0], lin.quantized())
+
+    small = TinyLlama(n_layers=1)
+    small.model.layers[0].self_attn.k_proj = nn.Linear(HIDDEN, 16, bias=False)
+    with pytest.raises(ValueError, match=r"model\.layers\.0\.self_attn\.k_proj"):
+        wt.replace_linears(small, tmp_path / "m.gguf")
+
+
+def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
+    """The inverse of llama_permute, written independently: row (h, i, j) -> (h, j, i)."""
+    d = w.shape[0] // heads
+    out = np.empty_like(w)
+    for h in range(heads):
+        for i in range(d // 2):
+            for j in range(2):
+                out[h * d + j * (d // 2) + i] = w[h * d + 2 * i + j]
+    return out
+
+
+def test_unpermute_inverts_llama_permute(rng):
+    w = rng.standard_normal((32, 8))
+    assert np.array_equal(unpermute(llama_permute(w, 2), 2), w)
+    qw = w4a16.quantize(w.astype(np.float32), group_size=8)
+    got = wt.unpermute_gguf_rows(w4a16.quantize(llama_permute(w, 2).astype(np.float32), group_size=8), 2)
+    np.testing.assert_array_equal(got.codes, qw.codes)
+    np.testing.assert_array_equal(got.scales, qw.scales)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(__file__), "..", "data", "gguf", "model.gguf")),
+                    reason="tests/data/gguf/model.gguf is missing")
+def test_replace_linears_gguf_without_head_count(tmp_path):
+    """tests/data/gguf/model.gguf has no head counts: q/k cannot be un-permuted, a clear error."""
+    model = TinyLlama(n_layers=1)
+    model.model.layers[0].self_attn.q_proj = nn.Linear(128, 16, bias=False)
+    with pytest.raises(ValueError, match="head_count"):
+        wt.replace_linears(model, os.path.join(os.path.dirname(__file__), "..", "data", "gguf", "model.gguf"),
+                           strict=False)
