@@ -236,7 +236,8 @@ struct GemmOptions {
   Strategy strategy = Strategy::automatic;
   Partition partition = Partition::automatic;
   int split_k = 0;         // S for split_k (0 = the planner's choice); clamped to the groups
-  int threads = 0;         // upper bound on threads; 0 = the CPUs this process may run on (affinity / cgroup quota)
+  int threads = 0;         // 0: the planner's choice, 1 to the CPUs this process may run on (affinity / cgroup
+                           // quota); N > 0: N threads (fewer when there are fewer work items)
   int vector_threads = 0;  // pipelined: threads in the dequantizing role (0 = the planner's choice)
   int64_t decoupled_panel_bytes = 0;  // decoupled workspace per thread; 0 = 1 MiB (L2-resident)
 };

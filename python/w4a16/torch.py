@@ -18,7 +18,8 @@ is part of the weight (added in fp32 before the one rounding, in the bias' own d
 has no bias argument. Inference only: the op has no autograd formula.
 
 Threads: the kernels run on w4a16's own thread pool; torch.set_num_threads does not change it.
-Pass threads= (0 = every CPU this process may use) to Linear / replace_linears.
+Pass threads= (0 = the planner's choice, up to every CPU this process may use) to Linear /
+replace_linears, and see docs/threads.md for the wait policy (passive suits a torch model).
 
 State dict of a Linear (all CPU tensors; docs/python.md, "PyTorch"):
     layout  int64 [3]            (N, K, group_size)
