@@ -24,6 +24,7 @@ import os
 
 import pytest
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is a local file: never ask the Hub
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (scripts/test_python.sh: W4A16_TORCH=1)")
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (W4A16_TORCH=1)")
 pytest.importorskip("gguf", reason="transformers reads GGUF through the gguf package")
