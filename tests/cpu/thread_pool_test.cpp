@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -56,10 +57,12 @@ class WaitPolicy : public ::testing::Test {
 TEST_F(WaitPolicy, PassiveWorkersLeaveTheCoresToTheCaller) {
   auto& pool = cpu::ThreadPool::instance();
   if (pool.max_threads() < 2) GTEST_SKIP() << "one CPU: the pool has no worker";
-  int sink = 0;
-  auto part = [&](int) { sink += 0; };
+  std::atomic<int> parts_run{0};
+  auto part = [&](int) { parts_run.fetch_add(1, std::memory_order_relaxed); };
   const auto idle_cpu_after_a_call = [&] {
+    parts_run = 0;
     pool.run(pool.max_threads(), pool.max_threads(), part);
+    EXPECT_EQ(parts_run.load(), pool.max_threads());
     const long long before = other_threads_cpu_ticks();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     return other_threads_cpu_ticks() - before;
