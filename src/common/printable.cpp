@@ -46,6 +46,16 @@ void append_hex_byte(std::string& out, uint8_t b) {
 
 }  // namespace
 
+bool is_valid_utf8(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    uint32_t code_point = 0;
+    const size_t length = uint8_t(text[i]) < 0x80 ? 1 : utf8_sequence(text, i, code_point);
+    if (length == 0) return false;
+    i += length;
+  }
+  return true;
+}
+
 std::string printable(std::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -20,4 +20,8 @@ namespace w4a16 {
 
 std::string printable(std::string_view text);
 
+// Whether `text` is valid UTF-8 (RFC 3629, as printable() judges it): what a JSON string, and so a
+// safetensors tensor name or metadata key, must be.
+bool is_valid_utf8(std::string_view text);
+
 }  // namespace w4a16

@@ -96,6 +96,12 @@ LayerDescription describe_gguf_weight(const io::GgufTensor& t) {
 ConvertReport convert_gguf(const std::filesystem::path& src, const std::filesystem::path& dst,
                            const ConvertProgress& callback) {
   const io::GgufFile file = io::GgufFile::open(src);
+  for (const io::GgufTensor& t : file.tensors()) {  // safetensors names are JSON strings
+    if (!is_valid_utf8(t.name)) {
+      fail(ErrorCode::format, "gguf {}: tensor name '{}' is not valid UTF-8; a safetensors file cannot hold it",
+           file.source(), t.name);
+    }
+  }
   ConvertReport report;
   report.source_format = "gguf";
   SafetensorsWriter writer;

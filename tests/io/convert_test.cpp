@@ -212,6 +212,20 @@ TEST(ConvertGuarantees, AQuantizedTensorWithAZeroDimensionIsAFormatErrorNotACras
   }
 }
 
+// A GGUF tensor name that is not UTF-8 cannot be a safetensors name (a JSON string): Error(format)
+// naming it, escaped. It escaped convert as an nlohmann::json type_error (found by gguf_fuzz once it
+// ran convert; the input is fuzz/corpus/gguf/convert_invalid_utf8_name).
+TEST(ConvertGuarantees, ATensorNameThatIsNotUtf8IsAFormatError) {
+  TempDir dir;
+  constexpr uint32_t kGgufQ5_0 = 6;  // kept as raw bytes: its name goes to gguf.raw_tensors
+  for (const uint32_t type : {kGgufQ5_0, kGgufF32, kGgufQ4_0}) {
+    const size_t bytes = type == kGgufQ5_0 ? 22 : type == kGgufQ4_0 ? 18 : 32 * 4;
+    const auto src = write_gguf(dir, "bad.gguf", {{"blk.\x81.weight", {32, 1}, type, std::vector<std::byte>(bytes)}});
+    expect_error([&] { convert(src, dir / "o.safetensors"); }, ErrorCode::format, "blk.\\x81.weight");
+    EXPECT_FALSE(std::filesystem::exists(dir / "o.safetensors"));
+  }
+}
+
 // convert() checks the file it is about to write by the rules load applies (one function,
 // io::check_quantized_layers): a GGUF `<module>.bias` of I32, or of the wrong length, next to a
 // quantized `<module>.weight` converted with exit 0 into a file whose layer no one could load.
