@@ -60,7 +60,6 @@ std::vector<GemmPlan> plan_candidates(int64_t m, const QuantizedLayout& layout, 
   p.zero_mode = layout.zero_mode;
   p.act = act;
   p.scale_dtype = layout.scale_dtype;
-  plan::check_problem(p);
   if (device_name == "cpu") {
     const auto& kt = cpu::active_kernels();
     return plan::cpu_plans(*plan::cpu_device(), p, plan::cpu_target(p, kt), options);
