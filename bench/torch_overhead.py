@@ -1,15 +1,19 @@
 """What the PyTorch layers cost on top of the kernel at decode (M = 1): the median time per call of
 
-    raw     w4a16._ext.gemm(x, packed, out, ...)  with a preallocated out (the floor from Python)
-    gemm    w4a16.gemm(x, packed, threads=1)      (allocates a torch output through x.new_empty)
-    op      torch.ops.w4a16.linear(x, handle)     (the dispatcher, the Python kernel, torch.empty)
-    module  w4a16.torch.Linear.forward(x)         (nn.Module.__call__ + the op)
+    ptr     w4a16._ext._gemm_ptr(addresses...)   into a preallocated out: the C++ gemm call from
+                                                  Python, the floor (the op's own entry)
+    numpy   w4a16.gemm(x, packed, out, threads=1) on numpy arrays (the Python API; buffer protocol)
+    dlpack  w4a16.gemm(x, packed, out, threads=1) on torch tensors (through DLPack, ~2 us a tensor)
+    op      torch.ops.w4a16.linear(x, handle)     (the dispatcher, the Python kernel, new_empty)
+    module  w4a16.torch.Linear.forward(x)         (nn.Module.__call__; in plain eager the op's kernel
+                                                  without the dispatcher)
     dense   torch.nn.functional.linear(x, W_bf16) (torch's own bf16 matmul of the same shape, for scale)
 
 for the shapes of SmolLM2-135M (576x576, 1536x576) and a Llama-3-8B-sized 4096x4096, on one thread
 (torch.set_num_threads(1) and w4a16 threads=1). Outputs are checked bit-equal across the four
 w4a16 paths before anything is timed. The weights stay in cache on purpose: the subject is the
-per-call overhead, not the kernel's bandwidth (bench/kernels_bench.cpp measures that).
+per-call overhead, not the kernel's bandwidth (bench/kernels_bench.cpp measures that). The same
+calls from C++ and C, and the kernels' own time, are in build/bench/w4a16_bench_call_overhead.
 
     build/py-venv/bin/python bench/torch_overhead.py [--calls 2000] [--rounds 15]
 
@@ -24,6 +28,7 @@ import statistics
 import subprocess
 import time
 
+import ml_dtypes
 import numpy as np
 import torch
 
@@ -50,22 +55,31 @@ def variants(n: int, k: int, rng: np.random.Generator):
     packed, handle = lin.packed, lin.handle
     x = torch.from_numpy(rng.standard_normal((1, k)).astype(np.float32)).bfloat16()
     out = torch.empty(1, n, dtype=torch.bfloat16)
+    x_np = x.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    out_np = np.empty((1, n), dtype=ml_dtypes.bfloat16)
     w_dense = w.bfloat16()
     op = torch.ops.w4a16.linear.default
-    gemm_ext = w4a16._ext.gemm
+    gemm_ptr = w4a16._ext._gemm_ptr
+    x_ptr, out_ptr = x.data_ptr(), out.data_ptr()
     calls = {
-        "raw": lambda: gemm_ext(x, packed, out, "auto", "auto", 0, 1),
-        "gemm": lambda: w4a16.gemm(x, packed, threads=1),
+        "ptr": lambda: gemm_ptr(x_ptr, True, 1, k, packed, out_ptr, "auto", "auto", 0, 1),
+        "numpy": lambda: w4a16.gemm(x_np, packed, out_np, threads=1),
+        "dlpack": lambda: w4a16.gemm(x, packed, out, threads=1),
         "op": lambda: op(x, handle),
         "module": lambda: lin(x),
         "dense": lambda: torch.nn.functional.linear(x, w_dense),
     }
-    # Verify before timing: the four w4a16 paths give the same bits.
-    calls["raw"]()
+    # Verify before timing: the w4a16 paths give the same bits.
+    calls["ptr"]()
     reference = out.clone()
-    for name in ("gemm", "op", "module"):
+    out.fill_(float("nan"))  # poisoned: a path that writes nothing fails the comparison
+    out_np[...] = np.nan
+    calls["numpy"]()
+    if not np.array_equal(out_np.view(np.int16), reference.view(torch.int16).numpy()):
+        raise SystemExit(f"numpy differs from the ptr call for N={n} K={k}")
+    for name in ("dlpack", "op", "module"):
         if not torch.equal(calls[name]().view(torch.int16), reference.view(torch.int16)):
-            raise SystemExit(f"{name} differs from the raw call for N={n} K={k}")
+            raise SystemExit(f"{name} differs from the ptr call for N={n} K={k}")
     return calls
 
 
@@ -86,8 +100,8 @@ def main() -> None:
 
     print(f"# {cpu_name()}, w4a16 ISA {w4a16.active_isa()}, torch {torch.__version__}, 1 thread, M = 1, bf16")
     print(f"# median over {args.rounds} rounds of {args.calls} calls; microseconds per call")
-    names = ["raw", "gemm", "op", "module", "dense"]
-    print("| N x K | " + " | ".join(names) + " | op - raw | module - raw |")
+    names = ["ptr", "numpy", "dlpack", "op", "module", "dense"]
+    print("| N x K | " + " | ".join(names) + " | numpy - ptr | op - ptr | module - ptr |")
     print("|---|" + "---:|" * (len(names) + 2))
     for n, k in SHAPES:
         calls = variants(n, k, rng)
@@ -100,7 +114,8 @@ def main() -> None:
                 samples[name].append(time_per_call_us(calls[name], args.calls))
         med = {name: statistics.median(samples[name]) for name in names}
         cells = " | ".join(f"{med[name]:.2f}" for name in names)
-        print(f"| {n} x {k} | {cells} | {med['op'] - med['raw']:+.2f} | {med['module'] - med['raw']:+.2f} |")
+        over = " | ".join(f"{med[name] - med['ptr']:+.2f}" for name in ("numpy", "op", "module"))
+        print(f"| {n} x {k} | {cells} | {over} |")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,59 @@ def test_opcheck(rng):
         torch.library.opcheck(torch.ops.w4a16.linear.default, (random_x(rng, shape, dtype), lin.handle))
 
 
+def test_module_skips_the_dispatcher_only_where_nothing_would_see_the_op(rng):
+    """Eager Linear calls the op's kernel directly (bench/torch_overhead.py: the dispatcher is
+    ~2.7 us a call); a dispatch mode, the profiler and make_fx must still see w4a16::linear, with
+    the same bits."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True))
+    x = random_x(rng, (3, 200), torch.bfloat16)
+    expected = torch.ops.w4a16.linear(x, lin.handle)
+    assert torch.equal(lin(x), expected)
+
+    class Seen(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Seen() as seen:
+        assert torch.equal(lin(x), expected)
+    assert "w4a16.linear.default" in seen.ops
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        assert torch.equal(lin(x), expected)
+    assert any(e.name == "w4a16::linear" for e in prof.events())
+
+    graph = make_fx(lin)(x)
+    assert any(n.target is torch.ops.w4a16.linear.default for n in graph.graph.nodes)
+    assert torch.equal(graph(x), expected)
+
+
+@pytest.mark.parametrize("act", ["fp16", "bf16"])
+def test_gradient_reaches_x_and_not_the_weight(rng, act):
+    """x's gradient is dy @ W (W dequantized); the INT4 weight is frozen. Bound: the fp32 product
+    (K terms, relative error <= K * 2^-24 of sum |dy||W|) rounded once to x's dtype (2^-8 relative
+    for bf16, 2^-11 for fp16)."""
+    qw = quantized(rng, 72, 200, 64, "asym", True)
+    lin = wt.Linear(qw)
+    x = random_x(rng, (3, 200), DTYPES[act]).requires_grad_()
+    dy = random_x(rng, (3, 72), DTYPES[act])
+    lin(x).backward(dy)
+    w = torch.from_numpy(qw.dequantize()).double()
+    exact = dy.double() @ w
+    rounding = 2.0**-8 if act == "bf16" else 2.0**-11
+    bound = rounding * exact.abs() + 200 * 2.0**-24 * (dy.double().abs() @ w.abs())
+    assert x.grad is not None and x.grad.dtype == x.dtype
+    assert torch.all((x.grad.double() - exact).abs() <= bound)
+    assert list(lin.parameters()) == []  # nothing of the weight trains
+
+
 def test_deleted_linear_frees_its_handle(rng):
     lin = wt.Linear(quantized(rng, 8, 64, 32, "sym", False))
     handle = lin.handle
