@@ -62,7 +62,7 @@ def variants(n: int, k: int, rng: np.random.Generator):
     gemm_ptr = w4a16._ext._gemm_ptr
     x_ptr, out_ptr = x.data_ptr(), out.data_ptr()
     calls = {
-        "ptr": lambda: gemm_ptr(x_ptr, True, 1, k, packed, out_ptr, "auto", "auto", 0, 1),
+        "ptr": lambda: gemm_ptr(x_ptr, True, 1, k, packed, out_ptr, False, "auto", "auto", 0, 1),
         "numpy": lambda: w4a16.gemm(x_np, packed, out_np, threads=1),
         "dlpack": lambda: w4a16.gemm(x, packed, out, threads=1),
         "op": lambda: op(x, handle),

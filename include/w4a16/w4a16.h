@@ -126,7 +126,8 @@ w4a16_status w4a16_weight_dequantize(const w4a16_weight* weight, float* out, int
 
 /* y[m, n] = x[m, k] * dequant(W)^T (+ bias) with the best kernel for this machine.
  *   x       [m, k] row-major, x_dtype fp16 or bf16.
- *   y       [m, n] row-major, y_dtype fp16 or bf16 (may differ from x_dtype); must not overlap x.
+ *   y       [m, n] row-major, y_dtype fp16, bf16 or fp32 (fp32: partial sums to add before one
+ *           rounding, e.g. tensor parallelism); may differ from x_dtype; must not overlap x.
  *   m >= 1; k and n must equal the weight's K and N (a mismatch is W4A16_ERROR_INVALID_ARGUMENT).
  * Products are accumulated in fp32 (or wider) and rounded once to y_dtype. */
 w4a16_status w4a16_gemm(const void* x, w4a16_dtype x_dtype, int64_t m, int64_t k, const w4a16_weight* weight, void* y,

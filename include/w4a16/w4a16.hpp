@@ -181,8 +181,9 @@ QuantizedWeight quantize(const MatrixRef& w, const QuantizeOptions& options = {}
 // Matrix multiplication
 // ---------------------------------------------------------------------------------------------
 
-// The oracle: y[M, N] = x[M, K] * dequant(W)^T (+ bias), x and y fp16 or bf16 (may differ),
-// products accumulated in double and rounded once to y's dtype (nearest-even, overflow to
+// The oracle: y[M, N] = x[M, K] * dequant(W)^T (+ bias), x fp16 or bf16, y fp16, bf16 or fp32 (for
+// partial sums added up before one rounding: tensor parallelism's row-parallel layers), products
+// accumulated in double and rounded once to y's dtype (nearest-even, overflow to
 // +-inf, NaN in a row of x propagates to that row of y).
 void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableMatrixRef& y);
 

@@ -470,9 +470,10 @@ nb::object gemm(nb::handle x_obj, nb::handle w_obj, nb::handle out_obj, std::str
 // The PyTorch op's entry (w4a16/torch.py): the tensors come as addresses, which torch hands over
 // in ~0.1 us where DLPack costs ~2 us a tensor (a third of a decode call on a small layer).
 // Private and trusting about memory: the caller has checked that x is a contiguous [m, k] CPU
-// tensor of the named 16-bit dtype and y a contiguous [m, n] one of the same dtype that does not
-// overlap x, and keeps both alive across the call. The sizes are still checked here.
-void gemm_ptr(uintptr_t x, bool bf16, int64_t m, int64_t k, const PackedWeight& w, uintptr_t y,
+// tensor of the named 16-bit dtype and y a contiguous [m, n] one of the same dtype (or fp32 with
+// y_f32: tensor parallelism's partial sums) that does not overlap x, and keeps both alive across
+// the call. The sizes are still checked here.
+void gemm_ptr(uintptr_t x, bool bf16, int64_t m, int64_t k, const PackedWeight& w, uintptr_t y, bool y_f32,
               std::string_view strategy, std::string_view partition, int split_k, int threads) {
   if (x == 0 || y == 0) value_error("gemm_ptr: null tensor address");
   if (m < 1 || k != w.k()) {
@@ -482,7 +483,7 @@ void gemm_ptr(uintptr_t x, bool bf16, int64_t m, int64_t k, const PackedWeight& 
   const w4a16::GemmOptions options = gemm_options(strategy, partition, split_k, threads);
   const DType act = bf16 ? DType::bf16 : DType::f16;
   const w4a16::MatrixRef x_ref{reinterpret_cast<const void*>(x), act, m, k};
-  const w4a16::MutableMatrixRef y_ref{reinterpret_cast<void*>(y), act, m, w.n()};
+  const w4a16::MutableMatrixRef y_ref{reinterpret_cast<void*>(y), y_f32 ? DType::f32 : act, m, w.n()};
   nb::gil_scoped_release release;
   w4a16::gemm(x_ref, w, y_ref, options);
 }

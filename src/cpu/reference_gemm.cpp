@@ -16,7 +16,8 @@ void check_gemm_args(const MatrixRef& x, int64_t k, int64_t n, const Bias& bias,
   check_matrix(x, "gemm: x");
   check_matrix(y, "gemm: y");
   require(x.dtype == DType::f16 || x.dtype == DType::bf16, "gemm: x must be fp16 or bf16, got {}", to_string(x.dtype));
-  require(y.dtype == DType::f16 || y.dtype == DType::bf16, "gemm: y must be fp16 or bf16, got {}", to_string(y.dtype));
+  // y may also be fp32: partial sums that are added up before one rounding (tensor parallelism's
+  // row-parallel layers, a residual kept in fp32).
   require(x.cols == k, "gemm: x is {}x{} but the weight has K={}", x.rows, x.cols, k);
   require(y.rows == x.rows && y.cols == n, "gemm: y is {}x{}, expected M x N = {}x{}", y.rows, y.cols, x.rows, n);
   check_disjoint(x, y, "gemm");
@@ -62,7 +63,11 @@ void reference_gemm(const MatrixRef& x, const QuantizedWeight& w, const MutableM
   // Only now touch y: a failed call above leaves it unwritten.
   for (int64_t i = 0; i < m_total * n_total; ++i) {
     const double v = out[size_t(i)];
-    static_cast<uint16_t*>(y.data)[i] = (y.dtype == DType::f16) ? f64_to_f16(v) : f64_to_bf16(v);
+    if (y.dtype == DType::f32) {
+      static_cast<float*>(y.data)[i] = float(v);
+    } else {
+      static_cast<uint16_t*>(y.data)[i] = (y.dtype == DType::f16) ? f64_to_f16(v) : f64_to_bf16(v);
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 // The contracts of gemm() stated in w4a16.hpp: no heap allocation on the hot path after the first
-// call for a shape, reentrancy, and a shareable immutable packed weight.
+// call for a shape, reentrancy, a shareable immutable packed weight, and an fp32 y that holds the
+// result before its one rounding.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <string>
 #include <thread>
 
 #include "cpu/kernel_check.hpp"
@@ -82,6 +84,54 @@ TEST(GemmContracts, ConcurrentCallsOnOneSharedPackedWeight) {
   for (auto& t : callers) t.join();
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_EQ(check_output(p, expected, Strategy::fused, "fused"), 0);
+}
+
+// y may be fp32 (partial sums added before one rounding: tensor parallelism). It holds exactly
+// the value that a 16-bit y rounds, on every strategy, partition and instruction set this CPU
+// runs; and it is within the fp32 part of the kernels' bound (check_output without the output
+// rounding) of the double reference, which writes fp32 too.
+TEST(GemmContracts, AnFp32OutputIsTheResultBeforeItsOneRounding) {
+  for (const DType act : {DType::bf16, DType::f16}) {
+    KernelInput in;
+    in.m = 5, in.k = 320 + 24, in.n = 130, in.g = 64, in.zero = ZeroMode::asym, in.act = act, in.bias = true;
+    const PreparedInput p = prepare(in, 21);
+    HostMatrix ref32(DType::f32, in.m, in.n);
+    reference_gemm(p.x.ref(), p.weight, ref32.mut());
+    for (int64_t i = 0; i < in.m * in.n; ++i) {
+      const uint16_t rounded = act == DType::bf16 ? f32_to_bf16(ref32.get(i)) : f32_to_f16(ref32.get(i));
+      ASSERT_EQ(p.y_ref.bits[size_t(i)], rounded) << "the reference's fp32 and 16-bit outputs disagree at " << i;
+    }
+    for (const std::string& isa : supported_isas()) {
+      set_isa_cap(isa);
+      for (Strategy strategy : {Strategy::fused, Strategy::decoupled, Strategy::dense, Strategy::pipelined}) {
+        for (Partition partition : {Partition::data_parallel, Partition::split_k}) {
+          GemmOptions o;
+          o.strategy = strategy, o.partition = partition, o.split_k = 3, o.threads = 2;
+          const std::string what = isa + " " + std::string(to_string(strategy)) + " " + std::string(to_string(partition));
+          HostMatrix y16(act, in.m, in.n), y32(DType::f32, in.m, in.n);
+          y16.poison(), y32.poison();
+          gemm(p.x.ref(), p.packed, y16.mut(), o);
+          gemm(p.x.ref(), p.packed, y32.mut(), o);
+          int mismatches = 0;
+          for (int64_t i = 0; i < in.m * in.n; ++i) {
+            const uint16_t rounded = act == DType::bf16 ? f32_to_bf16(y32.get(i)) : f32_to_f16(y32.get(i));
+            mismatches += rounded != y16.bits[size_t(i)];
+          }
+          EXPECT_EQ(mismatches, 0) << what << ": fp32 y rounded != 16-bit y";
+          EXPECT_EQ(check_output(p, y16, strategy, what), 0);
+          const int64_t groups = (in.k + in.g - 1) / in.g, kp = groups * ((in.g + 7) / 8) * 8;
+          const double gamma = Tolerance::gamma(kp + groups + 4);
+          for (int64_t i = 0; i < in.m * in.n; ++i) {
+            double e = gamma * (p.abs_terms[size_t(i)] + std::abs(p.weight.bias_value(i % in.n)));
+            if (strategy != Strategy::fused) e += Tolerance::weight_rounding(act) * p.abs_products[size_t(i)];
+            const double err = std::abs(double(y32.get(i)) - double(ref32.get(i)));
+            ASSERT_LE(err, e + std::abs(double(ref32.get(i))) * 0x1p-24) << what << " y[" << i << "]";
+          }
+        }
+      }
+    }
+    set_isa_cap("");
+  }
 }
 
 }  // namespace

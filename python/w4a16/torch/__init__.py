@@ -15,7 +15,10 @@ tensor, so the op takes an opaque handle: an int key into a process-wide table o
 schema argument: dynamo bakes it into the graph as a constant (one per module), the fake kernel
 reads N from the table without touching data, and no C++ torch extension is needed. Bias, if any,
 is part of the weight (added in fp32 before the one rounding, in the bias' own dtype), so the op
-has no bias argument. Inference only: the op has no autograd formula.
+has no bias argument. The weight is frozen; x gets its gradient (dy @ W, W dequantized for the
+backward call), so adapters trained over a w4a16 layer get theirs.
+
+Tensor parallelism over torch.distributed: w4a16.torch.tp (column- and row-parallel shards).
 
 Threads: the kernels run on w4a16's own thread pool; torch.set_num_threads does not change it.
 Pass threads= (0 = the planner's choice, up to every CPU this process may use) to Linear /
@@ -47,7 +50,7 @@ from torch import _C, nn
 
 import w4a16
 
-from . import _ext
+from .. import _ext
 
 __all__ = ["Linear", "replace_linears", "gguf_module_name"]
 
@@ -85,7 +88,7 @@ def _check_input(x: torch.Tensor, layer: w4a16.Linear) -> None:
 _ACT_DTYPES = (torch.bfloat16, torch.float16)
 
 
-def _linear_cpu(x: torch.Tensor, weight: int) -> torch.Tensor:
+def _linear_cpu(x: torch.Tensor, weight: int, f32_out: bool = False) -> torch.Tensor:
     # At decode this function is most of the op's cost over the kernel (bench/torch_overhead.py):
     # each attribute and call here is counted, so the checks run once and the messages only on a
     # failure.
@@ -101,7 +104,7 @@ def _linear_cpu(x: torch.Tensor, weight: int) -> torch.Tensor:
     if not x2.is_contiguous():
         x2 = x2.contiguous()
     m = x2.shape[0]
-    out = x2.new_empty((m, n))  # [M, N], x's dtype, CPU
+    out = x2.new_empty((m, n), dtype=torch.float32) if f32_out else x2.new_empty((m, n))  # [M, N], CPU
     if m > 0:
         # By address, not DLPack (~2 us a tensor): x2 is a contiguous [M, K] CPU tensor of a
         # 16-bit dtype (checked above; the op is registered for CPU only), out a fresh one.
@@ -112,6 +115,7 @@ def _linear_cpu(x: torch.Tensor, weight: int) -> torch.Tensor:
             k,
             packed,
             out.data_ptr(),
+            f32_out,
             layer.strategy,
             layer.partition,
             layer.split_k,

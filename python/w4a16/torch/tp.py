@@ -1,0 +1,211 @@
+"""w4a16.torch.tp: tensor parallelism over torch.distributed, sharded the way vLLM shards a Llama.
+
+    import torch.distributed as dist, w4a16.torch as wt, w4a16.torch.tp as tp
+    dist.init_process_group("gloo")                  # torchrun sets rank, world size, address
+    wt.replace_linears(model, "model.gguf", threads=1)
+    tp.shard(model)                                  # this rank's shards, in place
+    model.generate(...)                              # every rank runs it with the same input
+
+Column-parallel (split N: rank r keeps output rows [r N/P, (r+1) N/P)) for q/k/v/gate/up: each
+rank computes its heads and its slice of the MLP's intermediate features with no communication.
+Row-parallel (split K on group boundaries: rank r keeps input columns [r K/P, (r+1) K/P), the
+features its column-parallel producer left on it) for o/down: each rank's product is a partial
+sum over its K slice, written in fp32, summed across ranks by one all_reduce, then the bias (once)
+and the one rounding to x's dtype. So a layer's result differs from one process only by the
+order of the fp32 sums (the partials are not rounded to 16 bits before the reduction). Two
+all_reduces per decoder layer, as in vLLM and Megatron.
+
+What it needs, checked before anything is changed (ValueError naming the module otherwise):
+every planned module is a w4a16.torch.Linear; N (column) or K (row) divisible by the world size;
+a row shard's K a multiple of the group size (a group never straddles ranks); column shards of an
+attention projection whole heads (the parent's head_dim), and key/value heads divisible by the
+world size (no replication of KV heads); no act-order permutation on a row-parallel layer (its
+groups follow the permuted order, so a rank's input slice would not be a set of whole groups).
+transformers' Llama-family attention infers the head count from the projection's width, so the
+sharded model runs unchanged with P-times fewer heads per rank.
+
+The collective goes through torch.distributed with the group given (default: the world), so the
+backend is the group's: gloo on CPU here. NCCL and CUDA tensors are for when the CUDA backend has
+run on a GPU; nothing here assumes the CPU beyond the op itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import w4a16
+
+from . import Linear, _linear_cpu
+
+__all__ = ["COLUMN", "ROW", "LLAMA_PLAN", "LLAMA_MLP_PLAN", "RowParallelLinear", "shard", "shard_weight", "stats"]
+
+COLUMN = "column"
+ROW = "row"
+
+# Module-name suffixes -> how to shard (transformers' Llama, Mistral, Qwen2, SmolLM2 naming).
+LLAMA_PLAN = {
+    "q_proj": COLUMN,
+    "k_proj": COLUMN,
+    "v_proj": COLUMN,
+    "o_proj": ROW,
+    "gate_proj": COLUMN,
+    "up_proj": COLUMN,
+    "down_proj": ROW,
+}
+# The MLP alone: for models whose key/value heads do not divide by the world size (SmolLM2-135M has
+# 3): attention stays whole on every rank, the MLP (most of the weights) is split.
+LLAMA_MLP_PLAN = {"gate_proj": COLUMN, "up_proj": COLUMN, "down_proj": ROW}
+
+
+class _Stats:
+    """Wall time spent in this process's all_reduce calls (and their count), for reports."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.all_reduce_s = 0.0
+        self.all_reduces = 0
+
+
+stats = _Stats()
+
+
+def _rows(a: Optional[np.ndarray], r0: int, r1: int) -> Optional[np.ndarray]:
+    return None if a is None else np.ascontiguousarray(a[r0:r1])
+
+
+def shard_weight(qw: w4a16.QuantizedWeight, style: str, rank: int, world: int) -> w4a16.QuantizedWeight:
+    """Rank `rank`'s shard of `qw` out of `world`, exactly (codes, scales and zeros sliced, nothing
+    requantized). Column: rows [r N/P, (r+1) N/P) with their bias. Row: columns [r K/P, (r+1) K/P)
+    and their groups, without the bias (RowParallelLinear adds it after the reduction)."""
+    if style not in (COLUMN, ROW):
+        raise ValueError(f"style must be '{COLUMN}' or '{ROW}', got {style!r}")
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in [0, {world})")
+    n, k, g = qw.n, qw.k, qw.group_size
+    if style == COLUMN:
+        if n % world:
+            raise ValueError(f"column-parallel needs N divisible by the world size: N={n}, world size {world}")
+        r0, r1 = rank * n // world, (rank + 1) * n // world
+        return w4a16.QuantizedWeight.from_arrays(
+            _rows(qw.codes, r0, r1), _rows(qw.scales, r0, r1), _rows(qw.zeros, r0, r1), qw.perm,
+            _rows(qw.bias, r0, r1), k=k, group_size=g, zero=qw.zero_mode,
+        )
+    if qw.perm is not None:
+        raise ValueError("row-parallel is not supported with an act-order permutation (perm): its groups follow "
+                         "the permuted order, so a rank's slice of the input features is not a set of whole groups")
+    if k % world or (k // world) % g:
+        raise ValueError(f"row-parallel needs K/world a multiple of the group size: K={k}, world size {world}, "
+                         f"group size {g} (K/world={k / world:g})")
+    if (k // world) % 2:
+        raise ValueError(f"row-parallel needs an even K/world (two codes a byte): K/world={k // world}")
+    c0, c1 = rank * k // world, (rank + 1) * k // world
+    codes = np.ascontiguousarray(qw.codes[:, c0 // 2 : c1 // 2])
+    cols = lambda a: None if a is None else np.ascontiguousarray(a[:, c0 // g : c1 // g])  # noqa: E731
+    return w4a16.QuantizedWeight.from_arrays(
+        codes, cols(qw.scales), cols(qw.zeros), None, None, k=c1 - c0, group_size=g, zero=qw.zero_mode
+    )
+
+
+class RowParallelLinear(nn.Module):
+    """A row-parallel shard: y = all_reduce(x_r @ W_r^T in fp32) + bias, rounded once to x's dtype.
+    x is this rank's slice of the input features [..., K/P]."""
+
+    def __init__(self, local: Linear, bias: Optional[torch.Tensor], group: Optional[dist.ProcessGroup]) -> None:
+        super().__init__()
+        self.local = local
+        self.register_buffer("bias", bias, persistent=False)
+        self.group = group
+
+    @property
+    def in_features(self) -> int:
+        return self.local.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.local.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _linear_cpu(x, self.local.handle, f32_out=True)  # the partial sum over this rank's K slice
+        start = time.perf_counter()
+        dist.all_reduce(y, group=self.group)
+        stats.all_reduce_s += time.perf_counter() - start
+        stats.all_reduces += 1
+        if self.bias is not None:
+            y += self.bias.float()
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"row-parallel, bias={self.bias is not None}"
+
+
+def _planned(model: nn.Module, plan: dict[str, str]) -> list[tuple[str, str]]:
+    return [(name, plan[name.rsplit(".", 1)[-1]]) for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in plan]
+
+
+def _check(model: nn.Module, name: str, style: str, module: nn.Module, world: int) -> None:
+    if not isinstance(module, Linear):
+        raise ValueError(f"{name}: tp.shard shards w4a16.torch.Linear modules (replace_linears first), "
+                         f"got {type(module).__name__}")
+    qw = module._layer.weight
+    n, k, g = qw.n, qw.k, qw.group_size
+    if style == COLUMN:
+        if n % world:
+            raise ValueError(f"{name}: column-parallel needs out_features ({n}) divisible by the world size ({world})")
+        parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+        head_dim = getattr(parent, "head_dim", None)
+        if head_dim and (n // world) % head_dim:
+            raise ValueError(f"{name}: {n // head_dim} heads of {head_dim} do not divide by the world size ({world}); "
+                             "shard the MLP alone (plan=tp.LLAMA_MLP_PLAN) or use a world size that divides them")
+    else:
+        if k % world or (k // world) % g or (k // world) % 2:
+            raise ValueError(f"{name}: row-parallel needs in_features/world ({k}/{world}) an even multiple of the "
+                             f"group size ({g})")
+        if module.quantized().perm is not None:
+            raise ValueError(f"{name}: row-parallel is not supported with an act-order permutation (perm); "
+                             "convert the checkpoint without act-order or leave this layer out of the plan")
+
+
+def shard(
+    model: nn.Module,
+    group: Optional[dist.ProcessGroup] = None,
+    *,
+    plan: Optional[dict[str, str]] = None,
+) -> list[str]:
+    """Replaces each w4a16.torch.Linear whose name ends in a key of `plan` (default LLAMA_PLAN) by
+    this rank's shard: a w4a16.torch.Linear (column) or a RowParallelLinear (row). Every module is
+    checked before any is replaced. Returns the sharded module names. A world of one changes
+    nothing."""
+    plan = LLAMA_PLAN if plan is None else plan
+    for style in plan.values():
+        if style not in (COLUMN, ROW):
+            raise ValueError(f"plan values must be '{COLUMN}' or '{ROW}', got {style!r}")
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    targets = _planned(model, plan)
+    if not targets:
+        raise ValueError(f"no module of the model ends in one of {sorted(plan)}")
+    for name, style in targets:
+        _check(model, name, style, model.get_submodule(name), world)
+    if world == 1:
+        return [name for name, _ in targets]
+    for name, style in targets:
+        old: Linear = model.get_submodule(name)
+        layer = old._layer
+        options = dict(strategy=layer.strategy, partition=layer.partition, split_k=layer.split_k, threads=layer.threads)
+        qw = old.quantized()
+        local = Linear(shard_weight(qw, style, rank, world), **options)
+        if style == ROW:
+            bias = None if qw.bias is None else torch.from_numpy(np.asarray(qw.bias, dtype=np.float32))
+            new: nn.Module = RowParallelLinear(local, bias, group)
+        else:
+            new = local
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, new)
+    return [name for name, _ in targets]
