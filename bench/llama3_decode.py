@@ -40,16 +40,16 @@ from peers import children_cpu_s, cpu_busy_s, wait_quiet  # noqa: E402  (bench/p
 MAX_OTHER_CPU = 0.2  # CPUs kept busy by other processes during a peer's run: above, its row gets a "!"
 
 PEERS = {  # name -> the table's label
-    "w4a16": "transformers + w4a16",
+    "w4a16": "transformers + w4a16 (Q4_0 as is)",
     "bf16": "transformers bf16",
-    "torchao": "transformers + torchao int4",
-    "llamacpp": "llama.cpp (llama-cpp-python)",
+    "torchao": "transformers + torchao int4 (re-quantized, g = 128)",
+    "llamacpp": "llama.cpp Q4_0 (W4A8)",
 }
 
 
 def parse_args() -> argparse.Namespace:
     root = os.path.dirname(HERE)
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description="Decode tok/s of a Llama-3-8B-shaped Q4_0 model in four stacks.")
     ap.add_argument("--layers", type=int, default=2, choices=[2, 3, 4], help="decoder layers (default 2)")
     ap.add_argument("--tokens", type=int, default=32, help="decode steps per run (default 32)")
     ap.add_argument("--prompt", type=int, default=8, help="prompt length in token ids (default 8)")
@@ -145,23 +145,31 @@ def run_peer(args, peer: str, gguf_path: str, prompt: list[int]) -> dict:
     return result
 
 
-def compare_with_bf16(args, results: dict) -> list[str]:
-    """Lines saying how each peer's first-step logits and greedy tokens compare with bf16's."""
+def agreeing_prefix(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def compare_peers(args, results: dict) -> list[str]:
+    """Lines saying how each peer's first-step logits and greedy tokens compare with bf16's, and
+    w4a16's tokens with llama.cpp's (both compute with the file's exact Q4_0 weights)."""
     ref_path = os.path.join(args.out, "bf16.logits.npy")
-    bf16 = results.get("bf16", {})
-    if "runs" not in bf16 or not os.path.exists(ref_path):
+    tokens = {peer: r["runs"][0]["tokens"] for peer, r in results.items() if "runs" in r}
+    if "bf16" not in tokens or not os.path.exists(ref_path):
         return ["(no bf16 result: the peers are not compared)"]
-    ref, ref_tokens = np.load(ref_path).astype(np.float64), bf16["runs"][0]["tokens"]
-    lines = [f"- bf16 greedy tokens: {ref_tokens}"]
-    for peer, r in results.items():
-        if peer == "bf16" or "runs" not in r:
+    ref = np.load(ref_path).astype(np.float64)
+    lines = [f"- bf16 greedy tokens: {tokens['bf16']}"]
+    for peer, toks in tokens.items():
+        if peer == "bf16":
             continue
         logits = np.load(os.path.join(args.out, f"{peer}.logits.npy")).astype(np.float64)
         err = np.sqrt(np.mean((logits - ref) ** 2) / np.mean(ref**2))
-        tokens = r["runs"][0]["tokens"]
-        same = next((i for i, (a, b) in enumerate(zip(tokens, ref_tokens)) if a != b), len(tokens))
+        same = agreeing_prefix(toks, tokens["bf16"])
         lines.append(f"- {peer}: first-step logits rel RMS vs bf16 {err:.4f}; greedy tokens agree with bf16's "
-                     f"for the first {same} of {len(tokens)}" + ("" if same == len(tokens) else f": {tokens}"))
+                     f"for the first {same} of {len(toks)}" + ("" if same == len(toks) else f": {toks}"))
+    if "w4a16" in tokens and "llamacpp" in tokens:
+        same = agreeing_prefix(tokens["w4a16"], tokens["llamacpp"])
+        lines.append(f"- w4a16 and llama.cpp (the same Q4_0 weights): greedy tokens agree for the first {same} "
+                     f"of {len(tokens['w4a16'])}")
     return lines
 
 
@@ -213,7 +221,7 @@ def main() -> None:
         results["llamacpp"]["bytes"] = gguf_bytes  # llama.cpp streams the file's Q4_0 blocks
     print()
     print(table(args, results, cpu, gguf_path, gguf_bytes))
-    print("\n".join(compare_with_bf16(args, results)))
+    print("\n".join(compare_peers(args, results)))
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"schema": "w4a16-llama3-decode/1", "cpu": cpu, "layers": args.layers, "tokens": args.tokens,
                    "prompt": prompt, "repeats": args.repeats, "gguf": gguf_path, "results": results}, f, indent=1)

@@ -9,7 +9,7 @@
 # The torch interpreter defaults to build/py-venv (scripts/test.sh --all makes it with torch and
 # transformers); gguf and w4a16 must be importable there. Installs, pinned and only when missing or
 # changed: torchao into build/llama3-torchao (a PYTHONPATH folder, --no-deps), llama-cpp-python into
-# build/llama-venv (a ~10-minute build on 2 cores), unless build/peers-venv already has it
+# build/llama-venv (a 5- to 10-minute build on 2 cores), unless build/peers-venv already has it
 # (bench/peers/run.sh --with-llama-cpp) or --llama-python names an interpreter that has it.
 set -euo pipefail
 
@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
     --llama-python) llama_python="$2"; shift 2 ;;
     --no-llama-cpp) with_llama=0; shift ;;
     --no-torchao) with_torchao=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exec "$torch_python" "$here/llama3_decode.py" --help ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exec "$torch_python" "$here/llama3_decode.py" --help ;;
     *) pass+=("$1"); shift ;;
   esac
 done

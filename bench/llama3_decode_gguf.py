@@ -131,7 +131,7 @@ def write_model(path: str, n_layers: int, seed: int = 0, log=print) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description="Writes a Llama-3-8B-shaped GGUF file of random Q4_0 weights.")
     ap.add_argument("out")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

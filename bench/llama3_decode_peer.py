@@ -23,8 +23,8 @@ import numpy as np
 # A w4a16 model's first-step logits must match the bf16 model's: the same dequantized Q4_0
 # weights, but bf16 rounds each to 8 significant bits where w4a16 keeps them exact. This random
 # model amplifies small weight differences about tenfold by the logits, so the relative RMS
-# difference is 1.5 % here at 2 layers (llama.cpp's int8 activations: 2.9 %; torchao's g = 128
-# re-quantization: 43 %); a wrong q/k order or a wrong layer is near 100 %.
+# difference is 1.5 % here at 2 layers, 2.0 % at 4 (llama.cpp's int8 activations: 2.9 % at 2;
+# torchao's g = 128 re-quantization: 43 %); a wrong q/k order or a wrong layer is near 100 %.
 W4A16_MAX_REL_RMS = 0.05
 
 
@@ -224,7 +224,7 @@ def time_runs(decode, threads: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description="One peer of bench/llama3_decode.py.")
     ap.add_argument("peer", choices=["bf16", "w4a16", "torchao", "llamacpp"])
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
