@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -173,19 +174,34 @@ def compare_peers(args, results: dict) -> list[str]:
     return lines
 
 
-def table(args, results: dict, cpu: str, gguf_path: str, gguf_bytes: int) -> str:
-    rows = ["| peer | threads | decode tok/s | ms/token | weight bytes/token | implied GB/s | other CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+def read_bandwidth(out_dir: str) -> dict[int, float]:
+    """The streaming DRAM read with 1 and 2 threads (GB/s), measured by `build/w4a16 calibrate` now,
+    the roofline of a decode step. Its calibration file goes to out_dir, not the user's cache (the
+    planner there is left as it was). {} when the CLI is not built."""
+    cli = os.path.join(os.path.dirname(HERE), "build", "w4a16")
+    if not os.access(cli, os.X_OK):
+        return {}
+    env = dict(os.environ, W4A16_CALIBRATION=os.path.join(out_dir, "calibration.json"))
+    done = subprocess.run([cli, "calibrate"], capture_output=True, text=True, env=env)
+    found = re.findall(r"^threads (\d+): ([0-9.]+) GB/s", done.stdout, flags=re.M)
+    return {int(t): float(gbs) for t, gbs in found}
+
+
+def table(args, results: dict, cpu: str, gguf_path: str, gguf_bytes: int, bandwidth: dict[int, float]) -> str:
+    rows = ["| peer | threads | decode tok/s | ms/token | weight bytes/token | implied GB/s | % of read BW | other CPU |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for peer, r in results.items():
         if "runs" not in r:
             why = r.get("skipped") and f"skipped: {r['skipped']}" or f"failed: {r.get('error')}"
-            rows.append(f"| {PEERS[peer]} | - | {why} | | | | |")
+            rows.append(f"| {PEERS[peer]} | - | {why} | | | | | |")
             continue
         nbytes, other = r["bytes"], r["other_cpu"]
         for run in r["runs"]:
             tps = run["tok_s"]
+            bw = bandwidth.get(run["threads"])
+            share = f"{nbytes * tps / 1e9 / bw * 100:.0f} %" if bw else "-"
             rows.append(f"| {PEERS[peer]} | {run['threads']} | {tps:.2f} | {1e3 / tps:.1f} | "
-                        f"{nbytes / 1e6:.0f} MB | {nbytes * tps / 1e9:.1f} | "
+                        f"{nbytes / 1e6:.0f} MB | {nbytes * tps / 1e9:.1f} | {share} | "
                         f"{other:.2f}{' !' if other > MAX_OTHER_CPU else ''} |")
     notes = [
         f"Machine: {cpu}, {os.cpu_count()} CPUs. Model: Llama-3-8B shapes, {args.layers} decoder layers + the "
@@ -195,6 +211,9 @@ def table(args, results: dict, cpu: str, gguf_path: str, gguf_bytes: int) -> str
         "Weight bytes/token: every linear layer and the head in the peer's own format (embedding row, "
         "norms and KV cache left out); implied GB/s = bytes/token x tok/s. Other CPU: CPUs that other "
         f"processes kept busy during the peer's process, loading included (! above {MAX_OTHER_CPU}: disturbed).",
+        "Read BW (the roofline, `build/w4a16 calibrate` before and after the peers, the higher of the two): "
+        + (", ".join(f"{t} thread(s) {gbs:.1f} GB/s" for t, gbs in sorted(bandwidth.items())) or "not measured "
+           "(build/w4a16 missing)"),
     ]
     for peer, r in results.items():
         if "runs" in r:
@@ -214,17 +233,21 @@ def main() -> None:
     prompt = np.random.default_rng([args.seed, 1]).integers(0, model_file.VOCAB, args.prompt).tolist()
     # bf16 first: the others are compared with its logits and tokens.
     order = [p for p in ("bf16", "w4a16", "torchao", "llamacpp") if p in args.only]
+    before = read_bandwidth(args.out)
     results = {peer: run_peer(args, peer, gguf_path, prompt) for peer in order}
+    after = read_bandwidth(args.out)
+    bandwidth = {t: max(gbs, after.get(t, gbs)) for t, gbs in before.items()}
     cpu = cpu_name()
     gguf_bytes = gguf_linear_bytes(gguf_path, args.layers)
     if "runs" in results.get("llamacpp", {}):
         results["llamacpp"]["bytes"] = gguf_bytes  # llama.cpp streams the file's Q4_0 blocks
     print()
-    print(table(args, results, cpu, gguf_path, gguf_bytes))
+    print(table(args, results, cpu, gguf_path, gguf_bytes, bandwidth))
     print("\n".join(compare_peers(args, results)))
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"schema": "w4a16-llama3-decode/1", "cpu": cpu, "layers": args.layers, "tokens": args.tokens,
-                   "prompt": prompt, "repeats": args.repeats, "gguf": gguf_path, "results": results}, f, indent=1)
+                   "prompt": prompt, "repeats": args.repeats, "gguf": gguf_path, "read_gbs": bandwidth,
+                   "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":
