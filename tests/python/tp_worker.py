@@ -32,7 +32,7 @@ def tiny_llama() -> transformers.LlamaForCausalLM:
     with torch.no_grad():  # weights large enough that the logits separate the tokens
         for p in model.parameters():
             if p.dim() == 2:
-                p.normal_(0, 0.08)
+                p.normal_(0, 0.25)
     return model
 
 
