@@ -94,3 +94,32 @@ def test_two_processes_give_the_logits_and_tokens_of_one(tmp_path):
         if one["margins"][step] < 0.05:
             break
         assert a == b, f"token {step}: {a} (one process) vs {b} (two); margin {one['margins'][step]:.3f}"
+
+
+def test_shard_checks_every_module_before_changing_any(rng):
+    """In a group of one (nothing is split), shard still checks the plan's modules: an nn.Linear in
+    the plan is named, and the model is left as it was."""
+    import torch.distributed as dist  # noqa: PLC0415
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q_proj = wt.Linear(w4a16.quantize(random_weight(rng, 64, 64), group_size=32))
+            self.o_proj = torch.nn.Linear(64, 64)
+
+    model = Block()
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:0", rank=0, world_size=1)
+    try:
+        with pytest.raises(ValueError, match="o_proj: tp.shard shards w4a16.torch.Linear"):
+            tp.shard(model)
+        assert isinstance(model.q_proj, wt.Linear) and isinstance(model.o_proj, torch.nn.Linear)
+        with pytest.raises(ValueError, match="plan values"):
+            tp.shard(model, plan={"q_proj": "diagonal"})
+        with pytest.raises(ValueError, match="no module"):
+            tp.shard(model, plan={"gate_proj": tp.COLUMN})
+        assert tp.shard(model, plan={"q_proj": tp.COLUMN}) == ["q_proj"]
+    finally:
+        dist.destroy_process_group()
+    row = tp.RowParallelLinear(wt.Linear(w4a16.quantize(random_weight(rng, 8, 64), group_size=32)), None, None)
+    with pytest.raises(ValueError, match="plain CPU tensors"):
+        row(torch.empty(2, 64, dtype=torch.bfloat16, device="meta"))

@@ -134,7 +134,6 @@ _lib.impl("linear", _linear_cpu, "CPU")
 torch.library.register_fake("w4a16::linear", _linear_fake, lib=_lib)
 
 
-
 # Gradients: the weight is frozen (INT4 codes have none); x's is dy @ W with W dequantized to fp32
 # for the call (N*K*4 bytes, freed after), so adapters trained over a w4a16 layer (LoRA) get their
 # gradients through it. Without this torch would warn and silently give x no gradient.

@@ -25,7 +25,8 @@ transformers' Llama-family attention infers the head count from the projection's
 sharded model runs unchanged with P-times fewer heads per rank.
 
 The collective goes through torch.distributed with the group given (default: the world), so the
-backend is the group's: gloo on CPU here. NCCL and CUDA tensors are for when the CUDA backend has
+backend is the group's: gloo on CPU here. A row-parallel layer runs eagerly (it calls the op's CPU
+kernel for its fp32 partials and is not traced by torch.compile). NCCL and CUDA tensors are for when the CUDA backend has
 run on a GPU; nothing here assumes the CPU beyond the op itself.
 """
 
@@ -133,6 +134,9 @@ class RowParallelLinear(nn.Module):
         return self.local.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if type(x) is not torch.Tensor or not x.is_cpu:
+            raise ValueError(f"tp.RowParallelLinear runs eagerly on plain CPU tensors (no torch.compile, no "
+                             f"tensor subclass, no CUDA yet), got a {type(x).__name__} on {x.device}")
         y = _linear_cpu(x, self.local.handle, f32_out=True)  # the partial sum over this rank's K slice
         start = time.perf_counter()
         dist.all_reduce(y, group=self.group)
