@@ -76,9 +76,9 @@ void run_shape(const Shape& s, int rounds, std::mt19937& rng) {
   const PackedWeight packed = pack(q);
   const auto& p = packed.impl();
   w4a16_weight* handle = nullptr;
-  require_or_exit(w4a16_quantize(w.data(), W4A16_DTYPE_F32, s.n, s.k, 128, W4A16_ZERO_SYM, W4A16_DTYPE_BF16,
-                                 &handle) == W4A16_OK,
-                  "w4a16_quantize failed");
+  require_or_exit(
+      w4a16_quantize(w.data(), W4A16_DTYPE_F32, s.n, s.k, 128, W4A16_ZERO_SYM, W4A16_DTYPE_BF16, &handle) == W4A16_OK,
+      "w4a16_quantize failed");
 
   std::vector<uint16_t> x(size_t(s.k));
   for (auto& v : x) v = f32_to_bf16(normal(rng));

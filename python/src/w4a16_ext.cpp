@@ -477,8 +477,8 @@ void gemm_ptr(uintptr_t x, bool bf16, int64_t m, int64_t k, const PackedWeight& 
               std::string_view strategy, std::string_view partition, int split_k, int threads) {
   if (x == 0 || y == 0) value_error("gemm_ptr: null tensor address");
   if (m < 1 || k != w.k()) {
-    value_error("gemm_ptr: x is [" + std::to_string(m) + ", " + std::to_string(k) + "], the weight has K=" +
-                std::to_string(w.k()));
+    value_error("gemm_ptr: x is [" + std::to_string(m) + ", " + std::to_string(k) +
+                "], the weight has K=" + std::to_string(w.k()));
   }
   const w4a16::GemmOptions options = gemm_options(strategy, partition, split_k, threads);
   const DType act = bf16 ? DType::bf16 : DType::f16;

@@ -107,7 +107,8 @@ TEST(GemmContracts, AnFp32OutputIsTheResultBeforeItsOneRounding) {
         for (Partition partition : {Partition::data_parallel, Partition::split_k}) {
           GemmOptions o;
           o.strategy = strategy, o.partition = partition, o.split_k = 3, o.threads = 2;
-          const std::string what = isa + " " + std::string(to_string(strategy)) + " " + std::string(to_string(partition));
+          const std::string what =
+              isa + " " + std::string(to_string(strategy)) + " " + std::string(to_string(partition));
           HostMatrix y16(act, in.m, in.n), y32(DType::f32, in.m, in.n);
           y16.poison(), y32.poison();
           gemm(p.x.ref(), p.packed, y16.mut(), o);

@@ -10,6 +10,7 @@ the float64 reference with the bound derived in conftest.py.
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import numpy as np
@@ -326,6 +327,72 @@ def test_replace_linears_from_a_w4a16_file(rng, tmp_path):
     assert torch.equal(wt._tensor(down.quantized().bias), down_bias)
     xf = random_x(rng, (3, FFN), torch.bfloat16)
     assert_gemm_close(to_numpy(down(xf)), to_numpy(xf), down.quantized())
+
+
+def _words(nibbles: np.ndarray, axis: int) -> np.ndarray:
+    """Packs 4-bit values 8 to an int32 word along `axis`, value i of each eight in bits 4i..4i+3."""
+    v = np.moveaxis(nibbles.astype(np.uint32), axis, -1)
+    v = v.reshape(*v.shape[:-1], -1, 8) << (4 * np.arange(8, dtype=np.uint32))
+    return np.moveaxis(np.bitwise_or.reduce(v, axis=-1), -1, axis).view(np.int32)
+
+
+def _checkpoint_dir(path, quantization_config: dict, tensors: dict) -> None:
+    from safetensors.numpy import save_file  # noqa: PLC0415 - a test requirement
+
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"quantization_config": quantization_config}))
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path / "model.safetensors"))
+
+
+@pytest.mark.parametrize("kind", ["gptq_act_order", "awq"])
+def test_replace_linears_from_a_checkpoint_directory(rng, tmp_path, kind):
+    """A GPTQ v1 (act-order, asym, with a bias) or AWQ GEMM checkpoint written here from its spec
+    (../shared/FORMATS.md) with random codes: each replaced layer dequantizes to the weight
+    computed from the spec in numpy, bit for bit, and runs within the gemm bound of it."""
+    g = 32
+    model = TinyLlama().to(torch.bfloat16)
+    wanted = {"model.layers.0.self_attn.q_proj": (HEADS * HEAD_DIM, HIDDEN), "model.layers.1.mlp.down_proj": (HIDDEN, FFN)}
+    tensors, expected_w, expected_b = {}, {}, {}
+    for name, (n, k) in wanted.items():
+        groups = k // g
+        q = rng.integers(0, 16, (k, n))  # [K, N] as both formats store it
+        z = rng.integers(1, 16, (groups, n))
+        s = (rng.uniform(0.5, 2.0, (groups, n)) * 2.0**-6).astype(np.float16)
+        if kind == "awq":
+            order = np.array([0, 2, 4, 6, 1, 3, 5, 7])
+            interleave = lambda a: a.reshape(a.shape[0], -1, 8)[:, :, order].reshape(a.shape)  # noqa: E731
+            tensors[name + ".qweight"] = _words(interleave(q), 1)
+            tensors[name + ".qzeros"] = _words(interleave(z), 1)
+            g_idx = np.arange(k) // g
+        else:
+            tensors[name + ".qweight"] = _words(q, 0)
+            tensors[name + ".qzeros"] = _words(z - 1, 1)  # v1 stores z - 1
+            g_idx = np.empty(k, dtype=np.int32)
+            g_idx[rng.permutation(k)] = np.arange(k) // g  # act-order: groups scattered over K
+            tensors[name + ".g_idx"] = g_idx.astype(np.int32)
+            bias = rng.standard_normal(n).astype(np.float16)
+            tensors[name + ".bias"] = bias
+            expected_b[name] = bias
+        tensors[name + ".scales"] = s
+        w = (q - z[g_idx]).astype(np.float32) * s[g_idx].astype(np.float32)  # [K, N]
+        expected_w[name] = w.T
+    config = (
+        {"quant_method": "awq", "bits": 4, "group_size": g, "zero_point": True, "version": "gemm"}
+        if kind == "awq"
+        else {"quant_method": "gptq", "bits": 4, "group_size": g, "desc_act": True, "sym": False}
+    )
+    _checkpoint_dir(tmp_path / "ckpt", config, tensors)
+
+    assert sorted(wt.replace_linears(model, tmp_path / "ckpt", threads=1)) == sorted(wanted)
+    for name, (n, k) in wanted.items():
+        layer = model.get_submodule(name)
+        qw = layer.quantized()
+        assert (qw.perm is not None) == (kind != "awq"), name
+        np.testing.assert_array_equal(qw.dequantize(), expected_w[name])
+        if name in expected_b:
+            np.testing.assert_array_equal(np.asarray(qw.bias, dtype=np.float16), expected_b[name])
+        x = random_x(rng, (3, k), torch.bfloat16)
+        assert_gemm_close(to_numpy(layer(x)), to_numpy(x), qw)
 
 
 def test_replace_linears_errors_name_the_module(rng, tmp_path):
