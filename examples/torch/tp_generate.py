@@ -78,7 +78,8 @@ def main() -> None:
         all_reduce_us = (time.perf_counter() - probe_start) / 100 * 1e6
     if rank == 0:
         new = out.sequences[0, ids.shape[1] :]
-        print(f"world size {world}: {len(sharded)} layers sharded ({'all projections' if whole_heads else 'the MLP'})")
+        what = f"{len(sharded)} layers sharded ({'all projections' if whole_heads else 'the MLP'})"
+        print(f"world size {world}: {what if world > 1 else 'one process, nothing sharded'}")
         print(f"tokens: {new.tolist()}")
         print(f"text: {tokenizer.decode(new)!r}")
         print(f"{elapsed / args.tokens * 1e3:.1f} ms/token (prefill included), all_reduce {tp.stats.all_reduces} calls, "
