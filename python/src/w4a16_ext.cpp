@@ -467,7 +467,7 @@ nb::object gemm(nb::handle x_obj, nb::handle w_obj, nb::handle out_obj, std::str
   return result;
 }
 
-// The PyTorch op's entry (w4a16/torch.py): the tensors come as addresses, which torch hands over
+// The PyTorch op's entry (w4a16/torch/__init__.py): the tensors come as addresses, which torch hands over
 // in ~0.1 us where DLPack costs ~2 us a tensor (a third of a decode call on a small layer).
 // Private and trusting about memory: the caller has checked that x is a contiguous [m, k] CPU
 // tensor of the named 16-bit dtype and y a contiguous [m, n] one of the same dtype (or fp32 with
