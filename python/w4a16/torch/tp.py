@@ -82,31 +82,39 @@ def _rows(a: Optional[np.ndarray], r0: int, r1: int) -> Optional[np.ndarray]:
     return None if a is None else np.ascontiguousarray(a[r0:r1])
 
 
+def _unshardable(n: int, k: int, g: int, has_perm: bool, style: str, world: int) -> Optional[str]:
+    """Why a [n, k] weight of group size g cannot be split `style` over `world` ranks, or None."""
+    if style not in (COLUMN, ROW):
+        return f"style must be '{COLUMN}' or '{ROW}', got {style!r}"
+    if style == COLUMN:
+        if n % world:
+            return f"column-parallel needs N divisible by the world size: N={n}, world size {world}"
+        return None
+    if has_perm:
+        return ("row-parallel is not supported with an act-order permutation (perm): its groups follow the "
+                "permuted order, so a rank's slice of the input features is not a set of whole groups")
+    if k % world or (k // world) % g or (k // world) % 2:
+        return (f"row-parallel needs K/world an even multiple of the group size (two codes a byte): K={k}, "
+                f"world size {world}, group size {g} (K/world={k / world:g})")
+    return None
+
+
 def shard_weight(qw: w4a16.QuantizedWeight, style: str, rank: int, world: int) -> w4a16.QuantizedWeight:
     """Rank `rank`'s shard of `qw` out of `world`, exactly (codes, scales and zeros sliced, nothing
     requantized). Column: rows [r N/P, (r+1) N/P) with their bias. Row: columns [r K/P, (r+1) K/P)
     and their groups, without the bias (RowParallelLinear adds it after the reduction)."""
-    if style not in (COLUMN, ROW):
-        raise ValueError(f"style must be '{COLUMN}' or '{ROW}', got {style!r}")
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} is not in [0, {world})")
     n, k, g = qw.n, qw.k, qw.group_size
+    why = _unshardable(n, k, g, qw.perm is not None, style, world)
+    if why:
+        raise ValueError(why)
     if style == COLUMN:
-        if n % world:
-            raise ValueError(f"column-parallel needs N divisible by the world size: N={n}, world size {world}")
         r0, r1 = rank * n // world, (rank + 1) * n // world
         return w4a16.QuantizedWeight.from_arrays(
             _rows(qw.codes, r0, r1), _rows(qw.scales, r0, r1), _rows(qw.zeros, r0, r1), qw.perm,
             _rows(qw.bias, r0, r1), k=k, group_size=g, zero=qw.zero_mode,
         )
-    if qw.perm is not None:
-        raise ValueError("row-parallel is not supported with an act-order permutation (perm): its groups follow "
-                         "the permuted order, so a rank's slice of the input features is not a set of whole groups")
-    if k % world or (k // world) % g:
-        raise ValueError(f"row-parallel needs K/world a multiple of the group size: K={k}, world size {world}, "
-                         f"group size {g} (K/world={k / world:g})")
-    if (k // world) % 2:
-        raise ValueError(f"row-parallel needs an even K/world (two codes a byte): K/world={k // world}")
     c0, c1 = rank * k // world, (rank + 1) * k // world
     codes = np.ascontiguousarray(qw.codes[:, c0 // 2 : c1 // 2])
     cols = lambda a: None if a is None else np.ascontiguousarray(a[:, c0 // g : c1 // g])  # noqa: E731
@@ -158,23 +166,18 @@ def _check(model: nn.Module, name: str, style: str, module: nn.Module, world: in
     if not isinstance(module, Linear):
         raise ValueError(f"{name}: tp.shard shards w4a16.torch.Linear modules (replace_linears first), "
                          f"got {type(module).__name__}")
-    qw = module._layer.weight
-    n, k, g = qw.n, qw.k, qw.group_size
+    packed = module._layer.weight
+    n, k, g = packed.n, packed.k, packed.group_size
+    has_perm = style == ROW and module.quantized().perm is not None  # only a row split cares
+    why = _unshardable(n, k, g, has_perm, style, world)
+    if why:
+        raise ValueError(f"{name}: {why}")
     if style == COLUMN:
-        if n % world:
-            raise ValueError(f"{name}: column-parallel needs out_features ({n}) divisible by the world size ({world})")
         parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
         head_dim = getattr(parent, "head_dim", None)
         if head_dim and (n // world) % head_dim:
             raise ValueError(f"{name}: {n // head_dim} heads of {head_dim} do not divide by the world size ({world}); "
                              "shard the MLP alone (plan=tp.LLAMA_MLP_PLAN) or use a world size that divides them")
-    else:
-        if k % world or (k // world) % g or (k // world) % 2:
-            raise ValueError(f"{name}: row-parallel needs in_features/world ({k}/{world}) an even multiple of the "
-                             f"group size ({g})")
-        if module.quantized().perm is not None:
-            raise ValueError(f"{name}: row-parallel is not supported with an act-order permutation (perm); "
-                             "convert the checkpoint without act-order or leave this layer out of the plan")
 
 
 def shard(
