@@ -287,6 +287,11 @@ class Linear(nn.Module):
     def plan(self, m: int, dtype: str = "bf16") -> dict:
         return self._layer.plan(m, dtype)
 
+    def options(self) -> dict[str, Any]:
+        """The gemm options this layer runs with (the keyword arguments of the constructor)."""
+        layer = self._layer
+        return dict(strategy=layer.strategy, partition=layer.partition, split_k=layer.split_k, threads=layer.threads)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _plain_eager(x):
             return _linear_cpu(x, self.handle)  # the op's CPU kernel, without the dispatcher's ~2.7 us
@@ -322,10 +327,7 @@ class Linear(nn.Module):
                 f"[{self.out_features}, {self.in_features}] (out_features, in_features)"
             )
             return
-        layer = self._layer
-        self._layer = w4a16.Linear(
-            qw, strategy=layer.strategy, partition=layer.partition, split_k=layer.split_k, threads=layer.threads
-        )
+        self._layer = w4a16.Linear(qw, **self.options())
         _WEIGHTS[self.handle] = self._layer  # compiled graphs hold the handle, so they see the new weight
 
 

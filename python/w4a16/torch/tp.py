@@ -204,10 +204,8 @@ def shard(
         return [name for name, _ in targets]
     for name, style in targets:
         old: Linear = model.get_submodule(name)
-        layer = old._layer
-        options = dict(strategy=layer.strategy, partition=layer.partition, split_k=layer.split_k, threads=layer.threads)
         qw = old.quantized()
-        local = Linear(shard_weight(qw, style, rank, world), **options)
+        local = Linear(shard_weight(qw, style, rank, world), **old.options())
         if style == ROW:
             bias = None if qw.bias is None else torch.from_numpy(np.asarray(qw.bias, dtype=np.float32))
             new: nn.Module = RowParallelLinear(local, bias, group)
