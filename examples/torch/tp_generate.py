@@ -65,17 +65,19 @@ def main() -> None:
     ids = tokenizer(args.prompt, return_tensors="pt").input_ids
     with torch.inference_mode():
         model.generate(ids, max_new_tokens=2, do_sample=False)  # warm-up: plans, workspaces, gloo
-        tp.stats.reset()
-        start = time.perf_counter()
-        out = model.generate(ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False,
-                             output_logits=True, return_dict_in_generate=True)
-        elapsed = time.perf_counter() - start
-        # The collective's own latency on this machine, for scale: hidden-size fp32 vectors.
+        # The collective's own latency on this machine, for scale: hidden-size fp32 vectors. Measured
+        # before generate, so that the script's last collective is a layer's, whose work tp keeps
+        # (a temporary's could be freed by a gloo thread as the interpreter exits: docs/python.md).
         probe = torch.zeros(1, config.hidden_size)
         probe_start = time.perf_counter()
         for _ in range(100):
             dist.all_reduce(probe)
         all_reduce_us = (time.perf_counter() - probe_start) / 100 * 1e6
+        tp.stats.reset()
+        start = time.perf_counter()
+        out = model.generate(ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False,
+                             output_logits=True, return_dict_in_generate=True)
+        elapsed = time.perf_counter() - start
     if rank == 0:
         new = out.sequences[0, ids.shape[1] :]
         what = f"{len(sharded)} layers sharded ({'all projections' if whole_heads else 'the MLP'})"

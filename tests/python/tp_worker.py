@@ -3,7 +3,8 @@
 A tiny random transformers Llama (2 layers, 4 heads, 2 key/value heads, hidden 128, intermediate
 256; seeded, so every rank builds the same model), its linear layers replaced by RTN w4a16 layers
 from one w4a16 file (g = 32, asym: zeros and a bias on o_proj exercise the row shard's parts),
-then tp.shard over the world. Writes rank 0's first-step logits and greedy tokens to --out.
+then tp.shard over the world. Writes each rank's first-step logits and greedy tokens to --out
+(rank 0) and --out.rank<r> (the others).
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/python/tp_worker.py --out r.pt --weights w.safetensors
 """
@@ -67,16 +68,14 @@ def main() -> None:
     tokens = out.sequences[0]
     top2 = [s[0].float().topk(2).values for s in out.scores]
     margins = torch.stack([t[0] - t[1] for t in top2])  # per step: how far the choice was from a tie
-    # Every rank must hold the same answer (the reduction leaves the same sums on all).
-    gathered = [torch.empty_like(logits) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, logits)
-    if dist.get_rank() == 0:
-        torch.save({"logits": logits, "tokens": tokens, "margins": margins, "sharded": sharded,
-                    "ranks_agree": all(torch.equal(g, logits) for g in gathered),
-                    "row_parallel": [n for n, m in model.named_modules() if isinstance(m, tp.RowParallelLinear)],
-                    "world": dist.get_world_size()}, args.out)
+    # Every rank writes its own answer (the test checks that the reduction left the same sums on
+    # all), so no collective runs after generate: the last one a script runs can abort it at exit
+    # (see RowParallelLinear's buffer).
+    rank = dist.get_rank()
+    torch.save({"logits": logits, "tokens": tokens, "margins": margins, "sharded": sharded,
+                "row_parallel": [n for n, m in model.named_modules() if isinstance(m, tp.RowParallelLinear)],
+                "world": dist.get_world_size()}, args.out if rank == 0 else f"{args.out}.rank{rank}")
     dist.destroy_process_group()
-
 
 if __name__ == "__main__":
     main()

@@ -77,6 +77,16 @@ class _Stats:
 
 stats = _Stats()
 
+# The last all_reduce's work object, kept until the next one replaces it (or the interpreter
+# clears this module). Why: a gloo worker thread drops its reference to a collective's work after
+# wait() has returned, and the holder of the last reference frees the work's tensors, which takes
+# the GIL (torch keeps a tensor's Python object alive while C++ holds extra references). On the
+# last collective of a script that free can come as the interpreter exits, and a thread taking the
+# GIL then aborts the process ("terminate called without an active exception"; 1 run in 15 of the
+# two-process test). Holding the work here makes this thread, which has the GIL, free it: one
+# partial sum stays alive between layers, not one per layer.
+_held_work: list = [None]
+
 
 def _rows(a: Optional[np.ndarray], r0: int, r1: int) -> Optional[np.ndarray]:
     return None if a is None else np.ascontiguousarray(a[r0:r1])
@@ -147,7 +157,9 @@ class RowParallelLinear(nn.Module):
                              f"tensor subclass, no CUDA yet), got a {type(x).__name__} on {x.device}")
         y = _linear_cpu(x, self.local.handle, f32_out=True)  # the partial sum over this rank's K slice
         start = time.perf_counter()
-        dist.all_reduce(y, group=self.group)
+        work = dist.all_reduce(y, group=self.group, async_op=True)
+        work.wait()
+        _held_work[0] = work  # frees the previous one, on this thread (see _held_work)
         stats.all_reduce_s += time.perf_counter() - start
         stats.all_reduces += 1
         if self.bias is not None:
