@@ -4,9 +4,12 @@
                                                   Python, the floor (the op's own entry)
     numpy   w4a16.gemm(x, packed, out, threads=1) on numpy arrays (the Python API; buffer protocol)
     dlpack  w4a16.gemm(x, packed, out, threads=1) on torch tensors (through DLPack, ~2 us a tensor)
-    op      torch.ops.w4a16.linear(x, handle)     (the dispatcher, the Python kernel, new_empty)
-    module  w4a16.torch.Linear.forward(x)         (nn.Module.__call__; in plain eager the op's kernel
-                                                  without the dispatcher)
+    op      torch.ops.w4a16.linear(x, handle)     (the dispatcher, the Python autograd kernel that
+                                                  register_autograd adds, the CPU kernel: C++ where
+                                                  w4a16._torch_ops was built, else Python)
+    op-inf  the same under torch.inference_mode() (no autograd kernel)
+    module  w4a16.torch.Linear(x)                 (nn.Module.__call__; in plain eager w4a16::_linear,
+                                                  the op without autograd, or the Python kernel)
     dense   torch.nn.functional.linear(x, W_bf16) (torch's own bf16 matmul of the same shape, for scale)
 
 for the shapes of SmolLM2-135M (576x576, 1536x576) and a Llama-3-8B-sized 4096x4096, on one thread
@@ -66,6 +69,7 @@ def variants(n: int, k: int, rng: np.random.Generator):
         "numpy": lambda: w4a16.gemm(x_np, packed, out_np, threads=1),
         "dlpack": lambda: w4a16.gemm(x, packed, out, threads=1),
         "op": lambda: op(x, handle),
+        "op-inf": lambda: op(x, handle),  # timed inside inference_mode (main)
         "module": lambda: lin(x),
         "dense": lambda: torch.nn.functional.linear(x, w_dense),
     }
@@ -77,7 +81,7 @@ def variants(n: int, k: int, rng: np.random.Generator):
     calls["numpy"]()
     if not np.array_equal(out_np.view(np.int16), reference.view(torch.int16).numpy()):
         raise SystemExit(f"numpy differs from the ptr call for N={n} K={k}")
-    for name in ("dlpack", "op", "module"):
+    for name in ("dlpack", "op", "op-inf", "module"):
         if not torch.equal(calls[name]().view(torch.int16), reference.view(torch.int16)):
             raise SystemExit(f"{name} differs from the ptr call for N={n} K={k}")
     return calls
@@ -99,10 +103,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
 
     print(f"# {cpu_name()}, w4a16 ISA {w4a16.active_isa()}, torch {torch.__version__}, 1 thread, M = 1, bf16")
+    print(f"# {wt.KERNEL_NOTE}")
     print(f"# median over {args.rounds} rounds of {args.calls} calls; microseconds per call")
-    names = ["ptr", "numpy", "dlpack", "op", "module", "dense"]
-    print("| N x K | " + " | ".join(names) + " | numpy - ptr | op - ptr | module - ptr |")
-    print("|---|" + "---:|" * (len(names) + 2))
+    names = ["ptr", "numpy", "dlpack", "op", "op-inf", "module", "dense"]
+    over_names = ("numpy", "op", "op-inf", "module")
+    print("| N x K | " + " | ".join(names) + " | " + " | ".join(f"{name} - ptr" for name in over_names) + " |")
+    print("|---|" + "---:|" * (len(names) + len(over_names)))
     for n, k in SHAPES:
         calls = variants(n, k, rng)
         for fn in calls.values():  # warm up: plans cached, pages touched
@@ -111,10 +117,11 @@ def main() -> None:
         samples = {name: [] for name in names}
         for _ in range(args.rounds):
             for name in names:
-                samples[name].append(time_per_call_us(calls[name], args.calls))
+                with torch.inference_mode(name == "op-inf"):
+                    samples[name].append(time_per_call_us(calls[name], args.calls))
         med = {name: statistics.median(samples[name]) for name in names}
         cells = " | ".join(f"{med[name]:.2f}" for name in names)
-        over = " | ".join(f"{med[name] - med['ptr']:+.2f}" for name in ("numpy", "op", "module"))
+        over = " | ".join(f"{med[name] - med['ptr']:+.2f}" for name in over_names)
         print(f"| {n} x {k} | {cells} | {over} |")
 
 

@@ -48,7 +48,7 @@ stage "pytest tests/python"
 # (it has no compiled module): pytest's rootdir is the repository, and `w4a16` imports from the venv.
 # -rs prints why each skipped test skipped (torch not installed, an ISA this CPU lacks, ...).
 set +e
-W4A16_REQUIRE_SMOLLM2=1 "$py" -m pytest tests/python -q -rs -p no:cacheprovider "$@"
+W4A16_REQUIRE_TORCH_KERNEL="${W4A16_TORCH:-0}" W4A16_REQUIRE_SMOLLM2=1 "$py" -m pytest tests/python -q -rs -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

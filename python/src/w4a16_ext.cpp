@@ -31,6 +31,8 @@
 #include <utility>
 #include <vector>
 
+#include "kernel_table.h"
+#include "linear_registry.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace nb = nanobind;
@@ -680,6 +682,18 @@ NB_MODULE(_ext, m) {
   m.def("gemm", &gemm, "x"_a, "w"_a, "out"_a.none() = nb::none(), "strategy"_a = "auto", "partition"_a = "auto",
         "split_k"_a = 0, "threads"_a = 0);
   m.def("_gemm_ptr", &gemm_ptr);
+  // The torch op's weights (linear_registry.hpp): python/w4a16/torch keeps `w` alive while registered.
+  m.def("_register_linear", [](int64_t handle, const PackedWeight& w, std::string_view strategy,
+                               std::string_view partition, int split_k, int threads) {
+    const w4a16::GemmOptions options = gemm_options(strategy, partition, split_k, threads);
+    nb::gil_scoped_release release;  // waits for the kernel calls using the old entry
+    w4a16::python::register_linear(handle, &w, options);
+  });
+  m.def("_unregister_linear", [](int64_t handle) {
+    nb::gil_scoped_release release;
+    w4a16::python::unregister_linear(handle);
+  });
+  m.def("_kernel_table", [] { return nb::capsule(w4a16::python::kernel_table(), W4A16_KERNEL_TABLE_CAPSULE); });
   m.def("plan", &plan, "m"_a, "w"_a, "dtype"_a = "bf16", "strategy"_a = "auto", "partition"_a = "auto", "split_k"_a = 0,
         "threads"_a = 0);
   m.def(

@@ -82,19 +82,59 @@ def test_op_flattens_leading_dims(rng):
 
 
 def test_op_errors(rng):
+    """Linear raises ValueError, as every w4a16 entry point; the op's C++ kernel raises torch's
+    RuntimeError with the same message (its Python kernel, ValueError)."""
     lin = wt.Linear(quantized(rng, 8, 64, 32, "sym", False))
     with pytest.raises(ValueError, match="float16 or bfloat16"):
         lin(torch.ones(2, 64))  # float32 is refused
     with pytest.raises(ValueError, match="K=64"):
         lin(torch.ones(2, 63, dtype=torch.bfloat16))
-    with pytest.raises(ValueError, match="no weight has handle"):
+    op_error = RuntimeError if wt.KERNEL == "c++" else ValueError
+    with pytest.raises(op_error, match="no weight has handle -1"):
         torch.ops.w4a16.linear(torch.ones(2, 64, dtype=torch.bfloat16), -1)
+    with pytest.raises(op_error, match=r"got torch.float32; convert it first"):
+        torch.ops.w4a16.linear(torch.ones(2, 64), lin.handle)
+    with pytest.raises(op_error, match=r"x has shape \(2, 63\) but the weight has K=64"):
+        torch.ops.w4a16.linear(torch.ones(2, 63, dtype=torch.float16), lin.handle)
+    with pytest.raises(op_error, match=r"x has shape \(63,\) but the weight has K=64"):
+        torch.ops.w4a16._linear(torch.ones(63, dtype=torch.float16), lin.handle)
+    with pytest.raises(op_error, match=r"x has shape \(\) but"):
+        torch.ops.w4a16.linear(torch.tensor(1.0, dtype=torch.float16), lin.handle)
+
+
+def test_the_op_runs_its_cpp_kernel_where_the_package_was_built_with_torch():
+    """scripts/test_python.sh builds the package against the venv's torch when W4A16_TORCH=1 and
+    sets W4A16_REQUIRE_TORCH_KERNEL=1: there the Python kernel must not stand in silently."""
+    if os.environ.get("W4A16_REQUIRE_TORCH_KERNEL") == "1":
+        assert wt.KERNEL == "c++", wt.KERNEL_NOTE
+    assert wt.KERNEL in ("c++", "python") and wt.KERNEL_NOTE
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpp_kernel_is_bit_identical_to_the_python_kernel(rng, dtype, threads):
+    """The twin test of the op's two CPU kernels (w4a16._torch_ops and _linear_cpu) over the
+    shapes a model passes: one row, a batch, leading dims, a transposed view, one vector, none."""
+    if wt.KERNEL != "c++":
+        pytest.skip(wt.KERNEL_NOTE)
+    lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True), threads=threads)
+    x3 = random_x(rng, (5, 2, 200), dtype)
+    for x in (random_x(rng, (1, 200), dtype), random_x(rng, (17, 200), dtype), x3, x3.transpose(0, 1),
+              random_x(rng, (200,), dtype), random_x(rng, (0, 200), dtype)):
+        expected = wt._linear_cpu(x, lin.handle)
+        for op in (torch.ops.w4a16.linear.default, torch.ops.w4a16._linear.default):
+            y = op(x, lin.handle)
+            assert y.shape == (*x.shape[:-1], 72) and y.dtype == dtype and y.is_contiguous()
+            assert torch.equal(y.view(torch.int16), expected.view(torch.int16)), (op, tuple(x.shape))
 
 
 def test_opcheck(rng):
     lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True))
     for shape, dtype in (((3, 200), torch.bfloat16), ((2, 3, 200), torch.float16), ((1, 200), torch.bfloat16)):
         torch.library.opcheck(torch.ops.w4a16.linear.default, (random_x(rng, shape, dtype), lin.handle))
+        # _linear has no autograd formula by design (Linear calls it only when no gradient is wanted)
+        torch.library.opcheck(torch.ops.w4a16._linear.default, (random_x(rng, shape, dtype), lin.handle),
+                              test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_static"))
 
 
 def test_module_skips_the_dispatcher_only_where_nothing_would_see_the_op(rng):
@@ -154,8 +194,25 @@ def test_deleted_linear_frees_its_handle(rng):
     lin = wt.Linear(quantized(rng, 8, 64, 32, "sym", False))
     handle = lin.handle
     assert handle in wt._WEIGHTS
+    x = torch.ones(1, 64, dtype=torch.bfloat16)
+    assert torch.ops.w4a16.linear(x, handle).shape == (1, 8)
     del lin
     assert handle not in wt._WEIGHTS
+    with pytest.raises((RuntimeError, ValueError), match=f"no weight has handle {handle}"):
+        torch.ops.w4a16.linear(x, handle)  # both kernels forgot it
+
+
+def test_the_op_follows_a_linears_new_weight_and_options(rng):
+    """load_state_dict and the threads setter republish the handle to both kernels."""
+    lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True), threads=1)
+    other = wt.Linear(quantized(rng, 72, 200, 64, "sym", False))
+    x = random_x(rng, (3, 200), torch.bfloat16)
+    lin.load_state_dict(other.state_dict())
+    assert torch.equal(torch.ops.w4a16.linear(x, lin.handle), other(x))
+    lin.threads = 2
+    assert lin.threads == 2 and torch.equal(torch.ops.w4a16.linear(x, lin.handle), other(x))
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        lin.threads = -1
 
 
 # ---- the module ----------------------------------------------------------------------------------

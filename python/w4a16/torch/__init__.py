@@ -7,16 +7,20 @@ does not import this module).
     y = torch.ops.w4a16.linear(x, lin.handle)    # the op itself
     w4a16.torch.replace_linears(model, "model.gguf")   # or a w4a16 file, a GPTQ/AWQ/CT directory
 
-The op. `w4a16::linear(Tensor x, int weight) -> Tensor` is registered through torch.library with a
-CPU kernel and a fake (meta) kernel, so torch.compile(fullgraph=True) traces it as one node and
-torch.library.opcheck passes. The packed weight is a C++ object (w4a16.PackedWeight), not a
-tensor, so the op takes an opaque handle: an int key into a process-wide table of weights
-(_WEIGHTS) that Linear fills when it is made and empties when it is collected. An int is a plain
-schema argument: dynamo bakes it into the graph as a constant (one per module), the fake kernel
-reads N from the table without touching data, and no C++ torch extension is needed. Bias, if any,
-is part of the weight (added in fp32 before the one rounding, in the bias' own dtype), so the op
-has no bias argument. The weight is frozen; x gets its gradient (dy @ W, W dequantized for the
-backward call), so adapters trained over a w4a16 layer get theirs.
+The op. `w4a16::linear(Tensor x, int weight) -> Tensor` is defined through torch.library with a
+fake (meta) kernel, so torch.compile(fullgraph=True) traces it as one node and
+torch.library.opcheck passes, and a CPU kernel: C++ (w4a16._torch_ops, torch's stable ABI; built
+with the package where torch was importable) or else the Python _linear_cpu below; KERNEL says
+which. The packed weight is a C++ object (w4a16.PackedWeight), not a tensor, so the op takes an
+opaque handle: an int that Linear registers when it is made and unregisters when it is collected,
+both in _WEIGHTS (for the Python and fake kernels) and in w4a16._ext's registry (for the C++
+kernel). An int is a plain schema argument: dynamo bakes it into the graph as a constant (one per
+module) and the fake kernel reads N without touching data. Bias, if any, is part of the weight
+(added in fp32 before the one rounding, in the bias' own dtype), so the op has no bias argument.
+The weight is frozen; x gets its gradient (dy @ W, W dequantized for the backward call), so
+adapters trained over a w4a16 layer get theirs. `w4a16::_linear` is the same op without the
+autograd formula, which Linear calls when no gradient is wanted (the formula's Python kernel
+costs ~3.5 us a call).
 
 Tensor parallelism over torch.distributed: w4a16.torch.tp (column- and row-parallel shards).
 
@@ -62,6 +66,21 @@ _next_handle = itertools.count(1)
 
 _lib = torch.library.Library("w4a16", "DEF")
 _lib.define("linear(Tensor x, int weight) -> Tensor")
+# The same op without the autograd formula: Linear's call when no gradient is wanted, so that it
+# skips the Python autograd kernel that register_autograd puts in front of `linear` (~3.5 us).
+_lib.define("_linear(Tensor x, int weight) -> Tensor")
+
+
+def _publish(handle: int, layer: w4a16.Linear) -> None:
+    """Makes `handle` name `layer` for both kernels: the C++ one reads _ext's registry (which waits
+    for calls using the old entry), the Python one _WEIGHTS, which also keeps the weight alive."""
+    _ext._register_linear(handle, layer._packed, layer.strategy, layer.partition, layer.split_k, layer.threads)
+    _WEIGHTS[handle] = layer  # releases the old weight only after the registry stopped naming it
+
+
+def _forget(handle: int) -> None:
+    _ext._unregister_linear(handle)
+    _WEIGHTS.pop(handle, None)
 
 
 def _weight_of(handle: int) -> w4a16.Linear:
@@ -130,8 +149,20 @@ def _linear_fake(x: torch.Tensor, weight: int) -> torch.Tensor:
     return x.new_empty((*x.shape[:-1], layer.out_features))
 
 
-_lib.impl("linear", _linear_cpu, "CPU")
+# The CPU kernel: C++ (w4a16._torch_ops, built with the package where torch was importable; it
+# registers itself for both ops on import) or, failing that, _linear_cpu above.
+try:
+    from .. import _torch_ops  # noqa: F401 - imported for its registration
+except ImportError as _error:
+    KERNEL = "python"
+    KERNEL_NOTE = f"the C++ kernel is not available ({_error}); the op runs its Python kernel"
+    _lib.impl("linear", _linear_cpu, "CPU")
+    _lib.impl("_linear", _linear_cpu, "CPU")
+else:
+    KERNEL = "c++"
+    KERNEL_NOTE = "the op runs its C++ kernel (w4a16._torch_ops)"
 torch.library.register_fake("w4a16::linear", _linear_fake, lib=_lib)
+torch.library.register_fake("w4a16::_linear", _linear_fake, lib=_lib)
 
 
 # Gradients: the weight is frozen (INT4 codes have none); x's is dy @ W with W dequantized to fp32
@@ -149,23 +180,34 @@ def _linear_backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN201
 torch.library.register_autograd("w4a16::linear", _linear_backward, setup_context=_linear_setup_context, lib=_lib)
 
 _linear_op = torch.ops.w4a16.linear.default
+# Linear's call where _plain_eager holds: the C++ kernel of `_linear` through the dispatcher, by
+# the overload's C++ callable (`_op`: one Python frame less, ~0.2 us); None with the Python kernel.
+_no_grad_kernel = getattr(torch.ops.w4a16._linear.default, "_op", torch.ops.w4a16._linear.default) if KERNEL == "c++" else None
+
+# _plain_eager's checks, bound once (attribute lookups are a tenth of their cost).
+_Tensor = torch.Tensor
+_is_compiling = torch.compiler.is_compiling
+_dispatch_modes = _C._len_torch_dispatch_stack
+_function_mode_on = _C._is_torch_function_mode_enabled
+_profiler_on = torch.autograd._profiler_enabled
+_tracing_state = _C._get_tracing_state
 
 
 def _plain_eager(x: torch.Tensor) -> bool:
     """Whether nothing but this call would see the op: a plain CPU tensor that needs no gradient,
     with no compiler, tracer, torch-function or dispatch mode, or profiler active. Then Linear runs
-    the op's CPU kernel directly (the dispatcher costs ~2.7 us a call at decode, more than the
-    rest of the op: bench/torch_overhead.py); otherwise it calls the op, so that torch.compile,
-    export, make_fx, FlopCounterMode and the profiler see `w4a16::linear` as before."""
+    the op's CPU kernel without the autograd kernel (`_linear`; or the Python kernel without the
+    dispatcher, ~2.7 us a call at decode: bench/torch_overhead.py); otherwise it calls the op, so
+    that torch.compile, export, make_fx, FlopCounterMode and the profiler see `w4a16::linear`."""
     return (
-        type(x) is torch.Tensor
+        type(x) is _Tensor
         and x.is_cpu
         and not x.requires_grad
-        and not torch.compiler.is_compiling()
-        and _C._len_torch_dispatch_stack() == 0
-        and not _C._is_torch_function_mode_enabled()
-        and not torch.autograd._profiler_enabled()
-        and _C._get_tracing_state() is None
+        and not _is_compiling()
+        and _dispatch_modes() == 0
+        and not _function_mode_on()
+        and not _profiler_on()
+        and _tracing_state() is None
     )
 
 
@@ -233,8 +275,8 @@ class Linear(nn.Module):
         super().__init__()
         self._layer = w4a16.Linear(weight, strategy=strategy, partition=partition, split_k=split_k, threads=threads)
         self.handle = next(_next_handle)
-        _WEIGHTS[self.handle] = self._layer
-        weakref.finalize(self, _WEIGHTS.pop, self.handle, None)
+        _publish(self.handle, self._layer)
+        weakref.finalize(self, _forget, self.handle)
 
     # -- makers
     @classmethod
@@ -282,7 +324,9 @@ class Linear(nn.Module):
 
     @threads.setter
     def threads(self, value: int) -> None:
-        self._layer.threads = value
+        layer = w4a16.Linear(self._layer.weight, **{**self.options(), "threads": value})
+        _publish(self.handle, layer)  # checks the value (ValueError) before anything changes
+        self._layer = layer
 
     def plan(self, m: int, dtype: str = "bf16") -> dict:
         return self._layer.plan(m, dtype)
@@ -293,9 +337,15 @@ class Linear(nn.Module):
         return dict(strategy=layer.strategy, partition=layer.partition, split_k=layer.split_k, threads=layer.threads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _plain_eager(x):
-            return _linear_cpu(x, self.handle)  # the op's CPU kernel, without the dispatcher's ~2.7 us
-        return _linear_op(x, self.handle)
+        if not _plain_eager(x):
+            return _linear_op(x, self.handle)
+        if _no_grad_kernel is None:
+            return _linear_cpu(x, self.handle)  # the op's Python kernel, without the dispatcher
+        try:
+            return _no_grad_kernel(x, self.handle)
+        except RuntimeError:
+            _check_input(x, self._layer)  # the ValueError that every other w4a16 entry point raises
+            raise
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
@@ -328,7 +378,7 @@ class Linear(nn.Module):
             )
             return
         self._layer = w4a16.Linear(qw, **self.options())
-        _WEIGHTS[self.handle] = self._layer  # compiled graphs hold the handle, so they see the new weight
+        _publish(self.handle, self._layer)  # compiled graphs hold the handle, so they see the new weight
 
 
 # ---- replace_linears ----------------------------------------------------------------------------
