@@ -110,6 +110,35 @@ def test_the_op_runs_its_cpp_kernel_where_the_package_was_built_with_torch():
     assert wt.KERNEL in ("c++", "python") and wt.KERNEL_NOTE
 
 
+def test_without_the_cpp_kernel_the_python_kernel_serves_the_op_and_the_module():
+    """A process where w4a16._torch_ops cannot be imported (as where the package was built without
+    torch): the Python kernel is registered for both ops, says why, and gives the same bits."""
+    script = """
+import sys
+sys.modules["w4a16._torch_ops"] = None  # makes `from .. import _torch_ops` raise ImportError
+import ml_dtypes, numpy as np, torch, w4a16, w4a16.torch as wt
+assert wt.KERNEL == "python" and "not available" in wt.KERNEL_NOTE, wt.KERNEL_NOTE
+rng = np.random.default_rng(3)
+lin = wt.Linear(w4a16.quantize(rng.standard_normal((24, 96)).astype(np.float32), group_size=32, zero="asym"))
+x = torch.from_numpy(rng.standard_normal((2, 3, 96)).astype(np.float32)).bfloat16()
+expected = torch.from_numpy(w4a16.gemm(x.reshape(6, 96).view(torch.int16).numpy().view(ml_dtypes.bfloat16), lin.packed)
+                            .view(np.int16)).view(torch.bfloat16).reshape(2, 3, 24)
+for y in (lin(x), torch.ops.w4a16.linear(x, lin.handle), torch.ops.w4a16._linear(x, lin.handle)):
+    assert torch.equal(y, expected)
+try:
+    lin(x.float())
+except ValueError as e:
+    assert "float16 or bfloat16" in str(e)
+else:
+    raise AssertionError("float32 was accepted")
+print("ok")
+"""
+    import subprocess, sys  # noqa: E401, PLC0415
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cpp_kernel_is_bit_identical_to_the_python_kernel(rng, dtype, threads):
