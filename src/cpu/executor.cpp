@@ -2,6 +2,7 @@
 #include "cpu/executor.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -136,24 +137,39 @@ const float* group_sums(const MatrixRef& x, const PackedWeight::Impl& p, Workspa
   return ws.group_sums.data();
 }
 
+// y row <- acc row (+ bias), rounded to bf16: f32_to_bf16's arithmetic without its branch, so that
+// the compiler vectorizes the loop (element by element it was ~1 ns an output, a microsecond of a
+// 1536-wide decode call). Bit-identical to f32_to_bf16, NaN included.
+void round_row_to_bf16(const float* acc, const float* bias, uint16_t* out, int64_t cols) {
+  const auto round = [](float v) {
+    const uint32_t x = std::bit_cast<uint32_t>(v);
+    const uint32_t nearest_even = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (x >> 16) | 0x0040u;
+    return uint16_t(int32_t(x & 0x7FFFFFFFu) > int32_t(0x7F800000u) ? quiet_nan : nearest_even);
+  };
+  if (bias != nullptr) {
+    for (int64_t c = 0; c < cols; ++c) out[c] = round(acc[c] + bias[c]);
+  } else {
+    for (int64_t c = 0; c < cols; ++c) out[c] = round(acc[c]);
+  }
+}
+
 // Stage: write_tile. acc [rows][64] fp32 -> y rows [r0, r0 + rows) of tile t, plus the bias.
 void write_tile(const PackedWeight::Impl& p, const MutableMatrixRef& y, int64_t t, const float* acc, int64_t r0,
                 int64_t rows) {
   const int64_t cols = std::min(kTileN, p.layout.n - t * kTileN), n0 = t * kTileN;
   const float* bias = p.bias_f32.empty() ? nullptr : p.bias_f32.data() + n0;
-  float v[kTileN];
   for (int64_t r = 0; r < rows; ++r) {
     const float* a = acc + r * kTileN;
-    for (int64_t c = 0; c < cols; ++c) v[c] = bias ? a[c] + bias[c] : a[c];
     const int64_t at = (r0 + r) * y.cols + n0;
     if (y.dtype == DType::bf16) {
-      uint16_t* out = static_cast<uint16_t*>(y.data) + at;
-      for (int64_t c = 0; c < cols; ++c) out[c] = f32_to_bf16(v[c]);
+      round_row_to_bf16(a, bias, static_cast<uint16_t*>(y.data) + at, cols);
     } else if (y.dtype == DType::f16) {
       uint16_t* out = static_cast<uint16_t*>(y.data) + at;
-      for (int64_t c = 0; c < cols; ++c) out[c] = f32_to_f16(v[c]);
+      for (int64_t c = 0; c < cols; ++c) out[c] = f32_to_f16(bias ? a[c] + bias[c] : a[c]);
     } else {
-      std::memcpy(static_cast<float*>(y.data) + at, v, size_t(cols) * 4);
+      float* out = static_cast<float*>(y.data) + at;
+      for (int64_t c = 0; c < cols; ++c) out[c] = bias ? a[c] + bias[c] : a[c];
     }
   }
 }

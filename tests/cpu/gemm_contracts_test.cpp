@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <string>
 #include <thread>
@@ -135,6 +137,31 @@ TEST(GemmContracts, AnFp32OutputIsTheResultBeforeItsOneRounding) {
     }
     set_isa_cap("");
   }
+}
+
+// The executor rounds to bf16 with its own branch-free loop (executor.cpp round_row_to_bf16, so
+// that it vectorizes); it must be f32_to_bf16 bit for bit on what random data never reaches:
+// NaN rows, infinities, values that round up to infinity.
+TEST(GemmContracts, TheBf16OutputRoundingIsTheScalarRoundingOnSpecialValues) {
+  KernelInput in;
+  in.m = 4, in.k = 96, in.n = 70, in.g = 32, in.zero = ZeroMode::sym, in.act = DType::bf16, in.bias = true;
+  PreparedInput p = prepare(in, 5);
+  p.x.set(0 * in.k + 3, std::numeric_limits<float>::quiet_NaN());  // row 0: NaN everywhere
+  p.x.set(1 * in.k + 7, std::numeric_limits<float>::infinity());   // row 1: +-inf (NaN where w = 0)
+  for (int64_t k = 0; k < in.k; ++k) p.x.set(2 * in.k + k, k % 2 ? 3.0e38f : -3.0e38f);  // row 2: huge sums
+  GemmOptions o;
+  o.threads = 1;
+  HostMatrix y16(DType::bf16, in.m, in.n), y32(DType::f32, in.m, in.n);
+  y16.poison(), y32.poison();
+  gemm(p.x.ref(), p.packed, y16.mut(), o);
+  gemm(p.x.ref(), p.packed, y32.mut(), o);
+  int specials = 0;
+  for (int64_t i = 0; i < in.m * in.n; ++i) {
+    const float v = y32.get(i);
+    specials += !std::isfinite(v) || !std::isfinite(bf16_to_f32(f32_to_bf16(v)));
+    ASSERT_EQ(y16.bits[size_t(i)], f32_to_bf16(v)) << "y[" << i << "] = " << v;
+  }
+  EXPECT_GE(specials, 2 * in.n) << "the input did not reach the special values it is meant to";
 }
 
 }  // namespace
