@@ -219,6 +219,17 @@ def table(args, results: dict, cpu: str, gguf_path: str, gguf_bytes: int, bandwi
         if "runs" in r:
             extra = f"; check: {json.dumps(r['check'])}" if "check" in r else ""
             notes.append(f"- {peer}: {r.get('format', '')}; load {r.get('load_s', 0):.0f} s{extra}")
+    w4 = results.get("w4a16", {})
+    for run, outside in zip(w4.get("runs", []), w4.get("outside_linears", [])):
+        total_ms, outside_ms = 1e3 / run["tok_s"], 1e3 / outside["tok_s"]
+        linear_ms = total_ms - outside_ms
+        bw = bandwidth.get(run["threads"])
+        gbs = w4["bytes"] / (linear_ms * 1e-3) / 1e9 if linear_ms > 0 else float("nan")
+        notes.append(
+            f"- w4a16, {run['threads']} thread(s): {outside_ms:.1f} of its {total_ms:.1f} ms/token are outside the "
+            f"linear layers (the same decode with its {outside['stubbed_layers']} linear layers and head swapped for "
+            f"stubs returning zeros); the linears' {linear_ms:.1f} ms read their weights at {gbs:.1f} GB/s"
+            + (f", {gbs / bw * 100:.0f} % of the read BW" if bw else ""))
     return "\n".join(rows + [""] + notes)
 
 

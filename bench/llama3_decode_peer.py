@@ -148,11 +148,44 @@ def run_transformers(args, peer: str) -> dict:
                 if hasattr(module, "packed"):
                     module.threads = t
         runs.append(time_runs(lambda: torch_decode(model, prompt, args.tokens), t, args.repeats))
+    if peer == "w4a16":
+        result["outside_linears"] = time_outside_linears(model, prompt, args)
     result["runs"] = runs
     np.save(args.logits, runs[0].pop("logits"))
     for r in runs[1:]:
         r.pop("logits")
     return result
+
+
+def time_outside_linears(model, prompt: list[int], args) -> list[dict]:
+    """The model's time per token besides its linear layers (attention, norms, embedding, residuals,
+    generate's own work): the same decode with every linear layer and the head swapped for a stub
+    that returns a cached zero tensor of the output's shape. The work outside the linears does not
+    depend on the values (attention's cost is set by the sequence length), so total - this = the
+    linears' time. Run last: it replaces the model's layers."""
+    import torch
+
+    class Stub(torch.nn.Module):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n, self.out = n, {}
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            shape = (*x.shape[:-1], self.n)
+            if shape not in self.out:
+                self.out[shape] = torch.zeros(shape, dtype=x.dtype)
+            return self.out[shape]
+
+    targets = [(name, m) for name, m in model.named_modules() if hasattr(m, "out_features")]
+    for name, m in targets:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, Stub(m.out_features))
+    runs = []
+    for t in args.threads:
+        torch.set_num_threads(t)
+        run = time_runs(lambda: torch_decode(model, prompt, args.tokens), t, args.repeats)
+        runs.append({"threads": t, "tok_s": run["tok_s"], "stubbed_layers": len(targets)})
+    return runs
 
 
 # ---- llama.cpp ----------------------------------------------------------------------------------
