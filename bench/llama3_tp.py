@@ -32,7 +32,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE]
 import llama3_decode_gguf as model_file  # noqa: E402
-from llama3_decode_peer import load_transformers  # noqa: E402
+from llama3_decode_peer import load_transformers, torch_decode  # noqa: E402
 
 
 def rank_run(args) -> None:
@@ -50,20 +50,10 @@ def rank_run(args) -> None:
     model = load_transformers(args.gguf)
     wt.replace_linears(model, args.gguf, threads=args.threads)
     sharded = tp.shard(model, plan=tp.LLAMA_PLAN) if world > 1 else []
-    prompt = torch.tensor([[int(v) for v in args.prompt_ids.split(",")]])
+    prompt = [int(v) for v in args.prompt_ids.split(",")]
 
     def decode() -> tuple[list[int], list[float]]:
-        with torch.inference_mode():
-            out = model(prompt, use_cache=True)
-            past, token = out.past_key_values, int(out.logits[0, -1].argmax())
-            tokens, times = [token], []
-            for _ in range(args.tokens):
-                t0 = time.perf_counter()
-                out = model(torch.tensor([[token]]), past_key_values=past, use_cache=True)
-                token = int(out.logits[0, -1].argmax())
-                times.append(time.perf_counter() - t0)
-                past = out.past_key_values
-                tokens.append(token)
+        tokens, times, _ = torch_decode(model, prompt, args.tokens)  # greedy, decode steps timed
         return tokens, times
 
     tokens, _ = decode()  # warm-up: plans, workspaces, gloo's connections
