@@ -2,7 +2,14 @@
 // the lock shared for their whole gemm (so the weight they use cannot be released under them),
 // registration holds it exclusive; registration happens when a layer is made or reloaded, so
 // its wait for calls in flight is rare and short.
+//
+// fork(): a child has only the forking thread, so a lock that another thread held at the fork
+// would stay held forever in the child. pthread_atfork handlers take the lock exclusive before
+// the fork (waiting for the kernel calls in flight, as the thread pool's handlers wait for its
+// call) and release it after, in parent and child.
 #include "linear_registry.hpp"
+
+#include <pthread.h>
 
 #include <algorithm>
 #include <cstring>
@@ -23,6 +30,9 @@ struct Entry {
 
 std::shared_mutex& registry_lock() {
   static std::shared_mutex lock;
+  static std::once_flag fork_handlers;
+  std::call_once(fork_handlers,
+                 [] { ::pthread_atfork([] { lock.lock(); }, [] { lock.unlock(); }, [] { lock.unlock(); }); });
   return lock;
 }
 

@@ -1,6 +1,8 @@
 // The plan cache: this CPU's description and the executor's plans chosen with it.
 #include "plan/plan_cache.hpp"
 
+#include <pthread.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +21,12 @@ namespace {
 // again after use_cpu_calibration(); and the executor's plans decided with it.
 std::mutex g_mutex;
 std::shared_ptr<const Device> g_cpu;
+// fork(): a child has only the forking thread; had another thread held g_mutex at that moment,
+// the child's first gemm would wait for it forever. Held across the fork, as the thread pool and
+// the thread scratch registry hold theirs. (No other lock is taken while g_mutex is held, so the
+// handlers cannot deadlock with one another.)
+[[maybe_unused]] const int g_fork_handlers =
+    pthread_atfork([] { g_mutex.lock(); }, [] { g_mutex.unlock(); }, [] { g_mutex.unlock(); });
 
 Problem problem_of(const PackedWeight::Impl& w, int64_t m, DType act) {
   Problem p;
@@ -42,8 +50,13 @@ std::map<Key, cpu::ExecPlan> g_plans;
 }  // namespace
 
 std::shared_ptr<const Device> cpu_device() {
+  {
+    std::lock_guard lock(g_mutex);
+    if (g_cpu) return g_cpu;
+  }
+  auto described = std::make_shared<const Device>(devices::this_cpu());  // takes its own lock: not under g_mutex
   std::lock_guard lock(g_mutex);
-  if (!g_cpu) g_cpu = std::make_shared<const Device>(devices::this_cpu());
+  if (!g_cpu) g_cpu = std::move(described);
   return g_cpu;
 }
 

@@ -95,11 +95,32 @@ TEST(ForkSafety, ChildForkedAfterParallelGemmRunsGemmAndExits) {
 // fork() while another thread runs parallel gemms: the fork waits for the call in flight, so
 // the child never inherits a half-run job, and both processes keep computing correct results.
 TEST(ForkSafety, ForkWhileAnotherThreadRunsGemm) {
+#if defined(__SANITIZE_ADDRESS__)
+  // GCC 12's ASan runtime does not hold its allocator's locks across fork(): a child forked while
+  // another thread is inside that allocator waits on its lock forever (in CI the child's new pool
+  // worker hung in ASan's own thread-start calloc, most runs). The library's locks are held across
+  // fork by their handlers; this test runs in the normal and the ThreadSanitizer builds.
+  GTEST_SKIP() << "fork() while another thread runs is not supported by this ASan runtime's allocator";
+#endif
   const Case c = make_case(Partition::split_k);
   std::atomic<bool> stop{false};
   std::atomic<int> wrong{0};
+  // The busy thread allocates nothing in its loop (y once; gemm allocates nothing after its first
+  // call for a shape: GemmContracts): GCC 12's ASan runtime does not hold its allocator's locks
+  // across fork(), so a child forked while another thread is inside that allocator waits on its
+  // lock forever (seen in CI: the child's new pool worker stuck in ASan's thread-start calloc).
+  // glibc's malloc has fork handlers; the library's own locks are held across fork by theirs.
   std::thread busy([&] {
-    while (!stop.load()) wrong += gemm_matches(c);
+    HostMatrix y(c.expected.dtype, c.expected.rows, c.expected.cols);
+    while (!stop.load()) {
+      y.poison();
+      try {
+        gemm(c.p.x.ref(), c.p.packed, y.mut(), c.options);
+        wrong += y.bits != c.expected.bits;
+      } catch (...) {
+        wrong += 1;
+      }
+    }
   });
   for (int i = 0; i < 8; ++i) {
     expect_exit_zero(run_in_child([&] { return gemm_matches(c); }, /*exit_normally=*/false), "child");

@@ -574,3 +574,4 @@ def test_replace_linears_gguf_without_head_count(tmp_path):
     with pytest.raises(ValueError, match="head_count"):
         wt.replace_linears(model, os.path.join(os.path.dirname(__file__), "..", "data", "gguf", "model.gguf"),
                            strict=False)
+

@@ -4,6 +4,7 @@
 #include "plan/devices/cpu.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <mutex>
 
@@ -29,7 +30,8 @@ CpuCalibration dev_machine_defaults() {
   c.fma_gflops = {{1, 176.0}, {2, 346.0}};
   c.dot_gflops = {{1, 86.0}, {2, 172.0}};
   c.fork_join_us = 4.0;
-  c.wake_us = 315.0;  // the fork/join when the workers sleep: `w4a16 calibrate`, AMD EPYC (Zen 4, KVM, 2 vCPUs), 2026-12-05
+  c.wake_us =
+      315.0;  // the fork/join when the workers sleep: `w4a16 calibrate`, AMD EPYC (Zen 4, KVM, 2 vCPUs), 2026-12-05
   // In-core scales by (threads, M): `w4a16 bench --validate-model --suite llm --threads 2`
   // on 2026-12-02 (docs/data/validate-model.json, "model_device.incore").
   c.incore_scale["fused"] = {{{1, 1}, 0.93}, {{1, 4}, 1.42}, {{1, 16}, 1.63}, {{1, 64}, 1.58},
@@ -44,6 +46,9 @@ CpuCalibration dev_machine_defaults() {
 
 std::mutex g_override_mutex;
 std::optional<CpuCalibration> g_override;  // use_calibration()'s, in preference to the file
+// Held across fork() (see plan_cache.cpp's g_mutex): a child must not inherit it locked.
+[[maybe_unused]] const int g_fork_handlers = pthread_atfork(
+    [] { g_override_mutex.lock(); }, [] { g_override_mutex.unlock(); }, [] { g_override_mutex.unlock(); });
 
 }  // namespace
 
