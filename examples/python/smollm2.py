@@ -11,6 +11,10 @@ norms are copied, and the GGUF metadata is kept as JSON.
     python examples/python/smollm2.py                  # greedy generation from fixed token ids
     python examples/python/smollm2.py --tokens 64 --bench --threads 2
 
+--threads T runs w4a16 and numpy's BLAS (with threadpoolctl, when installed) on T threads, and
+OpenBLAS's idle threads sleep at once instead of spinning on the cores w4a16 needs
+(docs/threads.md, "Sharing the cores").
+
 Conventions are ggml's for the llama architecture (what the file was made for): RMSNorm with
 llama.attention.layer_norm_rms_epsilon, RoPE on adjacent pairs (x[2i], x[2i+1]) with base
 llama.rope.freq_base (the GGUF converter permuted Q and K so that this equals Hugging Face's
@@ -33,7 +37,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import numpy as np
+# numpy's OpenBLAS threads spin for 2^28 cycles (~0.1 s) after each call before they sleep: with
+# one BLAS call a token (the LM head) they never sleep and hold the cores w4a16's workers need
+# (docs/threads.md). 2^4 cycles makes them sleep at once. Read when numpy loads, so set here.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 import w4a16
 
@@ -115,18 +124,41 @@ class Model:
         self.reset()
 
     def reset(self) -> None:
-        self.k_cache = [[] for _ in range(self.cfg.n_layer)]  # per layer: list of [n_head_kv, head_dim]
-        self.v_cache = [[] for _ in range(self.cfg.n_layer)]
+        # Per layer, the keys and values of every position so far: [n_head_kv, capacity, head_dim]
+        # with the first self.position rows in use; the capacity doubles when full, so a decode
+        # step writes one row instead of copying the cache.
+        self.k_cache: list[Optional[np.ndarray]] = [None] * self.cfg.n_layer
+        self.v_cache: list[Optional[np.ndarray]] = [None] * self.cfg.n_layer
         self.position = 0
+
+    def append_kv(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stores k, v [T, n_head_kv, head_dim] after the cached positions; returns the keys and
+        values of every position, [n_head_kv, S, head_dim] views."""
+        t, end = k.shape[0], self.position + k.shape[0]
+        cache = self.k_cache[layer]
+        if cache is None or cache.shape[1] < end:
+            capacity = max(64, 2 * end)
+            for caches in (self.k_cache, self.v_cache):
+                grown = np.empty((self.cfg.n_head_kv, capacity, self.cfg.head_dim), dtype=self.dtype)
+                if caches[layer] is not None:
+                    grown[:, : self.position] = caches[layer][:, : self.position]
+                caches[layer] = grown
+        self.k_cache[layer][:, self.position : end] = k.transpose(1, 0, 2)
+        self.v_cache[layer][:, self.position : end] = v.transpose(1, 0, 2)
+        return self.k_cache[layer][:, :end], self.v_cache[layer][:, :end]
 
     def rmsnorm(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.cfg.eps) * weight
 
-    def rope(self, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """x [T, heads, head_dim]: rotates (x[2i], x[2i+1]) by position * base^(-2i/d) (ggml NORM mode)."""
+    def rotation(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """cos and sin of position * base^(-2i/d), [T, 1, d/2]: computed once per forward pass."""
         angles = positions[:, None].astype(np.float64) * self.inv_freq[None, :]  # [T, d/2]
-        cos = np.cos(angles).astype(self.dtype)[:, None, :]
-        sin = np.sin(angles).astype(self.dtype)[:, None, :]
+        return np.cos(angles).astype(self.dtype)[:, None, :], np.sin(angles).astype(self.dtype)[:, None, :]
+
+    @staticmethod
+    def rope(x: np.ndarray, rotation: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """x [T, heads, head_dim]: rotates the pairs (x[2i], x[2i+1]) (ggml NORM mode)."""
+        cos, sin = rotation
         even, odd = x[..., 0::2], x[..., 1::2]
         out = np.empty_like(x)
         out[..., 0::2] = even * cos - odd * sin
@@ -141,26 +173,26 @@ class Model:
         x = self.embedding[np.asarray(tokens)]  # [T, n_embd]
         group = cfg.n_head // cfg.n_head_kv
         scale = 1.0 / np.sqrt(cfg.head_dim)
+        rotation = self.rotation(positions)
         for i in range(cfg.n_layer):
             p = f"blk.{i}."
             h = self.rmsnorm(x, self.plain[p + "attn_norm.weight"])
             q = self.linears[p + "attn_q"](h).reshape(t, cfg.n_head, cfg.head_dim)
             k = self.linears[p + "attn_k"](h).reshape(t, cfg.n_head_kv, cfg.head_dim)
             v = self.linears[p + "attn_v"](h).reshape(t, cfg.n_head_kv, cfg.head_dim)
-            q, k = self.rope(q, positions), self.rope(k, positions)
-            self.k_cache[i].extend(k)
-            self.v_cache[i].extend(v)
-            keys = np.stack(self.k_cache[i])  # [S, n_head_kv, head_dim]
-            values = np.stack(self.v_cache[i])
-            s_len = keys.shape[0]
-            attn = np.empty((t, cfg.n_head, cfg.head_dim), dtype=self.dtype)
+            q, k = self.rope(q, rotation), self.rope(k, rotation)
+            keys, values = self.append_kv(i, k, v)  # [n_head_kv, S, head_dim]
+            s_len = keys.shape[1]
+            # Grouped-query attention for all heads at once: head h reads KV head h // group, so
+            # q's heads regroup as [n_head_kv, group * T, head_dim] (rows g * T + t).
+            qg = q.reshape(t, cfg.n_head_kv, group, cfg.head_dim).transpose(1, 2, 0, 3)
+            qg = qg.reshape(cfg.n_head_kv, group * t, cfg.head_dim)
+            scores = (qg @ keys.transpose(0, 2, 1)) * scale  # [n_head_kv, group * T, S]
             causal = positions[:, None] >= np.arange(s_len)[None, :]  # [T, S]
-            for head in range(cfg.n_head):
-                kv = head // group
-                scores = (q[:, head, :] @ keys[:, kv, :].T) * scale  # [T, S]
-                scores = np.where(causal, scores, -np.inf)
-                scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-                attn[:, head, :] = (scores / scores.sum(axis=-1, keepdims=True)) @ values[:, kv, :]
+            scores = np.where(np.tile(causal, (group, 1)), scores, -np.inf)
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            attn = (scores / scores.sum(axis=-1, keepdims=True)) @ values  # [n_head_kv, group * T, head_dim]
+            attn = attn.reshape(cfg.n_head_kv, group, t, cfg.head_dim).transpose(2, 0, 1, 3)
             x = x + self.linears[p + "attn_output"](attn.reshape(t, cfg.n_embd))
             h = self.rmsnorm(x, self.plain[p + "ffn_norm.weight"])
             gate = self.linears[p + "ffn_gate"](h)
@@ -285,14 +317,27 @@ def tokenize(gguf: str, text: str) -> Optional[list[int]]:
     return llm.tokenize(text.encode(), add_bos=False, special=True)
 
 
+def limit_blas_threads(threads: int) -> None:
+    """numpy's BLAS (the LM head, attention's matmuls) on at most `threads` threads too, so that
+    --threads 1 is one thread; threadpoolctl does it at run time, for any BLAS numpy links."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:
+        print("note: numpy's BLAS threads are not limited (pip install threadpoolctl==3.6.0)", file=sys.stderr)
+        return
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tokens", type=int, default=32, help="tokens to generate")
-    ap.add_argument("--threads", type=int, default=0, help="w4a16 (and llama.cpp) threads; 0 = all")
+    ap.add_argument("--threads", type=int, default=0, help="w4a16, numpy's BLAS (and llama.cpp) threads; 0 = all")
     ap.add_argument("--prompt", default="What is the capital of France?")
     ap.add_argument("--bench", action="store_true", help="also time llama.cpp (llama-cpp-python) on the same file")
     args = ap.parse_args()
 
+    if args.threads:
+        limit_blas_threads(args.threads)
     gguf = model_path()
     path = convert_once(gguf)
     timer = [0.0]
@@ -306,6 +351,12 @@ def main() -> None:
           f"linear layers alone {decode_tokens / timer[0]:.1f} tokens/s ({100 * timer[0] / seconds:.0f}% of the time)",
           file=sys.stderr)
     if args.bench:
+        try:
+            import llama_cpp  # noqa: F401, PLC0415
+        except ImportError:
+            print("llama.cpp: not timed (--bench needs llama-cpp-python: pip install llama-cpp-python==0.3.36)",
+                  file=sys.stderr)
+            return
         threads = args.threads or os.cpu_count()
         theirs, their_seconds = llama_cpp_generate(gguf, prompt, args.tokens, threads)
         agree = sum(a == b for a, b in zip(tokens, theirs))
