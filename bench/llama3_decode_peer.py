@@ -115,6 +115,8 @@ def run_transformers(args, peer: str) -> dict:
         import w4a16.torch
 
         _, ref = torch_prefill(model, prompt)  # the bf16 model's logits, before the swap
+        # The gemm's parts on torch's threads (the default) or w4a16's pool (llama3_decode.py --w4a16-pool).
+        w4a16.torch.use_torch_threads(os.environ.get("W4A16_TORCH_POOL", "1") != "0")
         replaced = w4a16.torch.replace_linears(model, args.gguf, threads=max(args.threads))
         result["replaced_layers"] = len(replaced)
         _, logits = torch_prefill(model, prompt)
@@ -132,17 +134,22 @@ def run_transformers(args, peer: str) -> dict:
 
         _, ref = torch_prefill(model, prompt)
         # torchao 0.18's CPU int4 weight-only path (Int4OpaqueTensor, aten's
-        # _weight_int4pack_mm_for_cpu): it re-quantizes the dequantized Q4_0 weights with its own
-        # g = 128 asymmetric RTN, so its weights differ a little from the file's.
-        quantize_(model, PrototypeInt4WeightOnlyConfig(group_size=128))
+        # _weight_int4pack_mm_for_cpu): it re-quantizes the dequantized 4-bit weights with its own
+        # asymmetric RTN, g = 128 or the largest of 64, 32 that divides every layer's K (SmolLM2's
+        # K = 576 is not a multiple of 128), so its weights differ a little from the file's.
+        ks = [m.in_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        group = next(g for g in (128, 64, 32) if all(k % g == 0 for k in ks))
+        quantize_(model, PrototypeInt4WeightOnlyConfig(group_size=group))
+        result["torchao_group_size"] = group
         _, logits = torch_prefill(model, prompt)
         result["check"] = {"against": "bf16 transformers, same process (re-quantized: not exact)",
                            "rel_rms": rel_rms(logits, ref), "same_argmax": int(logits.argmax()) == int(ref.argmax())}
         result["torchao"] = torchao.__version__
     result.update(linear_bytes_torch(model))
     runs = []
+    torch_threads = int(os.environ.get("W4A16_TORCH_THREADS", "0"))  # llama3_decode.py --torch-threads
     for t in args.threads:
-        torch.set_num_threads(t)
+        torch.set_num_threads(torch_threads or t)
         if peer == "w4a16":
             for module in model.modules():
                 if hasattr(module, "packed"):
@@ -181,8 +188,9 @@ def time_outside_linears(model, prompt: list[int], args) -> list[dict]:
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, Stub(m.out_features))
     runs = []
+    torch_threads = int(os.environ.get("W4A16_TORCH_THREADS", "0"))
     for t in args.threads:
-        torch.set_num_threads(t)
+        torch.set_num_threads(torch_threads or t)
         run = time_runs(lambda: torch_decode(model, prompt, args.tokens), t, args.repeats)
         runs.append({"threads": t, "tok_s": run["tok_s"], "stubbed_layers": len(targets)})
     return runs
@@ -229,7 +237,7 @@ def run_llamacpp(args) -> dict:
         runs.append(time_runs(decode, t, args.repeats))
         del llm
     result["n_vocab"] = n_vocab
-    result["format"] = "ggml Q4_0 (activations quantized to Q8_0: W4A8)"
+    result["format"] = "ggml's types as stored in the file (activations quantized to 8 bits: W4A8)"
     result["runs"] = runs
     np.save(args.logits, runs[0].pop("logits"))
     for r in runs[1:]:

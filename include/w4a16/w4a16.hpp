@@ -230,6 +230,19 @@ struct DequantEntry;
 inline constexpr int kMaxThreads = 1024;
 inline constexpr int64_t kMaxGemmElements = int64_t(1) << 48;
 
+// Runs a parallel call's parts on the caller's own threads instead of w4a16's pool, so that one
+// pool serves the whole process (PyTorch's intra-op threads, an OpenMP or TBB runtime, a server's
+// workers): two pools whose idle threads spin on the same cores take the cores from each other
+// (docs/threads.md). run(ctx, parts, part, part_ctx) must call part(part_ctx, i) exactly once for
+// every i in [0, parts), on any of its threads, in any order, together or one after another, and
+// return when all have returned; part() never throws and never calls run() again. The plan's
+// threads are the number of parts, so give GemmOptions::threads the runner's thread count. A
+// pipelined plan, whose two roles must run at the same time, runs as decoupled under a runner.
+struct ParallelRunner {
+  void (*run)(void* ctx, int parts, void (*part)(void* part_ctx, int index), void* part_ctx) = nullptr;
+  void* ctx = nullptr;
+};
+
 // Constraints on the plan. Everything left `automatic` / 0 is chosen by the planner: it enumerates
 // the candidate plans that meet the constraints, predicts each with the cost model of this CPU
 // (docs/model.md) and takes the fastest.
@@ -241,6 +254,7 @@ struct GemmOptions {
                            // quota); N > 0: N threads (fewer when there are fewer work items)
   int vector_threads = 0;  // pipelined: threads in the dequantizing role (0 = the planner's choice)
   int64_t decoupled_panel_bytes = 0;  // decoupled workspace per thread; 0 = 1 MiB (L2-resident)
+  ParallelRunner runner;              // where the parts run: unset = w4a16's pool (not part of the plan)
 };
 
 // One term of a plan's predicted time (the cost model's breakdown).

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define W4A16_KERNEL_TABLE_CAPSULE "w4a16._ext.kernel_table"
-#define W4A16_KERNEL_TABLE_VERSION 1
+#define W4A16_KERNEL_TABLE_VERSION 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,10 +22,15 @@ typedef struct w4a16_kernel_table {
   // The weight's N (out features) and K (in features); returns 0 when no weight has `handle`.
   int (*shape)(int64_t handle, int64_t* n, int64_t* k);
   // y [m, n] = x [m, k] @ dequant(W)^T (+ bias), with the options the handle was registered with;
-  // x and y contiguous, both bf16 (x_bf16 != 0) or both fp16. Returns 0, or nonzero after writing
-  // a NUL-terminated message of at most msg_size bytes to msg. The weight cannot be released
-  // while the call runs (the registry's lock is held across it).
-  int (*linear)(int64_t handle, const void* x, int x_bf16, int64_t m, int64_t k, void* y, char* msg, size_t msg_size);
+  // x and y contiguous, both bf16 (x_bf16 != 0) or both fp16. With run != NULL the call's parallel
+  // parts run through run(run_ctx, parts, part, part_ctx) (w4a16::ParallelRunner: every part once,
+  // any threads, any order) on at most `threads` parts, capped by the registered thread count when
+  // that is not 0; with run == NULL, on w4a16's pool as registered. Returns 0, or nonzero after
+  // writing a NUL-terminated message of at most msg_size bytes to msg. The weight cannot be
+  // released while the call runs (the registry's lock is held across it).
+  int (*linear)(int64_t handle, const void* x, int x_bf16, int64_t m, int64_t k, void* y, int threads,
+                void (*run)(void* run_ctx, int parts, void (*part)(void* part_ctx, int index), void* part_ctx),
+                void* run_ctx, char* msg, size_t msg_size);
 } w4a16_kernel_table;
 
 #ifdef __cplusplus

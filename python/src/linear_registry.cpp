@@ -57,7 +57,8 @@ int table_shape(int64_t handle, int64_t* n, int64_t* k) {
   return 1;
 }
 
-int table_linear(int64_t handle, const void* x, int x_bf16, int64_t m, int64_t k, void* y, char* msg, size_t msg_size) {
+int table_linear(int64_t handle, const void* x, int x_bf16, int64_t m, int64_t k, void* y, int threads,
+                 void (*run)(void*, int, void (*)(void*, int), void*), void* run_ctx, char* msg, size_t msg_size) {
   try {
     const std::shared_lock lock(registry_lock());
     const auto it = registry().find(handle);
@@ -68,7 +69,13 @@ int table_linear(int64_t handle, const void* x, int x_bf16, int64_t m, int64_t k
     }
     const PackedWeight& w = *it->second.weight;
     const DType act = x_bf16 != 0 ? DType::bf16 : DType::f16;
-    gemm(MatrixRef{x, act, m, k}, w, MutableMatrixRef{y, act, m, w.n()}, it->second.options);
+    GemmOptions options = it->second.options;
+    if (run != nullptr) {
+      options.runner = ParallelRunner{run, run_ctx};
+      const int most = std::clamp(threads, 1, kMaxThreads);
+      options.threads = options.threads > 0 ? std::min(options.threads, most) : most;
+    }
+    gemm(MatrixRef{x, act, m, k}, w, MutableMatrixRef{y, act, m, w.n()}, options);
     return 0;
   } catch (const std::exception& e) {  // w4a16::Error (a bad shape, say) or std::bad_alloc
     copy_message(std::string("w4a16::linear: ") + e.what(), msg, msg_size);

@@ -16,7 +16,9 @@
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -28,6 +30,36 @@ namespace {
 using torch::stable::Tensor;
 
 const w4a16_kernel_table* g_table = nullptr;  // set once by PyInit__torch_ops, before registration
+
+// Whether the gemm's parallel parts run on torch's intra-op threads (at::parallel_for through the
+// stable ABI; torch.set_num_threads() sets how many) or on w4a16's own pool. torch's by default:
+// one pool for the model, so that torch's idle OpenMP threads and w4a16's workers do not spin on
+// the same cores between each other's calls (docs/threads.md). Set by use_torch_threads().
+std::atomic<bool> g_torch_threads{true};
+
+// w4a16::ParallelRunner on torch's pool: parts [0, parts) dealt to torch's threads by
+// torch_parallel_for (grain 1). A part that torch did not run (it reports an error instead of
+// throwing through C) runs here after, so that every part runs exactly once whatever happens.
+void run_on_torch_threads(void*, int parts, void (*part)(void*, int), void* part_ctx) {
+  std::array<std::atomic<bool>, 1024> done{};  // parts <= w4a16::kMaxThreads
+  struct Context {
+    void (*part)(void*, int);
+    void* part_ctx;
+    std::array<std::atomic<bool>, 1024>* done;
+  } context{part, part_ctx, &done};
+  const auto body = [](int64_t begin, int64_t end, void* ctx) {
+    const auto& c = *static_cast<Context*>(ctx);
+    for (int64_t i = begin; i < end; ++i) {
+      c.part(c.part_ctx, int(i));
+      (*c.done)[size_t(i)].store(true, std::memory_order_relaxed);
+    }
+  };
+  const int bounded = std::min(parts, int(done.size()));
+  (void)torch_parallel_for(0, bounded, 1, body, &context);
+  for (int i = 0; i < parts; ++i) {
+    if (i >= bounded || !done[size_t(i)].load(std::memory_order_relaxed)) part(part_ctx, i);
+  }
+}
 
 std::string dtype_name(int32_t dtype) {
   const std::array<std::pair<int32_t, const char*>, 8> names{{
@@ -106,15 +138,34 @@ Tensor linear_cpu(Tensor x, int64_t handle) {
     int failed = 0;
     {
       const GilRelease released;
-      failed = g_table->linear(handle, xc.data_ptr(), bf16 ? 1 : 0, m, k, y.data_ptr(), message.data(), message.size());
+      const bool torch_threads = g_torch_threads.load(std::memory_order_relaxed);
+      uint32_t threads = 1;
+      if (torch_threads && torch_get_num_threads(&threads) != AOTI_TORCH_SUCCESS) threads = 1;
+      failed = g_table->linear(handle, xc.data_ptr(), bf16 ? 1 : 0, m, k, y.data_ptr(), int(threads),
+                               torch_threads ? &run_on_torch_threads : nullptr, nullptr, message.data(),
+                               message.size());
     }
     if (failed != 0) throw std::runtime_error(message.data());
   }
   return y;
 }
 
+// use_torch_threads(flag: bool) -> bool: sets where the parallel parts run, returns the previous.
+PyObject* use_torch_threads(PyObject*, PyObject* arg) {
+  const int flag = PyObject_IsTrue(arg);
+  if (flag < 0) return nullptr;
+  return PyBool_FromLong(g_torch_threads.exchange(flag != 0) ? 1 : 0);
+}
+
+PyMethodDef g_methods[] = {
+    {"use_torch_threads", use_torch_threads, METH_O,
+     "use_torch_threads(flag) -> previous: run the gemm's parallel parts on torch's intra-op threads "
+     "(True, the default) or on w4a16's own pool (False)."},
+    {nullptr, nullptr, 0, nullptr}};
+
 PyModuleDef g_module{PyModuleDef_HEAD_INIT, "_torch_ops",
-                     "The C++ CPU kernel of the torch ops w4a16::linear and w4a16::_linear (stable ABI).", -1, nullptr};
+                     "The C++ CPU kernel of the torch ops w4a16::linear and w4a16::_linear (stable ABI).", -1,
+                     g_methods};
 
 }  // namespace
 

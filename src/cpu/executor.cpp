@@ -35,11 +35,11 @@ int64_t split_units(const PackedWeight::Impl& p, Strategy s) {
   return s == Strategy::dense ? p.geom.chunks() : p.geom.groups;
 }
 
-// Runs fn(part) for parts [0, parts) on the pool; a worker must not throw out of the pool
-// (allocation of its workspace can): the first error is kept and rethrown here, so a failed
-// call never reports success.
+// Runs fn(part) for parts [0, parts) on the pool, or on the caller's runner (GemmOptions::runner);
+// a part must not throw out of either (allocation of its workspace can): the first error is kept
+// and rethrown here, so a failed call never reports success.
 template <class F>
-void run_parts(int parts, int threads, F&& fn) {
+void run_parts(const ParallelRunner& runner, int parts, int threads, F&& fn) {
   std::mutex error_mutex;
   std::exception_ptr error;
   auto guarded = [&](int part) {
@@ -50,7 +50,12 @@ void run_parts(int parts, int threads, F&& fn) {
       if (!error) error = std::current_exception();
     }
   };
-  ThreadPool::instance().run(parts, threads, guarded);
+  if (runner.run != nullptr && parts > 1 && threads > 1) {
+    runner.run(
+        runner.ctx, parts, [](void* ctx, int part) { (*static_cast<decltype(guarded)*>(ctx))(part); }, &guarded);
+  } else {
+    ThreadPool::instance().run(parts, threads, guarded);
+  }
   if (error) std::rethrow_exception(error);
 }
 
@@ -178,7 +183,7 @@ void write_tile(const PackedWeight::Impl& p, const MutableMatrixRef& y, int64_t 
 // each part takes a contiguous run so that a thread streams a contiguous stretch of the weight.
 // Without split-K each item's tile goes straight to y; with it, to its partial tile.
 void run_work_items(const PackedWeight::Impl& p, const Activations& full_act, const MutableMatrixRef& y,
-                    const ExecPlan& plan, float* partials) {
+                    const ExecPlan& plan, float* partials, const ParallelRunner& runner) {
   const int64_t m = full_act.m, groups = p.geom.groups;
   const int s_count = plan.split_k;
   const int64_t units = split_units(p, plan.strategy);
@@ -250,15 +255,15 @@ void run_work_items(const PackedWeight::Impl& p, const Activations& full_act, co
       item = batch_end;
     }
   };
-  run_parts(parts, plan.threads, run_part);
+  run_parts(runner, parts, plan.threads, run_part);
 }
 
 // Stage: reduce_split_k. Partial tiles summed in slice order 0..S-1: bitwise deterministic for
 // a fixed S whatever the thread count.
 void reduce_split_k(const PackedWeight::Impl& p, const MutableMatrixRef& y, int64_t m, int s_count, int threads,
-                    const float* partials) {
+                    const float* partials, const ParallelRunner& runner) {
   const int parts = int(std::min<int64_t>(threads, p.tiles));
-  run_parts(parts, parts, [&](int part) {
+  run_parts(runner, parts, parts, [&](int part) {
     Workspace& local = thread_workspace();
     local.tile_out.reserve_discard(size_t(m * kTileN));
     for (int64_t t = p.tiles * part / parts; t < p.tiles * (part + 1) / parts; ++t) {
@@ -315,7 +320,8 @@ ExecPlan exec_plan(const GemmPlan& g, const PackedWeight::Impl& p, const KernelT
   return e;
 }
 
-void execute(const MatrixRef& x, const PackedWeight::Impl& p, const MutableMatrixRef& y, const ExecPlan& plan) {
+void execute(const MatrixRef& x, const PackedWeight::Impl& p, const MutableMatrixRef& y, const ExecPlan& plan,
+             const ParallelRunner& runner) {
   Workspace& ws = thread_workspace();
   Activations act = prepare_activations(x, p, plan, ws);
   if (plan.strategy == Strategy::fused && p.layout.zero_mode != ZeroMode::sym) act.group_sums = group_sums(x, p, ws);
@@ -335,17 +341,18 @@ void execute(const MatrixRef& x, const PackedWeight::Impl& p, const MutableMatri
     c.dense = plan.dense;
     c.dense_dtype = plan.dense_dtype;
     c.x_format = plan.x_format;
-    if (!run_pipelined(p, act, c, partials)) {
-      // The pool cannot run both roles at once (another call holds it): the same items, per
-      // thread, into the same partials (the dequantized panels and products are the same).
+    // The pool cannot run both roles at once (another call holds it), or the parts run on the
+    // caller's runner, which promises no simultaneity: the same items, per thread, into the same
+    // partials (the dequantized panels and products are the same).
+    if (runner.run != nullptr || !run_pipelined(p, act, c, partials)) {
       ExecPlan fallback = plan;
       fallback.strategy = Strategy::decoupled;
-      run_work_items(p, act, y, fallback, partials);
+      run_work_items(p, act, y, fallback, partials, runner);
     }
   } else {
-    run_work_items(p, act, y, plan, partials);
+    run_work_items(p, act, y, plan, partials, runner);
   }
-  if (plan.split) reduce_split_k(p, y, m, plan.split_k, plan.threads, partials);
+  if (plan.split) reduce_split_k(p, y, m, plan.split_k, plan.threads, partials, runner);
 }
 
 }  // namespace w4a16::cpu

@@ -41,7 +41,9 @@ struct ExecPlan {
 // (invalid_argument, or unsupported for a non-dense strategy on a dense-only weight).
 ExecPlan exec_plan(const GemmPlan& plan, const PackedWeight::Impl& w, const KernelTable& active);
 
-// Arguments already checked (check_gemm_args).
-void execute(const MatrixRef& x, const PackedWeight::Impl& w, const MutableMatrixRef& y, const ExecPlan& plan);
+// Arguments already checked (check_gemm_args). The parallel stages run their parts on `runner`
+// when it is set, else on the thread pool.
+void execute(const MatrixRef& x, const PackedWeight::Impl& w, const MutableMatrixRef& y, const ExecPlan& plan,
+             const ParallelRunner& runner = {});
 
 }  // namespace w4a16::cpu

@@ -21,7 +21,7 @@ void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, 
   const auto& p = w.impl();
   check_gemm_args(x, p.layout.k, p.layout.n, p.bias, y);
   const auto& kt = cpu::active_kernels();  // one snapshot: set_isa_cap() may run concurrently
-  cpu::execute(x, p, y, plan::cached_exec_plan(p, x.rows, x.dtype, options, kt));
+  cpu::execute(x, p, y, plan::cached_exec_plan(p, x.rows, x.dtype, options, kt), options.runner);
 }
 
 void gemm(const MatrixRef& x, const PackedWeight& w, const MutableMatrixRef& y, const GemmPlan& plan) {

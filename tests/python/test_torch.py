@@ -157,6 +157,34 @@ def test_cpp_kernel_is_bit_identical_to_the_python_kernel(rng, dtype, threads):
             assert torch.equal(y.view(torch.int16), expected.view(torch.int16)), (op, tuple(x.shape))
 
 
+@pytest.mark.parametrize("torch_threads", [1, 2])
+@pytest.mark.parametrize("options", [dict(threads=0), dict(threads=3), dict(partition="splitk", split_k=3, threads=2),
+                                     dict(strategy="decoupled", threads=0)])
+def test_on_torch_threads_the_cpp_kernel_gives_the_bits_of_w4a16s_pool(rng, torch_threads, options):
+    """use_torch_threads(True) (the default) runs the gemm's parts on torch's intra-op threads:
+    torch.set_num_threads sets how many, the Linear's threads caps them; the bits are those of the
+    same layer on w4a16's pool and of the Python kernel, whatever the thread counts."""
+    if wt.KERNEL != "c++":
+        assert wt.use_torch_threads(True) is False
+        pytest.skip(wt.KERNEL_NOTE)
+    lin = wt.Linear(quantized(rng, 300, 512, 64, "float", True), **options)
+    x = random_x(rng, (3, 512), torch.bfloat16)
+    expected = wt._linear_cpu(x, lin.handle)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(torch_threads)
+        assert wt.use_torch_threads(False) is True  # the default, returned as the previous setting
+        on_pool = lin(x)
+        assert wt.use_torch_threads(True) is False
+        on_torch = lin(x)
+        op = torch.ops.w4a16.linear(x, lin.handle)
+    finally:
+        wt.use_torch_threads(True)
+        torch.set_num_threads(before)
+    for y in (on_pool, on_torch, op):
+        assert torch.equal(y.view(torch.int16), expected.view(torch.int16))
+
+
 def test_opcheck(rng):
     lin = wt.Linear(quantized(rng, 72, 200, 64, "asym", True))
     for shape, dtype in (((3, 200), torch.bfloat16), ((2, 3, 200), torch.float16), ((1, 200), torch.bfloat16)):

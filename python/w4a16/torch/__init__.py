@@ -24,9 +24,12 @@ costs ~3.5 us a call).
 
 Tensor parallelism over torch.distributed: w4a16.torch.tp (column- and row-parallel shards).
 
-Threads: the kernels run on w4a16's own thread pool; torch.set_num_threads does not change it.
-Pass threads= (0 = the planner's choice, up to every CPU this process may use) to Linear /
-replace_linears, and see docs/threads.md for the wait policy (passive suits a torch model).
+Threads: with the C++ kernel (KERNEL == "c++") the gemm runs its parallel parts on torch's own
+intra-op threads, so torch.set_num_threads(t) sets both and one pool serves the model (two pools
+whose idle threads spin on the same cores slow each other down); a Linear's threads= (0 = no
+limit) caps it. use_torch_threads(False) puts them back on w4a16's own pool, where threads= (0 =
+the planner's choice, up to every CPU) alone decides, as it does under the Python kernel.
+docs/threads.md has the measurements.
 
 State dict of a Linear (all CPU tensors; docs/python.md, "PyTorch"):
     layout  int64 [3]            (N, K, group_size)
@@ -56,7 +59,7 @@ import w4a16
 
 from .. import _ext
 
-__all__ = ["Linear", "replace_linears", "gguf_module_name"]
+__all__ = ["Linear", "replace_linears", "gguf_module_name", "use_torch_threads"]
 
 # ---- The op and its weight table ----------------------------------------------------------------
 
@@ -152,7 +155,7 @@ def _linear_fake(x: torch.Tensor, weight: int) -> torch.Tensor:
 # The CPU kernel: C++ (w4a16._torch_ops, built with the package where torch was importable; it
 # registers itself for both ops on import) or, failing that, _linear_cpu above.
 try:
-    from .. import _torch_ops  # noqa: F401 - imported for its registration
+    from .. import _torch_ops  # imported for its registration (and use_torch_threads)
 except ImportError as _error:
     KERNEL = "python"
     KERNEL_NOTE = f"the C++ kernel is not available ({_error}); the op runs its Python kernel"
@@ -161,6 +164,18 @@ except ImportError as _error:
 else:
     KERNEL = "c++"
     KERNEL_NOTE = "the op runs its C++ kernel (w4a16._torch_ops)"
+
+
+def use_torch_threads(flag: bool = True) -> bool:
+    """Where the C++ kernel runs a gemm's parallel parts: on torch's intra-op threads (True, the
+    default: torch.set_num_threads sets how many, a Linear's threads caps them) or on w4a16's own
+    pool (False: the Linear's threads alone). Returns the previous setting. The Python kernel
+    (KERNEL == "python") always uses w4a16's pool; there this returns False and changes nothing."""
+    if KERNEL != "c++":
+        return False
+    return _torch_ops.use_torch_threads(bool(flag))
+
+
 torch.library.register_fake("w4a16::linear", _linear_fake, lib=_lib)
 torch.library.register_fake("w4a16::_linear", _linear_fake, lib=_lib)
 
