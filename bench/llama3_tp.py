@@ -5,13 +5,14 @@ torch.distributed (gloo), against one process given the same cores:
 
 runs, with torchrun on this machine,
     one process, 2 threads    (w4a16 threads=2, torch.set_num_threads(2))
-    two processes, 1 thread   (each rank holds half of every decoder projection: tp.shard with
-                               tp.LLAMA_PLAN; 32 query and 8 key/value heads split in 2)
-and prints decode tok/s (decode steps only, median of --repeats after a warm-up), the all_reduce
-share and whether the greedy tokens agree. Each rank loads the GGUF with transformers and swaps
-its linear layers for exact w4a16 imports (replace_linears), as bench/llama3_decode.py's w4a16
-peer does. The head (128256 x 4096) is not sharded (tp's plans split the decoder projections; a
-vocabulary-parallel head would need a gather of the logits): every rank computes it whole.
+    two processes, 1 thread   (each rank holds half of every decoder projection and of the head:
+                               tp.shard with tp.LLAMA_PLAN; 32 query and 8 key/value heads split in
+                               2, the 128256 x 4096 head's vocabulary split in 2 and its logits
+                               all_gathered; --whole-head keeps the head whole on every rank)
+and prints decode tok/s (decode steps only, median of --repeats after a warm-up), the share of
+the collectives (all_reduce + all_gather) and whether the greedy tokens agree. Each rank loads the
+GGUF with transformers and swaps its linear layers for exact w4a16 imports (replace_linears), as
+bench/llama3_decode.py's w4a16 peer does.
 
 Run as a rank (what the launcher does): torchrun --nproc-per-node P bench/llama3_tp.py --rank-run ...
 """
@@ -49,7 +50,8 @@ def rank_run(args) -> None:
     torch.set_num_threads(args.threads)
     model = load_transformers(args.gguf)
     wt.replace_linears(model, args.gguf, threads=args.threads)
-    sharded = tp.shard(model, plan=tp.LLAMA_PLAN) if world > 1 else []
+    plan = {k: v for k, v in tp.LLAMA_PLAN.items() if not (args.whole_head and v == tp.GATHER)}
+    sharded = tp.shard(model, plan=plan) if world > 1 else []
     prompt = [int(v) for v in args.prompt_ids.split(",")]
 
     def decode() -> tuple[list[int], list[float]]:
@@ -64,12 +66,13 @@ def rank_run(args) -> None:
         if again != tokens:
             raise SystemExit(f"rank {rank}: greedy tokens changed between runs")
         speeds.append(len(times) / sum(times))
-        shares.append(tp.stats.all_reduce_s / sum(times))  # the prefill's few all_reduces included
+        shares.append((tp.stats.all_reduce_s + tp.stats.all_gather_s) / sum(times))  # the prefill's included
     if rank == 0:
         with open(args.out, "w") as f:
             json.dump({"world": world, "threads": args.threads, "tok_s": statistics.median(speeds),
                        "tok_s_all": speeds, "all_reduce_share": statistics.median(shares),
                        "all_reduces_per_token": tp.stats.all_reduces / (args.tokens + 1),
+                       "all_gathers_per_token": tp.stats.all_gathers / (args.tokens + 1),
                        "sharded": len(sharded), "tokens": tokens}, f)
     if world > 1:
         dist.destroy_process_group()
@@ -81,9 +84,8 @@ def launch(args, world: int, threads: int, prompt: list[int]) -> dict:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}",
                os.path.abspath(__file__), "--rank-run", "--gguf", args.gguf, "--out", out,
                "--threads", str(threads), "--tokens", str(args.tokens), "--repeats", str(args.repeats),
-               "--prompt-ids", ",".join(map(str, prompt))]
-        # w4a16's default (active) wait policy in both: a rank of one thread has no pool workers to
-        # wait, and the one process's worker spinning between its layers is what keeps it fast.
+               "--prompt-ids", ",".join(map(str, prompt))] + (["--whole-head"] if args.whole_head else [])
+        # The gemm's parts on torch's threads (w4a16.torch's default): OMP_NUM_THREADS threads.
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -101,6 +103,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0, help="the prompt's ids, as bench/llama3_decode.py draws them")
     ap.add_argument("--prompt", type=int, default=8)
+    ap.add_argument("--whole-head", action="store_true", help="TP=2 without splitting the head (every rank computes it)")
     # rank-run options (set by the launcher)
     ap.add_argument("--rank-run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -120,13 +123,13 @@ def main() -> None:
     agree = next((i for i, (a, b) in enumerate(zip(one["tokens"], two["tokens"])) if a != b), len(one["tokens"]))
     print(f"# {name}, {os.cpu_count()} CPUs; {os.path.basename(args.gguf)}; {args.tokens} decode steps, "
           f"median of {args.repeats}")
-    print("| run | decode tok/s | ms/token | all_reduce share | all_reduces/token |")
-    print("|---|---:|---:|---:|---:|")
+    print("| run | decode tok/s | ms/token | collectives' share | all_reduces/token | all_gathers/token |")
+    print("|---|---:|---:|---:|---:|---:|")
     for label, r in (("1 process x 2 threads", one), ("2 processes x 1 thread (TP=2)", two)):
         print(f"| {label} | {r['tok_s']:.2f} | {1e3 / r['tok_s']:.1f} | {r['all_reduce_share'] * 100:.0f} % | "
-              f"{r['all_reduces_per_token']:.0f} |")
+              f"{r['all_reduces_per_token']:.0f} | {r.get('all_gathers_per_token', 0):.0f} |")
     print(f"TP=2 / one process: {two['tok_s'] / one['tok_s']:.2f}x the speed (target: within 1.2x, i.e. >= 0.83x); "
-          f"{two['sharded']} projections sharded; greedy tokens agree for {agree} of {len(one['tokens'])}")
+          f"{two['sharded']} layers sharded; greedy tokens agree for {agree} of {len(one['tokens'])}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """w4a16.torch.tp: shards are exact slices, their errors name the module, and 2 processes over gloo
-give the logits and greedy tokens of one (tp_worker.py under torchrun)."""
+(row-parallel all_reduces, the gathered head) give the logits and greedy tokens of one
+(tp_worker.py under torchrun)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def test_shards_are_exact_slices(rng, zero):
     x = rng.standard_normal((3, k)).astype(np.float32)
     xt = torch.from_numpy(x).bfloat16()
     full = wt.Linear(qw)(xt)
-    cols = [wt.Linear(tp.shard_weight(qw, tp.COLUMN, r, world))(xt) for r in range(world)]
-    assert torch.equal(torch.cat(cols, dim=1), full)
+    for style in (tp.COLUMN, tp.GATHER):  # the same slices; gather only adds the all_gather
+        cols = [wt.Linear(tp.shard_weight(qw, style, r, world))(xt) for r in range(world)]
+        assert torch.equal(torch.cat(cols, dim=1), full)
     w = qw.dequantize().astype(np.float64)
     xd = xt.double().numpy()
     partials = []
@@ -87,7 +89,8 @@ def test_two_processes_give_the_logits_and_tokens_of_one(tmp_path):
     two = torch.load(tmp_path / "two.pt")
     assert one["world"] == 1 and two["world"] == 2
     assert torch.equal(torch.load(tmp_path / "two.pt.rank1")["logits"], two["logits"])  # the same sums on both ranks
-    assert len(two["sharded"]) == 14 and len(two["row_parallel"]) == 4  # 7 projections x 2 layers; o, down
+    # 7 projections x 2 layers and the head; o and down row-parallel, the head gathered
+    assert len(two["sharded"]) == 15 and len(two["row_parallel"]) == 4 and two["gathered"] == ["lm_head"]
     diff = two["logits"] - one["logits"]
     rel_rms = diff.pow(2).mean().sqrt() / one["logits"].pow(2).mean().sqrt()
     assert rel_rms < 1e-2, f"relative RMS {rel_rms:.3g}"
@@ -119,6 +122,10 @@ def test_shard_checks_every_module_before_changing_any(rng):
         with pytest.raises(ValueError, match="no module"):
             tp.shard(model, plan={"gate_proj": tp.COLUMN})
         assert tp.shard(model, plan={"q_proj": tp.COLUMN}) == ["q_proj"]
+        # A head planned for gathering that is not a w4a16 layer (unquantized, or tied to a GGUF's
+        # Q8_0 embedding) stays whole on every rank: not an error, not in the list.
+        model.lm_head = torch.nn.Linear(64, 32)
+        assert tp.shard(model, plan={"q_proj": tp.COLUMN, "lm_head": tp.GATHER}) == ["q_proj"]
     finally:
         dist.destroy_process_group()
     row = tp.RowParallelLinear(wt.Linear(w4a16.quantize(random_weight(rng, 8, 64), group_size=32)), None, None)

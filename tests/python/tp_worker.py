@@ -1,7 +1,7 @@
 """One rank of tests/python/test_torch_tp.py, run by torchrun (1 or 2 processes, gloo on loopback).
 
 A tiny random transformers Llama (2 layers, 4 heads, 2 key/value heads, hidden 128, intermediate
-256; seeded, so every rank builds the same model), its linear layers replaced by RTN w4a16 layers
+256; seeded, so every rank builds the same model), its linear layers and head replaced by RTN w4a16 layers
 from one w4a16 file (g = 32, asym: zeros and a bias on o_proj exercise the row shard's parts),
 then tp.shard over the world. Writes each rank's first-step logits and greedy tokens to --out
 (rank 0) and --out.rank<r> (the others).
@@ -38,11 +38,12 @@ def tiny_llama() -> transformers.LlamaForCausalLM:
 
 
 def write_weights(model: torch.nn.Module, path: str) -> None:
-    """RTN-quantizes every decoder linear into one w4a16 file (what replace_linears reads)."""
+    """RTN-quantizes every decoder linear and the head into one w4a16 file (what replace_linears
+    reads)."""
     rng = np.random.default_rng(1)
     layers = {}
     for name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.Linear) and ".layers." in name:
+        if isinstance(mod, torch.nn.Linear) and (".layers." in name or name == "lm_head"):
             w = mod.weight.detach().float().numpy()
             bias = rng.standard_normal(w.shape[0]).astype(np.float32) if name.endswith("o_proj") else None
             layers[name] = w4a16.quantize(w, group_size=32, zero="asym", bias=bias)
@@ -74,6 +75,7 @@ def main() -> None:
     rank = dist.get_rank()
     torch.save({"logits": logits, "tokens": tokens, "margins": margins, "sharded": sharded,
                 "row_parallel": [n for n, m in model.named_modules() if isinstance(m, tp.RowParallelLinear)],
+                "gathered": [n for n, m in model.named_modules() if isinstance(m, tp.GatherParallelLinear)],
                 "world": dist.get_world_size()}, args.out if rank == 0 else f"{args.out}.rank{rank}")
     dist.destroy_process_group()
 

@@ -13,7 +13,13 @@ features its column-parallel producer left on it) for o/down: each rank's produc
 sum over its K slice, written in fp32, summed across ranks by one all_reduce, then the bias (once)
 and the one rounding to x's dtype. So a layer's result differs from one process only by the
 order of the fp32 sums (the partials are not rounded to 16 bits before the reduction). Two
-all_reduces per decoder layer, as in vLLM and Megatron.
+all_reduces per decoder layer, as in vLLM and Megatron. Gather-parallel for the output head
+(lm_head, vLLM's ParallelLMHead): column-parallel over the vocabulary, then one all_gather of the
+logits, so that each rank reads 1/P of the head instead of all of it (Llama-3-8B's head holds as
+many weights as 2.4 of its decoder layers: 55 % of what a token reads in bench/llama3_tp.py's
+2-layer model).
+A head that is not a w4a16 layer (a GGUF's Q8_0 embedding tied to it, a checkpoint's unquantized
+head) stays whole on every rank.
 
 What it needs, checked before anything is changed (ValueError naming the module otherwise):
 every planned module is a w4a16.torch.Linear; N (column) or K (row) divisible by the world size;
@@ -44,10 +50,13 @@ import w4a16
 
 from . import Linear, _linear_cpu
 
-__all__ = ["COLUMN", "ROW", "LLAMA_PLAN", "LLAMA_MLP_PLAN", "RowParallelLinear", "shard", "shard_weight", "stats"]
+__all__ = ["COLUMN", "ROW", "GATHER", "LLAMA_PLAN", "LLAMA_MLP_PLAN", "RowParallelLinear", "GatherParallelLinear",
+           "shard", "shard_weight", "stats"]
 
 COLUMN = "column"
 ROW = "row"
+GATHER = "gather"  # column-parallel, then the outputs all_gathered: the output head
+STYLES = (COLUMN, ROW, GATHER)
 
 # Module-name suffixes -> how to shard (transformers' Llama, Mistral, Qwen2, SmolLM2 naming).
 LLAMA_PLAN = {
@@ -58,6 +67,7 @@ LLAMA_PLAN = {
     "gate_proj": COLUMN,
     "up_proj": COLUMN,
     "down_proj": ROW,
+    "lm_head": GATHER,
 }
 # The MLP alone: for models whose key/value heads do not divide by the world size (SmolLM2-135M has
 # 3): attention stays whole on every rank, the MLP (most of the weights) is split.
@@ -65,7 +75,7 @@ LLAMA_MLP_PLAN = {"gate_proj": COLUMN, "up_proj": COLUMN, "down_proj": ROW}
 
 
 class _Stats:
-    """Wall time spent in this process's all_reduce calls (and their count), for reports."""
+    """Wall time spent in this process's collectives (and their counts), for reports."""
 
     def __init__(self) -> None:
         self.reset()
@@ -73,6 +83,8 @@ class _Stats:
     def reset(self) -> None:
         self.all_reduce_s = 0.0
         self.all_reduces = 0
+        self.all_gather_s = 0.0
+        self.all_gathers = 0
 
 
 stats = _Stats()
@@ -94,11 +106,11 @@ def _rows(a: Optional[np.ndarray], r0: int, r1: int) -> Optional[np.ndarray]:
 
 def _unshardable(n: int, k: int, g: int, has_perm: bool, style: str, world: int) -> Optional[str]:
     """Why a [n, k] weight of group size g cannot be split `style` over `world` ranks, or None."""
-    if style not in (COLUMN, ROW):
-        return f"style must be '{COLUMN}' or '{ROW}', got {style!r}"
-    if style == COLUMN:
+    if style not in STYLES:
+        return f"style must be one of {', '.join(map(repr, STYLES))}, got {style!r}"
+    if style in (COLUMN, GATHER):
         if n % world:
-            return f"column-parallel needs N divisible by the world size: N={n}, world size {world}"
+            return f"{style}-parallel needs N divisible by the world size: N={n}, world size {world}"
         return None
     if has_perm:
         return ("row-parallel is not supported with an act-order permutation (perm): its groups follow the "
@@ -111,15 +123,16 @@ def _unshardable(n: int, k: int, g: int, has_perm: bool, style: str, world: int)
 
 def shard_weight(qw: w4a16.QuantizedWeight, style: str, rank: int, world: int) -> w4a16.QuantizedWeight:
     """Rank `rank`'s shard of `qw` out of `world`, exactly (codes, scales and zeros sliced, nothing
-    requantized). Column: rows [r N/P, (r+1) N/P) with their bias. Row: columns [r K/P, (r+1) K/P)
-    and their groups, without the bias (RowParallelLinear adds it after the reduction)."""
+    requantized). Column and gather: rows [r N/P, (r+1) N/P) with their bias. Row: columns
+    [r K/P, (r+1) K/P) and their groups, without the bias (RowParallelLinear adds it after the
+    reduction)."""
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} is not in [0, {world})")
     n, k, g = qw.n, qw.k, qw.group_size
     why = _unshardable(n, k, g, qw.perm is not None, style, world)
     if why:
         raise ValueError(why)
-    if style == COLUMN:
+    if style in (COLUMN, GATHER):
         r0, r1 = rank * n // world, (rank + 1) * n // world
         return w4a16.QuantizedWeight.from_arrays(
             _rows(qw.codes, r0, r1), _rows(qw.scales, r0, r1), _rows(qw.zeros, r0, r1), qw.perm,
@@ -170,8 +183,48 @@ class RowParallelLinear(nn.Module):
         return f"row-parallel, bias={self.bias is not None}"
 
 
+class GatherParallelLinear(nn.Module):
+    """A gather-parallel shard (the output head): y = all_gather(x @ W_r^T) along the last dim,
+    where W_r is this rank's rows [r N/P, (r+1) N/P). Each rank's slice is computed whole, so y is
+    what one process gives up to the plan's fp32 summation order."""
+
+    def __init__(self, local: Linear, group: Optional[dist.ProcessGroup]) -> None:
+        super().__init__()
+        self.local = local
+        self.group = group
+        self.world = dist.get_world_size(group)
+
+    @property
+    def in_features(self) -> int:
+        return self.local.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.local.out_features * self.world
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if type(x) is not torch.Tensor or not x.is_cpu:
+            raise ValueError(f"tp.GatherParallelLinear runs eagerly on plain CPU tensors (no torch.compile, no "
+                             f"tensor subclass, no CUDA yet), got a {type(x).__name__} on {x.device}")
+        part = self.local(x).float()  # gloo gathers fp32 on every build; the values are 16-bit exact
+        parts = [torch.empty_like(part) for _ in range(self.world)]
+        start = time.perf_counter()
+        work = dist.all_gather(parts, part, group=self.group, async_op=True)
+        work.wait()
+        _held_work[0] = work  # as RowParallelLinear: this thread frees the previous one
+        stats.all_gather_s += time.perf_counter() - start
+        stats.all_gathers += 1
+        return torch.cat(parts, dim=-1).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"gather-parallel over {self.world} ranks"
+
+
 def _planned(model: nn.Module, plan: dict[str, str]) -> list[tuple[str, str]]:
-    return [(name, plan[name.rsplit(".", 1)[-1]]) for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in plan]
+    """The modules the plan names, in model order; a gather-planned module that is not a w4a16
+    layer (an unquantized or tied head) is left out: it stays whole on every rank."""
+    found = [(name, plan[name.rsplit(".", 1)[-1]]) for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in plan]
+    return [(name, style) for name, style in found if style != GATHER or isinstance(model.get_submodule(name), Linear)]
 
 
 def _check(model: nn.Module, name: str, style: str, module: nn.Module, world: int) -> None:
@@ -199,13 +252,14 @@ def shard(
     plan: Optional[dict[str, str]] = None,
 ) -> list[str]:
     """Replaces each w4a16.torch.Linear whose name ends in a key of `plan` (default LLAMA_PLAN) by
-    this rank's shard: a w4a16.torch.Linear (column) or a RowParallelLinear (row). Every module is
-    checked before any is replaced. Returns the sharded module names. A world of one changes
-    nothing."""
+    this rank's shard: a w4a16.torch.Linear (column), a RowParallelLinear (row) or a
+    GatherParallelLinear (gather; a gather-planned module that is not a w4a16 layer stays whole).
+    Every module is checked before any is replaced. Returns the sharded module names. A world of
+    one changes nothing."""
     plan = LLAMA_PLAN if plan is None else plan
     for style in plan.values():
-        if style not in (COLUMN, ROW):
-            raise ValueError(f"plan values must be '{COLUMN}' or '{ROW}', got {style!r}")
+        if style not in STYLES:
+            raise ValueError(f"plan values must be one of {', '.join(map(repr, STYLES))}, got {style!r}")
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     targets = _planned(model, plan)
     if not targets:
@@ -221,6 +275,8 @@ def shard(
         if style == ROW:
             bias = None if qw.bias is None else torch.from_numpy(np.asarray(qw.bias, dtype=np.float32))
             new: nn.Module = RowParallelLinear(local, bias, group)
+        elif style == GATHER:
+            new = GatherParallelLinear(local, group)
         else:
             new = local
         parent, _, child = name.rpartition(".")
