@@ -141,9 +141,9 @@ Tensor linear_cpu(Tensor x, int64_t handle) {
       const bool torch_threads = g_torch_threads.load(std::memory_order_relaxed);
       uint32_t threads = 1;
       if (torch_threads && torch_get_num_threads(&threads) != AOTI_TORCH_SUCCESS) threads = 1;
-      failed = g_table->linear(handle, xc.data_ptr(), bf16 ? 1 : 0, m, k, y.data_ptr(), int(threads),
-                               torch_threads ? &run_on_torch_threads : nullptr, nullptr, message.data(),
-                               message.size());
+      failed =
+          g_table->linear(handle, xc.data_ptr(), bf16 ? 1 : 0, m, k, y.data_ptr(), int(threads),
+                          torch_threads ? &run_on_torch_threads : nullptr, nullptr, message.data(), message.size());
     }
     if (failed != 0) throw std::runtime_error(message.data());
   }

@@ -1,6 +1,7 @@
 // GemmOptions::runner: a call's parts run on the caller's threads (PyTorch's intra-op pool in
 // w4a16._torch_ops) instead of w4a16's pool. Whatever threads run the parts, and in whatever
 // order, y is the bits of the same plan on the pool, and within the reference's bound.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "cpu/kernel_check.hpp"
 
