@@ -235,12 +235,15 @@ inline constexpr int64_t kMaxGemmElements = int64_t(1) << 48;
 // workers): two pools whose idle threads spin on the same cores take the cores from each other
 // (docs/threads.md). run(ctx, parts, part, part_ctx) must call part(part_ctx, i) exactly once for
 // every i in [0, parts), on any of its threads, in any order, together or one after another, and
-// return when all have returned; part() never throws and never calls run() again. The plan's
-// threads are the number of parts, so give GemmOptions::threads the runner's thread count. A
-// pipelined plan, whose two roles must run at the same time, runs as decoupled under a runner.
+// return when all have returned; part() never throws and never calls run() again. A plan's
+// threads are its number of parts: with GemmOptions::threads = 0 the planner chooses up to
+// `threads` (the runner's own thread count; 0 = the CPUs this process may run on), and a call too
+// small to pay for a fork/join still runs on the calling thread alone. A pipelined plan, whose two
+// roles must run at the same time, runs as decoupled under a runner.
 struct ParallelRunner {
   void (*run)(void* ctx, int parts, void (*part)(void* part_ctx, int index), void* part_ctx) = nullptr;
   void* ctx = nullptr;
+  int threads = 0;
 };
 
 // Constraints on the plan. Everything left `automatic` / 0 is chosen by the planner: it enumerates

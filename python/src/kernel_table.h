@@ -24,8 +24,9 @@ typedef struct w4a16_kernel_table {
   // y [m, n] = x [m, k] @ dequant(W)^T (+ bias), with the options the handle was registered with;
   // x and y contiguous, both bf16 (x_bf16 != 0) or both fp16. With run != NULL the call's parallel
   // parts run through run(run_ctx, parts, part, part_ctx) (w4a16::ParallelRunner: every part once,
-  // any threads, any order) on at most `threads` parts, capped by the registered thread count when
-  // that is not 0; with run == NULL, on w4a16's pool as registered. Returns 0, or nonzero after
+  // any threads, any order), as many as the planner chooses up to `threads` (the runner's), or the
+  // registered thread count when that is not 0, capped to `threads`; with run == NULL, on w4a16's
+  // pool as registered. Returns 0, or nonzero after
   // writing a NUL-terminated message of at most msg_size bytes to msg. The weight cannot be
   // released while the call runs (the registry's lock is held across it).
   int (*linear)(int64_t handle, const void* x, int x_bf16, int64_t m, int64_t k, void* y, int threads,

@@ -70,10 +70,10 @@ int table_linear(int64_t handle, const void* x, int x_bf16, int64_t m, int64_t k
     const PackedWeight& w = *it->second.weight;
     const DType act = x_bf16 != 0 ? DType::bf16 : DType::f16;
     GemmOptions options = it->second.options;
-    if (run != nullptr) {
-      options.runner = ParallelRunner{run, run_ctx};
+    if (run != nullptr) {  // the planner chooses up to the runner's threads, a Linear's threads= caps them
       const int most = std::clamp(threads, 1, kMaxThreads);
-      options.threads = options.threads > 0 ? std::min(options.threads, most) : most;
+      options.runner = ParallelRunner{run, run_ctx, most};
+      if (options.threads > 0) options.threads = std::min(options.threads, most);
     }
     gemm(MatrixRef{x, act, m, k}, w, MutableMatrixRef{y, act, m, w.n()}, options);
     return 0;

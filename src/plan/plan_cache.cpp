@@ -43,7 +43,7 @@ Problem problem_of(const PackedWeight::Impl& w, int64_t m, DType act) {
 
 // Everything the choice depends on. Two weights of the same shape and layout share plans.
 using Key = std::tuple<const cpu::KernelTable*, bool, bool, int64_t, int64_t, int64_t, int64_t, int, int, int, bool,
-                       int, int, int, int, int, int64_t>;
+                       int, int, int, int, int, int64_t, int>;
 constexpr size_t kMaxCachedPlans = 4096;  // prefill lengths vary: bounded, cleared when full
 std::map<Key, cpu::ExecPlan> g_plans;
 
@@ -91,7 +91,8 @@ cpu::ExecPlan cached_exec_plan(const PackedWeight::Impl& w, int64_t m, DType act
                 o.split_k,
                 o.threads,
                 o.vector_threads,
-                o.decoupled_panel_bytes};
+                o.decoupled_panel_bytes,
+                o.runner.threads};
   {
     std::lock_guard lock(g_mutex);
     if (auto it = g_plans.find(key); it != g_plans.end()) return it->second;

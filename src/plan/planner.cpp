@@ -114,6 +114,9 @@ void check_options(const GemmOptions& o, bool quantized) {
   require(o.vector_threads >= 0 && o.vector_threads <= kMaxThreads,
           "vector threads must be in [0, {}] (0 = the planner's choice), got {}", kMaxThreads, o.vector_threads);
   require(o.decoupled_panel_bytes >= 0, "decoupled panel bytes must be >= 0, got {}", o.decoupled_panel_bytes);
+  require(o.runner.threads >= 0 && o.runner.threads <= kMaxThreads,
+          "runner threads must be in [0, {}] (0 = the CPUs this process may run on), got {}", kMaxThreads,
+          o.runner.threads);
   if (!quantized && o.strategy != Strategy::automatic && o.strategy != Strategy::dense) {
     fail(ErrorCode::unsupported, "strategy '{}' needs a quantized weight; this one was packed dense (pack_dense)",
          to_string(o.strategy));
@@ -207,7 +210,9 @@ void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Pro
   const GemmPlan base = with_entries(s, problem, t);
   const int64_t tiles = (problem.n + cpu::kTileN - 1) / cpu::kTileN;
   const int64_t units = s == Strategy::dense ? t.chunks : t.groups;
-  for (const int threads : thread_counts(d.cores, o.threads)) {
+  // A caller's runner (GemmOptions::runner) may have fewer threads than the machine has CPUs.
+  const int available = o.runner.threads > 0 ? std::min(d.cores, o.runner.threads) : d.cores;
+  for (const int threads : thread_counts(available, o.threads)) {
     if (s == Strategy::pipelined && threads < 2) continue;
     for (const int split : split_factors(o, units, tiles, threads)) {
       const int64_t items = tiles * split;

@@ -88,6 +88,41 @@ TEST(ParallelRunner, EveryStrategyGivesThePoolsBitsOnTheCallersThreads) {
   }
 }
 
+// With threads = 0 the planner chooses, up to the runner's own thread count: never more parts than
+// the runner has threads, and a runner of one thread is never called.
+TEST(ParallelRunner, TheRunnersThreadCountBoundsThePlannersChoice) {
+  KernelInput in;
+  in.m = 1, in.k = 4096, in.n = 2048, in.g = 128, in.zero = ZeroMode::sym;
+  const PreparedInput p = prepare(in, 9);
+  struct Bounded {
+    int most = 0;
+    std::atomic<int> calls{0}, over{0};
+    static void run(void* ctx, int parts, void (*part)(void*, int), void* part_ctx) {
+      auto& self = *static_cast<Bounded*>(ctx);
+      self.calls.fetch_add(1);
+      if (parts > self.most) self.over.fetch_add(1);
+      for (int i = 0; i < parts; ++i) part(part_ctx, i);
+    }
+  };
+  for (int most : {1, 2, 3}) {
+    Bounded bounded;
+    bounded.most = most;
+    GemmOptions o;  // threads = 0: the planner's choice
+    o.runner = ParallelRunner{&Bounded::run, &bounded, most};
+    HostMatrix y(in.act, in.m, in.n);
+    y.poison();
+    gemm(p.x.ref(), p.packed, y.mut(), o);
+    EXPECT_EQ(bounded.over.load(), 0) << "runner of " << most;
+    if (most == 1) EXPECT_EQ(bounded.calls.load(), 0);
+    EXPECT_EQ(plan_gemm(1, p.packed, in.act, o).threads <= most, true) << "runner of " << most;
+    EXPECT_EQ(check_output(p, y, Strategy::fused, "runner of " + std::to_string(most)), 0);
+  }
+  GemmOptions bad;
+  bad.runner.threads = -1;
+  HostMatrix y(in.act, in.m, in.n);
+  EXPECT_THROW(gemm(p.x.ref(), p.packed, y.mut(), bad), Error);
+}
+
 TEST(ParallelRunner, AOneThreadPlanNeverCallsTheRunner) {
   KernelInput in;
   in.m = 2, in.k = 512, in.n = 130, in.g = 64, in.zero = ZeroMode::asym;

@@ -26,8 +26,8 @@ Tensor parallelism over torch.distributed: w4a16.torch.tp (column- and row-paral
 
 Threads: with the C++ kernel (KERNEL == "c++") the gemm runs its parallel parts on torch's own
 intra-op threads, so torch.set_num_threads(t) sets both and one pool serves the model (two pools
-whose idle threads spin on the same cores slow each other down); a Linear's threads= (0 = no
-limit) caps it. use_torch_threads(False) puts them back on w4a16's own pool, where threads= (0 =
+whose idle threads spin on the same cores slow each other down); a Linear's threads= (0 = the
+planner's choice up to torch's thread count) caps it. use_torch_threads(False) puts them back on w4a16's own pool, where threads= (0 =
 the planner's choice, up to every CPU) alone decides, as it does under the Python kernel.
 docs/threads.md has the measurements.
 
