@@ -46,12 +46,6 @@ TOP_MATRICES = {"token_embd": (VOCAB, HIDDEN), "output": (VOCAB, HIDDEN)}
 ROWS_PER_CHUNK = 8192  # random fp32 rows made and quantized at a time: 128 MiB at K = 4096
 
 
-def linear_tensor_names(n_layers: int) -> list[str]:
-    """The matrices a decode step streams (every linear layer and the output head; not the
-    embedding, of which it reads one row)."""
-    return [f"blk.{i}.{m}.weight" for i in range(n_layers) for m in BLOCK_MATRICES] + ["output.weight"]
-
-
 def permute_like_llama_cpp(w: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders W_q / W_k rows so
     that RoPE rotates adjacent pairs (ggml's NORM mode): per head, Hugging Face row j * D/2 + i
