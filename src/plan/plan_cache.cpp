@@ -77,7 +77,7 @@ cpu::ExecPlan cached_exec_plan(const PackedWeight::Impl& w, int64_t m, DType act
                                const cpu::KernelTable& kt) {
   const Key key{&kt,
                 cpu::prefer_bf16_dot(),
-                worker_spin_us() == 0,
+                worker_spin_us() == 0 && o.runner.run == nullptr,  // the pool's workers wake (planner.cpp)
                 m,
                 w.layout.k,
                 w.layout.n,

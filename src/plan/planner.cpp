@@ -318,10 +318,11 @@ std::vector<GemmPlan> cpu_plans(const Device& d, const Problem& problem, const C
   check_options(o, t.quantized);
   Problem kp = problem;  // the model sees the kernels' group length (per-channel cut into 128s)
   kp.group_size = t.kernel_group;
-  // Under the passive wait policy (set_worker_spin_us(0)) every parallel phase wakes sleeping
-  // workers: charged as such, a call too small to pay for it runs on the caller's thread alone.
+  // Under the passive wait policy (set_worker_spin_us(0)) every parallel phase wakes w4a16's
+  // sleeping workers: charged as such, a call too small to pay for it runs on the caller's thread
+  // alone. A call whose parts run on the caller's runner does not use those workers.
   Device device = d;
-  if (worker_spin_us() == 0 && d.wake_s > 0) device.launch_s = d.wake_s;
+  if (o.runner.run == nullptr && worker_spin_us() == 0 && d.wake_s > 0) device.launch_s = d.wake_s;
   std::vector<GemmPlan> plans;
   for (const Strategy s : strategies(o, t.quantized)) {
     if (s != Strategy::automatic) add_strategy_plans(plans, device, problem, kp, t, o, s);

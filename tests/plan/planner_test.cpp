@@ -378,6 +378,18 @@ TEST(Planner, PassiveWaitPolicyChargesTheWakeUp) {
   set_worker_spin_us(0);
   EXPECT_EQ(chosen(576, 576), 1);
   EXPECT_EQ(chosen(4096, 14336), 4);
+  // Parts on a caller's runner (GemmOptions::runner) wake none of w4a16's workers: no wake-up charged.
+  GemmOptions on_runner;
+  on_runner.runner = ParallelRunner{[](void*, int parts, void (*part)(void*, int), void* ctx) {
+                                      for (int i = 0; i < parts; ++i) part(ctx, i);
+                                    },
+                                    nullptr, 4};
+  const Problem small{.m = 1, .k = 576, .n = 576, .group_size = 64, .act = DType::bf16};
+  int threads = 0;
+  for (const auto& g : plan::cpu_plans(d, small, plan::cpu_target(small, kt), on_runner)) {
+    if (g.chosen) threads = g.threads;
+  }
+  EXPECT_EQ(threads, 4);
   set_worker_spin_us(spin);
 }
 
