@@ -27,6 +27,9 @@ import numpy as np
 # torchao's g = 128 re-quantization: 43 %); a wrong q/k order or a wrong layer is near 100 %.
 W4A16_MAX_REL_RMS = 0.05
 
+# torch's intra-op threads in every row (llama3_decode.py --torch-threads); 0: the row's thread count.
+TORCH_THREADS = int(os.environ.get("W4A16_TORCH_THREADS", "0"))
+
 
 def rel_rms(a: np.ndarray, ref: np.ndarray) -> float:
     a, ref = a.astype(np.float64), ref.astype(np.float64)
@@ -147,9 +150,8 @@ def run_transformers(args, peer: str) -> dict:
         result["torchao"] = torchao.__version__
     result.update(linear_bytes_torch(model))
     runs = []
-    torch_threads = int(os.environ.get("W4A16_TORCH_THREADS", "0"))  # llama3_decode.py --torch-threads
     for t in args.threads:
-        torch.set_num_threads(torch_threads or t)
+        torch.set_num_threads(TORCH_THREADS or t)
         if peer == "w4a16":
             for module in model.modules():
                 if hasattr(module, "packed"):
@@ -188,9 +190,8 @@ def time_outside_linears(model, prompt: list[int], args) -> list[dict]:
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, Stub(m.out_features))
     runs = []
-    torch_threads = int(os.environ.get("W4A16_TORCH_THREADS", "0"))
     for t in args.threads:
-        torch.set_num_threads(torch_threads or t)
+        torch.set_num_threads(TORCH_THREADS or t)
         run = time_runs(lambda: torch_decode(model, prompt, args.tokens), t, args.repeats)
         runs.append({"threads": t, "tok_s": run["tok_s"], "stubbed_layers": len(targets)})
     return runs
