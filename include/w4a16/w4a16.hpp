@@ -385,6 +385,9 @@ struct CpuInfo {
   // groups the kernels need ("usable avx2+fma+f16c", "usable avx512", "usable avx512bf16"),
   // usable meaning set in cpuid *and* enabled by the OS.
   std::vector<std::pair<std::string, bool>> features;
+  // The CPU's matrix unit: "usable" when the AMX kernels are offered (cpuid, XCR0 and the OS's
+  // tile permission), else why they are not.
+  std::string amx;
 };
 CpuInfo cpu_info();
 

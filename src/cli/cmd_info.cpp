@@ -34,6 +34,7 @@ void print_machine() {
     }
     fmt::print("{}\n", line);
   }
+  fmt::print("  amx: {}\n", c.amx);
   fmt::print("  kernels: isa {} (supported: {})\n", active_isa(), fmt::join(supported_isas(), ", "));
   const auto cuda = cuda::query_devices();
   if (cuda.devices.empty()) {

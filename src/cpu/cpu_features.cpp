@@ -66,6 +66,7 @@ CpuFeatures detect() {
     const uint64_t xcr0 = xgetbv0();
     f.os_saves_ymm = (xcr0 & 0x6) == 0x6;
     f.os_saves_zmm = f.os_saves_ymm && (xcr0 & 0xE0) == 0xE0;
+    f.os_saves_tiles = (xcr0 & 0x60000) == 0x60000;
   }
   if (max_leaf >= 7) {
     const Regs r7 = cpuid(7, 0);
@@ -79,6 +80,18 @@ CpuFeatures detect() {
     f.avx512_vnni = bit(r7.ecx, 11);
     f.avx512_fp16 = bit(r7.edx, 23);
     if (r7.eax >= 1) f.avx512_bf16 = bit(cpuid(7, 1).eax, 5);
+    f.amx_bf16 = bit(r7.edx, 22);
+    f.amx_tile = bit(r7.edx, 24);
+    f.amx_int8 = bit(r7.edx, 25);
+  }
+  if (max_leaf >= 0x1D && f.amx_tile) {
+    // Leaf 0x1D subleaf 1 describes palette 1 (SDM vol. 2, CPUID): EAX[31:16] bytes per tile,
+    // EBX[31:16] tile names, EBX[15:0] bytes per row, ECX[15:0] rows; subleaf 0 EAX = last palette.
+    if (cpuid(0x1D, 0).eax >= 1) {
+      const Regs p1 = cpuid(0x1D, 1);
+      f.tile_palette_8x16x64 = (p1.eax >> 16) >= 1024 && (p1.ebx >> 16) >= 8 && (p1.ebx & 0xFFFF) == 64 &&
+                               (p1.ecx & 0xFFFF) >= 16;
+    }
   }
   return f;
 }

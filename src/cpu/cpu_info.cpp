@@ -1,6 +1,7 @@
 // cpu_info(): the public view of cpu_features() and available_cpus().
 #include "cpu/cpu_features.hpp"
 #include "cpu/thread_pool.hpp"
+#include "cpu/tile_permission.hpp"
 #include "w4a16/w4a16.hpp"
 
 namespace w4a16 {
@@ -27,7 +28,13 @@ CpuInfo cpu_info() {
                    {"avx512_fp16", f.avx512_fp16},
                    {"usable avx2+fma+f16c", f.has_avx2_fma_f16c()},
                    {"usable avx512", f.has_avx512_core()},
-                   {"usable avx512bf16", f.has_avx512_bf16()}};
+                   {"usable avx512bf16", f.has_avx512_bf16()},
+                   {"amx_tile", f.amx_tile},
+                   {"amx_bf16", f.amx_bf16},
+                   {"amx_int8", f.amx_int8},
+                   {"os saves tiles", f.os_saves_tiles}};
+  const cpu::TileAccess& tiles = cpu::tile_access();
+  info.amx = tiles.granted ? "usable" : "not offered: " + tiles.why_not;
   return info;
 }
 

@@ -125,6 +125,8 @@ struct KernelTable {
   const char* name = "scalar";                   // W4A16_ISA / set_isa_cap spelling, GemmPlan::isa
   bool (*usable)(const CpuFeatures&) = nullptr;  // this CPU and OS can run it (cpuid + xgetbv)
   const KernelTable* fallback = nullptr;         // nullptr for scalar only
+  bool tiles = false;  // multiplies on a matrix unit (AMX tiles): its bf16-x entries are preferred
+                       // whatever the vector-dot rule (dispatch.hpp prefer_bf16_dot) says
   std::span<const Q4Entry> q4;
   std::span<const DenseEntry> dense;
   DequantEntry dequant;  // empty: the fallback's

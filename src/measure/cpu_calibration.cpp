@@ -15,7 +15,7 @@ CpuCalibrationRun calibrate_cpu(const std::map<int, double>& read_gbps, const Co
   cal.threads = cpu_info().available_threads;
   cal.read_gbps = read_gbps;
   for (const auto& p : peaks.measured) {
-    auto& into = p.key == "bf16_dot" ? cal.dot_gflops : cal.fma_gflops;
+    auto& into = p.key == "bf16_dot" ? cal.dot_gflops : p.key == "bf16_tile" ? cal.tile_gflops : cal.fma_gflops;
     for (const auto& [t, g] : p.gflops) into[t] = g;
   }
   cal.fork_join_us = measure_fork_join_us(threads);

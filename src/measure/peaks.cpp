@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cpu/cpu_features.hpp"
+#include "cpu/tile_permission.hpp"
 
 namespace w4a16::measure {
 
@@ -63,6 +64,36 @@ __attribute__((target("avx2,fma"))) float loop_fma_ymm(int64_t steps) {
   }
   for (int c = 1; c < kPeakChainsYmm; ++c) vacc[0] = _mm256_add_ps(vacc[0], vacc[c]);
   return _mm256_cvtss_f32(vacc[0]);
+}
+
+// tdpbf16ps: four 16 x 16 fp32 C tiles (tmm0-3) += a 16 x 32 bf16 A tile (tmm4) x a B tile of
+// 16 pairs x 16 columns (tmm5); 16 x 16 x 32 x 2 = 16384 flops each. Four chains: the tile unit
+// overlaps independent accumulations (KERNEL-NOTES.md). A holds 1, B 2^-10: each step adds
+// 32 x 2^-10 to every accumulator. Called only where tile_access() granted the tile state; each
+// thread configures its own tiles and releases them.
+__attribute__((target("avx512f"))) float loop_tdpbf16ps(int64_t steps) {
+  alignas(64) uint8_t config[64] = {1};  // palette 1
+  for (int t = 0; t < 6; ++t) {
+    config[16 + 2 * t] = 64;  // bytes per row
+    config[48 + t] = 16;      // rows
+  }
+  alignas(64) uint16_t a[16 * 32], b[16 * 32];
+  for (int i = 0; i < 16 * 32; ++i) a[i] = 0x3F80, b[i] = 0x3A80;  // bf16 1.0, 2^-10
+  alignas(64) float c[16 * 16];
+  __asm__ volatile("ldtilecfg %0" ::"m"(config));
+  __asm__ volatile("tileloadd (%0,%1,1), %%tmm4" ::"r"(a), "r"(int64_t(64)) : "memory");
+  __asm__ volatile("tileloadd (%0,%1,1), %%tmm5" ::"r"(b), "r"(int64_t(64)) : "memory");
+  __asm__ volatile("tilezero %tmm0\n\ttilezero %tmm1\n\ttilezero %tmm2\n\ttilezero %tmm3");
+  for (int64_t i = 0; i < steps; ++i) {
+    __asm__ volatile(
+        "tdpbf16ps %tmm5, %tmm4, %tmm0\n\t"
+        "tdpbf16ps %tmm5, %tmm4, %tmm1\n\t"
+        "tdpbf16ps %tmm5, %tmm4, %tmm2\n\t"
+        "tdpbf16ps %tmm5, %tmm4, %tmm3");
+  }
+  __asm__ volatile("tilestored %%tmm3, (%0,%1,1)" ::"r"(c), "r"(int64_t(64)) : "memory");
+  __asm__ volatile("tilerelease" ::: "memory");
+  return c[0];
 }
 
 std::atomic<float> g_peak_sink{0};  // keeps every loop's result observable
@@ -114,6 +145,9 @@ std::vector<PeakProbe> peak_probes() {
   std::vector<PeakProbe> probes;
   if (f.os_saves_zmm && f.avx512f && f.avx512_bf16) {
     probes.push_back({"bf16_dot", "vdpbf16ps zmm", 64, kPeakChains, &loop_dpbf16_zmm});
+  }
+  if (cpu::tile_access().granted) {
+    probes.push_back({"bf16_tile", "tdpbf16ps (16-row tiles)", 16384, 4, &loop_tdpbf16ps});
   }
   if (f.os_saves_zmm && f.avx512f) {
     probes.push_back({"fp32_fma", "vfmadd231ps zmm", 32, kPeakChains, &loop_fma_zmm});

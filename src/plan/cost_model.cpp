@@ -91,9 +91,26 @@ struct CpuCompute {
 // instructions (shift + table permute) per vector and k for the FMA family, per pair of k for
 // the dot family (which takes k in pairs). A panel entry dequantizes a group once per item into
 // L1 (3 instructions: shift, permute, store) and its blocks then only load.
+// A tile entry (AMX): a tile multiply costs the same for 1 to 16 rows, so every row block is charged
+// as 16 rows at the tile rate.
+double cpu_tile_matmul(const Device& d, const Problem& p, const Candidate& c, const ItemShape& s) {
+  const double panels = double(std::max<int64_t>(1, c.row_panels));
+  const double blocks = panels * ceil_div(ceil_div(double(p.m), panels), 16.0);
+  return 2.0 * blocks * 16.0 * s.k_slice * double(c.tile_n) / d.tile_flops;
+}
+
 CpuCompute cpu_fused_compute(const Device& d, const Problem& p, const Candidate& c, const ItemShape& s) {
   CpuCompute r;
   const double vectors = double(c.tile_n) / d.vector_lanes;  // vectors per k of one item
+  if (c.tiles && d.tile_flops > 0) {
+    // The vector unit dequantizes each group once per item into B tiles (a shift, a permute and a
+    // store per pair of k and 16 columns: 1.5 instructions per vector and k), and after each group
+    // scales the C tiles into the output (a load, an FMA and a store per row and vector).
+    const double panels = double(std::max<int64_t>(1, c.row_panels));
+    r.matmul = cpu_tile_matmul(d, p, c, s);
+    r.dequant = (panels * s.k_slice * vectors * 1.5 + s.groups_slice * double(p.m) * vectors * 3.0) / d.vector_ops;
+    return r;
+  }
   const double rate = c.bf16_dot && d.dot_flops > 0 ? d.dot_flops : d.matrix_flops;
   r.matmul = s.flops / rate;
   const double panels = double(std::max<int64_t>(1, c.row_panels));
@@ -108,6 +125,10 @@ CpuCompute cpu_fused_compute(const Device& d, const Problem& p, const Candidate&
 // vector and k; the dot family takes bf16 pairs as they are).
 CpuCompute cpu_dense_compute(const Device& d, const Problem& p, const Candidate& c, const ItemShape& s) {
   CpuCompute r;
+  if (c.tiles && d.tile_flops > 0) {
+    r.matmul = cpu_tile_matmul(d, p, c, s);  // B tiles load the bf16 pairs as they are
+    return r;
+  }
   const double vectors = double(c.tile_n) / d.vector_lanes;
   const double rate = c.bf16_dot && d.dot_flops > 0 ? d.dot_flops : d.matrix_flops;
   r.matmul = s.flops / rate;

@@ -34,6 +34,7 @@ struct Candidate {
   int block_rows = 1;          // MR: rows of x one register block holds (the kernel entry's MRxNR)
   bool panel = false;          // the entry dequantizes each group once into an L1 panel (prefill entries)
   bool bf16_dot = false;       // cpu: the kernels read x as bf16 pairs (dot family), else fp32 (FMA family)
+  bool tiles = false;          // cpu: the entry multiplies on the matrix unit (AMX tiles, Device::tile_flops)
   int64_t row_panels = 1;      // cpu: passes over the tiles, each with a share of the rows of x
   double workspace_bytes = 0;  // decoupled / pipelined panel ring, split-K partial sums
 };

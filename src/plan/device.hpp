@@ -51,6 +51,9 @@ struct Device {
   double vector_ops = 0;             // cpu: 512-bit (or 256-bit) vector instructions issued per second
                                      // (the ports the FMAs and the dequantization share)
   int vector_lanes = 16;             // cpu: fp32 lanes of one such instruction
+  double tile_flops = 0;             // cpu: the AMX tile rate (tdpbf16ps on 16-row tiles) where the
+                                     // amx kernels are offered, else 0; a tile multiply costs the same for
+                                     // fewer rows, so the model charges whole 16-row blocks
   double dequant_weights_per_s = 0;  // npu/gpu: int4 -> 16-bit weights one vector core makes per second
 
   // Overheads.

@@ -46,6 +46,12 @@ bool serves(const cpu::KernelTable& kt, XFormat x) {
   return false;
 }
 
+// Whether the kernels read x as bf16: bf16 activations, a table with bf16-x entries of its own, and
+// either a matrix unit (its only format) or the vector-dot rule (cpu::prefer_bf16_dot).
+bool reads_bf16(const cpu::KernelTable& kt, DType act) {
+  return act == DType::bf16 && (kt.tiles || cpu::prefer_bf16_dot()) && serves(kt, XFormat::bf16);
+}
+
 // Thread counts tried: 1, 2, 4, ... and the largest allowed (a forced count alone).
 std::vector<int> thread_counts(int available, int forced) {
   if (forced > 0) return {forced};
@@ -259,7 +265,7 @@ CpuTarget cpu_target(const PackedWeight::Impl& w, const cpu::KernelTable& table,
   t.chunks = w.geom.chunks();
   t.k_padded = w.k_padded;
   t.dense_dtype = w.quantized ? act : w.layout.scale_dtype;
-  t.bf16_dot = act == DType::bf16 && cpu::prefer_bf16_dot() && serves(table, XFormat::bf16);
+  t.bf16_dot = reads_bf16(table, act);
   return t;
 }
 
@@ -288,7 +294,7 @@ CpuTarget cpu_target(const Problem& p, const cpu::KernelTable& table) {
   t.chunks = geometry.geom.chunks();
   t.k_padded = geometry.k_padded;
   t.dense_dtype = p.quantized ? p.act : p.scale_dtype;
-  t.bf16_dot = p.act == DType::bf16 && cpu::prefer_bf16_dot() && serves(table, XFormat::bf16);
+  t.bf16_dot = reads_bf16(table, p.act);
   return t;
 }
 
@@ -307,6 +313,9 @@ Candidate candidate_of(const GemmPlan& g, const Device& d) {
     c.block_rows = g.dense->mr;
   }
   c.bf16_dot = g.x_format == XFormat::bf16;
+  const cpu::KernelTable* entry_isa = g.strategy == Strategy::fused ? (g.q4 ? g.q4->isa : nullptr)
+                                                                     : (g.dense ? g.dense->isa : nullptr);
+  c.tiles = entry_isa != nullptr && entry_isa->tiles;
   c.row_panels = g.row_panels;
   c.workspace_bytes = double(g.workspace_bytes);
   return c;

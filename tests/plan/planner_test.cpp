@@ -83,6 +83,34 @@ TEST(CostModel, PureComputeIsFlopsOverThePeakPlusTheDequantInstructions) {
   EXPECT_NEAR(plan::predict(d, p, c1).seconds, (fmas + 4 * dequant) / d.vector_ops, 1e-15);
 }
 
+// A tile entry (AMX): whole 16-row blocks at the tile rate, plus the vector unit's dequantization
+// into B tiles (1.5 instructions per vector and k, once per item) and the per-group scaling of the
+// C tiles into the output (3 instructions per row, vector and group). Without a tile rate the
+// candidate is valued as a vector entry.
+TEST(CostModel, ATileEntryPaysWhole16RowBlocksAtTheTileRateAndTheDequantOnTheVectorUnit) {
+  Device d = ideal_cpu(1);
+  d.matrix_flops = 1e11;
+  d.vector_ops = d.matrix_flops / 32;
+  d.tile_flops = 3e12;
+  const auto seconds = [&](int64_t m, const Device& dev) {
+    const Problem p{.m = m, .k = 1024, .n = 64, .group_size = 128};
+    return plan::predict(dev, p, Candidate{.strategy = Strategy::fused, .threads = 1, .block_rows = 16, .panel = true,
+                                           .bf16_dot = true, .tiles = true})
+        .seconds;
+  };
+  const auto expected = [&](int64_t m) {
+    const double blocks = double((m + 15) / 16);
+    const double tile = 2.0 * blocks * 16 * 1024 * 64 / d.tile_flops;
+    const double vector = (1024.0 * 4 * 1.5 + 8.0 * double(m) * 4 * 3) / d.vector_ops;
+    return tile + vector;
+  };
+  for (int64_t m : {1, 16, 17, 40}) EXPECT_NEAR(seconds(m, d), expected(m), 1e-15) << "M=" << m;
+  EXPECT_LT(seconds(16, d) - seconds(1, d), expected(17) - expected(16)) << "rows 2-16 cost no tile time";
+  Device no_tiles = d;
+  no_tiles.tile_flops = 0;
+  EXPECT_GT(seconds(16, no_tiles), 2 * seconds(16, d)) << "without a tile rate: the vector formulas";
+}
+
 TEST(CostModel, OverlappedStagesCountTheirMaxNotTheirSum) {
   Device d = ideal_cpu(1);
   d.read_bw = {{1, 1e9}};
@@ -168,7 +196,8 @@ TEST(CostModel, DecoupledRoundTripOnTheNpuIsTheHbmTrafficOfItsMisses) {
   EXPECT_NEAR(fp16, w16 / 1e12, 1e-18);
 }
 
-// The cost model reads the register block and the panel flag of the entry a plan holds, as fields.
+// The cost model reads the register block, the panel flag and the unit (tiles or vectors) of the
+// entry a plan holds, as fields.
 TEST(Planner, CandidatesTakeTheBlockShapeFromTheEntry) {
   QuantizedLayout layout;
   layout.k = 4096;
@@ -183,11 +212,13 @@ TEST(Planner, CandidatesTakeTheBlockShapeFromTheEntry) {
         ASSERT_NE(g.q4, nullptr);
         EXPECT_EQ(c.block_rows, g.q4->mr);
         EXPECT_EQ(c.panel, g.q4->panel);
+        EXPECT_EQ(c.tiles, g.q4->isa->tiles);
         EXPECT_EQ(g.x_format, g.q4->x);
         EXPECT_EQ(g.kernel, g.q4->name);
       } else {
         ASSERT_NE(g.dense, nullptr);
         EXPECT_EQ(c.block_rows, g.dense->mr);
+        EXPECT_EQ(c.tiles, g.dense->isa->tiles);
         EXPECT_EQ(g.x_format, g.dense->x);
         EXPECT_EQ(g.dequant != nullptr, g.strategy != Strategy::dense);
       }

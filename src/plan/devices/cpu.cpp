@@ -12,6 +12,7 @@
 #include "common/printable.hpp"
 #include "cpu/cpu_features.hpp"
 #include "cpu/thread_pool.hpp"
+#include "cpu/tile_permission.hpp"
 #include "plan/devices/device_entry.hpp"
 #include "plan/plan_cache.hpp"
 
@@ -29,6 +30,9 @@ CpuCalibration dev_machine_defaults() {
   c.read_gbps = {{1, 17.0}, {2, 33.3}};
   c.fma_gflops = {{1, 176.0}, {2, 346.0}};
   c.dot_gflops = {{1, 86.0}, {2, 172.0}};
+  // An AMX CPU's tile peak, where AMX is offered and calibrate has not measured it: tdpbf16ps on a
+  // 2-vCPU Intel Xeon KVM guest with AMX-BF16, 2026-12-05 (../shared/KERNEL-NOTES.md).
+  c.tile_gflops = {{1, 3400.0}, {2, 6500.0}};
   c.fork_join_us = 4.0;
   c.wake_us =
       315.0;  // the fork/join when the workers sleep: `w4a16 calibrate`, AMD EPYC (Zen 4, KVM, 2 vCPUs), 2026-12-05
@@ -102,6 +106,9 @@ Device describe_cpu(const CpuCalibration& c, const std::string& source) {
       per_core(fma_measured ? c.fma_gflops : defaults.fma_gflops) * 1e9 * (fma_measured || avx512 ? 1.0 : 0.5);
   d.dot_flops = f.has_avx512_bf16() ? per_core(c.dot_gflops) * 1e9 : 0.0;
   d.vector_ops = d.matrix_flops / (2.0 * d.vector_lanes);  // FMA instructions per second = vector issue rate
+  if (cpu::tile_access().granted) {
+    d.tile_flops = per_core(measured && !c.tile_gflops.empty() ? c.tile_gflops : defaults.tile_gflops) * 1e9;
+  }
   d.llc_bytes = double(host::l3_bytes());
   d.local_bytes = double(host::cache_bytes(2, int64_t(1) << 20));
   // Cache bandwidths are not measured by calibrate: 32 B/cycle from L3 and 64 B/cycle from L2

@@ -146,6 +146,9 @@ CalibrationFile read_calibration_file() {
     if (c.read_gbps.empty()) throw Untrusted("read_gbps is empty");
     c.fma_gflops = rates_from(member(j, "", "fma_gflops"), "fma_gflops", kGflopsRange);
     c.dot_gflops = rates_from(member(j, "", "dot_gflops"), "dot_gflops", kGflopsRange);
+    if (const auto tile = j.find("tile_gflops"); tile != j.end()) {  // absent in older files
+      c.tile_gflops = rates_from(*tile, "tile_gflops", kTileGflopsRange);
+    }
     const nlohmann::json& fork_join = member(j, "", "fork_join_us");
     c.fork_join_us = fork_join == 0 ? 0.0 : figure(fork_join, "fork_join_us", kForkJoinUsRange);
     if (const auto wake = j.find("wake_us"); wake != j.end() && *wake != 0) {  // absent in older files
@@ -173,6 +176,7 @@ void save_calibration(const CpuCalibration& c) {
                             {"read_gbps", rates_json(c.read_gbps)},
                             {"fma_gflops", rates_json(c.fma_gflops)},
                             {"dot_gflops", rates_json(c.dot_gflops)},
+                            {"tile_gflops", rates_json(c.tile_gflops)},
                             {"fork_join_us", c.fork_join_us},
                             {"wake_us", c.wake_us},
                             {"incore_scale", scales_json(c.incore_scale)}};

@@ -18,6 +18,7 @@ struct CpuCalibration {
   std::map<int, double> read_gbps;   // streaming DRAM read, GB/s
   std::map<int, double> fma_gflops;  // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
   std::map<int, double> dot_gflops;  // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
+  std::map<int, double> tile_gflops;  // tdpbf16ps on 16-row tiles (AMX), GFLOP/s; empty without usable AMX
   double fork_join_us = 0;           // one ThreadPool::run over all threads with empty parts
   double wake_us = 0;                // the same when the workers sleep (past their spin); 0 = not measured
   InCoreScales incore_scale;         // hot calls' in-core time over the model's (Device::incore_scale)
@@ -37,6 +38,9 @@ inline constexpr FigureRange kReadGbpsRange{1e-3, 1e6, "GB/s"};
 // PFLOP/s is 4096 threads (the most a key may name) at 2.4 TFLOP/s each, over 3x the bf16-dot
 // peak of a 5 GHz AVX-512 core (2 units x 32 pairs x 2 FLOP x 5 GHz = 640 GFLOP/s).
 inline constexpr FigureRange kGflopsRange{1e-3, 1e7, "GFLOP/s"};
+// The AMX tile peak: a tile unit does 1024 bf16 MACs a cycle per core (~3.4 TFLOP/s measured,
+// KERNEL-NOTES.md), so 4096 threads at 5 GHz stay below 10^8 GFLOP/s.
+inline constexpr FigureRange kTileGflopsRange{1e-3, 1e8, "GFLOP/s"};
 // One fork/join of the pool: 1 ns to 1 s (0 is accepted too: a 1-thread pool runs inline, and the
 // clock may round that to nothing).
 inline constexpr FigureRange kForkJoinUsRange{1e-3, 1e6, "us"};

@@ -1,0 +1,160 @@
+// The AMX kernels: detection and the Linux tile permission on every CPU; on CPUs without AMX the
+// kernels' loops on emulated tiles (tests/support/emulated_tiles.hpp) against their generic twins
+// and, through the executor, against the reference; on CPUs with AMX a forked child that runs
+// them. (registry_test.cpp checks the hardware entries against their twins wherever AMX runs.)
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
+#include "cpu/cpu_features.hpp"
+#include "cpu/dispatch.hpp"
+#include "cpu/executor.hpp"
+#include "cpu/kernel_check.hpp"
+#include "cpu/tile_permission.hpp"
+#include "cpu/twin_check.hpp"
+#include "support/tile_emulation.hpp"
+
+namespace w4a16::cpu {
+namespace {
+
+bool amx_offered() { return kernel_table("amx").usable(cpu_features()); }
+
+TEST(AmxDetection, TheTableIsOfferedExactlyWhenTheCpuTheOsAndLinuxAllowAndInfoSaysWhyNot) {
+  const TileAccess& access = tile_access();
+  EXPECT_EQ(amx_offered(), cpu_features().has_amx_bf16() && access.granted);
+  EXPECT_EQ(access.granted, access.why_not.empty());
+  if (!cpu_features().amx_bf16) {
+    EXPECT_FALSE(access.granted);
+  }
+  const CpuInfo info = cpu_info();
+  EXPECT_EQ(info.amx, access.granted ? "usable" : "not offered: " + access.why_not);
+  const auto isas = supported_isas();
+  EXPECT_EQ(std::find(isas.begin(), isas.end(), "amx") != isas.end(), access.granted);
+  if (!access.granted) std::printf("AMX not offered here: %s\n", access.why_not.c_str());
+}
+
+TEST(AmxDetection, ThePermissionIsRequestedAtMostOncePerProcessFromManyThreads) {
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) threads.emplace_back([] { (void)tile_access(); });
+  for (auto& t : threads) t.join();
+  (void)amx_offered();
+  EXPECT_LE(tile_permission_requests(), 1);
+  if (!cpu_features().has_amx_bf16()) {
+    EXPECT_EQ(tile_permission_requests(), 0) << "no request without AMX";
+  }
+}
+
+// A gemm on the amx table within the reference's bound: in this process and in a forked child
+// (which inherits the permission and must not ask again to run tiles).
+TEST(AmxDetection, AForkedChildRunsTheAmxKernels) {
+  if (!amx_offered()) GTEST_SKIP() << "no AMX here: " << tile_access().why_not;
+  set_isa_cap("amx");
+  const test::KernelInput in{.m = 19, .k = 333, .n = 130, .g = 64, .zero = ZeroMode::asym, .act = DType::bf16};
+  const test::PreparedInput p = test::prepare(in, 5);
+  const auto run = [&] {
+    test::HostMatrix y(in.act, in.m, in.n);
+    y.poison();
+    gemm(p.x.ref(), p.packed, y.mut(), {.strategy = Strategy::fused});
+    return test::check_output(p, y, Strategy::fused, "amx fused");
+  };
+  EXPECT_EQ(run(), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(run() == 0 && tile_permission_requests() <= 1 ? 0 : 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  set_isa_cap("");
+}
+
+bool emulation_runs() { return cpu_features().has_avx512_bf16(); }
+
+TEST(EmulatedAmx, TheFusedLoopMatchesItsGenericTwinForEveryRowBlockShape) {
+  if (!emulation_runs()) GTEST_SKIP() << "the emulated AMX loops need AVX512-BF16";
+  int checked = 0;
+  // One row block (1, 7, 16 rows), equal blocks (20 = 2 x 10, 32 = 2 x 16), overlapping ones
+  // (17 = 9 + 9 from row 8, 40 = 3 x 14 from rows 0, 14, 26).
+  for (int64_t m : {1, 7, 16, 17, 20, 32, 40}) {
+    checked += twin::check_fused_twin("q4_bf16_panel_16x64__emulated_amx", emulated::q4_bf16_panel_16x64__emulated_amx,
+                                      XFormat::bf16, m, m);
+  }
+  EXPECT_GT(checked, 0);
+}
+
+TEST(EmulatedAmx, TheDenseLoopMatchesItsGenericTwin) {
+  if (!emulation_runs()) GTEST_SKIP() << "the emulated AMX loops need AVX512-BF16";
+  int checked = 0;
+  for (int64_t m : {1, 16, 17, 40}) {
+    checked += twin::check_dense_twin("dense_bf16_bf16_16x64__emulated_amx", emulated::dense_bf16_bf16_16x64__emulated_amx,
+                                      DType::bf16, XFormat::bf16, m, m);
+  }
+  EXPECT_GT(checked, 0);
+}
+
+TEST(EmulatedAmx, ATileConfigurationIsLoadedOncePerThreadAndRowBlockHeight) {
+  if (!emulation_runs()) GTEST_SKIP() << "the emulated AMX loops need AVX512-BF16";
+  const twin::Case c{256, 64, ZeroMode::sym, DType::bf16};
+  const PackedWeight packed = twin::make_weight(c, 3 * kTileN, 3);
+  const auto& p = packed.impl();
+  std::mt19937_64 rng(4);
+  std::thread([&] {  // a fresh thread: a fresh tile state
+    const twin::Rows x5 = twin::make_rows(5, p.k_padded, p.geom.groups, rng);
+    const twin::Rows x20 = twin::make_rows(20, p.k_padded, p.geom.groups, rng);
+    std::vector<float> out(size_t(20 * kTileN));
+    EXPECT_EQ(emulated::emulated_tile_configs(), 0);
+    for (int64_t t = 0; t < p.tiles; ++t) {
+      emulated::q4_bf16_panel_16x64__emulated_amx(p.tile(t), x5.as(XFormat::bf16, false), 0, p.geom.groups, out.data());
+    }
+    EXPECT_EQ(emulated::emulated_tile_configs(), 1) << "5 rows: one configuration for every tile";
+    for (int64_t t = 0; t < p.tiles; ++t) {
+      emulated::q4_bf16_panel_16x64__emulated_amx(p.tile(t), x20.as(XFormat::bf16, false), 0, p.geom.groups, out.data());
+    }
+    EXPECT_EQ(emulated::emulated_tile_configs(), 2) << "20 rows (2 x 10): one more";
+  }).join();
+}
+
+// The executor's stages around the loops (prepared or in-place x, act-order, split-K partials, the
+// decoupled panels, several threads), against the reference with the bound of kernel_check.hpp.
+TEST(EmulatedAmx, GemmsThroughTheExecutorMeetTheReferenceBound) {
+  if (!emulation_runs()) GTEST_SKIP() << "the emulated AMX loops need AVX512-BF16";
+  const KernelTable& below = kernel_table("avx512bf16");
+  struct Way {
+    Strategy strategy;
+    int split_k, threads;
+  };
+  const std::vector<test::KernelInput> inputs = {
+      {.m = 1, .k = 4096 / 8, .n = 200, .g = 128, .zero = ZeroMode::sym, .act = DType::bf16},
+      {.m = 5, .k = 300, .n = 70, .g = 32, .zero = ZeroMode::asym, .act = DType::bf16, .perm = true},
+      {.m = 23, .k = 520, .n = 130, .g = 520, .zero = ZeroMode::float_zero, .act = DType::bf16, .bias = true},
+      {.m = 40, .k = 200, .n = 64, .g = 40, .zero = ZeroMode::asym, .act = DType::bf16, .scale = DType::f16},
+  };
+  int seed = 10;
+  for (const auto& in : inputs) {
+    const test::PreparedInput p = test::prepare(in, uint64_t(++seed));
+    for (const Way way : {Way{Strategy::fused, 1, 1}, Way{Strategy::fused, 3, 2}, Way{Strategy::decoupled, 1, 2},
+                          Way{Strategy::decoupled, 2, 1}}) {
+      ExecPlan plan;
+      plan.strategy = way.strategy;
+      plan.split_k = way.split_k;
+      plan.split = way.split_k > 1;
+      plan.threads = way.threads;
+      plan.x_format = XFormat::bf16;
+      plan.dense_dtype = DType::bf16;
+      plan.q4 = emulated::q4_bf16_panel_16x64__emulated_amx;
+      plan.dense = emulated::dense_bf16_bf16_16x64__emulated_amx;
+      plan.dequant = find_dequant(below).fn;
+      test::HostMatrix y(in.act, in.m, in.n);
+      y.poison();
+      execute(p.x.ref(), p.packed.impl(), y.mut(), plan);
+      EXPECT_EQ(test::check_output(p, y, way.strategy,
+                                   std::string(to_string(way.strategy)) + " S=" + std::to_string(way.split_k)),
+                0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace w4a16::cpu
