@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -478,7 +479,9 @@ def run_peer(a, peer, m, k, n, wdir, xpath, ypath, rotate_bytes) -> dict:
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
-        return {"status": "error", "error": f"exit {p.returncode}: " + " | ".join(tail)}
+        # A peer killed by a signal (llama.cpp's AMX buffer code on AMX CPUs: SIGILL / SIGSEGV) says which.
+        how = f"killed by {signal.Signals(-p.returncode).name}" if p.returncode < 0 else f"exit {p.returncode}"
+        return {"status": "error", "error": f"{how}: " + " | ".join(tail)}
     return json.loads(lines[-1])
 
 

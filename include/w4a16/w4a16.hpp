@@ -381,9 +381,10 @@ struct CpuInfo {
   std::string vendor;         // "AuthenticAMD", "GenuineIntel", ...
   std::string brand;          // the processor brand string (may be empty under some hypervisors)
   int available_threads = 1;  // CPUs this process may run on (affinity mask / cgroup quota)
-  // Feature bits in cpuid order of interest ("avx2", "fma", ..., "avx512_fp16"), and the usable
-  // groups the kernels need ("usable avx2+fma+f16c", "usable avx512", "usable avx512bf16"),
-  // usable meaning set in cpuid *and* enabled by the OS.
+  // Feature bits in cpuid order of interest ("avx2", "fma", ..., "avx512_fp16"), the usable groups
+  // the kernels need ("usable avx2+fma+f16c", "usable avx512", "usable avx512bf16"), usable meaning
+  // set in cpuid *and* enabled by the OS, then the AMX bits ("amx_tile", "amx_bf16", "amx_int8",
+  // "os saves tiles").
   std::vector<std::pair<std::string, bool>> features;
   // The CPU's matrix unit: "usable" when the AMX kernels are offered (cpuid, XCR0 and the OS's
   // tile permission), else why they are not.
@@ -391,7 +392,7 @@ struct CpuInfo {
 };
 CpuInfo cpu_info();
 
-// The instruction set the kernels use. W4A16_ISA=scalar|avx2|avx512|avx512bf16 in the environment
+// The instruction set the kernels use. W4A16_ISA=scalar|avx2|avx512|avx512bf16|amx in the environment
 // (read once) or set_isa_cap() caps it below what this CPU supports (avx512 = AVX-512 without the
 // BF16 dot instructions); a cap above the CPU's level is ignored. Returns the active level name.
 std::string_view active_isa();

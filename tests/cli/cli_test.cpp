@@ -267,6 +267,9 @@ TEST_F(Cli, HelpAndInfo) {
   const Result info = run_cli("info");
   EXPECT_EQ(info.status, 0);
   EXPECT_NE(info.output.find("avx2"), std::string::npos) << info.output;
+  // The matrix unit's line: usable, or why not, as cpu_info() says.
+  const CpuInfo cpu = cpu_info();
+  EXPECT_NE(info.output.find("  amx: " + cpu.amx + "\n"), std::string::npos) << info.output;
   const Result demo = run_cli("demo -m 2 -k 256 -n 128 --repeats 1");
   EXPECT_EQ(demo.status, 0) << demo.output;
   EXPECT_NE(demo.output.find("kernel vs oracle"), std::string::npos) << demo.output;

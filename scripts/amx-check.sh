@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The AMX check: on a CPU with AMX-BF16 (Intel Xeon, Sapphire Rapids or later), builds this tree,
+# runs the kernel tests with the amx table in force, calibrates (the tile peak) and benchmarks the
+# amx kernels against the avx512bf16 ones and the bf16 baseline on the shapes of issue 18, and
+# writes what it saw into OUTDIR. docs/kernels.md, "The matrix unit".
+#
+#   scripts/amx-check.sh OUTDIR
+#
+# OUTDIR gets: lscpu.txt, info.txt (`w4a16 info`), build.log, tests.txt (registry_test, amx_test,
+# kernels_test, planner_test), calibration.json (`w4a16 calibrate`, not the user's cache file),
+# bench-amx.json / bench-avx512bf16.json (`w4a16 bench`, the same shapes under W4A16_ISA=amx and
+# W4A16_ISA=avx512bf16, one after the other, nothing else running) and run.log.
+# Exit status 0 when every test passed and both benchmarks ran.
+#
+# Environment:
+#   AMX_CHECK_FORCE=1     run on a CPU without AMX too (a rehearsal: the amx table is not offered,
+#                         amx_test runs the emulated loops, both benchmarks run avx512bf16)
+#   AMX_CHECK_SHAPES=...  `w4a16 bench --shapes` (default: M = 1, 4, 16, 64, 128, 256 on 4096 x 14336,
+#                         and 256 x 4096 x 4096)
+#   AMX_CHECK_JOBS=N      build jobs (default: nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -ne 1 ]; then
+  echo "usage: $0 OUTDIR" >&2
+  exit 2
+fi
+mkdir -p "$1"
+out="$(cd "$1" && pwd)"
+jobs="${AMX_CHECK_JOBS:-$(nproc)}"
+shapes="${AMX_CHECK_SHAPES:-1,4096,14336;4,4096,14336;16,4096,14336;64,4096,14336;128,4096,14336;256,4096,14336;256,4096,4096}"
+started=$(date +%s)
+log() { echo "[amx-check $(date +%T) +$(($(date +%s) - started))s] $*" | tee -a "$out/run.log" >&2; }
+
+lscpu >"$out/lscpu.txt"
+if ! grep -qw amx_bf16 "$out/lscpu.txt" && [ "${AMX_CHECK_FORCE:-0}" != 1 ]; then
+  log "this CPU has no amx_bf16 (lscpu); AMX_CHECK_FORCE=1 rehearses the run anyway"
+  exit 3
+fi
+
+log "build (Release, build/)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DW4A16_BUILD_TESTS=ON >"$out/build.log" 2>&1
+cmake --build build -j"$jobs" --target w4a16_cli registry_test amx_test kernels_test planner_test >>"$out/build.log" 2>&1
+build/w4a16 info >"$out/info.txt" 2>&1
+log "$(grep -E '^  (amx|kernels):' "$out/info.txt" | tr -s ' ' | tr '\n' ';')"
+
+status=0
+: >"$out/tests.txt"
+for t in registry_test amx_test kernels_test planner_test; do
+  log "test $t"
+  if ! build/tests/$t >>"$out/tests.txt" 2>&1; then
+    log "FAILED: $t"
+    status=1
+  fi
+done
+
+log "calibrate (into OUTDIR, not the user's cache)"
+W4A16_CALIBRATION="$out/calibration.json" build/w4a16 calibrate >>"$out/run.log" 2>&1 || status=1
+
+for isa in amx avx512bf16; do
+  log "bench under W4A16_ISA=$isa"
+  if ! W4A16_CALIBRATION="$out/calibration.json" W4A16_ISA=$isa build/w4a16 bench --shapes "$shapes" --threads 0 \
+    --json "$out/bench-$isa.json" >>"$out/run.log" 2>&1; then
+    log "FAILED: bench under $isa"
+    status=1
+  fi
+done
+log "done, status $status"
+exit $status
