@@ -63,18 +63,22 @@ void run_parts(const ParallelRunner& runner, int parts, int threads, F&& fn) {
 // read it; read in place when nothing needs to change.
 Activations prepare_activations(const MatrixRef& x, const PackedWeight::Impl& p, const ExecPlan& plan, Workspace& ws) {
   const bool x_bf16 = plan.x_format == XFormat::bf16;
-  const int64_t m = x.rows, kp = p.k_padded;
+  const size_t elem = x_bf16 ? 2 : 4;
+  const int64_t m = x.rows;
+  // A tile entry loads up to 16 rows of x at once: with a row of a multiple of 4 KiB they would all
+  // map to one set of the L1 (64 sets of 64 bytes), so such rows get one more cache line of stride.
+  const bool aliased = plan.x_rows_apart && m > 1 && (p.k_padded * int64_t(elem)) % 4096 == 0;
+  const int64_t kp = p.k_padded + (aliased ? 64 / int64_t(elem) : 0);
   Activations act;
   act.m = m;
   act.ld = kp;
-  if (x_bf16 && !p.x_padded && p.perm.empty()) {
+  if (x_bf16 && !p.x_padded && p.perm.empty() && !aliased) {
     act.data = x.data;
     act.ld = x.cols;
     return act;
   }
-  const size_t elem = x_bf16 ? 2 : 4;
   ws.x.reserve_discard(size_t(m * kp) * elem);
-  if (p.x_padded) std::memset(ws.x.data(), 0, size_t(m * kp) * elem);  // the padding must be zero
+  if (p.x_padded || aliased) std::memset(ws.x.data(), 0, size_t(m * kp) * elem);  // the padding must be zero
   // Typed loops the compiler vectorizes: a per-element dtype switch and padded_k() division cost
   // ~4 ns per element (1 ms per call at M = 64, K = 4096). Without a permutation each kernel group
   // of x is one contiguous run in K' (packed_weight.hpp padded_k), so the copy goes run by run.
@@ -304,6 +308,7 @@ ExecPlan exec_plan(const GemmPlan& g, const PackedWeight::Impl& p, const KernelT
             "gemm: the fused plan has no kernel entry (make plans with plan_gemm)");
     e.q4 = g.q4->fn;
     e.x_format = g.q4->x;
+    e.x_rows_apart = g.q4->isa != nullptr && g.q4->isa->tiles;
     return e;
   }
   require(g.dense != nullptr && g.dense->fn != nullptr,
@@ -312,6 +317,7 @@ ExecPlan exec_plan(const GemmPlan& g, const PackedWeight::Impl& p, const KernelT
           to_string(g.dense->weight), to_string(e.dense_dtype));
   e.dense = g.dense->fn;
   e.x_format = g.dense->x;
+  e.x_rows_apart = g.dense->isa != nullptr && g.dense->isa->tiles;
   if (g.strategy != Strategy::dense) {
     require(g.dequant != nullptr && g.dequant->fn != nullptr,
             "gemm: the {} plan has no dequant kernel entry (make plans with plan_gemm)", to_string(g.strategy));

@@ -3,7 +3,7 @@
 // ExecPlan (no lookups, no names), and execute() runs the named stages of one call:
 //
 //   prepare_activations  x permuted (act-order), padded to K' and widened to fp32, unless the
-//                        bf16-dot entries can read it in place
+//                        bf16-dot entries can read it in place; rows kept off one L1 set for tiles
 //   group_sums           sum of x over each group (asym / float zero only)
 //   run_work_items       work items (column tile, K slice) dealt to threads in contiguous runs;
 //                        fused / dense run their entry per item, decoupled dequantizes a batch of
@@ -28,6 +28,8 @@ struct ExecPlan {
   int threads = 1;
   int vector_threads = 0;
   XFormat x_format = XFormat::f32;
+  bool x_rows_apart = false;  // the entries load 16 rows of x at once (AMX tiles): rows of a multiple of
+                              // 4 KiB would all fall in one L1 set, so x is copied with one more cache line a row
   DType dense_dtype = DType::bf16;
   Q4Kernel q4 = nullptr;
   DenseKernel dense = nullptr;
