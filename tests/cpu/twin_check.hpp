@@ -74,7 +74,7 @@ inline const std::vector<Case> kCases = {
     {260, 64, ZeroMode::float_zero, DType::f32},   // ragged, fp32 scales and zeros
     {512, 256, ZeroMode::asym, DType::bf16},       //
     {100, 100, ZeroMode::float_zero, DType::f16},  // per-channel K, padded to whole chunks
-    {1100, 512, ZeroMode::sym, DType::bf16},       // groups longer than the AMX loop's L1 slab
+    {1100, 512, ZeroMode::sym, DType::bf16},       // long groups: 16 AMX steps through its 2-step ring
 };
 
 // The M values an entry is called with: its range's ends and a middle, capped at 40 rows.

@@ -49,8 +49,6 @@ inline constexpr int kTileRows = 16;       // rows of A and C, pair rows of B
 inline constexpr int kStepK = 32;          // k per tile step (16 bf16 pairs)
 inline constexpr int kStepChunks = 4;      // chunks of 8 k per step
 inline constexpr int kColumnTiles = 4;     // C tiles per packed tile of 64 columns
-inline constexpr int64_t kSlabSteps = 8;   // steps dequantized at once when one row block runs:
-                                           // 4 x 8 KB of B in L1 (48 KB on Sapphire Rapids)
 
 // The 64-byte LDTILECFG operand: palette 1; C tiles (0-3) and the A tile (4) `rows` x 64 bytes,
 // B tiles (5-7) 16 x 64 bytes. The same for every call with the same row-block height.
@@ -94,7 +92,7 @@ inline __m512i centered_code_table_bf16() {
 
 // Per-thread buffers, heap-held (thread_scratch.hpp: they survive fork and small thread stacks).
 struct TileBuffers {
-  AlignedBuffer<uint32_t> b;   // [steps][4 column tiles][16 pair rows][16 columns]
+  AlignedBuffer<uint32_t> b;   // [steps or 2 slots][4 column tiles][16 pair rows][16 columns]
   AlignedBuffer<uint16_t> a;   // [16 rows][32 k]: x of a group's last, partial step
   AlignedBuffer<float> c;      // [4 column tiles][16 rows][16 columns]: C tiles read back
 };
@@ -200,6 +198,13 @@ inline void add_group(const Q4Tile& w, const Activations& x, int64_t g, int64_t 
 }
 
 // The fused entry (Q4Kernel contract of kernels.hpp): x as bf16 rows of K'.
+//
+// One row block (M <= 16): the vector unit and the tile unit work side by side, a step apart. In
+// program order step s is multiplied (tile loads and TDPBF16PS, which the tile unit takes over)
+// before step s + 1 is dequantized into the other of two 4 KB B buffers (vector instructions the
+// out-of-order core issues meanwhile): the paper's AIV -> workspace -> AIC pipeline, with a ring
+// of two slots in L1. Several row blocks: each group is dequantized whole first (every block reads
+// all of its steps), then each block runs its steps and adds its C tiles.
 template <class T, class Tag>
 void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   const int64_t m = x.m;
@@ -209,30 +214,44 @@ void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1
   const __m512i table = centered_code_table_bf16();
   const auto* xs = static_cast<const uint16_t*>(x.data);
   std::fill(out, out + m * kTileN, 0.0f);
+  const auto a_tile = [&](int64_t cb, int64_t ce, int64_t s, int64_t r0) {
+    const int64_t k0 = (cb + s * kStepChunks) * kChunkK, k = std::min<int64_t>(kStepK, ce * kChunkK - k0);
+    load_a<T>(xs + r0 * x.ld + k0, x.ld, blocks.rows, k, buf.a.data());
+  };
+  constexpr int64_t kStepCells = kColumnTiles * 256;  // uint32 cells of one step's 4 B tiles
+  if (blocks.count == 1) {
+    buf.b.reserve_discard(size_t(2 * kStepCells));
+    uint32_t* slot[2] = {buf.b.data(), buf.b.data() + kStepCells};
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
+      const int64_t steps = (ce - cb + kStepChunks - 1) / kStepChunks;
+      zero_c<T>();
+      dequant_steps(w, cb, ce, 0, 1, table, slot[0]);
+      for (int64_t s = 0; s < steps; ++s) {
+        a_tile(cb, ce, s, 0);
+        const uint32_t* b = slot[s & 1];
+        multiply_step<T>(b, b + 256, b + 512, b + 768, 64);
+        if (s + 1 < steps) dequant_steps(w, cb, ce, s + 1, s + 2, table, slot[(s + 1) & 1]);
+      }
+      add_group<T>(w, x, g, 0, 0, m, buf.c.data(), out);
+    }
+    return;
+  }
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
     const int64_t steps = (ce - cb + kStepChunks - 1) / kStepChunks;
-    // One row block keeps its C tiles across slabs of a few steps (B stays in L1); several row
-    // blocks share the dequantized B of the whole group (each block's C lives only in its pass).
-    const int64_t slab = blocks.count == 1 ? std::min(steps, kSlabSteps) : steps;
-    buf.b.reserve_discard(size_t(slab * kColumnTiles * 256));
-    if (blocks.count == 1) zero_c<T>();
-    for (int64_t s0 = 0; s0 < steps; s0 += slab) {
-      const int64_t s1 = std::min(steps, s0 + slab);
-      dequant_steps(w, cb, ce, s0, s1, table, buf.b.data());
-      for (int64_t blk = 0; blk < blocks.count; ++blk) {
-        const int64_t r0 = blocks.first_row(m, blk);
-        if (blocks.count > 1) zero_c<T>();
-        for (int64_t s = s0; s < s1; ++s) {
-          const int64_t k0 = (cb + s * kStepChunks) * kChunkK, k = std::min<int64_t>(kStepK, ce * kChunkK - k0);
-          load_a<T>(xs + r0 * x.ld + k0, x.ld, blocks.rows, k, buf.a.data());
-          const uint32_t* b = buf.b.data() + (s - s0) * kColumnTiles * 256;
-          multiply_step<T>(b, b + 256, b + 512, b + 768, 64);
-        }
-        if (blocks.count > 1) add_group<T>(w, x, g, r0, blk * blocks.rows - r0, blocks.rows, buf.c.data(), out);
+    buf.b.reserve_discard(size_t(steps * kStepCells));
+    dequant_steps(w, cb, ce, 0, steps, table, buf.b.data());
+    for (int64_t blk = 0; blk < blocks.count; ++blk) {
+      const int64_t r0 = blocks.first_row(m, blk);
+      zero_c<T>();
+      for (int64_t s = 0; s < steps; ++s) {
+        a_tile(cb, ce, s, r0);
+        const uint32_t* b = buf.b.data() + s * kStepCells;
+        multiply_step<T>(b, b + 256, b + 512, b + 768, 64);
       }
+      add_group<T>(w, x, g, r0, blk * blocks.rows - r0, blocks.rows, buf.c.data(), out);
     }
-    if (blocks.count == 1) add_group<T>(w, x, g, 0, 0, m, buf.c.data(), out);
   }
 }
 
