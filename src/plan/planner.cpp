@@ -210,10 +210,10 @@ std::vector<int> vector_counts(Strategy s, int threads, const GemmOptions& o) {
   return counts;
 }
 
-// The candidates of one strategy: every thread count x split factor x role split, predicted.
-void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Problem& problem, const Problem& kp,
-                        const CpuTarget& t, const GemmOptions& o, Strategy s) {
-  const GemmPlan base = with_entries(s, problem, t);
+// The candidates of one strategy on the entries of `base` (from table t): every thread count x
+// split factor x role split, predicted.
+void add_entry_plans(std::vector<GemmPlan>& plans, const Device& d, const Problem& problem, const Problem& kp,
+                     const CpuTarget& t, const GemmOptions& o, Strategy s, const GemmPlan& base) {
   const int64_t tiles = (problem.n + cpu::kTileN - 1) / cpu::kTileN;
   const int64_t units = s == Strategy::dense ? t.chunks : t.groups;
   // A caller's runner (GemmOptions::runner) may have fewer threads than the machine has CPUs.
@@ -227,7 +227,9 @@ void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Pro
       const int used = s == Strategy::pipelined ? threads : int(std::min<int64_t>(threads, items));
       if (s != Strategy::pipelined && used < threads && o.threads == 0 && threads != 1 &&
           std::any_of(plans.begin(), plans.end(),
-                      [&](const GemmPlan& q) { return q.strategy == s && q.split_k == split && q.threads == used; })) {
+                      [&](const GemmPlan& q) {
+                        return q.strategy == s && q.kernel == base.kernel && q.split_k == split && q.threads == used;
+                      })) {
         continue;  // the same plan is listed with its real thread count already
       }
       for (const int tv : vector_counts(s, threads, o)) {
@@ -248,6 +250,31 @@ void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Pro
   }
 }
 
+// Where a strategy's entries come from: the target's table and, for a matrix unit (a tile table),
+// also the vector table it falls back to, read in that table's own x format. The cost model then
+// weighs AMX against AVX-512 per call (a tile multiply costs the same for 1 row as for 16) instead
+// of the tile table's entries always running. Every plan still names the target's table, the one
+// in force, which runs the entries of its whole chain.
+std::vector<CpuTarget> entry_sources(const CpuTarget& t, DType act) {
+  std::vector<CpuTarget> out{t};
+  if (t.table->tiles && t.table->fallback != nullptr) {
+    CpuTarget vector = t;
+    vector.table = t.table->fallback;
+    vector.bf16_dot = reads_bf16(*vector.table, act);
+    out.push_back(vector);
+  }
+  return out;
+}
+
+// The candidates of one strategy: every thread count x split factor x role split, predicted.
+void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Problem& problem, const Problem& kp,
+                        const CpuTarget& target, const GemmOptions& o, Strategy s) {
+  for (const CpuTarget& t : entry_sources(target, problem.act)) {
+    GemmPlan base = with_entries(s, problem, t);
+    base.table = target.table;
+    add_entry_plans(plans, d, problem, kp, t, o, s, base);
+  }
+}
 }  // namespace
 
 int64_t row_panel_count(int64_t m, int64_t k_padded, XFormat x) {

@@ -330,6 +330,34 @@ Device realistic_cpu() {
   return real;
 }
 
+// On a tile table (amx) the planner lists the tile entries and those of the vector table it falls
+// back to, all under the tile table (the one in force), and the device's tile rate decides: a
+// tile unit at the measured 3.4 TFLOP/s per core wins from M = 1 (the model: its dequantization
+// on the vector unit is shorter than the vector FMAs), a slow one loses to AVX-512. Planning needs
+// no AMX: the table is only read here.
+TEST(Planner, OnATileTableTheCostModelChoosesBetweenTilesAndVectors) {
+  const cpu::KernelTable& amx = cpu::kernel_table("amx");
+  ASSERT_TRUE(amx.tiles);
+  for (int64_t m : {1, 16, 128}) {
+    const Problem p{.m = m, .k = 4096, .n = 4096, .group_size = 128, .act = DType::bf16};
+    const auto chosen_tiles = [&](double tile_flops) {
+      Device d = realistic_cpu();
+      d.tile_flops = tile_flops;
+      const auto plans = plan::cpu_plans(d, p, plan::cpu_target(p, amx), {.strategy = Strategy::fused});
+      bool tiles = false, vectors = false;
+      for (const auto& g : plans) {
+        EXPECT_EQ(g.table, &amx) << g.kernel;
+        (g.q4->isa->tiles ? tiles : vectors) = true;
+      }
+      EXPECT_TRUE(tiles && vectors) << "both units are candidates, M=" << m;
+      const auto it = std::find_if(plans.begin(), plans.end(), [](const GemmPlan& g) { return g.chosen; });
+      return it != plans.end() && it->q4->isa->tiles;
+    };
+    EXPECT_TRUE(chosen_tiles(3.4e12)) << "M=" << m;
+    EXPECT_FALSE(chosen_tiles(1e9)) << "M=" << m;
+  }
+}
+
 // Every candidate is runnable (its split points on group boundaries, within the units, threads
 // within the machine), and the choice is the argmin of the candidates' own predictions.
 TEST(Planner, CandidatesAreValidAndTheChoiceIsTheirArgmin) {
