@@ -89,8 +89,8 @@ CpuFeatures detect() {
     // EBX[31:16] tile names, EBX[15:0] bytes per row, ECX[15:0] rows; subleaf 0 EAX = last palette.
     if (cpuid(0x1D, 0).eax >= 1) {
       const Regs p1 = cpuid(0x1D, 1);
-      f.tile_palette_8x16x64 = (p1.eax >> 16) >= 1024 && (p1.ebx >> 16) >= 8 && (p1.ebx & 0xFFFF) == 64 &&
-                               (p1.ecx & 0xFFFF) >= 16;
+      f.tile_palette_8x16x64 =
+          (p1.eax >> 16) >= 1024 && (p1.ebx >> 16) >= 8 && (p1.ebx & 0xFFFF) == 64 && (p1.ecx & 0xFFFF) >= 16;
     }
   }
   return f;

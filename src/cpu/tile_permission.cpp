@@ -1,11 +1,11 @@
 // The Linux tile permission (tile_permission.hpp), asked for once per process.
 #include "cpu/tile_permission.hpp"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "cpu/cpu_features.hpp"
 

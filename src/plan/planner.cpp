@@ -226,10 +226,9 @@ void add_entry_plans(std::vector<GemmPlan>& plans, const Device& d, const Proble
       // threads than work items).
       const int used = s == Strategy::pipelined ? threads : int(std::min<int64_t>(threads, items));
       if (s != Strategy::pipelined && used < threads && o.threads == 0 && threads != 1 &&
-          std::any_of(plans.begin(), plans.end(),
-                      [&](const GemmPlan& q) {
-                        return q.strategy == s && q.kernel == base.kernel && q.split_k == split && q.threads == used;
-                      })) {
+          std::any_of(plans.begin(), plans.end(), [&](const GemmPlan& q) {
+            return q.strategy == s && q.kernel == base.kernel && q.split_k == split && q.threads == used;
+          })) {
         continue;  // the same plan is listed with its real thread count already
       }
       for (const int tv : vector_counts(s, threads, o)) {
@@ -340,8 +339,8 @@ Candidate candidate_of(const GemmPlan& g, const Device& d) {
     c.block_rows = g.dense->mr;
   }
   c.bf16_dot = g.x_format == XFormat::bf16;
-  const cpu::KernelTable* entry_isa = g.strategy == Strategy::fused ? (g.q4 ? g.q4->isa : nullptr)
-                                                                     : (g.dense ? g.dense->isa : nullptr);
+  const cpu::KernelTable* entry_isa =
+      g.strategy == Strategy::fused ? (g.q4 ? g.q4->isa : nullptr) : (g.dense ? g.dense->isa : nullptr);
   c.tiles = entry_isa != nullptr && entry_isa->tiles;
   c.row_panels = g.row_panels;
   c.workspace_bytes = double(g.workspace_bytes);

@@ -88,8 +88,8 @@ TEST(EmulatedAmx, TheDenseLoopMatchesItsGenericTwin) {
   if (!emulation_runs()) GTEST_SKIP() << "the emulated AMX loops need AVX512-BF16";
   int checked = 0;
   for (int64_t m : {1, 16, 17, 40}) {
-    checked += twin::check_dense_twin("dense_bf16_bf16_16x64__emulated_amx", emulated::dense_bf16_bf16_16x64__emulated_amx,
-                                      DType::bf16, XFormat::bf16, m, m);
+    checked += twin::check_dense_twin("dense_bf16_bf16_16x64__emulated_amx",
+                                      emulated::dense_bf16_bf16_16x64__emulated_amx, DType::bf16, XFormat::bf16, m, m);
   }
   EXPECT_GT(checked, 0);
 }
@@ -110,10 +110,12 @@ TEST(EmulatedAmx, ATileConfigurationIsLoadedOncePerThreadAndRowBlockHeight) {
     }
     EXPECT_EQ(emulated::emulated_tile_configs(), 1) << "5 rows: one configuration for every tile";
     for (int64_t t = 0; t < p.tiles; ++t) {
-      emulated::q4_bf16_panel_16x64__emulated_amx(p.tile(t), x20.as(XFormat::bf16, false), 0, p.geom.groups, out.data());
+      emulated::q4_bf16_panel_16x64__emulated_amx(p.tile(t), x20.as(XFormat::bf16, false), 0, p.geom.groups,
+                                                  out.data());
     }
     EXPECT_EQ(emulated::emulated_tile_configs(), 2) << "20 rows (2 x 10): one more";
-  }).join();
+  })
+      .join();
 }
 
 // The executor's stages around the loops (prepared or in-place x, rows kept apart, act-order,

@@ -138,7 +138,8 @@ TEST(Registry, EveryFusedEntryMatchesItsGenericTwinOnSubRangesOfGroups) {
 TEST(Registry, EveryDenseEntryMatchesItsGenericTwinOnSubRangesOfChunks) {
   int checked = 0;
   for (const KernelTable* t : supported_tables()) {
-    for (const DenseEntry& e : t->dense) checked += twin::check_dense_twin(e.name, e.fn, e.weight, e.x, e.m_min, e.m_max);
+    for (const DenseEntry& e : t->dense)
+      checked += twin::check_dense_twin(e.name, e.fn, e.weight, e.x, e.m_min, e.m_max);
   }
   EXPECT_GT(checked, 0);
 }

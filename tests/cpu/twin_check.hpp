@@ -140,9 +140,9 @@ inline int check_fused_twin(const std::string& name, Q4Kernel fn, XFormat x_form
               if (!(d <= bound)) {
                 ++bad;
                 ADD_FAILURE() << name << " M=" << m << " K=" << c.k << " g=" << c.g << " " << to_string(c.zero)
-                              << " scales " << to_string(c.scale) << " groups [" << g0 << "," << g1 << ") tile "
-                              << tile << " row " << r << " col " << col << ": got " << got[size_t(r * kTileN + col)]
-                              << " want " << want[size_t(r * kTileN + col)] << " (bound " << bound << ")";
+                              << " scales " << to_string(c.scale) << " groups [" << g0 << "," << g1 << ") tile " << tile
+                              << " row " << r << " col " << col << ": got " << got[size_t(r * kTileN + col)] << " want "
+                              << want[size_t(r * kTileN + col)] << " (bound " << bound << ")";
               }
             }
           }
@@ -158,9 +158,9 @@ inline int check_fused_twin(const std::string& name, Q4Kernel fn, XFormat x_form
 inline int check_dense_twin(const std::string& name, DenseKernel fn, DType weight, XFormat x_format, int64_t m_min,
                             int64_t m_max) {
   int checked = 0;
-  const DenseKernel twin = weight == DType::f16 ? dense_f16_f32_generic
+  const DenseKernel twin = weight == DType::f16        ? dense_f16_f32_generic
                            : x_format == XFormat::bf16 ? dense_bf16_bf16_generic
-                                                  : dense_bf16_f32_generic;
+                                                       : dense_bf16_f32_generic;
   const Case c{392, 8, ZeroMode::float_zero, DType::f32};  // 49 chunks: several blocks of 16, ragged
   const PackedWeight packed = make_weight(c, kTileN, 99);
   const auto& p = packed.impl();

@@ -94,8 +94,13 @@ TEST(CostModel, ATileEntryPaysWhole16RowBlocksAtTheTileRateAndTheDequantOnTheVec
   d.tile_flops = 3e12;
   const auto seconds = [&](int64_t m, const Device& dev) {
     const Problem p{.m = m, .k = 1024, .n = 64, .group_size = 128};
-    return plan::predict(dev, p, Candidate{.strategy = Strategy::fused, .threads = 1, .block_rows = 16, .panel = true,
-                                           .bf16_dot = true, .tiles = true})
+    return plan::predict(dev, p,
+                         Candidate{.strategy = Strategy::fused,
+                                   .threads = 1,
+                                   .block_rows = 16,
+                                   .panel = true,
+                                   .bf16_dot = true,
+                                   .tiles = true})
         .seconds;
   };
   const auto expected = [&](int64_t m) {

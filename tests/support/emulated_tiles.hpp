@@ -58,12 +58,14 @@ struct EmulatedTiles {
     const TileConfig& c = checked(t);
     auto& tile = state().tiles[t];
     std::memset(tile, 0, sizeof(tile));
-    for (int r = 0; r < c.rows[t]; ++r) std::memcpy(tile[r], static_cast<const uint8_t*>(base) + r * stride, c.colsb[t]);
+    for (int r = 0; r < c.rows[t]; ++r)
+      std::memcpy(tile[r], static_cast<const uint8_t*>(base) + r * stride, c.colsb[t]);
   }
   template <int t>
   static void store(void* base, int64_t stride) {
     const TileConfig& c = checked(t);
-    for (int r = 0; r < c.rows[t]; ++r) std::memcpy(static_cast<uint8_t*>(base) + r * stride, state().tiles[t][r], c.colsb[t]);
+    for (int r = 0; r < c.rows[t]; ++r)
+      std::memcpy(static_cast<uint8_t*>(base) + r * stride, state().tiles[t][r], c.colsb[t]);
   }
   template <int t>
   static void zero() {

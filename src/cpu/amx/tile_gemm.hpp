@@ -45,10 +45,10 @@
 namespace w4a16::cpu {
 namespace {
 
-inline constexpr int kTileRows = 16;       // rows of A and C, pair rows of B
-inline constexpr int kStepK = 32;          // k per tile step (16 bf16 pairs)
-inline constexpr int kStepChunks = 4;      // chunks of 8 k per step
-inline constexpr int kColumnTiles = 4;     // C tiles per packed tile of 64 columns
+inline constexpr int kTileRows = 16;    // rows of A and C, pair rows of B
+inline constexpr int kStepK = 32;       // k per tile step (16 bf16 pairs)
+inline constexpr int kStepChunks = 4;   // chunks of 8 k per step
+inline constexpr int kColumnTiles = 4;  // C tiles per packed tile of 64 columns
 
 // The 64-byte LDTILECFG operand: palette 1; C tiles (0-3) and the A tile (4) `rows` x 64 bytes,
 // B tiles (5-7) 16 x 64 bytes. The same for every call with the same row-block height.
@@ -92,9 +92,9 @@ inline __m512i centered_code_table_bf16() {
 
 // Per-thread buffers, heap-held (thread_scratch.hpp: they survive fork and small thread stacks).
 struct TileBuffers {
-  AlignedBuffer<uint32_t> b;   // [steps or 2 slots][4 column tiles][16 pair rows][16 columns]
-  AlignedBuffer<uint16_t> a;   // [16 rows][32 k]: x of a group's last, partial step
-  AlignedBuffer<float> c;      // [4 column tiles][16 rows][16 columns]: C tiles read back
+  AlignedBuffer<uint32_t> b;  // [steps or 2 slots][4 column tiles][16 pair rows][16 columns]
+  AlignedBuffer<uint16_t> a;  // [16 rows][32 k]: x of a group's last, partial step
+  AlignedBuffer<float> c;     // [4 column tiles][16 rows][16 columns]: C tiles read back
 };
 
 template <class Tag>
@@ -108,8 +108,7 @@ TileBuffers& tile_buffers() {
 }
 
 // B tiles of steps [s0, s1) of group chunks [cb, ce): step s holds chunks cb + 4s .. cb + 4s + 3.
-inline void dequant_steps(const Q4Tile& w, int64_t cb, int64_t ce, int64_t s0, int64_t s1, __m512i table,
-                          uint32_t* b) {
+inline void dequant_steps(const Q4Tile& w, int64_t cb, int64_t ce, int64_t s0, int64_t s1, __m512i table, uint32_t* b) {
   for (int64_t s = s0; s < s1; ++s) {
     uint32_t* step = b + (s - s0) * kColumnTiles * 256;
     const int64_t c0 = cb + s * kStepChunks, c1 = std::min(ce, c0 + kStepChunks);
@@ -140,7 +139,8 @@ inline void load_a(const uint16_t* x, int64_t ld, int64_t rows, int64_t k, uint1
     return;
   }
   const __mmask32 keep = __mmask32((uint64_t(1) << k) - 1);
-  for (int64_t r = 0; r < rows; ++r) _mm512_store_si512(buffer + r * kStepK, _mm512_maskz_loadu_epi16(keep, x + r * ld));
+  for (int64_t r = 0; r < rows; ++r)
+    _mm512_store_si512(buffer + r * kStepK, _mm512_maskz_loadu_epi16(keep, x + r * ld));
   T::template load<4>(buffer, kStepK * 2);
 }
 

@@ -13,15 +13,15 @@ namespace w4a16::plan::devices {
 
 // What `w4a16 calibrate` measured (rates keyed by thread count).
 struct CpuCalibration {
-  std::string cpu;                   // brand string of the CPU it was measured on
-  int threads = 1;                   // CPUs the process could use
-  std::map<int, double> read_gbps;   // streaming DRAM read, GB/s
-  std::map<int, double> fma_gflops;  // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
-  std::map<int, double> dot_gflops;  // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
+  std::string cpu;                    // brand string of the CPU it was measured on
+  int threads = 1;                    // CPUs the process could use
+  std::map<int, double> read_gbps;    // streaming DRAM read, GB/s
+  std::map<int, double> fma_gflops;   // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
+  std::map<int, double> dot_gflops;   // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
   std::map<int, double> tile_gflops;  // tdpbf16ps on 16-row tiles (AMX), GFLOP/s; empty without usable AMX
-  double fork_join_us = 0;           // one ThreadPool::run over all threads with empty parts
-  double wake_us = 0;                // the same when the workers sleep (past their spin); 0 = not measured
-  InCoreScales incore_scale;         // hot calls' in-core time over the model's (Device::incore_scale)
+  double fork_join_us = 0;            // one ThreadPool::run over all threads with empty parts
+  double wake_us = 0;                 // the same when the workers sleep (past their spin); 0 = not measured
+  InCoreScales incore_scale;          // hot calls' in-core time over the model's (Device::incore_scale)
 };
 
 // The range every figure of the file must lie in, or the whole file is ignored: a rate of 5e-324
