@@ -1,7 +1,8 @@
-// The AMX kernels: detection and the Linux tile permission on every CPU; on CPUs without AMX the
-// kernels' loops on emulated tiles (tests/support/emulated_tiles.hpp) against their generic twins
-// and, through the executor, against the reference; on CPUs with AMX a forked child that runs
-// them. (registry_test.cpp checks the hardware entries against their twins wherever AMX runs.)
+// The AMX kernels: detection and the Linux tile permission on every CPU; on every AVX512-BF16 CPU
+// the kernels' loops on emulated tiles (tests/support/emulated_tiles.hpp) against their generic
+// twins and, through the executor, against the reference; on CPUs with AMX the plans on tile
+// entries through gemm() and a forked child that runs them. (registry_test.cpp checks the hardware
+// entries against their twins wherever AMX runs.)
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,23 +48,33 @@ TEST(AmxDetection, ThePermissionIsRequestedAtMostOncePerProcessFromManyThreads) 
   }
 }
 
-// A gemm on the amx table within the reference's bound: in this process and in a forked child
-// (which inherits the permission and must not ask again to run tiles).
-TEST(AmxDetection, AForkedChildRunsTheAmxKernels) {
+// On an AMX CPU: every plan on tile entries (fused, decoupled, pipelined, the dense baseline) within
+// the reference's bound through gemm(), whatever the planner would choose; then a forked child, which
+// inherits the permission and must not ask again, runs the fused entry against its twin.
+TEST(AmxDetection, TilePlansMeetTheReferenceAndAForkedChildRunsTheTiles) {
   if (!amx_offered()) GTEST_SKIP() << "no AMX here: " << tile_access().why_not;
   set_isa_cap("amx");
   const test::KernelInput in{.m = 19, .k = 333, .n = 130, .g = 64, .zero = ZeroMode::asym, .act = DType::bf16};
   const test::PreparedInput p = test::prepare(in, 5);
-  const auto run = [&] {
+  int ran = 0;
+  for (const GemmPlan& plan : plan_candidates(in.m, p.packed, in.act)) {
+    const bool tiles = plan.strategy == Strategy::fused ? plan.q4->isa->tiles : plan.dense->isa->tiles;
+    if (!tiles) continue;
     test::HostMatrix y(in.act, in.m, in.n);
     y.poison();
-    gemm(p.x.ref(), p.packed, y.mut(), {.strategy = Strategy::fused});
-    return test::check_output(p, y, Strategy::fused, "amx fused");
+    gemm(p.x.ref(), p.packed, y.mut(), plan);
+    EXPECT_EQ(test::check_output(p, y, plan.strategy, plan.kernel), 0);
+    ++ran;
+  }
+  EXPECT_GT(ran, 0) << "the planner lists plans on tile entries";
+  const Q4Entry& fused = kernel_table("amx").q4[0];
+  const auto twin_check = [&] {
+    return twin::check_fused_twin(fused.name, fused.fn, fused.x, 1, 17) > 0 && !::testing::Test::HasFailure();
   };
-  EXPECT_EQ(run(), 0);
+  EXPECT_TRUE(twin_check());
   const pid_t child = fork();
   ASSERT_GE(child, 0);
-  if (child == 0) _exit(run() == 0 && tile_permission_requests() <= 1 ? 0 : 1);
+  if (child == 0) _exit(twin_check() && tile_permission_requests() <= 1 ? 0 : 1);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
