@@ -292,7 +292,7 @@ struct GemmPlan {
   int64_t row_panels = 1;                      // passes over the weight, each with a share of the rows of x
   int64_t panel_bytes = 0;  // decoupled: panel budget per thread (GemmOptions::decoupled_panel_bytes)
   // For people, printed from the above when the plan is made (never read back): the table's name
-  // ("avx512bf16", "avx512", "avx2", "scalar"; a modeled device's name) and the entries' names,
+  // ("amx", "avx512bf16", "avx512", "avx2", "scalar"; a modeled device's name) and the entries' names,
   // e.g. "dequant__avx512 + dense_bf16_f32_6x64__avx512".
   std::string isa;
   std::string kernel;

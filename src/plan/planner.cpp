@@ -270,7 +270,8 @@ void add_strategy_plans(std::vector<GemmPlan>& plans, const Device& d, const Pro
                         const CpuTarget& target, const GemmOptions& o, Strategy s) {
   for (const CpuTarget& t : entry_sources(target, problem.act)) {
     GemmPlan base = with_entries(s, problem, t);
-    base.table = target.table;
+    base.table = target.table;  // the table in force (its chain runs the vector entries too)
+    base.isa = target.table->name;
     add_entry_plans(plans, d, problem, kp, t, o, s, base);
   }
 }

@@ -352,6 +352,7 @@ TEST(Planner, OnATileTableTheCostModelChoosesBetweenTilesAndVectors) {
       bool tiles = false, vectors = false;
       for (const auto& g : plans) {
         EXPECT_EQ(g.table, &amx) << g.kernel;
+        EXPECT_EQ(g.isa, "amx") << g.kernel;
         (g.q4->isa->tiles ? tiles : vectors) = true;
       }
       EXPECT_TRUE(tiles && vectors) << "both units are candidates, M=" << m;
