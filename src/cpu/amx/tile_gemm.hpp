@@ -208,6 +208,7 @@ inline void add_group(const Q4Tile& w, const Activations& x, int64_t g, int64_t 
 template <class T, class Tag>
 void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1, float* out) {
   const int64_t m = x.m;
+  if (m <= 0) return;
   const RowBlocks blocks(m);
   TileBuffers& buf = tile_buffers<Tag>();
   T::configure(tile_config(int(blocks.rows)));
@@ -260,6 +261,7 @@ void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1
 template <class T, class Tag>
 void dense_bf16_tiles(const void* tile, const Activations& x, int64_t c0, int64_t c1, float* out) {
   const int64_t m = x.m;
+  if (m <= 0) return;
   const RowBlocks blocks(m);
   TileBuffers& buf = tile_buffers<Tag>();
   T::configure(tile_config(int(blocks.rows)));
