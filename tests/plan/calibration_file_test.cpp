@@ -56,6 +56,7 @@ class Calibration : public test::HangGuardedTest {
     c.read_gbps = {{1, 12.5}, {2, 20.0}};
     c.fma_gflops = {{1, 100.0}};
     c.dot_gflops = {{1, 80.0}};
+    c.tile_gflops = {{1, 3400.0}};
     c.fork_join_us = 3.5;
     c.incore_scale["decoupled"] = {{{1, 4}, 1.75}};
     plan::devices::save_calibration(c);
@@ -108,6 +109,8 @@ TEST_F(Calibration, OutOfRangeValuesAreIgnored) {
       {"fma_gflops[\"1\"]", "-100", [](nlohmann::json& j) { j["fma_gflops"]["1"] = -100.0; }},
       {"dot_gflops[\"1\"]", "1e+300", [](nlohmann::json& j) { j["dot_gflops"]["1"] = 1e300; }},
       {"dot_gflops[\"1\"]", "null", [](nlohmann::json& j) { j["dot_gflops"]["1"] = NAN; }},
+      {"tile_gflops[\"1\"]", "1e+300", [](nlohmann::json& j) { j["tile_gflops"]["1"] = 1e300; }},
+      {"tile_gflops[\"1\"]", "5e-324", [](nlohmann::json& j) { j["tile_gflops"]["1"] = 5e-324; }},
       {"fork_join_us", "5e-324", [](nlohmann::json& j) { j["fork_join_us"] = 5e-324; }},
       {"fork_join_us", "null", [](nlohmann::json& j) { j["fork_join_us"] = INFINITY; }},
       {"incore_scale[\"decoupled\"][0].scale", "5e-324",

@@ -19,6 +19,7 @@
 #include "cpu/executor.hpp"
 #include "cpu/kernel_check.hpp"
 #include "cpu/thread_pool.hpp"
+#include "cpu/tile_permission.hpp"
 #include "plan/cost_model.hpp"
 #include "plan/devices/cpu.hpp"
 #include "plan/plan_cache.hpp"
@@ -517,17 +518,21 @@ TEST(CpuDevice, CalibrationCacheRoundTripsAndDamageIsIgnored) {
   c.read_gbps = {{1, 12.5}, {2, 20.0}};
   c.fma_gflops = {{1, 100.0}};
   c.dot_gflops = {};
+  c.tile_gflops = {{1, 3000.0}, {2, 5900.0}};
   c.fork_join_us = 3.5;
   c.incore_scale["decoupled"] = {{{1, 4}, 1.75}, {{2, 64}, 2.5}};
   plan::devices::save_calibration(c);
   const auto back = plan::devices::load_calibration();
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->read_gbps, c.read_gbps);
+  EXPECT_EQ(back->tile_gflops, c.tile_gflops);
   EXPECT_EQ(back->fork_join_us, 3.5);
   EXPECT_EQ(back->incore_scale, c.incore_scale);
   const Device d = plan::devices::this_cpu();
   EXPECT_DOUBLE_EQ(d.read_bw.at(2), 20e9);
   EXPECT_DOUBLE_EQ(d.launch_s, 3.5e-6);
+  // The tile rate counts only where the amx kernels are offered.
+  EXPECT_DOUBLE_EQ(d.tile_flops, cpu::tile_access().granted ? 3000e9 : 0.0);
   EXPECT_DOUBLE_EQ(d.incore_scale_at("decoupled", 1, 4), 1.75);
   for (const char* damaged : {"{", "{\"version\": 2}", "[]", "{\"version\": 2, \"cpu\": 3}"}) {
     std::ofstream(path) << damaged;
