@@ -71,7 +71,7 @@ __attribute__((target("avx2,fma"))) float loop_fma_ymm(int64_t steps) {
 // overlaps independent accumulations (KERNEL-NOTES.md). A holds 1, B 2^-10: each step adds
 // 32 x 2^-10 to every accumulator. Called only where tile_access() granted the tile state; each
 // thread configures its own tiles and releases them.
-__attribute__((target("avx512f"))) float loop_tdpbf16ps(int64_t steps) {
+float loop_tdpbf16ps(int64_t steps) {
   alignas(64) uint8_t config[64] = {1};  // palette 1
   for (int t = 0; t < 6; ++t) {
     config[16 + 2 * t] = 64;  // bytes per row

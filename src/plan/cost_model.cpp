@@ -87,10 +87,6 @@ struct CpuCompute {
   double matmul = 0, dequant = 0;
 };
 
-// A register block of MR rows dequantizes each packed vector once for its MR rows: 2 vector
-// instructions (shift + table permute) per vector and k for the FMA family, per pair of k for
-// the dot family (which takes k in pairs). A panel entry dequantizes a group once per item into
-// L1 (3 instructions: shift, permute, store) and its blocks then only load.
 // A tile entry (AMX): a tile multiply costs the same for 1 to 16 rows, so every row block is charged
 // as 16 rows at the tile rate.
 double cpu_tile_matmul(const Device& d, const Problem& p, const Candidate& c, const ItemShape& s) {
@@ -99,6 +95,10 @@ double cpu_tile_matmul(const Device& d, const Problem& p, const Candidate& c, co
   return 2.0 * blocks * 16.0 * s.k_slice * double(c.tile_n) / d.tile_flops;
 }
 
+// A register block of MR rows dequantizes each packed vector once for its MR rows: 2 vector
+// instructions (shift + table permute) per vector and k for the FMA family, per pair of k for
+// the dot family (which takes k in pairs). A panel entry dequantizes a group once per item into
+// L1 (3 instructions: shift, permute, store) and its blocks then only load.
 CpuCompute cpu_fused_compute(const Device& d, const Problem& p, const Candidate& c, const ItemShape& s) {
   CpuCompute r;
   const double vectors = double(c.tile_n) / d.vector_lanes;  // vectors per k of one item
