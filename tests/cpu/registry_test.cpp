@@ -90,7 +90,9 @@ TEST(Registry, EveryTableCoversEveryMOfItsFormatsWithUniqueSpecNamedEntries) {
       EXPECT_EQ(e.isa, t) << name;
       EXPECT_EQ(block_in_name(name), std::make_pair(e.mr, e.nr)) << name << ": the name must spell MR x NR";
     }
-    if (t->dequant.fn) EXPECT_EQ(t->dequant.isa, t) << t->dequant.name;
+    if (t->dequant.fn) {
+      EXPECT_EQ(t->dequant.isa, t) << t->dequant.name;
+    }
     EXPECT_NE(find_dequant(*t).fn, nullptr) << t->name;
     // The lookups return an entry for every M whatever the table (lower tables fill the gaps).
     for (int64_t m : {1, 2, 5, 24, 25, 1000}) {
@@ -124,7 +126,9 @@ TEST(Registry, TablesChainToScalarAndTheCapBoundsTheChoice) {
   }
   set_isa_cap("");
   const char* env = std::getenv("W4A16_ISA");
-  if (!env || !*env) EXPECT_EQ(active_isa(), usable.back()) << "the usable table with the longest chain runs";
+  if (!env || !*env) {
+    EXPECT_EQ(active_isa(), usable.back()) << "the usable table with the longest chain runs";
+  }
 }
 
 TEST(Registry, EveryFusedEntryMatchesItsGenericTwinOnSubRangesOfGroups) {
