@@ -78,7 +78,8 @@ Activations prepare_activations(const MatrixRef& x, const PackedWeight::Impl& p,
     return act;
   }
   ws.x.reserve_discard(size_t(m * kp) * elem);
-  if (p.x_padded || aliased) std::memset(ws.x.data(), 0, size_t(m * kp) * elem);  // the padding must be zero
+  // K' padding must be zero; the extra cache line of `aliased` rows is never read.
+  if (p.x_padded) std::memset(ws.x.data(), 0, size_t(m * kp) * elem);
   // Typed loops the compiler vectorizes: a per-element dtype switch and padded_k() division cost
   // ~4 ns per element (1 ms per call at M = 64, K = 4096). Without a permutation each kernel group
   // of x is one contiguous run in K' (packed_weight.hpp padded_k), so the copy goes run by run.

@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "cpu/amx/tile_gemm.hpp"
+#include "w4a16/float16.hpp"
 
 namespace w4a16::cpu {
 namespace {
@@ -75,10 +76,7 @@ struct EmulatedTiles {
   static float bf16(const uint8_t* p) {
     uint16_t h;
     std::memcpy(&h, p, 2);
-    const uint32_t bits = uint32_t(h) << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
+    return bf16_to_f32(h);
   }
   template <int c, int a, int b>
   static void dot() {

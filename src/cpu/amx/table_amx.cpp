@@ -42,7 +42,7 @@ constexpr DenseEntry kDense[] = {
 
 extern const KernelTable kernels_amx = {
     .name = "amx",
-    .usable = [](const CpuFeatures& f) { return f.has_amx_bf16() && tile_access().granted; },
+    .usable = [](const CpuFeatures&) { return tile_access().granted; },  // cpuid, XCR0, then Linux
     .fallback = &kernels_avx512bf16,
     .tiles = true,
     .q4 = kQ4,

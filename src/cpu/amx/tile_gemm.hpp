@@ -40,15 +40,16 @@
 
 #include "common/aligned_buffer.hpp"
 #include "common/thread_scratch.hpp"
-#include "cpu/avx512/avx512_common.hpp"
+#include "cpu/avx512/q4_blocks_avx512.hpp"
 
 namespace w4a16::cpu {
 namespace {
 
-inline constexpr int kTileRows = 16;    // rows of A and C, pair rows of B
-inline constexpr int kStepK = 32;       // k per tile step (16 bf16 pairs)
-inline constexpr int kStepChunks = 4;   // chunks of 8 k per step
-inline constexpr int kColumnTiles = 4;  // C tiles per packed tile of 64 columns
+inline constexpr int kTileRows = 16;        // rows of A and C, pair rows of B
+inline constexpr int kStepK = 32;           // k per tile step (16 bf16 pairs)
+inline constexpr int kStepChunks = 4;       // chunks of 8 k per step
+inline constexpr int kColumnTiles = 4;      // C tiles per packed tile of 64 columns
+inline constexpr int64_t kTileCells = 256;  // 32-bit cells of a tile: 16 rows x 64 bytes
 
 // The 64-byte LDTILECFG operand: palette 1; C tiles (0-3) and the A tile (4) `rows` x 64 bytes,
 // B tiles (5-7) 16 x 64 bytes. The same for every call with the same row-block height.
@@ -77,19 +78,6 @@ struct RowBlocks {
   int64_t first_row(int64_t m, int64_t b) const { return std::min(b * rows, m - rows); }
 };
 
-// 32 bf16 values of (q - 8) for vpermw, entries 16-31 repeating 0-15 (vpermw reads 5 index bits,
-// the shifted word holds the next code's low bit in bit 4).
-inline __m512i centered_code_table_bf16() {
-  alignas(64) uint16_t t[32];
-  for (int i = 0; i < 32; ++i) {
-    const float v = float((i & 15) - 8);
-    uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    t[i] = uint16_t(bits >> 16);  // exact: small integers
-  }
-  return _mm512_load_si512(t);
-}
-
 // Per-thread buffers, heap-held (thread_scratch.hpp: they survive fork and small thread stacks).
 struct TileBuffers {
   AlignedBuffer<uint32_t> b;  // [steps or 2 slots][4 column tiles][16 pair rows][16 columns]
@@ -102,7 +90,7 @@ TileBuffers& tile_buffers() {
   TileBuffers& t = thread_scratch<TileBuffers, Tag>();
   if (t.a.size() == 0) {
     t.a.resize(kTileRows * kStepK);
-    t.c.resize(kColumnTiles * kTileRows * 16);
+    t.c.resize(kColumnTiles * kTileCells);
   }
   return t;
 }
@@ -110,7 +98,7 @@ TileBuffers& tile_buffers() {
 // B tiles of steps [s0, s1) of group chunks [cb, ce): step s holds chunks cb + 4s .. cb + 4s + 3.
 inline void dequant_steps(const Q4Tile& w, int64_t cb, int64_t ce, int64_t s0, int64_t s1, __m512i table, uint32_t* b) {
   for (int64_t s = s0; s < s1; ++s) {
-    uint32_t* step = b + (s - s0) * kColumnTiles * 256;
+    uint32_t* step = b + (s - s0) * kColumnTiles * kTileCells;
     const int64_t c0 = cb + s * kStepChunks, c1 = std::min(ce, c0 + kStepChunks);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t row = (chunk - c0) * 4;
@@ -118,14 +106,15 @@ inline void dequant_steps(const Q4Tile& w, int64_t cb, int64_t ce, int64_t s0, i
       for (int j = 0; j < kColumnTiles; ++j) {
         const __m512i packed = _mm512_load_si512(w.codes + chunk * kTileN + 16 * j);
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; ++p) {
-          _mm512_store_si512(step + j * 256 + (row + p) * 16,
+        for (int p = 0; p < 4; ++p) {  // the bf16-dot entries' step (DotBf16), on one load of the words
+          _mm512_store_si512(step + j * kTileCells + (row + p) * 16,
                              _mm512_permutexvar_epi16(_mm512_srli_epi16(packed, unsigned(4 * p)), table));
         }
       }
     }
     for (int64_t row = (c1 - c0) * 4; row < kTileRows; ++row) {  // a partial step: zero pair rows
-      for (int j = 0; j < kColumnTiles; ++j) _mm512_store_si512(step + j * 256 + row * 16, _mm512_setzero_si512());
+      for (int j = 0; j < kColumnTiles; ++j)
+        _mm512_store_si512(step + j * kTileCells + row * 16, _mm512_setzero_si512());
     }
   }
 }
@@ -144,17 +133,17 @@ inline void load_a(const uint16_t* x, int64_t ld, int64_t rows, int64_t k, uint1
   T::template load<4>(buffer, kStepK * 2);
 }
 
-// C += A x B for the four column tiles of one step; B tiles 16 x 64 bytes apart by `stride`.
+// C += A x B for the four column tiles of one step: B tile j at b + j * next_tile cells, its rows
+// `stride` bytes apart.
 template <class T>
-inline void multiply_step(const uint32_t* b0, const uint32_t* b1, const uint32_t* b2, const uint32_t* b3,
-                          int64_t stride) {
-  T::template load<5>(b0, stride);
+inline void multiply_step(const uint32_t* b, int64_t next_tile, int64_t stride) {
+  T::template load<5>(b, stride);
   T::template dot<0, 4, 5>();
-  T::template load<6>(b1, stride);
+  T::template load<6>(b + next_tile, stride);
   T::template dot<1, 4, 6>();
-  T::template load<7>(b2, stride);
+  T::template load<7>(b + 2 * next_tile, stride);
   T::template dot<2, 4, 7>();
-  T::template load<5>(b3, stride);
+  T::template load<5>(b + 3 * next_tile, stride);
   T::template dot<3, 4, 5>();
 }
 
@@ -179,9 +168,9 @@ template <class T>
 inline void add_group(const Q4Tile& w, const Activations& x, int64_t g, int64_t r0, int64_t skip, int64_t rows,
                       float* c, float* out) {
   T::template store<0>(c, 64);
-  T::template store<1>(c + 256, 64);
-  T::template store<2>(c + 512, 64);
-  T::template store<3>(c + 768, 64);
+  T::template store<1>(c + kTileCells, 64);
+  T::template store<2>(c + 2 * kTileCells, 64);
+  T::template store<3>(c + 3 * kTileCells, 64);
   GroupParams p[kColumnTiles];
 #pragma GCC unroll 4
   for (int j = 0; j < kColumnTiles; ++j) p[j] = group_params(w, g, j);
@@ -190,7 +179,7 @@ inline void add_group(const Q4Tile& w, const Activations& x, int64_t g, int64_t 
     const __m512 sum = x.group_sums ? _mm512_set1_ps(x.group_sums[(r0 + r) * w.geom.groups + g]) : __m512{};
 #pragma GCC unroll 4
     for (int j = 0; j < kColumnTiles; ++j) {
-      __m512 v = _mm512_fmadd_ps(p[j].scale, _mm512_load_ps(c + j * 256 + r * 16), _mm512_loadu_ps(o + 16 * j));
+      __m512 v = _mm512_fmadd_ps(p[j].scale, _mm512_load_ps(c + j * kTileCells + r * 16), _mm512_loadu_ps(o + 16 * j));
       if (x.group_sums) v = _mm512_fmadd_ps(p[j].coef, sum, v);
       _mm512_storeu_ps(o + 16 * j, v);
     }
@@ -212,14 +201,14 @@ void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1
   const RowBlocks blocks(m);
   TileBuffers& buf = tile_buffers<Tag>();
   T::configure(tile_config(int(blocks.rows)));
-  const __m512i table = centered_code_table_bf16();
+  const __m512i table = DotBf16::table();
   const auto* xs = static_cast<const uint16_t*>(x.data);
   std::fill(out, out + m * kTileN, 0.0f);
   const auto a_tile = [&](int64_t cb, int64_t ce, int64_t s, int64_t r0) {
     const int64_t k0 = (cb + s * kStepChunks) * kChunkK, k = std::min<int64_t>(kStepK, ce * kChunkK - k0);
     load_a<T>(xs + r0 * x.ld + k0, x.ld, blocks.rows, k, buf.a.data());
   };
-  constexpr int64_t kStepCells = kColumnTiles * 256;  // uint32 cells of one step's 4 B tiles
+  constexpr int64_t kStepCells = kColumnTiles * kTileCells;  // one step's 4 B tiles
   if (blocks.count == 1) {
     buf.b.reserve_discard(size_t(2 * kStepCells));
     uint32_t* slot[2] = {buf.b.data(), buf.b.data() + kStepCells};
@@ -231,7 +220,7 @@ void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1
       for (int64_t s = 0; s < steps; ++s) {
         a_tile(cb, ce, s, 0);
         const uint32_t* b = slot[s & 1];
-        multiply_step<T>(b, b + 256, b + 512, b + 768, 64);
+        multiply_step<T>(b, kTileCells, 64);
         if (s + 1 < steps) dequant_steps(w, cb, ce, s + 1, s + 2, table, slot[(s + 1) & 1]);
       }
       add_group<T>(w, x, g, 0, 0, m, buf.c.data(), out);
@@ -249,7 +238,7 @@ void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1
       for (int64_t s = 0; s < steps; ++s) {
         a_tile(cb, ce, s, r0);
         const uint32_t* b = buf.b.data() + s * kStepCells;
-        multiply_step<T>(b, b + 256, b + 512, b + 768, 64);
+        multiply_step<T>(b, kTileCells, 64);
       }
       add_group<T>(w, x, g, r0, blk * blocks.rows - r0, blocks.rows, buf.c.data(), out);
     }
@@ -270,12 +259,12 @@ void dense_bf16_tiles(const void* tile, const Activations& x, int64_t c0, int64_
   const int64_t steps = (c1 - c0 + kStepChunks - 1) / kStepChunks;
   const int64_t whole = (c1 - c0) / kStepChunks;
   if (whole < steps) {  // the partial last step, once: [4 column tiles][16 pair rows][16]
-    buf.b.reserve_discard(size_t(kColumnTiles * 256));
+    buf.b.reserve_discard(size_t(kColumnTiles * kTileCells));
     const int64_t p0 = (c0 + whole * kStepChunks) * 4, pairs = (c1 - c0 - whole * kStepChunks) * 4;
     for (int j = 0; j < kColumnTiles; ++j) {
       for (int64_t p = 0; p < kTileRows; ++p) {
         const __m512i row = p < pairs ? _mm512_loadu_si512(wt + (p0 + p) * kTileN + 16 * j) : _mm512_setzero_si512();
-        _mm512_store_si512(buf.b.data() + j * 256 + p * 16, row);
+        _mm512_store_si512(buf.b.data() + j * kTileCells + p * 16, row);
       }
     }
   }
@@ -287,10 +276,10 @@ void dense_bf16_tiles(const void* tile, const Activations& x, int64_t c0, int64_
       load_a<T>(xs + r0 * x.ld + k0, x.ld, blocks.rows, k, buf.a.data());
       if (s < whole) {
         const uint32_t* b = wt + (c0 + s * kStepChunks) * 4 * kTileN;
-        multiply_step<T>(b, b + 16, b + 32, b + 48, kTileN * 4);
+        multiply_step<T>(b, 16, kTileN * 4);
       } else {
         const uint32_t* b = buf.b.data();
-        multiply_step<T>(b, b + 256, b + 512, b + 768, 64);
+        multiply_step<T>(b, kTileCells, 64);
       }
     }
     store_c<T>(out + r0 * kTileN, kTileN * 4);  // rows computed twice hold the same values

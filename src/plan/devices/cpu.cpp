@@ -31,7 +31,8 @@ CpuCalibration dev_machine_defaults() {
   c.fma_gflops = {{1, 176.0}, {2, 346.0}};
   c.dot_gflops = {{1, 86.0}, {2, 172.0}};
   // An AMX CPU's tile peak, where AMX is offered and calibrate has not measured it: tdpbf16ps on a
-  // 2-vCPU Intel Xeon KVM guest with AMX-BF16, 2026-12-05 (../shared/KERNEL-NOTES.md).
+  // 2-vCPU Intel Xeon KVM guest with AMX-BF16, 2026-12-05, by a standalone prototype
+  // (../shared/KERNEL-NOTES.md); `w4a16 calibrate` has not yet run on an AMX CPU.
   c.tile_gflops = {{1, 3400.0}, {2, 6500.0}};
   c.fork_join_us = 4.0;
   c.wake_us =
