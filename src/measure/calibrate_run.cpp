@@ -27,6 +27,11 @@ void print_peaks(const ComputePeaks& peaks, int all) {
     fmt::print("  {:<9} {:<16}{}\n", p.key, p.instruction, rates);
     contended = contended || looks_contended(p.gflops);
   }
+  if (!peaks.tile_dequant_gweights.empty()) {
+    std::string rates;
+    for (const auto& [t, g] : peaks.tile_dequant_gweights) rates += fmt::format("  threads {}: {:>7.1f}", t, g);
+    fmt::print("  {:<26}{} (10^9 int4 weights -> bf16 B tiles /s)\n", "tile_dequant", rates);
+  }
   if (!peaks.measured.empty()) {
     fmt::print("  roofline (the larger):    threads 1: {:>7.1f}", peaks.roofline_gflops(1));
     if (all > 1) fmt::print("  threads {}: {:>7.1f}", all, peaks.roofline_gflops(all));

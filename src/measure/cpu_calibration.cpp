@@ -18,6 +18,7 @@ CpuCalibrationRun calibrate_cpu(const std::map<int, double>& read_gbps, const Co
     auto& into = p.key == "bf16_dot" ? cal.dot_gflops : p.key == "bf16_tile" ? cal.tile_gflops : cal.fma_gflops;
     for (const auto& [t, g] : p.gflops) into[t] = g;
   }
+  cal.tile_dequant_gweights = peaks.tile_dequant_gweights;
   cal.fork_join_us = measure_fork_join_us(threads);
   if (threads > 1) cal.wake_us = measure_wake_us(threads);
   if (cal.fma_gflops.empty()) return run;  // no peaks: the model has nothing to scale

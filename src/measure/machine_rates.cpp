@@ -56,6 +56,9 @@ void keep_better(ComputePeaks& into, const ComputePeaks& other) {
       for (const auto& [t, g] : q.gflops) p.gflops[t] = std::max(p.gflops[t], g);
     }
   }
+  for (const auto& [t, g] : other.tile_dequant_gweights) {
+    into.tile_dequant_gweights[t] = std::max(into.tile_dequant_gweights[t], g);
+  }
 }
 
 namespace {
@@ -89,6 +92,9 @@ std::string peaks_text(const MachineRates& rates) {
     contended = contended || looks_contended(p.gflops);
   }
   out += fmt::format(" GFLOP/s ({})", counts_text(peaks.measured.front().gflops));
+  if (const auto& d = peaks.tile_dequant_gweights; !d.empty()) {
+    out += fmt::format("; int4 -> bf16 B tiles {} Gweights/s ({})", rates_text(d), counts_text(d));
+  }
   if (contended) out += "\n  note: a multi-thread peak scales badly: another process probably held a CPU";
   return out;
 }
@@ -111,7 +117,11 @@ json peaks_json(const MachineRates& rates) {
   for (const int t : {1, rates.peak_threads}) {
     if (const double g = rates.peaks.roofline_gflops(t); g > 0) roof[std::to_string(t)] = g;
   }
-  return {{"peak_gflops", peak}, {"peak_instruction", instruction}, {"roofline_gflops", roof}};
+  json out = {{"peak_gflops", peak}, {"peak_instruction", instruction}, {"roofline_gflops", roof}};
+  if (!rates.peaks.tile_dequant_gweights.empty()) {
+    out["tile_dequant_gweights"] = per_threads(rates.peaks.tile_dequant_gweights);
+  }
+  return out;
 }
 
 void apply_roofline(std::vector<ShapeResult>& results, const MachineRates& rates) {

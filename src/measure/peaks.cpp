@@ -22,6 +22,7 @@
 
 #include "cpu/cpu_features.hpp"
 #include "cpu/tile_permission.hpp"
+#include "measure/tile_dequant_rate.hpp"
 
 namespace w4a16::measure {
 
@@ -157,21 +158,25 @@ std::vector<PeakProbe> peak_probes() {
   return probes;
 }
 
-double measure_peak_gflops(const PeakProbe& probe, int threads, int passes, double seconds) {
+double measure_pinned_rate(float (*loop)(int64_t), double units_per_step, int threads, int passes, double seconds) {
   const std::vector<int> cpus = allowed_cpus();
   // Warm-up and sizing on the same threads: double the steps until a pass takes 5 ms (this also
   // wakes the wide vector units and settles the clock), then scale to `seconds`.
   int64_t steps = 1 << 12;
-  double s = timed_pass(probe.loop, steps, threads, cpus);
+  double s = timed_pass(loop, steps, threads, cpus);
   while (s < 0.005 && steps < (int64_t(1) << 40)) {
     steps *= 2;
-    s = timed_pass(probe.loop, steps, threads, cpus);
+    s = timed_pass(loop, steps, threads, cpus);
   }
   steps = std::max<int64_t>(1, int64_t(double(steps) * seconds / s));
-  const double flops = probe.flops_per_instruction * probe.chains * double(steps) * threads;
+  const double units = units_per_step * double(steps) * threads;
   double best = 0;
-  for (int p = 0; p < passes; ++p) best = std::max(best, flops / timed_pass(probe.loop, steps, threads, cpus) / 1e9);
+  for (int p = 0; p < passes; ++p) best = std::max(best, units / timed_pass(loop, steps, threads, cpus) / 1e9);
   return best;
+}
+
+double measure_peak_gflops(const PeakProbe& probe, int threads, int passes, double seconds) {
+  return measure_pinned_rate(probe.loop, probe.flops_per_instruction * probe.chains, threads, passes, seconds);
 }
 
 double at_threads(const PerThreads& rates, int threads) {
@@ -214,6 +219,7 @@ ComputePeaks measure_compute_peaks(int all_threads) {
     if (all_threads > 1) p.gflops[all_threads] = measure_peak_gflops(probe, all_threads);
     peaks.measured.push_back(p);
   }
+  peaks.tile_dequant_gweights = measure_tile_dequant_rates(all_threads);
   return peaks;
 }
 

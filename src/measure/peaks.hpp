@@ -49,6 +49,12 @@ std::vector<PeakProbe> peak_probes();
 // chance of one with both CPUs free.
 double measure_peak_gflops(const PeakProbe& probe, int threads, int passes = 5, double seconds = 0.02);
 
+// The engine under measure_peak_gflops, for any loop: billions of units per second of `loop` (each
+// of its steps does `units_per_step` units on each thread) on `threads` pinned threads, best of
+// `passes` passes of about `seconds`, after the same warm-up (tile_dequant_rate.cpp times one).
+double measure_pinned_rate(float (*loop)(int64_t steps), double units_per_step, int threads, int passes,
+                           double seconds);
+
 // A rate per thread count, e.g. {1: 175, 2: 350}. At a thread count not measured: linear between
 // the neighbours, proportional below the fewest, and the rate of the most beyond it (the peaks are
 // measured on all the CPUs this process may use: more threads share those cores). Never less
@@ -70,12 +76,16 @@ struct ComputePeak {
 struct ComputePeaks {
   std::vector<ComputePeak> measured;  // one per probe this CPU runs
   PerThreads given;                   // --peak-gflops: used instead of `measured` when not empty
+  // Where AMX is offered: the vector unit's int4 -> bf16 B-tile rate, 10^9 weights/s
+  // (tile_dequant_rate.hpp), the other half of a tile entry's in-core time; else empty.
+  PerThreads tile_dequant_gweights;
   // The compute rate of the roofline on `threads` threads: the given rate, else the largest of
   // the measured peaks; 0 when nothing is known.
   double roofline_gflops(int threads) const;
 };
 
-// Every probe on 1 thread and on `all_threads` threads (about 0.12 s per probe and thread count).
+// Every probe on 1 thread and on `all_threads` threads (about 0.12 s per probe and thread count),
+// and the tile dequantization rate where AMX is offered.
 ComputePeaks measure_compute_peaks(int all_threads);
 
 // The roofline time of a call, in ms: max(weight bytes / read bandwidth, flops / compute rate).

@@ -103,12 +103,16 @@ CpuCompute cpu_fused_compute(const Device& d, const Problem& p, const Candidate&
   CpuCompute r;
   const double vectors = double(c.tile_n) / d.vector_lanes;  // vectors per k of one item
   if (c.tiles && d.tile_flops > 0) {
-    // The vector unit dequantizes each group once per item into B tiles (a shift, a permute and a
-    // store per pair of k and 16 columns: 1.5 instructions per vector and k), and after each group
-    // scales the C tiles into the output (a load, an FMA and a store per row and vector).
+    // The vector unit dequantizes each group once per item into B tiles, at the rate calibrate
+    // measured (else counted: a shift, a permute and a store per pair of k and 16 columns, 1.5
+    // instructions per vector and k), and after each group scales the C tiles into the output (a
+    // load, an FMA and a store per row and vector).
     const double panels = double(std::max<int64_t>(1, c.row_panels));
+    const double weights = panels * s.k_slice * double(c.tile_n);
     r.matmul = cpu_tile_matmul(d, p, c, s);
-    r.dequant = (panels * s.k_slice * vectors * 1.5 + s.groups_slice * double(p.m) * vectors * 3.0) / d.vector_ops;
+    r.dequant = (d.dequant_weights_per_s > 0 ? weights / d.dequant_weights_per_s
+                                             : weights / d.vector_lanes * 1.5 / d.vector_ops) +
+                s.groups_slice * double(p.m) * vectors * 3.0 / d.vector_ops;
     return r;
   }
   const double rate = c.bf16_dot && d.dot_flops > 0 ? d.dot_flops : d.matrix_flops;

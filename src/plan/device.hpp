@@ -54,7 +54,9 @@ struct Device {
   double tile_flops = 0;             // cpu: the AMX tile rate (tdpbf16ps on 16-row tiles) where the
                                      // amx kernels are offered, else 0; a tile multiply costs the same for
                                      // fewer rows, so the model charges whole 16-row blocks
-  double dequant_weights_per_s = 0;  // npu/gpu: int4 -> 16-bit weights one vector core makes per second
+  double dequant_weights_per_s = 0;  // npu/gpu: int4 -> 16-bit weights one vector core makes per second;
+                                     // cpu: int4 -> bf16 B-tile weights per core (the AMX pipeline's vector
+                                     // stage, `w4a16 calibrate`) where tiles are offered, else 0
 
   // Overheads.
   double launch_s = 0;         // starting and joining one parallel phase (pool fork/join, kernel launch)

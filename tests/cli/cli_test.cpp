@@ -318,10 +318,12 @@ TEST_F(Cli, BenchWritesTheTableAndTheJsonSchema) {
   EXPECT_EQ(doc["schema"], "w4a16-bench/2");
   EXPECT_EQ(doc["machine"]["read_gbps"]["1"], 42.1);
   EXPECT_EQ(doc["machine"]["read_gbps"]["2"], 83.3);
-  // fp32_fma exists wherever AVX2 + FMA or AVX-512F does; bf16_dot only with AVX512-BF16.
+  // fp32_fma exists wherever AVX2 + FMA or AVX-512F does; bf16_dot only with AVX512-BF16; bf16_tile
+  // and the tile dequantization rate only where AMX is offered.
   const auto& peaks = doc["machine"]["peak_gflops"];
+  EXPECT_EQ(peaks.contains("bf16_tile"), doc["machine"].contains("tile_dequant_gweights"));
   for (const auto& [kind, rates] : peaks.items()) {
-    EXPECT_TRUE(kind == "bf16_dot" || kind == "fp32_fma") << kind;
+    EXPECT_TRUE(kind == "bf16_dot" || kind == "fp32_fma" || kind == "bf16_tile") << kind;
     EXPECT_TRUE(doc["machine"]["peak_instruction"].contains(kind)) << kind;
     for (const auto& [threads, gflops] : rates.items()) EXPECT_GT(gflops.get<double>(), 0.0) << kind << " " << threads;
   }

@@ -10,12 +10,15 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/amx/tile_dequant.hpp"
 #include "cpu/cpu_features.hpp"
 #include "cpu/dispatch.hpp"
 #include "cpu/executor.hpp"
 #include "cpu/kernel_check.hpp"
 #include "cpu/tile_permission.hpp"
 #include "cpu/twin_check.hpp"
+#include "measure/tile_dequant_rate.hpp"
+#include "support/random_quantized.hpp"
 #include "support/tile_emulation.hpp"
 
 namespace w4a16::cpu {
@@ -103,6 +106,62 @@ TEST(EmulatedAmx, TheDenseLoopMatchesItsGenericTwin) {
                                       emulated::dense_bf16_bf16_16x64__emulated_amx, DType::bf16, XFormat::bf16, m, m);
   }
   EXPECT_GT(checked, 0);
+}
+
+// The vector stage on its own (the entry calibrate times): every cell of every group's B tiles
+// against the codes of the QuantizedWeight it was packed from. Pair row p of step s holds k =
+// 32s + 2p (low half) and 32s + 2p + 1 (high half) of the group, as exact bf16(q - 8); past the
+// group's end (a ragged or padded group) and past N (the tile's padded columns) the cell is 0.
+TEST(AmxTileDequant, EveryGroupsBTilesHoldTheExactCodesInThePairLayout) {
+  if (!emulation_runs()) GTEST_SKIP() << "the tile dequantization needs AVX512-BF16";
+  struct Shape {
+    int64_t n, k, g;
+  };
+  for (const Shape& s : {Shape{64, 256, 128}, Shape{130, 333, 64}, Shape{70, 100, 20}, Shape{64, 96, 32}}) {
+    const QuantizedWeight q = test::random_weight(s.n, s.k, s.g, ZeroMode::sym, DType::bf16, false, uint64_t(s.k));
+    const PackedWeight packed = pack(q);
+    const auto& p = packed.impl();
+    ASSERT_EQ(p.kernel_group, s.g);
+    const int64_t steps = (p.geom.chunks_per_group + 3) / 4;
+    AlignedBuffer<uint32_t> tiles(size_t(steps * kTileStepCells));
+    for (int64_t t = 0; t < p.tiles; ++t) {
+      for (int64_t g = 0; g < p.geom.groups; ++g) {
+        std::fill_n(tiles.data(), tiles.size(), 0xDEADBEEFu);
+        q4_tiles_dequant__amx(p.tile(t), g, g + 1, tiles.data());
+        const int64_t length = std::min(s.g, s.k - g * s.g);
+        const int64_t written = (p.geom.chunk_end(g) - p.geom.chunk_begin(g) + 3) / 4;
+        for (int64_t step = 0; step < written; ++step) {
+          for (int64_t j = 0; j < 4; ++j) {
+            for (int64_t row = 0; row < 16; ++row) {
+              for (int64_t c = 0; c < 16; ++c) {
+                const int64_t col = t * kTileN + 16 * j + c;
+                const auto half = [&](int64_t kk) -> uint32_t {
+                  if (kk >= length || col >= s.n) return 0;
+                  return f32_to_bf16(float(int(q.code(col, g * s.g + kk)) - 8));
+                };
+                const int64_t kk = 32 * step + 2 * row;
+                const uint32_t want = half(kk) | half(kk + 1) << 16;
+                ASSERT_EQ(tiles[size_t(step * kTileStepCells + j * 256 + row * 16 + c)], want)
+                    << s.n << "x" << s.k << " g" << s.g << " tile " << t << " group " << g << " step " << step
+                    << " column tile " << j << " pair row " << row << " column " << c;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The rate calibrate saves: a positive, finite number of weights per second wherever the stage runs
+// (nothing is asserted about its size: tests time nothing); saved only where tiles are offered.
+TEST(AmxTileDequant, TheRateIsMeasuredWhereTheStageRunsAndKeptOnlyBesideTiles) {
+  if (!emulation_runs()) GTEST_SKIP() << "the tile dequantization needs AVX512-BF16";
+  const double rate = measure::measure_tile_dequant_gweights(1, 1, 0.002);
+  EXPECT_GT(rate, 0.0);
+  EXPECT_TRUE(std::isfinite(rate));
+  const measure::PerThreads rates = measure::measure_tile_dequant_rates(2);
+  EXPECT_EQ(rates.empty(), !tile_access().granted);
 }
 
 TEST(EmulatedAmx, ATileConfigurationIsLoadedOncePerThreadAndRowBlockHeight) {

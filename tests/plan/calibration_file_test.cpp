@@ -57,6 +57,7 @@ class Calibration : public test::HangGuardedTest {
     c.fma_gflops = {{1, 100.0}};
     c.dot_gflops = {{1, 80.0}};
     c.tile_gflops = {{1, 3400.0}};
+    c.tile_dequant_gweights = {{1, 64.0}};
     c.fork_join_us = 3.5;
     c.incore_scale["decoupled"] = {{{1, 4}, 1.75}};
     plan::devices::save_calibration(c);
@@ -111,6 +112,8 @@ TEST_F(Calibration, OutOfRangeValuesAreIgnored) {
       {"dot_gflops[\"1\"]", "null", [](nlohmann::json& j) { j["dot_gflops"]["1"] = NAN; }},
       {"tile_gflops[\"1\"]", "1e+300", [](nlohmann::json& j) { j["tile_gflops"]["1"] = 1e300; }},
       {"tile_gflops[\"1\"]", "5e-324", [](nlohmann::json& j) { j["tile_gflops"]["1"] = 5e-324; }},
+      {"tile_dequant_gweights[\"1\"]", "1e+300", [](nlohmann::json& j) { j["tile_dequant_gweights"]["1"] = 1e300; }},
+      {"tile_dequant_gweights[\"1\"]", "-1", [](nlohmann::json& j) { j["tile_dequant_gweights"]["1"] = -1.0; }},
       {"fork_join_us", "5e-324", [](nlohmann::json& j) { j["fork_join_us"] = 5e-324; }},
       {"fork_join_us", "null", [](nlohmann::json& j) { j["fork_join_us"] = INFINITY; }},
       {"incore_scale[\"decoupled\"][0].scale", "5e-324",

@@ -85,9 +85,9 @@ TEST(CostModel, PureComputeIsFlopsOverThePeakPlusTheDequantInstructions) {
 }
 
 // A tile entry (AMX): whole 16-row blocks at the tile rate, plus the vector unit's dequantization
-// into B tiles (1.5 instructions per vector and k, once per item) and the per-group scaling of the
-// C tiles into the output (3 instructions per row, vector and group). Without a tile rate the
-// candidate is valued as a vector entry.
+// into B tiles (once per item: at the measured rate, else 1.5 instructions per vector and k) and
+// the per-group scaling of the C tiles into the output (3 instructions per row, vector and group).
+// Without a tile rate the candidate is valued as a vector entry.
 TEST(CostModel, ATileEntryPaysWhole16RowBlocksAtTheTileRateAndTheDequantOnTheVectorUnit) {
   Device d = ideal_cpu(1);
   d.matrix_flops = 1e11;
@@ -112,6 +112,12 @@ TEST(CostModel, ATileEntryPaysWhole16RowBlocksAtTheTileRateAndTheDequantOnTheVec
   };
   for (int64_t m : {1, 16, 17, 40}) EXPECT_NEAR(seconds(m, d), expected(m), 1e-15) << "M=" << m;
   EXPECT_LT(seconds(16, d) - seconds(1, d), expected(17) - expected(16)) << "rows 2-16 cost no tile time";
+  Device measured = d;  // calibrate's dequantize-to-tile rate replaces the instruction count
+  measured.dequant_weights_per_s = 2e10;
+  for (int64_t m : {1, 40}) {
+    const double counted = 1024.0 * 4 * 1.5 / d.vector_ops, timed = 1024.0 * 64 / 2e10;
+    EXPECT_NEAR(seconds(m, measured), expected(m) - counted + timed, 1e-15) << "M=" << m;
+  }
   Device no_tiles = d;
   no_tiles.tile_flops = 0;
   EXPECT_GT(seconds(16, no_tiles), 2 * seconds(16, d)) << "without a tile rate: the vector formulas";
@@ -519,6 +525,7 @@ TEST(CpuDevice, CalibrationCacheRoundTripsAndDamageIsIgnored) {
   c.fma_gflops = {{1, 100.0}};
   c.dot_gflops = {};
   c.tile_gflops = {{1, 3000.0}, {2, 5900.0}};
+  c.tile_dequant_gweights = {{1, 60.0}, {2, 118.0}};
   c.fork_join_us = 3.5;
   c.incore_scale["decoupled"] = {{{1, 4}, 1.75}, {{2, 64}, 2.5}};
   plan::devices::save_calibration(c);
@@ -526,6 +533,7 @@ TEST(CpuDevice, CalibrationCacheRoundTripsAndDamageIsIgnored) {
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->read_gbps, c.read_gbps);
   EXPECT_EQ(back->tile_gflops, c.tile_gflops);
+  EXPECT_EQ(back->tile_dequant_gweights, c.tile_dequant_gweights);
   EXPECT_EQ(back->fork_join_us, 3.5);
   EXPECT_EQ(back->incore_scale, c.incore_scale);
   const Device d = plan::devices::this_cpu();
@@ -533,6 +541,7 @@ TEST(CpuDevice, CalibrationCacheRoundTripsAndDamageIsIgnored) {
   EXPECT_DOUBLE_EQ(d.launch_s, 3.5e-6);
   // The tile rate counts only where the amx kernels are offered.
   EXPECT_DOUBLE_EQ(d.tile_flops, cpu::tile_access().granted ? 3000e9 : 0.0);
+  EXPECT_DOUBLE_EQ(d.dequant_weights_per_s, cpu::tile_access().granted ? 60e9 : 0.0);
   EXPECT_DOUBLE_EQ(d.incore_scale_at("decoupled", 1, 4), 1.75);
   for (const char* damaged : {"{", "{\"version\": 2}", "[]", "{\"version\": 2, \"cpu\": 3}"}) {
     std::ofstream(path) << damaged;

@@ -34,6 +34,8 @@ CpuCalibration dev_machine_defaults() {
   // 2-vCPU Intel Xeon KVM guest with AMX-BF16, 2026-12-05, by a standalone prototype
   // (../shared/KERNEL-NOTES.md); `w4a16 calibrate` has not yet run on an AMX CPU.
   c.tile_gflops = {{1, 3400.0}, {2, 6500.0}};
+  // Its vector unit's exact int4 -> bf16 B-tile rate there: 7.4-8 ns per 512 weights per core.
+  c.tile_dequant_gweights = {{1, 64.0}, {2, 128.0}};
   c.fork_join_us = 4.0;
   c.wake_us =
       315.0;  // the fork/join when the workers sleep: `w4a16 calibrate`, AMD EPYC (Zen 4, KVM, 2 vCPUs), 2026-12-05
@@ -109,6 +111,8 @@ Device describe_cpu(const CpuCalibration& c, const std::string& source) {
   d.vector_ops = d.matrix_flops / (2.0 * d.vector_lanes);  // FMA instructions per second = vector issue rate
   if (cpu::tile_access().granted) {
     d.tile_flops = per_core(measured && !c.tile_gflops.empty() ? c.tile_gflops : defaults.tile_gflops) * 1e9;
+    const bool rate_measured = measured && !c.tile_dequant_gweights.empty();
+    d.dequant_weights_per_s = per_core(rate_measured ? c.tile_dequant_gweights : defaults.tile_dequant_gweights) * 1e9;
   }
   d.llc_bytes = double(host::l3_bytes());
   d.local_bytes = double(host::cache_bytes(2, int64_t(1) << 20));

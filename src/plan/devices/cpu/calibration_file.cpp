@@ -149,6 +149,9 @@ CalibrationFile read_calibration_file() {
     if (const auto tile = j.find("tile_gflops"); tile != j.end()) {  // absent in older files
       c.tile_gflops = rates_from(*tile, "tile_gflops", kTileGflopsRange);
     }
+    if (const auto rate = j.find("tile_dequant_gweights"); rate != j.end()) {  // absent in older files
+      c.tile_dequant_gweights = rates_from(*rate, "tile_dequant_gweights", kTileDequantRange);
+    }
     const nlohmann::json& fork_join = member(j, "", "fork_join_us");
     c.fork_join_us = fork_join == 0 ? 0.0 : figure(fork_join, "fork_join_us", kForkJoinUsRange);
     if (const auto wake = j.find("wake_us"); wake != j.end() && *wake != 0) {  // absent in older files
@@ -177,6 +180,7 @@ void save_calibration(const CpuCalibration& c) {
                             {"fma_gflops", rates_json(c.fma_gflops)},
                             {"dot_gflops", rates_json(c.dot_gflops)},
                             {"tile_gflops", rates_json(c.tile_gflops)},
+                            {"tile_dequant_gweights", rates_json(c.tile_dequant_gweights)},
                             {"fork_join_us", c.fork_join_us},
                             {"wake_us", c.wake_us},
                             {"incore_scale", scales_json(c.incore_scale)}};

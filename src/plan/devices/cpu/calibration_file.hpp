@@ -13,15 +13,17 @@ namespace w4a16::plan::devices {
 
 // What `w4a16 calibrate` measured (rates keyed by thread count).
 struct CpuCalibration {
-  std::string cpu;                    // brand string of the CPU it was measured on
-  int threads = 1;                    // CPUs the process could use
-  std::map<int, double> read_gbps;    // streaming DRAM read, GB/s
-  std::map<int, double> fma_gflops;   // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
-  std::map<int, double> dot_gflops;   // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
-  std::map<int, double> tile_gflops;  // tdpbf16ps on 16-row tiles (AMX), GFLOP/s; empty without usable AMX
-  double fork_join_us = 0;            // one ThreadPool::run over all threads with empty parts
-  double wake_us = 0;                 // the same when the workers sleep (past their spin); 0 = not measured
-  InCoreScales incore_scale;          // hot calls' in-core time over the model's (Device::incore_scale)
+  std::string cpu;                              // brand string of the CPU it was measured on
+  int threads = 1;                              // CPUs the process could use
+  std::map<int, double> read_gbps;              // streaming DRAM read, GB/s
+  std::map<int, double> fma_gflops;             // vfmadd231ps (zmm, or ymm on AVX2), GFLOP/s, all threads together
+  std::map<int, double> dot_gflops;             // vdpbf16ps zmm, GFLOP/s; empty without AVX512-BF16
+  std::map<int, double> tile_gflops;            // tdpbf16ps on 16-row tiles (AMX), GFLOP/s; empty without usable AMX
+  std::map<int, double> tile_dequant_gweights;  // int4 -> bf16 B tiles (the AMX pipeline's vector stage),
+                                                // 10^9 weights/s; empty without usable AMX
+  double fork_join_us = 0;                      // one ThreadPool::run over all threads with empty parts
+  double wake_us = 0;                           // the same when the workers sleep (past their spin); 0 = not measured
+  InCoreScales incore_scale;                    // hot calls' in-core time over the model's (Device::incore_scale)
 };
 
 // The range every figure of the file must lie in, or the whole file is ignored: a rate of 5e-324
@@ -41,6 +43,9 @@ inline constexpr FigureRange kGflopsRange{1e-3, 1e7, "GFLOP/s"};
 // The AMX tile peak: a tile unit does 1024 bf16 MACs a cycle per core (~3.4 TFLOP/s measured,
 // KERNEL-NOTES.md), so 4096 threads at 5 GHz stay below 10^8 GFLOP/s.
 inline constexpr FigureRange kTileGflopsRange{1e-3, 1e8, "GFLOP/s"};
+// The dequantize-to-tile rate: a core stores at most two 64-byte vectors (64 bf16 weights) a cycle,
+// so 4096 threads at 5 GHz stay below 2 x 10^6 Gweights/s.
+inline constexpr FigureRange kTileDequantRange{1e-3, 1e7, "Gweights/s"};
 // One fork/join of the pool: 1 ns to 1 s (0 is accepted too: a 1-thread pool runs inline, and the
 // clock may round that to nothing).
 inline constexpr FigureRange kForkJoinUsRange{1e-3, 1e6, "us"};
