@@ -8,15 +8,19 @@
 #
 # OUTDIR gets: lscpu.txt, info.txt (`w4a16 info`), build.log, tests.txt (registry_test, amx_test,
 # kernels_test, planner_test), calibration.json (`w4a16 calibrate`, not the user's cache file),
-# bench-amx.json / bench-avx512bf16.json (`w4a16 bench`, the same shapes under W4A16_ISA=amx and
-# W4A16_ISA=avx512bf16, one after the other, nothing else running) and run.log.
-# Exit status 0 when every test passed and both benchmarks ran.
+# bench-amx.json / bench-avx512bf16.json (`w4a16 bench --threads 2`, the same shapes under
+# W4A16_ISA=amx and W4A16_ISA=avx512bf16, one after the other, nothing else running), peers/
+# (bench/peers/run.sh --with-torch --with-llama-cpp: oneDNN s4 x bf16 and dense bf16, torch bf16,
+# llama.cpp Q4_0 built without its AMX backend, beside bench-amx.json), targets.md (issue 18's
+# targets from those files: scripts/amx_targets.py) and run.log.
+# Exit status 0 when every test passed and every benchmark ran.
 #
 # Environment:
 #   AMX_CHECK_FORCE=1     run on a CPU without AMX too (a rehearsal: the amx table is not offered,
 #                         amx_test runs the emulated loops, both benchmarks run avx512bf16)
-#   AMX_CHECK_SHAPES=...  `w4a16 bench --shapes` (default: M = 1, 4, 16, 64, 128, 256 on 4096 x 14336,
-#                         and 256 x 4096 x 4096)
+#   AMX_CHECK_SHAPES=...  `w4a16 bench --shapes` (default: M = 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64,
+#                         96, 128, 192, 256 on 4096 x 14336 and M = 16, 64, 128, 256 on 4096 x 4096)
+#   AMX_CHECK_PEERS=0     skip the peers (they install torch and build llama.cpp: ~15 minutes)
 #   AMX_CHECK_JOBS=N      build jobs (default: nproc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +31,12 @@ fi
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
 jobs="${AMX_CHECK_JOBS:-$(nproc)}"
-shapes="${AMX_CHECK_SHAPES:-1,4096,14336;4,4096,14336;16,4096,14336;64,4096,14336;128,4096,14336;256,4096,14336;256,4096,4096}"
+default_shapes=""
+for m in 1 2 3 4 6 8 12 16 24 32 48 64 96 128 192 256; do default_shapes+="$m,4096,14336;"; done
+for m in 16 64 128 256; do default_shapes+="$m,4096,4096;"; done
+shapes="${AMX_CHECK_SHAPES:-${default_shapes%;}}"
+# The peers on the shapes the targets name (decode and M = 16 .. 256).
+peer_shapes="1,4096,14336;2,4096,14336;3,4096,14336;4,4096,14336;16,4096,14336;64,4096,14336;128,4096,14336;256,4096,14336;16,4096,4096;64,4096,4096;128,4096,4096;256,4096,4096"
 started=$(date +%s)
 log() { echo "[amx-check $(date +%T) +$(($(date +%s) - started))s] $*" | tee -a "$out/run.log" >&2; }
 
@@ -58,11 +67,21 @@ W4A16_CALIBRATION="$out/calibration.json" build/w4a16 calibrate >>"$out/run.log"
 
 for isa in amx avx512bf16; do
   log "bench under W4A16_ISA=$isa"
-  if ! W4A16_CALIBRATION="$out/calibration.json" W4A16_ISA=$isa build/w4a16 bench --shapes "$shapes" --threads 0 \
+  if ! W4A16_CALIBRATION="$out/calibration.json" W4A16_ISA=$isa build/w4a16 bench --shapes "$shapes" --threads 2 \
     --json "$out/bench-$isa.json" >>"$out/run.log" 2>&1; then
     log "FAILED: bench under $isa"
     status=1
   fi
 done
+
+if [ "${AMX_CHECK_PEERS:-1}" != 0 ]; then
+  log "peers (torch, oneDNN, llama.cpp without its AMX backend) beside bench-amx.json"
+  if ! bench/peers/run.sh --with-torch --with-llama-cpp --threads 2 --shapes "$peer_shapes" --w4a16 "$out/bench-amx.json" \
+    --only onednn-s4-bf16,onednn-dense-bf16,torch-bf16,llamacpp-q4_0-w4a8 --out "$out/peers" >"$out/peers.log" 2>&1; then
+    log "FAILED: peers (peers.log)"
+    status=1
+  fi
+fi
+python3 scripts/amx_targets.py "$out" >/dev/null || status=1
 log "done, status $status"
 exit $status

@@ -56,11 +56,11 @@ def _bind(libs):
         "init": f(base, "ggml_init", vp, InitParams),
         "free": f(base, "ggml_free", None, vp),
         "tensor_overhead": f(base, "ggml_tensor_overhead", sz),
-        "graph_overhead": f(base, "ggml_graph_overhead", sz),
+        "graph_overhead_custom": f(base, "ggml_graph_overhead_custom", sz, sz, C.c_bool),
         "new_tensor_2d": f(base, "ggml_new_tensor_2d", vp, vp, i32, i64, i64),
         "mul_mat": f(base, "ggml_mul_mat", vp, vp, vp, vp),
         "set_output": f(base, "ggml_set_output", None, vp),
-        "new_graph": f(base, "ggml_new_graph", vp, vp),
+        "new_graph_custom": f(base, "ggml_new_graph_custom", vp, vp, sz, C.c_bool),
         "build_forward_expand": f(base, "ggml_build_forward_expand", None, vp, vp),
         "nbytes": f(base, "ggml_nbytes", sz, vp),
         "tensor_set": f(base, "ggml_backend_tensor_set", None, vp, vp, sz, sz),
@@ -90,6 +90,15 @@ def q4_0_blocks(codes: np.ndarray, scales_f32: np.ndarray) -> np.ndarray:
     blk[:, :, 0:2] = d.view(np.uint8).reshape(n, nb, 2)
     blk[:, :, 2:] = qs
     return blk.reshape(-1)
+
+
+def build_info() -> dict:
+    """How the installed ggml was compiled, as the library itself reports it: its AMX backend is in
+    only where ggml_cpu_has_amx_int8() says so (run.sh --llama-cpp-amx off compiles it out)."""
+    libs, libdir = _libs()
+    has_amx = libs["ggml-cpu"].ggml_cpu_has_amx_int8
+    has_amx.restype, has_amx.argtypes = C.c_int, []
+    return {"amx_backend": bool(has_amx()), "ggml_lib_dir": str(libdir)}
 
 
 def run_q4_0(a, codes, scales_f32, x, copies_for, time_sweeps):
@@ -132,8 +141,11 @@ def run_q4_0(a, codes, scales_f32, x, copies_for, time_sweeps):
     xf = np.ascontiguousarray(x, dtype=np.float32)
     L["tensor_set"](xt, xf.ctypes.data_as(C.c_void_p), 0, xf.nbytes)
 
-    gctx = L["init"](InitParams(ov * (copies + 16) + L["graph_overhead"](), None, True))
-    graph = L["new_graph"](gctx)
+    # A graph of one node per copy and two leaves (the copy's weight, x): sized for them, since the
+    # default graph (2048 nodes) overflows on small weights, which rotate through many copies.
+    graph_size = 2 * copies + 16
+    gctx = L["init"](InitParams(ov * (copies + 16) + L["graph_overhead_custom"](graph_size, False), None, True))
+    graph = L["new_graph_custom"](gctx, graph_size, False)
     ys = []
     for t in ws:
         y = L["mul_mat"](gctx, t, xt)  # [ne0 = N, ne1 = M]

@@ -369,7 +369,8 @@ def machine_info(threads: int) -> dict:
     except OSError:
         pass
     isa = "avx512bf16" if "avx512_bf16" in flags else "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "?"
-    return {"cpu": cpu, "isa": isa, "cpus": os.cpu_count(), "threads": threads, "l3_bytes": l3_bytes(),
+    return {"cpu": cpu, "isa": isa, "amx": "amx_bf16" in flags, "cpus": os.cpu_count(), "threads": threads,
+            "l3_bytes": l3_bytes(),
             "kernel": platform.release(), "python": platform.python_version(),
             "loadavg_start": list(os.getloadavg())}
 
@@ -514,7 +515,8 @@ def print_table(doc: dict, have_w4a16: bool, note: str):
     rows = []
     for r in res:
         t = r.get("median_ms")
-        row = [str(r["m"]), str(r["k"]), str(r["n"]), r["peer"], r.get("class", ""),
+        peer = r["peer"] + (f" ({r['build']})" if r.get("build") else "")
+        row = [str(r["m"]), str(r["k"]), str(r["n"]), peer, r.get("class", ""),
                fmt_ms(t) if r["status"] == "ok" else r["status"],
                f"{fmt_ms(r.get('p10_ms'))}-{fmt_ms(r.get('p90_ms'))}" if t else "-",
                f"{r['gbps']:.1f}" if r.get("gbps") else "-",
@@ -568,6 +570,19 @@ def main_cmd(a) -> int:
         note = "no w4a16 bench JSON (" + (a.w4a16_note or "not given") + "): peer table without ratios"
 
     results = []
+    llama_build = None
+    if any(p in LLAMA_PEERS for p in peers):
+        # Asked in a child: loading ggml here would keep its threads and buffers in this process.
+        probe = subprocess.run([sys.executable, "-c", "import json, ggml_q4; print(json.dumps(ggml_q4.build_info()))"],
+                               capture_output=True, text=True, cwd=str(Path(__file__).resolve().parent))
+        try:
+            llama_build = json.loads(probe.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            llama_build = {"error": " | ".join((probe.stderr or "no output").strip().splitlines()[-2:])}
+        if "amx_backend" in llama_build:
+            cpu_amx = machine.get("amx", False)
+            llama_build["label"] = ("AMX backend on" if llama_build["amx_backend"] else
+                                    "AMX backend off" if cpu_amx else "no AMX backend: the CPU has none")
     versions = {}
     from importlib.metadata import version
     for pkg in ("onednn", "onednn-devel", "onnxruntime", "onnx", "numpy", "torch", "llama_cpp_python"):
@@ -579,7 +594,8 @@ def main_cmd(a) -> int:
            "complete": False, "machine": machine, "threads": a.threads, "rotation_bytes": rotate_bytes,
            "min_time_s": a.min_time, "max_other_cpu": a.max_other_cpu,
            "versions": versions, "w4a16_source": (a.w4a16 if w4a16 is not None else None),
-           "w4a16_machine": (w4a16["machine"] if w4a16 is not None else None), "results": results}
+           "w4a16_machine": (w4a16["machine"] if w4a16 is not None else None), "llama_cpp_build": llama_build,
+           "results": results}
 
     def write_doc(complete: bool):
         """peers.json after every row (complete: false until the end), so an interrupted run keeps its rows."""
@@ -612,6 +628,8 @@ def main_cmd(a) -> int:
             r = run_peer_measured(a, peer, m, k, n, wdir, xpath, ypath, rotate_bytes)
             row = {"peer": peer, "computes": computes, "class": klass, "m": m, "k": k, "n": n,
                    "status": r.get("status", "error"), "other_cpu": r.pop("other_cpu"), "attempts": r.pop("attempts")}
+            if peer in LLAMA_PEERS and llama_build and "label" in llama_build:
+                row["build"] = llama_build["label"]  # shown beside the peer's name in the table
             if row["other_cpu"] > a.max_other_cpu:
                 row["contended"] = True
             if row["status"] == "ok":

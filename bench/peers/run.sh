@@ -7,6 +7,8 @@
 #   bench/peers/run.sh [--shapes "M,K,N;..."] [--threads T] [--with-torch] [--with-llama-cpp]
 #                      [--w4a16 FILE] [--min-time S] [--only PEER,PEER] [--no-w4a16] [--out DIR]
 #                      [--max-other-cpu X]   (re-run a peer when other processes kept > X CPUs busy)
+#                      [--llama-cpp-amx off|on]  (build llama.cpp without / with its AMX backend; off
+#                                                 by default: the pinned one crashes on AMX CPUs)
 #
 # Writes build/peers/peers.json (or DIR/peers.json) and prints the table. Installs its PyPI packages into
 # build/peers-venv (pinned: bench/peers/requirements*.txt); nothing outside build/ is touched.
@@ -27,9 +29,10 @@ no_w4a16=0
 min_time=1.0
 only=""
 max_other=0.2
+llama_amx=off
 
 orig_args="$*"
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --shapes) shapes="$2"; shift 2 ;;
@@ -42,11 +45,13 @@ while [[ $# -gt 0 ]]; do
     --only) only="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --max-other-cpu) max_other="$2"; shift 2 ;;
+    --llama-cpp-amx) llama_amx="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --threads must be a positive integer" >&2; exit 2; }
+[[ "$llama_amx" == off || "$llama_amx" == on ]] || { echo "run.sh: --llama-cpp-amx must be off or on" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 1; }
 command -v g++ >/dev/null || { echo "run.sh: g++ is required (the oneDNN harness)" >&2; exit 1; }
 mkdir -p "$out" "$build/peers"
@@ -60,16 +65,29 @@ if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check pip==26.0.1
 fi
+# llama.cpp's build: only the ggml/llama libraries; -march=native (GGML_NATIVE) as upstream. With
+# --llama-cpp-amx off, GCC's -mno-amx-* (which win over -march=native whatever their order) leave
+# __AMX_INT8__ undefined, so ggml compiles neither its AMX backend (ggml-cpu/amx/) nor its AMX
+# buffer type: on an AMX CPU the pinned version's AMX buffer code crashes from M = 16 (SIGILL /
+# SIGSEGV in ggml_backend_amx_buffer_set_tensor), and its AVX-512 (VNNI) kernels run instead.
+# The library itself says which it is (ggml_cpu_has_amx_int8: peers.json's llama_cpp_build).
+llama_cmake="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_OPENMP=OFF"
+if [[ "$llama_amx" == off ]]; then
+  no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  llama_cmake+=" '-DCMAKE_C_FLAGS=$no_amx' '-DCMAKE_CXX_FLAGS=$no_amx'"
+fi
 for req in "${reqs[@]}"; do
   stamp="$venv/.stamp-$(basename "$req")"
   sum="$(sha256sum "$req" | cut -d' ' -f1)"
+  [[ "$req" == *llama-cpp* ]] && sum+=" amx=$llama_amx"
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$sum" ]]; then
     echo "run.sh: pip install -r $(basename "$req")" >&2
     if [[ "$req" == *llama-cpp* ]]; then
-      # Only the ggml/llama libraries are needed; -march=native (GGML_NATIVE) stays on as upstream.
-      CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-      CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_OPENMP=OFF" \
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+      # Built again whenever the flags change: no wheel cache (it would hand back the other build).
+      echo "run.sh: building llama.cpp with its AMX backend $llama_amx (CMAKE_ARGS=$llama_cmake)" >&2
+      CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="$llama_cmake" \
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps \
+        -r "$req"
     else
       "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
     fi
