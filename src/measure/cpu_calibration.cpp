@@ -36,10 +36,10 @@ std::string save_for_planner(const CpuCalibrationRun& run) {
 
 void print_incore(const std::vector<InCoreSample>& samples) {
   fmt::print("in-core scales (hot calls, K = 1024, 512 columns per thread; model at scale 1 -> measured):\n");
-  fmt::print("  {:<10} {:>7} {:>4}  {:<48} {:>10} {:>10} {:>6}\n", "strategy", "threads", "M", "kernel", "model ms",
+  fmt::print("  {:<15} {:>7} {:>4}  {:<48} {:>10} {:>10} {:>6}\n", "strategy", "threads", "M", "kernel", "model ms",
              "meas. ms", "scale");
   for (const auto& r : samples) {
-    fmt::print("  {:<10} {:>7} {:>4}  {:<48.48} {:>10.4f} {:>10.4f} {:>6.2f}\n", r.strategy, r.threads, r.m, r.kernel,
+    fmt::print("  {:<15} {:>7} {:>4}  {:<48.48} {:>10.4f} {:>10.4f} {:>6.2f}\n", r.strategy, r.threads, r.m, r.kernel,
                r.model_s * 1e3, r.measured_s * 1e3, r.scale);
   }
 }

@@ -18,7 +18,7 @@
 namespace w4a16::measure {
 
 struct InCoreSample {
-  std::string strategy;   // "fused", "dense", "decoupled", "pipelined"
+  std::string strategy;   // plan::incore_key: "fused", "dense", "decoupled", "pipelined"; "+tiles" on tiles
   int threads = 1;        // of the call (pipelined: vector + matrix roles)
   int64_t m = 1;          // rows of x
   std::string kernel;     // the plan's kernel entries

@@ -166,7 +166,7 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
   const bool split = c.split_k > 1;
   const int threads = std::max(1, c.threads);
   // The in-core terms as measured on hot calls of this strategy (1 when never calibrated).
-  const double incore = d.incore_scale_at(to_string(c.strategy), threads, p.m);
+  const double incore = d.incore_scale_at(incore_key(c), threads, p.m);
 
   if (c.strategy == Strategy::pipelined) {
     // Vector-role threads dequantize every item into the ring; matrix-role threads multiply the
@@ -310,6 +310,8 @@ Prediction predict_accelerator(const Device& d, const Problem& p, const Candidat
 }
 
 }  // namespace
+
+std::string incore_key(const Candidate& c) { return std::string(to_string(c.strategy)) + (c.tiles ? "+tiles" : ""); }
 
 Prediction predict(const Device& device, const Problem& problem, const Candidate& candidate) {
   require(problem.m > 0 && problem.k > 0 && problem.n > 0 && problem.group_size > 0,

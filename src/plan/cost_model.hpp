@@ -53,4 +53,9 @@ struct Prediction {
 
 Prediction predict(const Device& device, const Problem& problem, const Candidate& candidate);
 
+// The key of a candidate's in-core scale (Device::incore_scale): its strategy ("fused", "dense",
+// "decoupled", "pipelined"), with "+tiles" for plans on tile entries: the tile and the vector
+// entries of one strategy miss different parts of their counts, so calibrate measures each.
+std::string incore_key(const Candidate& candidate);
+
 }  // namespace w4a16::plan

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -17,7 +18,9 @@
 #include "cpu/kernel_check.hpp"
 #include "cpu/tile_permission.hpp"
 #include "cpu/twin_check.hpp"
+#include "measure/incore.hpp"
 #include "measure/tile_dequant_rate.hpp"
+#include "plan/devices/cpu.hpp"
 #include "support/random_quantized.hpp"
 #include "support/tile_emulation.hpp"
 
@@ -162,6 +165,19 @@ TEST(AmxTileDequant, TheRateIsMeasuredWhereTheStageRunsAndKeptOnlyBesideTiles) {
   EXPECT_TRUE(std::isfinite(rate));
   const measure::PerThreads rates = measure::measure_tile_dequant_rates(2);
   EXPECT_EQ(rates.empty(), !tile_access().granted);
+}
+
+// calibrate's in-core scales: on a tile table every strategy is timed on each unit and keyed by it
+// (plan::incore_key), so the tile and the vector plans of one strategy are scaled apart; elsewhere
+// no key names tiles.
+TEST(AmxInCore, CalibrationTimesEachUnitOfAStrategyOnATileTable) {
+  const auto samples = measure::measure_incore(plan::devices::this_cpu(), {1}, DType::bf16);
+  std::set<std::string> keys;
+  for (const auto& s : samples) keys.insert(s.strategy);
+  for (const char* strategy : {"fused", "dense", "decoupled"}) {
+    EXPECT_TRUE(keys.count(strategy)) << strategy;
+    EXPECT_EQ(keys.count(std::string(strategy) + "+tiles"), active_kernels().tiles ? 1u : 0u) << strategy;
+  }
 }
 
 TEST(EmulatedAmx, ATileConfigurationIsLoadedOncePerThreadAndRowBlockHeight) {

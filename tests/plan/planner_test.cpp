@@ -121,6 +121,14 @@ TEST(CostModel, ATileEntryPaysWhole16RowBlocksAtTheTileRateAndTheDequantOnTheVec
   Device no_tiles = d;
   no_tiles.tile_flops = 0;
   EXPECT_GT(seconds(16, no_tiles), 2 * seconds(16, d)) << "without a tile rate: the vector formulas";
+  // The tile entries' in-core scale is their own ("fused+tiles"); the vector one leaves them alone.
+  EXPECT_EQ(plan::incore_key(Candidate{.strategy = Strategy::fused, .tiles = true}), "fused+tiles");
+  EXPECT_EQ(plan::incore_key(Candidate{.strategy = Strategy::decoupled}), "decoupled");
+  Device scaled = d;
+  scaled.incore_scale["fused"] = {{{1, 1}, 3.0}};
+  EXPECT_DOUBLE_EQ(seconds(16, scaled), seconds(16, d));
+  scaled.incore_scale["fused+tiles"] = {{{1, 1}, 2.0}};
+  EXPECT_NEAR(seconds(16, scaled), 2 * seconds(16, d), 1e-15) << "the read is free on this ideal CPU";
 }
 
 TEST(CostModel, OverlappedStagesCountTheirMaxNotTheirSum) {
