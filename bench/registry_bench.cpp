@@ -50,12 +50,24 @@ int run(const std::vector<int64_t>& ms) {
   const PackedWeight packed = pack(q);
   const auto& p = packed.impl();
   const int64_t max_m = *std::max_element(ms.begin(), ms.end());
-  AlignedBuffer<float> xf(size_t(max_m * kK));
-  AlignedBuffer<uint16_t> xb(size_t(max_m * kK));
-  for (int64_t i = 0; i < max_m * kK; ++i) {
-    xf[size_t(i)] = bf16_to_f32(f32_to_bf16(normal(rng)));
-    xb[size_t(i)] = f32_to_bf16(xf[size_t(i)]);
+  // x as the executor hands it over: rows one cache line apart where a block would otherwise evict
+  // its own x (kernels.hpp x_rows_apart), so the rates below are the ones gemm() gets.
+  constexpr int64_t kLdF32 = kK + 16, kLdBf16 = kK + 32;
+  AlignedBuffer<float> xf(size_t(max_m * kLdF32));
+  AlignedBuffer<uint16_t> xb(size_t(max_m * kLdBf16));
+  for (int64_t r = 0; r < max_m; ++r) {
+    for (int64_t k = 0; k < kK; ++k) {
+      xf[size_t(r * kLdF32 + k)] = bf16_to_f32(f32_to_bf16(normal(rng)));
+      xb[size_t(r * kLdBf16 + k)] = f32_to_bf16(xf[size_t(r * kLdF32 + k)]);
+    }
   }
+  const auto rows_of = [&](XFormat format, int64_t mr, int64_t m) {
+    const bool bf16 = format == XFormat::bf16;
+    // (timing only: read in place with the stride K, the buffers' rows simply run into each other)
+    const int64_t ld = x_rows_apart(mr, m, kK * (bf16 ? 2 : 4)) ? (bf16 ? kLdBf16 : kLdF32) : kK;
+    return Activations{bf16 ? static_cast<const void*>(xb.data()) : static_cast<const void*>(xf.data()), ld, nullptr,
+                       m};
+  };
   AlignedBuffer<float> out(size_t(max_m * kTileN));
   const KernelTable& top = active_kernels();
   fmt::print(
@@ -69,7 +81,7 @@ int run(const std::vector<int64_t>& ms) {
     for (const Q4Entry& e : t->q4) {
       fmt::print("{:<36}", e.name);
       for (int64_t m : ms) {
-        Activations x{e.x == XFormat::bf16 ? static_cast<const void*>(xb.data()) : xf.data(), kK, nullptr, m};
+        const Activations x = rows_of(e.x, e.mr, m);
         const double s = seconds_per_call([&] {
           for (int64_t tile = 0; tile < kTiles; ++tile) e.fn(p.tile(tile), x, 0, p.geom.groups, out.data());
         });
@@ -83,7 +95,7 @@ int run(const std::vector<int64_t>& ms) {
       const uint16_t* dense = p.dense_tile(DType::bf16, 0);
       fmt::print("{:<36}", e.name);
       for (int64_t m : ms) {
-        Activations x{e.x == XFormat::bf16 ? static_cast<const void*>(xb.data()) : xf.data(), kK, nullptr, m};
+        const Activations x = rows_of(e.x, e.mr, m);
         const double s = seconds_per_call([&] {
           for (int64_t tile = 0; tile < kTiles / 4; ++tile) {
             e.fn(dense + tile * p.dense_tile_elems(), x, 0, p.geom.chunks(), out.data());

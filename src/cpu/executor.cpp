@@ -65,9 +65,11 @@ Activations prepare_activations(const MatrixRef& x, const PackedWeight::Impl& p,
   const bool x_bf16 = plan.x_format == XFormat::bf16;
   const size_t elem = x_bf16 ? 2 : 4;
   const int64_t m = x.rows;
-  // A tile entry loads up to 16 rows of x at once: with a row of a multiple of 4 KiB they would all
-  // map to one set of the L1 (64 sets of 64 bytes), so such rows get one more cache line of stride.
-  const bool aliased = plan.x_rows_apart && m > 1 && (p.k_padded * int64_t(elem)) % 4096 == 0;
+  // Blocks of many rows of a multiple of 4 KiB would evict their own x from one L1 set
+  // (kernels.hpp x_rows_apart): such rows get one more cache line of stride. Each row panel is a
+  // call of its own, so the blocks are cut from a panel's rows.
+  const int64_t panels = std::max<int64_t>(1, plan.row_panels), panel_rows = (m + panels - 1) / panels;
+  const bool aliased = x_rows_apart(plan.x_block_rows, panel_rows, p.k_padded * int64_t(elem));
   const int64_t kp = p.k_padded + (aliased ? 64 / int64_t(elem) : 0);
   Activations act;
   act.m = m;
@@ -309,7 +311,7 @@ ExecPlan exec_plan(const GemmPlan& g, const PackedWeight::Impl& p, const KernelT
             "gemm: the fused plan has no kernel entry (make plans with plan_gemm)");
     e.q4 = g.q4->fn;
     e.x_format = g.q4->x;
-    e.x_rows_apart = g.q4->isa != nullptr && g.q4->isa->tiles;
+    e.x_block_rows = g.q4->mr;
     return e;
   }
   require(g.dense != nullptr && g.dense->fn != nullptr,
@@ -318,7 +320,7 @@ ExecPlan exec_plan(const GemmPlan& g, const PackedWeight::Impl& p, const KernelT
           to_string(g.dense->weight), to_string(e.dense_dtype));
   e.dense = g.dense->fn;
   e.x_format = g.dense->x;
-  e.x_rows_apart = g.dense->isa != nullptr && g.dense->isa->tiles;
+  e.x_block_rows = g.dense->mr;
   if (g.strategy != Strategy::dense) {
     require(g.dequant != nullptr && g.dequant->fn != nullptr,
             "gemm: the {} plan has no dequant kernel entry (make plans with plan_gemm)", to_string(g.strategy));

@@ -28,8 +28,8 @@ struct ExecPlan {
   int threads = 1;
   int vector_threads = 0;
   XFormat x_format = XFormat::f32;
-  bool x_rows_apart = false;  // the entries load 16 rows of x at once (AMX tiles): rows of a multiple of
-                              // 4 KiB would all fall in one L1 set, so x is copied with one more cache line a row
+  int64_t x_block_rows = 1;  // the most rows of x the entries read at once (their MR): x_rows_apart()
+                             // of kernels.hpp says whether x is copied with rows one cache line apart
   DType dense_dtype = DType::bf16;
   Q4Kernel q4 = nullptr;
   DenseKernel dense = nullptr;

@@ -219,7 +219,7 @@ TEST(EmulatedAmx, GemmsThroughTheExecutorMeetTheReferenceBound) {
       {.m = 5, .k = 300, .n = 70, .g = 32, .zero = ZeroMode::asym, .act = DType::bf16, .perm = true},
       {.m = 23, .k = 520, .n = 130, .g = 520, .zero = ZeroMode::float_zero, .act = DType::bf16, .bias = true},
       {.m = 40, .k = 200, .n = 64, .g = 40, .zero = ZeroMode::asym, .act = DType::bf16, .scale = DType::f16},
-      // Rows of 4 KiB: copied one cache line apart (ExecPlan::x_rows_apart), read in place otherwise.
+      // Rows of 4 KiB in 2 blocks of 9: copied one cache line apart (x_rows_apart), read in place otherwise.
       {.m = 17, .k = 2048, .n = 96, .g = 128, .zero = ZeroMode::sym, .act = DType::bf16},
   };
   int seed = 10;
@@ -233,7 +233,7 @@ TEST(EmulatedAmx, GemmsThroughTheExecutorMeetTheReferenceBound) {
       plan.split = way.split_k > 1;
       plan.threads = way.threads;
       plan.x_format = XFormat::bf16;
-      plan.x_rows_apart = true;
+      plan.x_block_rows = 16;  // the tile entries' MR
       plan.dense_dtype = DType::bf16;
       plan.q4 = emulated::q4_bf16_panel_16x64__emulated_amx;
       plan.dense = emulated::dense_bf16_bf16_16x64__emulated_amx;

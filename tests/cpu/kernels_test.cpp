@@ -104,6 +104,40 @@ TEST_P(KernelsOnIsa, AllStrategiesMatchTheReferenceOnACoveringSet) {
   EXPECT_EQ(bad, 0) << "over " << runs << " runs on " << inputs.size() << " inputs";
 }
 
+// Rows of x of a multiple of 4 KiB (K = 2048: 4 KiB in bf16, 8 KiB widened to fp32), in blocks
+// of more rows than an L1 set has ways (M = 9, 12, 24 on a 12-row entry): the executor copies them
+// one cache line apart (kernels.hpp x_rows_apart); every strategy still meets the reference, on
+// both entry families where the table has the two.
+TEST_P(KernelsOnIsa, RowsOfAMultipleOf4KiBMeetTheReferenceWhereverTheyAreSpacedApart) {
+  EXPECT_FALSE(cpu::x_rows_apart(12, 8, 4096)) << "one block of 8 rows";
+  EXPECT_TRUE(cpu::x_rows_apart(12, 12, 4096));
+  EXPECT_FALSE(cpu::x_rows_apart(12, 16, 8192)) << "two blocks of 8";
+  EXPECT_TRUE(cpu::x_rows_apart(12, 24, 4096)) << "two blocks of 12";
+  EXPECT_FALSE(cpu::x_rows_apart(12, 12, 4000)) << "rows fall in different sets";
+  EXPECT_FALSE(cpu::x_rows_apart(6, 100, 4096)) << "blocks of at most 6 rows";
+  int bad = 0, runs = 0, seed = 50;
+  for (const int64_t m : {9, 12, 24}) {
+    for (const ZeroMode zero : {ZeroMode::sym, ZeroMode::asym}) {
+      const PreparedInput p = prepare({.m = m, .k = 2048, .n = 70, .g = 128, .zero = zero, .act = DType::bf16}, ++seed);
+      for (const int dot : {0, 1}) {
+        cpu::set_bf16_dot(dot);
+        for (Strategy strategy : {Strategy::fused, Strategy::decoupled, Strategy::dense}) {
+          GemmOptions o;
+          o.strategy = strategy;
+          o.threads = 2;
+          HostMatrix y(p.in.act, p.in.m, p.in.n);
+          y.poison();
+          gemm(p.x.ref(), p.packed, y.mut(), o);
+          bad += check_output(p, y, strategy, std::string(to_string(strategy)) + " M=" + std::to_string(m));
+          ++runs;
+        }
+      }
+    }
+  }
+  cpu::set_bf16_dot(-1);
+  EXPECT_EQ(bad, 0) << "over " << runs << " runs";
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, KernelsOnIsa, ::testing::Values("scalar", "avx2", "avx512", "avx512bf16"),
                          [](const auto& info) { return info.param; });
 
