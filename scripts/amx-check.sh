@@ -7,7 +7,8 @@
 #   scripts/amx-check.sh OUTDIR
 #
 # OUTDIR gets: lscpu.txt, info.txt (`w4a16 info`), build.log, tests.txt (registry_test, amx_test,
-# kernels_test, planner_test), calibration.json (`w4a16 calibrate`, not the user's cache file),
+# kernels_test, planner_test), tests-asan.txt (registry_test and amx_test under ASan + UBSan, built
+# in build-asan as scripts/test.sh --all does), calibration.json (`w4a16 calibrate`, not the user's cache file),
 # bench-amx.json / bench-avx512bf16.json (`w4a16 bench --threads 2`, the same shapes under
 # W4A16_ISA=amx and W4A16_ISA=avx512bf16, one after the other, nothing else running), peers/
 # (bench/peers/run.sh --with-torch --with-llama-cpp: oneDNN s4 x bf16 and dense bf16, torch bf16,
@@ -21,6 +22,7 @@
 #   AMX_CHECK_SHAPES=...  `w4a16 bench --shapes` (default: M = 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64,
 #                         96, 128, 192, 256 on 4096 x 14336 and M = 16, 64, 128, 256 on 4096 x 4096)
 #   AMX_CHECK_PEERS=0     skip the peers (they install torch and build llama.cpp: ~15 minutes)
+#   AMX_CHECK_ASAN=0      skip the ASan + UBSan build and its tests (~10 minutes on 2 cores)
 #   AMX_CHECK_JOBS=N      build jobs (default: nproc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +63,22 @@ for t in registry_test amx_test kernels_test planner_test; do
     status=1
   fi
 done
+
+if [ "${AMX_CHECK_ASAN:-1}" != 0 ]; then
+  log "ASan + UBSan build (build-asan) and the AMX tests in it"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DW4A16_SANITIZE=ON -DW4A16_CUDA=OFF -DW4A16_BUILD_BENCHMARKS=OFF \
+    -DW4A16_BUILD_TESTS=ON >>"$out/build.log" 2>&1
+  cmake --build build-asan -j"$jobs" --target registry_test amx_test >>"$out/build.log" 2>&1
+  : >"$out/tests-asan.txt"
+  for t in registry_test amx_test; do
+    if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      build-asan/tests/$t >>"$out/tests-asan.txt" 2>&1; then
+      log "FAILED: $t under ASan (tests-asan.txt)"
+      status=1
+    fi
+  done
+fi
 
 log "calibrate (into OUTDIR, not the user's cache)"
 W4A16_CALIBRATION="$out/calibration.json" build/w4a16 calibrate >>"$out/run.log" 2>&1 || status=1
