@@ -48,8 +48,8 @@ constexpr Q4Entry kQ4[] = {
 constexpr DenseEntry kDense[] = {
     W4A16_ENTRY(dense_bf16_bf16_1x64__avx512bf16, 1, 64, 1, 1),
     W4A16_ENTRY(dense_bf16_bf16_4x64__avx512bf16, 4, 64, 2, 4),
-    W4A16_ENTRY(dense_bf16_bf16_6x64__avx512bf16, 6, 64, 5, 6),
-    W4A16_ENTRY(dense_bf16_bf16_12x32__avx512bf16, 12, 32, 7, kAnyM),
+    W4A16_ENTRY(dense_bf16_bf16_12x32__avx512bf16, 12, 32, 5, 16),
+    W4A16_ENTRY(dense_bf16_bf16_6x64__avx512bf16, 6, 64, 17, kAnyM),
 };
 #undef W4A16_ENTRY
 
