@@ -85,6 +85,7 @@ using DequantKernel = void (*)(const Q4Tile& w, int64_t g0, int64_t g1, DType dt
 // cache line a row (`x_rows_apart`); a block of at most kRowsPerL1Set rows reads it in place.
 inline constexpr int64_t kRowsPerL1Set = 8;
 inline int64_t block_height(int64_t mr, int64_t m) {
+  if (m <= 0 || mr <= 0) return 0;  // no rows (or no block): nothing is read
   const int64_t blocks = (m + mr - 1) / mr;
   return (m + blocks - 1) / blocks;
 }

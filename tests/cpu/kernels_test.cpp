@@ -115,6 +115,8 @@ TEST_P(KernelsOnIsa, RowsOfAMultipleOf4KiBMeetTheReferenceWhereverTheyAreSpacedA
   EXPECT_TRUE(cpu::x_rows_apart(12, 24, 4096)) << "two blocks of 12";
   EXPECT_FALSE(cpu::x_rows_apart(12, 12, 4000)) << "rows fall in different sets";
   EXPECT_FALSE(cpu::x_rows_apart(6, 100, 4096)) << "blocks of at most 6 rows";
+  EXPECT_EQ(cpu::block_height(12, 13), 7);
+  EXPECT_EQ(cpu::block_height(12, 0), 0) << "no rows: no block, no division by zero";
   int bad = 0, runs = 0, seed = 50;
   for (const int64_t m : {9, 12, 24}) {
     for (const ZeroMode zero : {ZeroMode::sym, ZeroMode::asym}) {
