@@ -13,8 +13,8 @@ namespace w4a16::measure {
 // current group is; the stream from DRAM is the read term's, not this one's).
 inline constexpr int64_t kTileDequantK = 512, kTileDequantGroup = 128;
 
-// Billions of weights per second on `threads` pinned threads (each dequantizing its own copy of
-// the tile), best of `passes` passes of about `seconds`. Needs a usable avx512bf16 table (the
+// Billions of weights per second on `threads` pinned threads (all dequantizing the same tile, each
+// core from its own caches), best of `passes` passes of about `seconds`. Needs a usable avx512bf16 table (the
 // stage is AVX-512 only); throws Error(unsupported) without one.
 double measure_tile_dequant_gweights(int threads, int passes = 5, double seconds = 0.02);
 

@@ -83,6 +83,12 @@ struct Builder {
 // One core issues the FMAs (or bf16 dots) and the dequantization from the same two vector ports,
 // so within an item their times add; the weight stream overlaps with both (prefetch).
 
+// One item's int4 -> 16-bit weights at the device's measured dequantization rate (a vector core's:
+// the accelerators'; the AMX pipeline's vector stage on a CPU), 0 when the rate is not known.
+double dequant_time(const Device& d, const ItemShape& s, const Candidate& c) {
+  return d.dequant_weights_per_s > 0 ? s.k_slice * double(c.tile_n) / d.dequant_weights_per_s : 0.0;
+}
+
 struct CpuCompute {
   double matmul = 0, dequant = 0;
 };
@@ -108,11 +114,10 @@ CpuCompute cpu_fused_compute(const Device& d, const Problem& p, const Candidate&
     // instructions per vector and k), and after each group scales the C tiles into the output (a
     // load, an FMA and a store per row and vector).
     const double panels = double(std::max<int64_t>(1, c.row_panels));
-    const double weights = panels * s.k_slice * double(c.tile_n);
     r.matmul = cpu_tile_matmul(d, p, c, s);
-    r.dequant = (d.dequant_weights_per_s > 0 ? weights / d.dequant_weights_per_s
-                                             : weights / d.vector_lanes * 1.5 / d.vector_ops) +
-                s.groups_slice * double(p.m) * vectors * 3.0 / d.vector_ops;
+    r.dequant =
+        panels * (d.dequant_weights_per_s > 0 ? dequant_time(d, s, c) : s.k_slice * vectors * 1.5 / d.vector_ops) +
+        s.groups_slice * double(p.m) * vectors * 3.0 / d.vector_ops;
     return r;
   }
   const double rate = c.bf16_dot && d.dot_flops > 0 ? d.dot_flops : d.matrix_flops;
@@ -239,10 +244,6 @@ Prediction predict_cpu(const Device& d, const Problem& p, const Candidate& c) {
 double engine_time(const Device& d, const Problem& p, const ItemShape& s) {
   const double m_padded = std::max(16.0, ceil_div(double(p.m), 16) * 16);
   return s.flops * m_padded / double(p.m) / d.matrix_flops;
-}
-
-double dequant_time(const Device& d, const ItemShape& s, const Candidate& c) {
-  return d.dequant_weights_per_s > 0 ? s.k_slice * double(c.tile_n) / d.dequant_weights_per_s : 0.0;
 }
 
 Prediction predict_accelerator(const Device& d, const Problem& p, const Candidate& c) {

@@ -4,13 +4,11 @@
 
 namespace w4a16::cpu {
 
-static_assert(kTileStepCells == kColumnTiles * kTileCells);
-
 void q4_tiles_dequant__amx(const Q4Tile& w, int64_t g0, int64_t g1, uint32_t* tiles) {
   const __m512i table = DotBf16::table();
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
-    dequant_steps(w, cb, ce, 0, (ce - cb + kStepChunks - 1) / kStepChunks, table, tiles);
+    dequant_steps(w, cb, ce, 0, step_count(ce - cb), table, tiles);
   }
 }
 

@@ -40,16 +40,21 @@
 
 #include "common/aligned_buffer.hpp"
 #include "common/thread_scratch.hpp"
+#include "cpu/amx/tile_dequant.hpp"
 #include "cpu/avx512/q4_blocks_avx512.hpp"
 
 namespace w4a16::cpu {
 namespace {
 
-inline constexpr int kTileRows = 16;        // rows of A and C, pair rows of B
-inline constexpr int kStepK = 32;           // k per tile step (16 bf16 pairs)
-inline constexpr int kStepChunks = 4;       // chunks of 8 k per step
-inline constexpr int kColumnTiles = 4;      // C tiles per packed tile of 64 columns
-inline constexpr int64_t kTileCells = 256;  // 32-bit cells of a tile: 16 rows x 64 bytes
+inline constexpr int kTileRows = 16;                         // rows of A and C, pair rows of B
+inline constexpr int kStepK = 32;                            // k per tile step (16 bf16 pairs)
+inline constexpr int kStepChunks = 4;                        // chunks of 8 k per step
+inline constexpr int kColumnTiles = 4;                       // C tiles per packed tile of 64 columns
+inline constexpr int64_t kTileCells = 256;                   // 32-bit cells of a tile: 16 rows x 64 bytes
+static_assert(kTileStepCells == kColumnTiles * kTileCells);  // one step's 4 B tiles (tile_dequant.hpp)
+
+// Steps of 32 k that cover `chunks` chunks of 8 k (the last one may be partial).
+inline int64_t step_count(int64_t chunks) { return (chunks + kStepChunks - 1) / kStepChunks; }
 
 // The 64-byte LDTILECFG operand: palette 1; C tiles (0-3) and the A tile (4) `rows` x 64 bytes,
 // B tiles (5-7) 16 x 64 bytes. The same for every call with the same row-block height.
@@ -74,7 +79,7 @@ inline TileConfig tile_config(int rows) {
 // Row blocks of M: the fewest blocks of at most 16 rows, all of the same height.
 struct RowBlocks {
   int64_t count = 1, rows = 1;
-  explicit RowBlocks(int64_t m) : count((m + kTileRows - 1) / kTileRows), rows((m + count - 1) / count) {}
+  explicit RowBlocks(int64_t m) : count((m + kTileRows - 1) / kTileRows), rows(block_height(kTileRows, m)) {}
   int64_t first_row(int64_t m, int64_t b) const { return std::min(b * rows, m - rows); }
 };
 
@@ -98,7 +103,7 @@ TileBuffers& tile_buffers() {
 // B tiles of steps [s0, s1) of group chunks [cb, ce): step s holds chunks cb + 4s .. cb + 4s + 3.
 inline void dequant_steps(const Q4Tile& w, int64_t cb, int64_t ce, int64_t s0, int64_t s1, __m512i table, uint32_t* b) {
   for (int64_t s = s0; s < s1; ++s) {
-    uint32_t* step = b + (s - s0) * kColumnTiles * kTileCells;
+    uint32_t* step = b + (s - s0) * kTileStepCells;
     const int64_t c0 = cb + s * kStepChunks, c1 = std::min(ce, c0 + kStepChunks);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t row = (chunk - c0) * 4;
@@ -208,13 +213,12 @@ void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1
     const int64_t k0 = (cb + s * kStepChunks) * kChunkK, k = std::min<int64_t>(kStepK, ce * kChunkK - k0);
     load_a<T>(xs + r0 * x.ld + k0, x.ld, blocks.rows, k, buf.a.data());
   };
-  constexpr int64_t kStepCells = kColumnTiles * kTileCells;  // one step's 4 B tiles
   if (blocks.count == 1) {
-    buf.b.reserve_discard(size_t(2 * kStepCells));
-    uint32_t* slot[2] = {buf.b.data(), buf.b.data() + kStepCells};
+    buf.b.reserve_discard(size_t(2 * kTileStepCells));
+    uint32_t* slot[2] = {buf.b.data(), buf.b.data() + kTileStepCells};
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
-      const int64_t steps = (ce - cb + kStepChunks - 1) / kStepChunks;
+      const int64_t steps = step_count(ce - cb);
       zero_c<T>();
       dequant_steps(w, cb, ce, 0, 1, table, slot[0]);
       for (int64_t s = 0; s < steps; ++s) {
@@ -229,15 +233,15 @@ void q4_bf16_tiles(const Q4Tile& w, const Activations& x, int64_t g0, int64_t g1
   }
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t cb = w.geom.chunk_begin(g), ce = w.geom.chunk_end(g);
-    const int64_t steps = (ce - cb + kStepChunks - 1) / kStepChunks;
-    buf.b.reserve_discard(size_t(steps * kStepCells));
+    const int64_t steps = step_count(ce - cb);
+    buf.b.reserve_discard(size_t(steps * kTileStepCells));
     dequant_steps(w, cb, ce, 0, steps, table, buf.b.data());
     for (int64_t blk = 0; blk < blocks.count; ++blk) {
       const int64_t r0 = blocks.first_row(m, blk);
       zero_c<T>();
       for (int64_t s = 0; s < steps; ++s) {
         a_tile(cb, ce, s, r0);
-        const uint32_t* b = buf.b.data() + s * kStepCells;
+        const uint32_t* b = buf.b.data() + s * kTileStepCells;
         multiply_step<T>(b, kTileCells, 64);
       }
       add_group<T>(w, x, g, r0, blk * blocks.rows - r0, blocks.rows, buf.c.data(), out);
@@ -256,10 +260,10 @@ void dense_bf16_tiles(const void* tile, const Activations& x, int64_t c0, int64_
   T::configure(tile_config(int(blocks.rows)));
   const auto* xs = static_cast<const uint16_t*>(x.data);
   const auto* wt = static_cast<const uint32_t*>(tile);
-  const int64_t steps = (c1 - c0 + kStepChunks - 1) / kStepChunks;
+  const int64_t steps = step_count(c1 - c0);
   const int64_t whole = (c1 - c0) / kStepChunks;
   if (whole < steps) {  // the partial last step, once: [4 column tiles][16 pair rows][16]
-    buf.b.reserve_discard(size_t(kColumnTiles * kTileCells));
+    buf.b.reserve_discard(size_t(kTileStepCells));
     const int64_t p0 = (c0 + whole * kStepChunks) * 4, pairs = (c1 - c0 - whole * kStepChunks) * 4;
     for (int j = 0; j < kColumnTiles; ++j) {
       for (int64_t p = 0; p < kTileRows; ++p) {
