@@ -48,8 +48,10 @@ if ! grep -qw amx_bf16 "$out/lscpu.txt" && [ "${AMX_CHECK_FORCE:-0}" != 1 ]; the
   exit 3
 fi
 
+log "packages (scripts/deps.sh: a fresh machine lacks the build's Debian packages)"
+scripts/deps.sh >"$out/build.log" 2>&1
 log "build (Release, build/)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DW4A16_BUILD_TESTS=ON >"$out/build.log" 2>&1
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DW4A16_BUILD_TESTS=ON >>"$out/build.log" 2>&1
 cmake --build build -j"$jobs" --target w4a16_cli registry_test amx_test kernels_test planner_test >>"$out/build.log" 2>&1
 build/w4a16 info >"$out/info.txt" 2>&1
 log "$(grep -E '^  (amx|kernels):' "$out/info.txt" | tr -s ' ' | tr '\n' ';')"
