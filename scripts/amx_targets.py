@@ -7,8 +7,8 @@ Reads OUTDIR/bench-amx.json and OUTDIR/bench-avx512bf16.json (`w4a16 bench --jso
 under W4A16_ISA=amx and =avx512bf16; docs/bench-json.md) and, when present, OUTDIR/peers/peers.json
 (bench/peers/run.sh, whose w4a16 column is bench-amx.json). Every figure comes from those files;
 this script only divides. "w4a16" in A-C is what gemm() runs for the shape: the bench variant of
-the strategy the planner chooses (`build/w4a16 plan M K N` under W4A16_ISA=amx with OUTDIR's
-calibration.json; `fused` where that cannot be asked). A target is "met" or "missed by x%"; a figure a file lacks is "n/a" with
+the strategy the planner chooses (`build/w4a16 plan M K N --threads T` under W4A16_ISA=amx with
+OUTDIR's calibration.json and the bench's threads; `fused` where that cannot be asked). A target is "met" or "missed by x%"; a figure a file lacks is "n/a" with
 the reason. The targets (issue 18, 2 threads, one run):
 
   A. w4a16 vs torch bf16 (AMX inside): >= 3x at M = 16, >= 2x at 64 and 128, >= 1.3x at 256
@@ -63,7 +63,7 @@ def peer_ms(peers, peer: str, shape) -> tuple[float | None, str]:
     return None, "not run"
 
 
-def planner_choices(out: Path, shapes) -> dict:
+def planner_choices(out: Path, shapes, threads: int) -> dict:
     """shape -> the bench variant ("fused", "decoupled", "dense") of the planner's choice for it."""
     cli = Path(__file__).resolve().parent.parent / "build" / "w4a16"
     env = dict(os.environ, W4A16_ISA="amx")
@@ -73,7 +73,8 @@ def planner_choices(out: Path, shapes) -> dict:
     for m, k, n in shapes:
         strategy = "fused"
         if cli.exists():
-            run = subprocess.run([str(cli), "plan", str(m), str(k), str(n)], env=env, capture_output=True, text=True)
+            run = subprocess.run([str(cli), "plan", str(m), str(k), str(n), "--threads", str(threads)], env=env,
+                                 capture_output=True, text=True)
             for line in run.stdout.splitlines():
                 if line.startswith("choice: "):
                     strategy = line.split()[1]
@@ -185,7 +186,7 @@ def main(argv: list[str]) -> int:
         return 1
     peers = load(out / "peers" / "peers.json")
     amx, avx = by_shape(amx_doc), by_shape(avx_doc)
-    chosen = planner_choices(out, amx.keys())
+    chosen = planner_choices(out, amx.keys(), int(amx_doc["machine"].get("threads", 0)))
     m = amx_doc["machine"]
     text = "\n\n".join([
         f"Issue 18 targets: {m.get('cpu')} ({m.get('isa')} in force), {amx_doc.get('date')}; "
