@@ -218,9 +218,21 @@ void add_entry_plans(std::vector<GemmPlan>& plans, const Device& d, const Proble
   const int64_t units = s == Strategy::dense ? t.chunks : t.groups;
   // A caller's runner (GemmOptions::runner) may have fewer threads than the machine has CPUs.
   const int available = o.runner.threads > 0 ? std::min(d.cores, o.runner.threads) : d.cores;
+  // Decoupled runs every item out of a 16-bit panel in L2 (the panel budget). An item whose panel
+  // alone exceeds the budget (long K, few splits) leaves the dense loop reading B from the L3,
+  // which the model does not charge (measured on AMX: 64x14336x4096 took 1.6-2.3x the time of the
+  // same plan with split-K 2, predicted the same; docs/results.md). Such splits are left out while
+  // a larger one fits.
+  const int64_t panel_budget = o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes : cpu::kDefaultPanelBytes;
+  const auto panel_fits = [&](int split) {
+    return (t.groups + split - 1) / split * (t.k_padded / t.groups) * cpu::kTileN * 2 <= panel_budget;
+  };
   for (const int threads : thread_counts(available, o.threads)) {
     if (s == Strategy::pipelined && threads < 2) continue;
-    for (const int split : split_factors(o, units, tiles, threads)) {
+    const std::vector<int> splits = split_factors(o, units, tiles, threads);
+    const bool some_fit = std::any_of(splits.begin(), splits.end(), panel_fits);
+    for (const int split : splits) {
+      if (s == Strategy::decoupled && some_fit && !panel_fits(split)) continue;
       const int64_t items = tiles * split;
       // A data-parallel plan cannot keep more threads busy than it has tiles (pipelined: matrix-role
       // threads than work items).

@@ -12,6 +12,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <set>
 #include <string>
 
 #include "cpu/cpu_features.hpp"
@@ -593,6 +594,25 @@ TEST(CpuDevice, ACalibrationGivenInTheProcessReplacesTheDescription) {
   plan::use_cpu_calibration(std::nullopt);
   EXPECT_EQ(plan::cpu_device()->summary.find("measured in this run"), std::string::npos);
   EXPECT_LT(plan_candidates(1, layout, DType::bf16, o, "cpu").front().predicted_s, bytes / 1e9);
+}
+
+// Decoupled runs each item out of an L2 panel: splits whose single item exceeds the panel budget
+// are not candidates while a larger split fits (K = 14336: one item is 1.75 MiB of bf16, half of it
+// fits the default 1 MiB), and are when nothing else fits (a larger budget, data-parallel forced).
+TEST(Planner, DecoupledItemsKeepTheirPanelWithinTheBudget) {
+  const Problem p{.m = 64, .k = 14336, .n = 4096, .group_size = 128, .act = DType::bf16};
+  const auto target = plan::cpu_target(p, cpu::active_kernels());
+  const auto splits = [&](GemmOptions o) {
+    o.strategy = Strategy::decoupled;
+    std::set<int> out;
+    for (const auto& g : plan::cpu_plans(realistic_cpu(), p, target, o)) out.insert(g.split_k);
+    return out;
+  };
+  const std::set<int> fitting = splits({});
+  EXPECT_FALSE(fitting.empty());
+  EXPECT_EQ(fitting.count(1), 0u) << "a 1.75 MiB panel per item against a 1 MiB budget";
+  EXPECT_TRUE(splits({.decoupled_panel_bytes = int64_t(4) << 20}).count(1)) << "a 4 MiB budget holds it";
+  EXPECT_EQ(splits({.partition = Partition::data_parallel}), std::set<int>{1}) << "nothing else allowed";
 }
 
 }  // namespace
