@@ -230,9 +230,9 @@ void add_entry_plans(std::vector<GemmPlan>& plans, const Device& d, const Proble
   for (const int threads : thread_counts(available, o.threads)) {
     if (s == Strategy::pipelined && threads < 2) continue;
     const std::vector<int> splits = split_factors(o, units, tiles, threads);
-    const bool some_fit = std::any_of(splits.begin(), splits.end(), panel_fits);
+    const bool some_fit = s == Strategy::decoupled && std::any_of(splits.begin(), splits.end(), panel_fits);
     for (const int split : splits) {
-      if (s == Strategy::decoupled && some_fit && !panel_fits(split)) continue;
+      if (some_fit && !panel_fits(split)) continue;
       const int64_t items = tiles * split;
       // A data-parallel plan cannot keep more threads busy than it has tiles (pipelined: matrix-role
       // threads than work items).
@@ -249,9 +249,7 @@ void add_entry_plans(std::vector<GemmPlan>& plans, const Device& d, const Proble
         g.split_k = split;
         g.threads = used;
         g.vector_threads = tv;
-        g.panel_bytes = s != Strategy::decoupled      ? 0
-                        : o.decoupled_panel_bytes > 0 ? o.decoupled_panel_bytes
-                                                      : cpu::kDefaultPanelBytes;
+        g.panel_bytes = s == Strategy::decoupled ? panel_budget : 0;
         g.workspace_bytes = cpu_workspace_bytes(g, t, threads, items);
         g.notes = plan_notes(g, o, threads);
         fill_prediction(g, predict(d, kp, candidate_of(g, d)));
